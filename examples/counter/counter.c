@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: MIT
+/*
+ * counter: the smallest useful live-updatable service.
+ *
+ * It keeps a counter and a buffer (64 MiB by default) in handover memory
+ * and registers a subsystem whose u64 is the offset of its state.  Each
+ * new image checks every byte of the buffer against the pattern the old
+ * image left, changes a stripe of it, bumps the counter and, if asked,
+ * updates itself again.
+ *
+ *   counter [--size MIB] [--updates N] [--next PATH] [--quiet]
+ *
+ * With --updates N it performs N live updates in a row, alternating
+ * between itself and --next (default: itself), then exits 0.  Without it,
+ * it serves until SIGTERM and updates into --next on SIGUSR1.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <luo/luo.h>
+
+#ifndef COUNTER_VERSION
+#define COUNTER_VERSION 1
+#endif
+
+#define STATE_MAGIC 0x434f554e54455231ULL /* "COUNTER1" */
+#define STRIPE 512 /* every 512th word changes at each update */
+#define PATH_LEN 4096
+
+/* Lives in handover memory; offsets only, no pointers. */
+struct counter_state {
+	uint64_t magic;
+	uint64_t counter;
+	uint64_t round; /* stripe increments applied to the buffer */
+	uint64_t updates_left;
+	uint64_t buf_off;
+	uint64_t buf_words;
+	uint64_t seed;
+	uint64_t last_version;
+	uint64_t chained; /* started with --updates: run them, then exit */
+	char paths[2][PATH_LEN]; /* the two images to alternate between */
+};
+
+static struct counter_state *state;
+static uint64_t *buf;
+static volatile sig_atomic_t want_update, want_exit;
+static int quiet;
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static uint64_t expected(uint64_t i)
+{
+	return mix(state->seed ^ i) + (i % STRIPE == 0 ? state->round : 0);
+}
+
+/* Full check: this is the example proving the data survived. */
+static int verify_buffer(void)
+{
+	for (uint64_t i = 0; i < state->buf_words; i++) {
+		if (buf[i] != expected(i)) {
+			fprintf(stderr,
+				"counter: buffer word %llu is %#llx, expected %#llx\n",
+				(unsigned long long)i,
+				(unsigned long long)buf[i],
+				(unsigned long long)expected(i));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void mutate_buffer(void)
+{
+	for (uint64_t i = 0; i < state->buf_words; i += STRIPE)
+		buf[i]++;
+	state->round++;
+}
+
+static int counter_prepare(struct liveupdate_subsystem *h, uint64_t *data)
+{
+	(void)h;
+	*data = kho_ptr_to_offset(state);
+	return 0;
+}
+
+static void counter_boot(struct liveupdate_subsystem *h, uint64_t data)
+{
+	int err;
+
+	(void)h;
+	err = kho_restore(data, sizeof(*state), (void **)&state);
+	if (err || state->magic != STATE_MAGIC) {
+		fprintf(stderr, "counter: cannot restore state at %#llx: %s\n",
+			(unsigned long long)data,
+			err ? strerror(-err) : "bad magic");
+		state = NULL;
+		return;
+	}
+	err = kho_restore(state->buf_off, state->buf_words * 8, (void **)&buf);
+	if (err) {
+		fprintf(stderr, "counter: cannot restore the buffer: %s\n",
+			strerror(-err));
+		state = NULL;
+	}
+}
+
+static const struct liveupdate_subsystem_ops counter_ops = {
+	.prepare = counter_prepare,
+	.boot = counter_boot,
+};
+
+static struct liveupdate_subsystem counter_subsys = {
+	.ops = &counter_ops,
+	.name = "counter",
+};
+
+static int fresh_state(uint64_t size_mib, const char *self, const char *next)
+{
+	int err;
+
+	err = kho_alloc_preserve(sizeof(*state), (void **)&state);
+	if (err)
+		return err;
+	state->buf_words = (size_mib << 20) / 8;
+	err = kho_alloc_preserve(state->buf_words * 8, (void **)&buf);
+	if (err)
+		return err;
+	state->magic = STATE_MAGIC;
+	state->buf_off = kho_ptr_to_offset(buf);
+	state->seed = mix((uint64_t)time(NULL) ^ (uint64_t)getpid());
+	snprintf(state->paths[0], PATH_LEN, "%s", self);
+	snprintf(state->paths[1], PATH_LEN, "%s", next);
+	for (uint64_t i = 0; i < state->buf_words; i++)
+		buf[i] = expected(i);
+	return 0;
+}
+
+static int update(void)
+{
+	const char *path = state->paths[(state->counter + 1) % 2];
+	char *const argv[] = { (char *)path, quiet ? "--quiet" : NULL, NULL };
+	int err;
+
+	err = liveupdate_prepare();
+	if (err)
+		return err;
+	err = liveupdate_reboot(path, argv, NULL);
+	/* Only a failed exec comes back; the update was cancelled. */
+	fprintf(stderr, "counter v%d: update into %s failed: %s; still serving\n",
+		COUNTER_VERSION, path, strerror(-err));
+	return err;
+}
+
+static void on_signal(int sig)
+{
+	if (sig == SIGUSR1)
+		want_update = 1;
+	else
+		want_exit = 1;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: counter [--size MIB] [--updates N] [--next PATH] [--quiet]\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "size", required_argument, NULL, 's' },
+		{ "updates", required_argument, NULL, 'u' },
+		{ "next", required_argument, NULL, 'n' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t size_mib = 64, updates = 0;
+	char self[PATH_LEN], next[PATH_LEN] = "";
+	ssize_t n;
+	int c, err;
+
+	while ((c = getopt_long(argc, argv, "s:u:n:q", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			size_mib = strtoull(optarg, NULL, 0);
+			break;
+		case 'u':
+			updates = strtoull(optarg, NULL, 0);
+			break;
+		case 'n':
+			if (!realpath(optarg, next)) {
+				perror(optarg);
+				return 2;
+			}
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		default:
+			usage();
+			return 2;
+		}
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n < 0)
+		return 2;
+	self[n] = 0;
+	if (!next[0])
+		strcpy(next, self);
+
+	err = luo_init(NULL);
+	if (err) {
+		/* A handover we cannot trust: refuse it and start fresh. */
+		fprintf(stderr, "counter: starting fresh (%s)\n", strerror(-err));
+		err = luo_init(NULL);
+		if (err)
+			return 1;
+	}
+	err = liveupdate_register_subsystem(&counter_subsys);
+	if (err)
+		return 1;
+
+	if (liveupdate_get_state() == LIVEUPDATE_STATE_UPDATED) {
+		struct liveupdate_timing t;
+
+		if (!state || verify_buffer())
+			return 1;
+		mutate_buffer();
+		state->counter++;
+		liveupdate_get_timing(&t);
+		if (!quiet)
+			printf("counter v%d: live update #%llu from v%llu: counter=%llu, %llu MiB verified, blackout %.2f ms\n",
+			       COUNTER_VERSION,
+			       (unsigned long long)liveupdate_get_num(),
+			       (unsigned long long)state->last_version,
+			       (unsigned long long)state->counter,
+			       (unsigned long long)(state->buf_words >> 17),
+			       (t.adopted_ns - t.freeze_ns) / 1e6);
+		state->last_version = COUNTER_VERSION;
+		err = liveupdate_finish();
+		if (err)
+			return 1;
+	} else {
+		err = fresh_state(size_mib, self, next);
+		if (err) {
+			fprintf(stderr, "counter: cannot allocate %llu MiB: %s\n",
+				(unsigned long long)size_mib, strerror(-err));
+			return 1;
+		}
+		state->updates_left = updates;
+		state->chained = updates > 0;
+		state->last_version = COUNTER_VERSION;
+		if (!quiet)
+			printf("counter v%d: fresh start, %llu MiB in handover memory, pid %d\n",
+			       COUNTER_VERSION, (unsigned long long)size_mib,
+			       (int)getpid());
+	}
+
+	if (state->chained) {
+		if (state->updates_left) {
+			state->updates_left--;
+			update();
+			return 1; /* only a failed update gets here */
+		}
+		printf("counter v%d: done after %llu live updates, counter=%llu\n",
+		       COUNTER_VERSION,
+		       (unsigned long long)liveupdate_get_num(),
+		       (unsigned long long)state->counter);
+		return 0;
+	}
+
+	signal(SIGUSR1, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	while (!want_exit) {
+		pause();
+		if (want_update) {
+			want_update = 0;
+			update();
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * DOC: libluo handover ABI
+ *
+ * Everything one program image hands to the next lives in one memfd, the
+ * handover arena.  All references inside it are 64-bit offsets from the
+ * start of the arena ("physical addresses"), never pointers, so they mean
+ * the same thing in both images.  The inherited arena fd is named by the
+ * environment variable %LUO_HANDOVER_ENV.
+ *
+ * Arena layout::
+ *
+ *   offset 0            struct kho_arena_header (one cache line)
+ *   data_start          block, block, block, ... up to arena_size
+ *
+ * Every block starts with a struct kho_block_header and is a multiple of
+ * %KHO_BLOCK_ALIGN bytes long; blocks tile [data_start, arena_size) with no
+ * gap, so the new image can walk and check all of them.  Blocks flagged
+ * %KHO_BLOCK_CHECKED hold library metadata (FDTs, ABI structures) and carry
+ * a CRC32C of their payload; user data blocks are never read, copied or
+ * checksummed on the update path.
+ *
+ * The root FDT (compatible "luo-kho-v1") has one subnode per client; each
+ * holds the offset of that client's own FDT blob in property "fdt".  The
+ * LUO client (node "LUO") follows the kernel's LUO ABI v2::
+ *
+ *   / {
+ *           compatible = "luo-v2";
+ *           luo-abi-header = <offset of struct luo_ser>;
+ *           subsystems {
+ *                   compatible = "subsystems-v1";
+ *                   NAME = <u64 data>;          (one per subsystem)
+ *           };
+ *           exec {
+ *                   compatible = "luo-exec-v1";
+ *                   prepare-ns, freeze-ns, exec-ns = <u64 CLOCK_MONOTONIC>;
+ *                   teardown-fd = <u32>;        (optional)
+ *           };
+ *   };
+ *
+ * Any change to a structure below bumps the compatible string or version
+ * that covers it; an incoming handover that does not match is refused.
+ */
+#ifndef LUO_ABI_H
+#define LUO_ABI_H
+
+#include <stdint.h>
+
+/** LUO_HANDOVER_ENV - environment variable naming the inherited arena fd. */
+#define LUO_HANDOVER_ENV "LUO_HANDOVER_FD"
+
+#define KHO_ARENA_MAGIC 0x4f484b2d4f554cULL /* "LUO-KHO\0", little endian */
+#define KHO_ARENA_VERSION 1
+#define KHO_BLOCK_MAGIC 0x4b4c4248U /* "HBLK" */
+#define KHO_BLOCK_ALIGN 64
+#define KHO_ROOT_COMPATIBLE "luo-kho-v1"
+#define KHO_SUBTREE_PROP "fdt"
+
+/* Arena flags: how the memfd was created, so the new image maps it alike. */
+#define KHO_ARENA_HUGETLB (1U << 0)
+#define KHO_ARENA_THP (1U << 1)
+
+/**
+ * struct kho_arena_header - first bytes of the handover arena
+ * @magic: %KHO_ARENA_MAGIC.
+ * @version: %KHO_ARENA_VERSION.
+ * @header_size: sizeof(struct kho_arena_header).
+ * @flags: KHO_ARENA_* flags.
+ * @page_size: page size backing the arena (4 KiB or the huge page size).
+ * @data_start: offset of the first block.
+ * @arena_size: end of the last block; the memfd is at least this long.
+ * @root_fdt: offset of the root FDT block payload, 0 while not finalized.
+ * @reserved: zero.
+ * @header_crc: CRC32C of this structure with @header_crc set to 0.
+ */
+struct kho_arena_header {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t header_size;
+	uint32_t flags;
+	uint32_t page_size;
+	uint64_t data_start;
+	uint64_t arena_size;
+	uint64_t root_fdt;
+	uint32_t reserved;
+	uint32_t header_crc;
+} __attribute__((packed));
+
+/* Block flags. */
+#define KHO_BLOCK_USED (1U << 0)
+#define KHO_BLOCK_CHECKED (1U << 1)
+
+/**
+ * struct kho_block_header - header in front of every arena block
+ * @magic: %KHO_BLOCK_MAGIC.
+ * @flags: KHO_BLOCK_* flags; a block without %KHO_BLOCK_USED is free.
+ * @size: bytes of the whole block, header included; multiple of 64.
+ * @payload_size: bytes the owner asked for (0 for a free block).
+ * @checked_size: leading payload bytes covered by @payload_crc.
+ * @payload_crc: CRC32C of the first @checked_size payload bytes when
+ *               %KHO_BLOCK_CHECKED, else 0.
+ * @header_crc: CRC32C of the header with this field set to 0, seeded with
+ *              the block's own offset so a header copied elsewhere fails.
+ * @reserved: zero; pads the header to one cache line.
+ */
+struct kho_block_header {
+	uint32_t magic;
+	uint32_t flags;
+	uint64_t size;
+	uint64_t payload_size;
+	uint64_t checked_size;
+	uint32_t payload_crc;
+	uint32_t header_crc;
+	uint8_t reserved[24];
+} __attribute__((packed));
+
+#define LUO_FDT_KHO_ENTRY_NAME "LUO"
+#define LUO_FDT_COMPATIBLE "luo-v2"
+#define LUO_FDT_ABI_HEADER "luo-abi-header"
+#define LUO_SUBSYSTEMS_NODE "subsystems"
+#define LUO_SUBSYSTEMS_COMPATIBLE "subsystems-v1"
+#define LUO_EXEC_NODE "exec"
+#define LUO_EXEC_COMPATIBLE "luo-exec-v1"
+
+/**
+ * struct luo_ser - root of the preserved LUO state (ABI v2)
+ * @liveupdate_num: number of successful live updates, this one included.
+ * @sessions_pa: offset of the session block header, or 0 for none.
+ * @flbs_pa: offset of the FLB block header, or 0 for none.
+ */
+struct luo_ser {
+	uint64_t liveupdate_num;
+	uint64_t sessions_pa;
+	uint64_t flbs_pa;
+} __attribute__((packed));
+
+#endif /* LUO_ABI_H */

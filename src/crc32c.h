@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef LUO_SRC_CRC32C_H
+#define LUO_SRC_CRC32C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* CRC32C (Castagnoli); @seed is the crc of what came before, 0 to start. */
+uint32_t luo_crc32c(uint32_t seed, const void *buf, size_t len);
+
+#endif

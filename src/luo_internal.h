@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/* LUO core internals: state, participants, the LUO FDT. */
+#ifndef LUO_SRC_LUO_INTERNAL_H
+#define LUO_SRC_LUO_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <luo/luo.h>
+
+/*
+ * A participant in the update: one class of state (subsystems today;
+ * sessions and devices join the same list).  They are prepared and frozen
+ * in array order and cancelled in reverse.
+ */
+struct luo_participant {
+	const char *name;
+	int (*prepare)(void);
+	int (*freeze)(void);
+	void (*cancel)(void);
+	void (*finish)(void);
+};
+
+extern const struct luo_participant luo_subsystems_participant;
+
+/* luo_core.c */
+struct luo_global {
+	enum liveupdate_state state;
+	uint64_t liveupdate_num; /* updates this service has been through */
+	unsigned int init_flags;
+	/* The old image's address space, kept by a helper until finish. */
+	int teardown_fd;
+	pid_t teardown_pid;
+	struct liveupdate_timing timing; /* of the incoming update */
+};
+
+extern struct luo_global luo_global;
+
+void luo_state_write_lock(void);
+void luo_state_write_unlock(void);
+bool luo_state_is(enum liveupdate_state s);
+void luo_set_state(enum liveupdate_state s);
+int luo_freeze_locked(void);
+void luo_cancel_locked(void);
+uint64_t luo_now_ns(void);
+
+/* luo_abi.c: the outgoing LUO FDT and struct luo_ser, and the incoming. */
+int luo_abi_out_create(void);
+void luo_abi_out_destroy(void);
+int luo_abi_out_set_subsystem(const char *name, uint64_t data);
+int luo_abi_out_set_time(const char *prop, uint64_t ns);
+int luo_abi_in_parse(char *why, size_t whylen);
+void luo_abi_in_release(void);
+int luo_abi_in_subsystem(const char *name, uint64_t *data);
+void luo_abi_in_subsystem_mark(const char *name);
+void luo_abi_in_warn_unclaimed(void);
+
+/* luo_subsystems.c */
+size_t luo_subsystems_names_len(size_t *count);
+void luo_subsystems_forget(void);
+
+/* luo_reboot.c */
+int luo_parse_handover_env(const char *value, int *arena_fd,
+			   int *teardown_fd, pid_t *teardown_pid);
+void luo_teardown_release(bool wait);
+void luo_discard_handover(const char *value);
+
+#endif

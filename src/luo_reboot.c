@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The reboot: execve() of the new image with the arena fd inherited and
+ * named in the environment.  If the exec fails, everything is put back and
+ * the old image goes on serving.
+ *
+ * Blackout and the old address space: execve() frees the old image's page
+ * tables before the new image runs, tens of milliseconds per GiB of 4 KiB
+ * pages.  Unless told otherwise, a helper child created with CLONE_VM
+ * shares the old address space just before the exec, so the kernel only
+ * drops a reference; the helper holds it until the new image reaches
+ * liveupdate_finish(), then exits and the teardown happens off the
+ * blackout.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kho_internal.h"
+#include "log.h"
+#include "luo_internal.h"
+
+extern char **environ;
+
+#define HOLDER_STACK (64 << 10)
+
+static struct {
+	pid_t pid;
+	int release_fd; /* our end; the holder exits when it closes */
+	int hold_fd; /* the holder's end, closed in the parent */
+	void *stack;
+} holder = { .release_fd = -1, .hold_fd = -1 };
+
+/* The fds travel by value: the parent changes @holder right after clone. */
+#define HOLDER_ARG(hold, release) \
+	((void *)(uintptr_t)(((uint64_t)(release) << 32) | (uint32_t)(hold)))
+
+/* Strict decimal, no sign, no junk; -1 if not. */
+static long parse_num(const char *s, const char **end, long max)
+{
+	long v = 0;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	while (*s >= '0' && *s <= '9') {
+		v = v * 10 + (*s++ - '0');
+		if (v > max)
+			return -1;
+	}
+	*end = s;
+	return v;
+}
+
+/* "ARENA_FD" or "ARENA_FD,TEARDOWN_FD,TEARDOWN_PID". */
+int luo_parse_handover_env(const char *value, int *arena_fd,
+			   int *teardown_fd, pid_t *teardown_pid)
+{
+	const char *p = value;
+	long fd, tfd = -1, pid = 0;
+
+	fd = parse_num(p, &p, 1 << 30);
+	if (fd < 0)
+		return -EBADF;
+	if (*p == ',') {
+		tfd = parse_num(p + 1, &p, 1 << 30);
+		if (tfd < 0 || *p != ',')
+			return -EBADF;
+		pid = parse_num(p + 1, &p, 1 << 30);
+		if (pid <= 0)
+			return -EBADF;
+	}
+	if (*p)
+		return -EBADF;
+	*arena_fd = (int)fd;
+	*teardown_fd = (int)tfd;
+	*teardown_pid = (pid_t)pid;
+	return 0;
+}
+
+/* Drop an incoming handover unread: close the arena if it is a memfd. */
+void luo_discard_handover(const char *value)
+{
+	struct stat st;
+	int fd;
+
+	if (luo_parse_handover_env(value, &fd, &luo_global.teardown_fd,
+				   &luo_global.teardown_pid))
+		return;
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) &&
+	    fcntl(fd, F_GET_SEALS) >= 0)
+		close(fd);
+	luo_teardown_release(false);
+}
+
+/*
+ * Let go of the previous image's address space: closing our end wakes the
+ * holder, which exits and so frees it.  @wait reaps it; otherwise it is
+ * reaped later, by the next prepare or luo_exit().
+ */
+void luo_teardown_release(bool wait)
+{
+	if (luo_global.teardown_fd >= 0) {
+		struct stat st;
+
+		/* Never close an fd that is not the pipe it should be. */
+		if (!fstat(luo_global.teardown_fd, &st) && S_ISFIFO(st.st_mode))
+			close(luo_global.teardown_fd);
+		luo_global.teardown_fd = -1;
+	}
+	if (luo_global.teardown_pid > 0 &&
+	    waitpid(luo_global.teardown_pid, NULL, wait ? 0 : WNOHANG) != 0)
+		luo_global.teardown_pid = 0;
+}
+
+/* Runs in the helper, on its own stack, in the shared address space:
+ * plain system calls only, nothing that touches the C library's state. */
+__attribute__((no_sanitize_address)) static int holder_main(void *arg)
+{
+	uint64_t fds = (uintptr_t)arg;
+	int hold = (int)(uint32_t)fds, release = (int)(fds >> 32);
+	char c;
+
+	syscall(SYS_close, release);
+	while (syscall(SYS_read, hold, &c, 1) < 0)
+		;
+	syscall(SYS_exit, 0);
+	return 0;
+}
+
+static void holder_stop(void)
+{
+	if (holder.release_fd >= 0)
+		close(holder.release_fd);
+	if (holder.hold_fd >= 0)
+		close(holder.hold_fd);
+	if (holder.pid > 0)
+		waitpid(holder.pid, NULL, 0);
+	if (holder.stack)
+		munmap(holder.stack, HOLDER_STACK);
+	holder.pid = 0;
+	holder.release_fd = holder.hold_fd = -1;
+	holder.stack = NULL;
+}
+
+static int holder_start(void)
+{
+	int fds[2];
+
+	if (pipe2(fds, O_CLOEXEC))
+		return -errno;
+	holder.hold_fd = fds[0];
+	holder.release_fd = fds[1];
+	holder.stack = mmap(NULL, HOLDER_STACK, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (holder.stack == MAP_FAILED) {
+		holder.stack = NULL;
+		holder_stop();
+		return -ENOMEM;
+	}
+	holder.pid = clone(holder_main, (char *)holder.stack + HOLDER_STACK,
+			   CLONE_VM | SIGCHLD,
+			   HOLDER_ARG(holder.hold_fd, holder.release_fd));
+	if (holder.pid < 0) {
+		int err = -errno;
+
+		holder.pid = 0;
+		holder_stop();
+		return err;
+	}
+	close(holder.hold_fd);
+	holder.hold_fd = -1;
+	/* Our end must reach the new image. */
+	fcntl(holder.release_fd, F_SETFD, 0);
+	return 0;
+}
+
+/* A copy of @envp with our variable set; NULL on allocation failure. */
+static char **handover_env(char *const envp[], const char *value)
+{
+	size_t n = 0, k = 0, len = strlen(LUO_HANDOVER_ENV);
+	char **env;
+
+	while (envp[n])
+		n++;
+	env = calloc(n + 2, sizeof(*env));
+	if (!env)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(envp[i], LUO_HANDOVER_ENV, len) ||
+		    envp[i][len] != '=')
+			env[k++] = envp[i];
+	if (asprintf(&env[k], "%s=%s", LUO_HANDOVER_ENV, value) < 0) {
+		free(env);
+		return NULL;
+	}
+	return env;
+}
+
+static void free_env(char **env)
+{
+	size_t n = 0;
+
+	if (!env)
+		return;
+	while (env[n + 1])
+		n++;
+	free(env[n]); /* ours is last */
+	free(env);
+}
+
+int liveupdate_reboot(const char *path, char *const argv[],
+		      char *const envp[])
+{
+	bool async = !(luo_global.init_flags & LUO_INIT_SYNC_TEARDOWN);
+	char value[64];
+	char **env = NULL;
+	int err, fd;
+
+	if (!path || !argv || !argv[0]) {
+		pr_err("liveupdate_reboot: needs a path and argv with at least argv[0]");
+		return -EINVAL;
+	}
+	luo_state_write_lock();
+	if (luo_state_is(LIVEUPDATE_STATE_PREPARED)) {
+		err = luo_freeze_locked();
+		if (err)
+			goto out;
+	} else if (!luo_state_is(LIVEUPDATE_STATE_FROZEN)) {
+		pr_err("liveupdate_reboot: the service is in state %s; run liveupdate_prepare() first",
+		       liveupdate_state_name(liveupdate_get_state()));
+		err = -EINVAL;
+		goto out;
+	}
+	luo_abi_out_set_time("exec-ns", luo_now_ns());
+	err = kho_finalize();
+	if (err)
+		goto cancel;
+	fd = kho_fd();
+	if (async && (err = holder_start()))
+		pr_warn("cannot keep the old address space aside (%s); the exec will tear it down inline",
+			strerror(-err));
+	if (holder.pid > 0)
+		snprintf(value, sizeof(value), "%d,%d,%d", fd,
+			 holder.release_fd, (int)holder.pid);
+	else
+		snprintf(value, sizeof(value), "%d", fd);
+	env = handover_env(envp ? envp : environ, value);
+	if (!env) {
+		err = -ENOMEM;
+		goto cancel;
+	}
+	fcntl(fd, F_SETFD, 0);
+	fflush(NULL);
+	execve(path, argv, env);
+	err = -errno;
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	pr_err("exec of '%s' failed: %s; live update cancelled, the old image keeps running",
+	       path, strerror(-err));
+cancel:
+	free_env(env);
+	holder_stop();
+	luo_cancel_locked();
+out:
+	luo_state_write_unlock();
+	return err;
+}
