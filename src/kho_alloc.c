@@ -19,8 +19,7 @@
 
 #define KHO_BLOCK_FLAGS (KHO_BLOCK_USED | KHO_BLOCK_CHECKED)
 
-static uint32_t block_header_crc(uint64_t off,
-				 const struct kho_block_header *h)
+static uint32_t block_header_crc(uint64_t off, const struct kho_block_header *h)
 {
 	struct kho_block_header tmp = *h;
 
@@ -155,8 +154,8 @@ static ssize_t grow_for(uint64_t need, uint64_t align)
 	if (err)
 		return err;
 	if (last->flags & KHO_BLOCK_USED) {
-		tail = (struct kho_block){ .off = old_size,
-					   .size = kho.size - old_size };
+		tail = (struct kho_block){.off = old_size,
+					  .size = kho.size - old_size};
 		err = kho_index_insert(kho.nblocks, &tail);
 		if (err)
 			return err;
@@ -188,12 +187,12 @@ int kho_alloc_locked(size_t size, uint32_t flags, void **ptr)
 	b = &kho.blocks[i];
 	start = fit_start(b, align);
 	end = b->off + b->size;
-	used = (struct kho_block){ .off = start,
-				   .size = need,
-				   .payload_size = size,
-				   .flags = KHO_BLOCK_USED | flags };
-	tail = (struct kho_block){ .off = start + need,
-				   .size = end - (start + need) };
+	used = (struct kho_block){.off = start,
+				  .size = need,
+				  .payload_size = size,
+				  .flags = KHO_BLOCK_USED | flags};
+	tail = (struct kho_block){.off = start + need,
+				  .size = end - (start + need)};
 	/* Reserve index room first so nothing below can fail half way. */
 	if (kho.nblocks + 2 > kho.blocks_cap) {
 		size_t cap = kho.blocks_cap * 2 + 2;
@@ -237,7 +236,8 @@ int kho_free_locked(uint64_t payload_off)
 	b->flags = 0;
 	b->payload_size = 0;
 	b->incoming = false;
-	if (i + 1 < kho.nblocks && !(kho.blocks[i + 1].flags & KHO_BLOCK_USED)) {
+	if (i + 1 < kho.nblocks &&
+	    !(kho.blocks[i + 1].flags & KHO_BLOCK_USED)) {
 		memset(kho_block_hdr(kho.blocks[i + 1].off), 0, KHO_HDR_SIZE);
 		b->size += kho.blocks[i + 1].size;
 		index_erase(i + 1);
@@ -265,10 +265,11 @@ int kho_walk_incoming(char *why, size_t whylen)
 		struct kho_block b;
 
 		if (kho.size - off < KHO_HDR_SIZE)
-			return luo_reason(why, whylen, -EBADMSG,
-					  "block at %#llx runs past the arena end %#llx",
-					  (unsigned long long)off,
-					  (unsigned long long)kho.size);
+			return luo_reason(
+				why, whylen, -EBADMSG,
+				"block at %#llx runs past the arena end %#llx",
+				(unsigned long long)off,
+				(unsigned long long)kho.size);
 		h = kho_block_hdr(off);
 		if (h->magic != KHO_BLOCK_MAGIC ||
 		    h->header_crc != block_header_crc(off, h))
@@ -279,10 +280,11 @@ int kho_walk_incoming(char *why, size_t whylen)
 		    h->size > kho.size - off || (h->flags & ~KHO_BLOCK_FLAGS) ||
 		    h->payload_size > h->size - KHO_HDR_SIZE ||
 		    h->checked_size > h->payload_size)
-			return luo_reason(why, whylen, -EBADMSG,
-					  "block at %#llx has bad size %#llx or flags %#x",
-					  (unsigned long long)off,
-					  (unsigned long long)h->size, h->flags);
+			return luo_reason(
+				why, whylen, -EBADMSG,
+				"block at %#llx has bad size %#llx or flags %#x",
+				(unsigned long long)off,
+				(unsigned long long)h->size, h->flags);
 		if (!(h->flags & KHO_BLOCK_USED) &&
 		    (h->payload_size || h->flags))
 			return luo_reason(why, whylen, -EBADMSG,
@@ -291,14 +293,15 @@ int kho_walk_incoming(char *why, size_t whylen)
 		if ((h->flags & KHO_BLOCK_CHECKED) &&
 		    luo_crc32c(0, kho.base + off + KHO_HDR_SIZE,
 			       h->checked_size) != h->payload_crc)
-			return luo_reason(why, whylen, -EBADMSG,
-					  "metadata block at %#llx fails its checksum",
-					  (unsigned long long)off);
-		b = (struct kho_block){ .off = off,
-					.size = h->size,
-					.payload_size = h->payload_size,
-					.flags = h->flags,
-					.incoming = h->flags & KHO_BLOCK_USED };
+			return luo_reason(
+				why, whylen, -EBADMSG,
+				"metadata block at %#llx fails its checksum",
+				(unsigned long long)off);
+		b = (struct kho_block){.off = off,
+				       .size = h->size,
+				       .payload_size = h->payload_size,
+				       .flags = h->flags,
+				       .incoming = h->flags & KHO_BLOCK_USED};
 		if (kho_index_insert(kho.nblocks, &b))
 			return luo_reason(why, whylen, -ENOMEM,
 					  "out of memory indexing the arena");
@@ -387,7 +390,8 @@ uint64_t kho_ptr_to_offset(const void *ptr)
 {
 	const uint8_t *p = ptr;
 
-	if (!kho.base || p < kho.base + KHO_DATA_START || p >= kho.base + kho.size)
+	if (!kho.base || p < kho.base + KHO_DATA_START ||
+	    p >= kho.base + kho.size)
 		return 0;
 	return (uint64_t)(p - kho.base);
 }

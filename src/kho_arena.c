@@ -23,7 +23,7 @@
 #define MFD_HUGETLB 0x0004U
 #endif
 
-struct kho_arena kho = { .fd = -1 };
+struct kho_arena kho = {.fd = -1};
 pthread_mutex_t kho_lock = PTHREAD_MUTEX_INITIALIZER;
 
 bool kho_ready(void)
@@ -129,8 +129,8 @@ int kho_arena_create(unsigned int arena_flags, uint64_t reserve)
 		return err;
 	}
 	kho.flags = arena_flags;
-	kho.page_size = (arena_flags & KHO_ARENA_HUGETLB) ? KHO_HUGE_SIZE :
-							    4096;
+	kho.page_size =
+		(arena_flags & KHO_ARENA_HUGETLB) ? KHO_HUGE_SIZE : 4096;
 	err = arena_map(kho.fd, kho_round_up(reserve, KHO_HUGE_SIZE),
 			arena_flags & KHO_ARENA_THP);
 	if (err) {
@@ -144,8 +144,8 @@ int kho_arena_create(unsigned int arena_flags, uint64_t reserve)
 		goto fail;
 
 	/* One free block covers everything after the header. */
-	first = (struct kho_block){ .off = KHO_DATA_START,
-				    .size = kho.size - KHO_DATA_START };
+	first = (struct kho_block){.off = KHO_DATA_START,
+				   .size = kho.size - KHO_DATA_START};
 	err = kho_index_insert(0, &first);
 	if (err)
 		goto fail;
@@ -218,21 +218,24 @@ static int adopt_check_header(int fd, const struct stat *st,
 	ssize_t n;
 
 	if (!S_ISREG(st->st_mode) || fcntl(fd, F_GET_SEALS) < 0)
-		return luo_reason(why, whylen, -EBADF,
-				  "fd %d is not a memfd", fd);
+		return luo_reason(why, whylen, -EBADF, "fd %d is not a memfd",
+				  fd);
 	if ((uint64_t)st->st_size < sizeof(*h))
-		return luo_reason(why, whylen, -EBADMSG,
-				  "arena truncated to %llu bytes, shorter than its header (%zu)",
-				  (unsigned long long)st->st_size, sizeof(*h));
+		return luo_reason(
+			why, whylen, -EBADMSG,
+			"arena truncated to %llu bytes, shorter than its header (%zu)",
+			(unsigned long long)st->st_size, sizeof(*h));
 	n = pread(fd, h, sizeof(*h), 0);
 	if (n != (ssize_t)sizeof(*h))
-		return luo_reason(why, whylen, -EBADMSG,
-				  "cannot read the arena header (%zd of %zu bytes)",
-				  n, sizeof(*h));
+		return luo_reason(
+			why, whylen, -EBADMSG,
+			"cannot read the arena header (%zd of %zu bytes)", n,
+			sizeof(*h));
 	if (h->magic != KHO_ARENA_MAGIC)
 		return luo_reason(why, whylen, -EBADMSG,
 				  "bad arena magic %#llx (want %#llx)",
-				  (unsigned long long)h->magic, KHO_ARENA_MAGIC);
+				  (unsigned long long)h->magic,
+				  KHO_ARENA_MAGIC);
 	crc = h->header_crc;
 	h->header_crc = 0;
 	if (luo_crc32c(0, h, sizeof(*h)) != crc)
@@ -245,29 +248,31 @@ static int adopt_check_header(int fd, const struct stat *st,
 				  h->version, KHO_ARENA_VERSION);
 	if (h->header_size != sizeof(*h) || h->data_start != KHO_DATA_START ||
 	    h->reserved)
-		return luo_reason(why, whylen, -EBADMSG,
-				  "arena header layout mismatch (size %u, data at %llu)",
-				  h->header_size,
-				  (unsigned long long)h->data_start);
+		return luo_reason(
+			why, whylen, -EBADMSG,
+			"arena header layout mismatch (size %u, data at %llu)",
+			h->header_size, (unsigned long long)h->data_start);
 	if (h->flags & ~(KHO_ARENA_HUGETLB | KHO_ARENA_THP))
 		return luo_reason(why, whylen, -EPROTONOSUPPORT,
 				  "unknown arena flags %#x", h->flags);
 	if (h->page_size !=
 	    ((h->flags & KHO_ARENA_HUGETLB) ? KHO_HUGE_SIZE : 4096))
-		return luo_reason(why, whylen, -EBADMSG,
-				  "arena page size %u does not match its flags %#x",
-				  h->page_size, h->flags);
+		return luo_reason(
+			why, whylen, -EBADMSG,
+			"arena page size %u does not match its flags %#x",
+			h->page_size, h->flags);
 	if (h->arena_size < h->data_start + KHO_HDR_SIZE ||
 	    h->arena_size % h->page_size || h->arena_size > KHO_MAX_ARENA)
-		return luo_reason(why, whylen, -EBADMSG,
-				  "arena size %llu is not a valid size (page %u)",
-				  (unsigned long long)h->arena_size,
-				  h->page_size);
+		return luo_reason(
+			why, whylen, -EBADMSG,
+			"arena size %llu is not a valid size (page %u)",
+			(unsigned long long)h->arena_size, h->page_size);
 	if (h->arena_size > (uint64_t)st->st_size)
-		return luo_reason(why, whylen, -EBADMSG,
-				  "arena truncated: header says %llu bytes, the memfd has %llu",
-				  (unsigned long long)h->arena_size,
-				  (unsigned long long)st->st_size);
+		return luo_reason(
+			why, whylen, -EBADMSG,
+			"arena truncated: header says %llu bytes, the memfd has %llu",
+			(unsigned long long)h->arena_size,
+			(unsigned long long)st->st_size);
 	if (!h->root_fdt)
 		return luo_reason(why, whylen, -EBADMSG,
 				  "arena was never finalized (no root FDT)");

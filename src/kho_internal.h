@@ -20,18 +20,18 @@
 
 /* One arena block, as the process indexes it (sorted by offset). */
 struct kho_block {
-	uint64_t off; /* offset of the block header */
+	uint64_t off;  /* offset of the block header */
 	uint64_t size; /* whole block, header included */
 	uint64_t payload_size;
 	uint32_t flags; /* KHO_BLOCK_* as in the header */
-	bool incoming; /* came from the previous image, not restored yet */
+	bool incoming;	/* came from the previous image, not restored yet */
 };
 
 /* A published (outgoing) or received (incoming) client FDT. */
 struct kho_subtree {
 	char name[KHO_NAME_MAX + 1];
 	uint64_t off; /* payload offset of the blob */
-	bool meta; /* the blob is the library's own (allocated checked) */
+	bool meta;    /* the blob is the library's own (allocated checked) */
 };
 
 struct kho_arena {
@@ -40,7 +40,7 @@ struct kho_arena {
 	uint64_t page_size;
 	uint8_t *base;
 	uint64_t reserved; /* bytes of address space mapped */
-	uint64_t size; /* == header arena_size */
+	uint64_t size;	   /* == header arena_size */
 
 	struct kho_block *blocks;
 	size_t nblocks, blocks_cap;

@@ -155,13 +155,14 @@ static int build_root_fdt(void)
 	if (err)
 		return err;
 	err = fdt_create_empty_tree(fdt, (int)size);
-	err = err ?: fdt_setprop_string(fdt, 0, "compatible",
-					KHO_ROOT_COMPATIBLE);
+	err = err
+		      ?: fdt_setprop_string(fdt, 0, "compatible",
+					    KHO_ROOT_COMPATIBLE);
 	for (size_t i = 0; !err && i < kho.nout; i++) {
 		int node = fdt_add_subnode(fdt, 0, kho.out[i].name);
 
-		err = node < 0 ? node :
-				 fdt_setprop_u64(fdt, node, KHO_SUBTREE_PROP,
+		err = node < 0 ? node
+			       : fdt_setprop_u64(fdt, node, KHO_SUBTREE_PROP,
 						 kho.out[i].off);
 	}
 	if (err) {
@@ -196,9 +197,8 @@ static int checksum_metadata(void)
 			b->flags |= KHO_BLOCK_CHECKED;
 		}
 		if (b->flags & KHO_BLOCK_CHECKED)
-			kho_block_write(b,
-					luo_crc32c(0, kho.base + payload, len),
-					len);
+			kho_block_write(
+				b, luo_crc32c(0, kho.base + payload, len), len);
 	}
 	return 0;
 }
@@ -263,9 +263,10 @@ static int incoming_fdt(uint64_t off, char *why, size_t whylen,
 	struct kho_block *b = kho_block_by_payload(off);
 
 	if (!b || !(b->flags & KHO_BLOCK_CHECKED))
-		return luo_reason(why, whylen, -EBADMSG,
-				  "%s at %#llx is not a preserved metadata block",
-				  what, (unsigned long long)off);
+		return luo_reason(
+			why, whylen, -EBADMSG,
+			"%s at %#llx is not a preserved metadata block", what,
+			(unsigned long long)off);
 	if (fdt_check_full(kho.base + off, b->payload_size))
 		return luo_reason(why, whylen, -EBADMSG,
 				  "%s at %#llx is not a valid FDT", what,
@@ -287,12 +288,12 @@ int kho_parse_incoming_root(char *why, size_t whylen)
 		return luo_reason(why, whylen, -EPROTONOSUPPORT,
 				  "root FDT is not compatible with '%s'",
 				  KHO_ROOT_COMPATIBLE);
-	fdt_for_each_subnode(node, fdt, 0)
+	fdt_for_each_subnode (node, fdt, 0)
 		n++;
 	kho.in = calloc(n ? n : 1, sizeof(*kho.in));
 	if (!kho.in)
 		return luo_reason(why, whylen, -ENOMEM, "out of memory");
-	fdt_for_each_subnode(node, fdt, 0) {
+	fdt_for_each_subnode (node, fdt, 0) {
 		const char *name = fdt_get_name(fdt, node, NULL);
 		const fdt64_t *prop;
 		uint64_t off;
@@ -308,9 +309,10 @@ int kho_parse_incoming_root(char *why, size_t whylen)
 						  name);
 		prop = fdt_getprop(fdt, node, KHO_SUBTREE_PROP, &len);
 		if (!prop || len != sizeof(*prop))
-			return luo_reason(why, whylen, -EBADMSG,
-					  "subtree '%s' has no valid '%s' property",
-					  name, KHO_SUBTREE_PROP);
+			return luo_reason(
+				why, whylen, -EBADMSG,
+				"subtree '%s' has no valid '%s' property", name,
+				KHO_SUBTREE_PROP);
 		off = fdt64_ld(prop);
 		err = incoming_fdt(off, why, whylen, name);
 		if (err)

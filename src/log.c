@@ -16,8 +16,7 @@ static int log_level = -1; /* -1: not read from the environment yet */
 static luo_log_fn log_handler;
 static void *log_handler_arg;
 
-static const char *const level_names[] = { "error", "warning", "info",
-					   "debug" };
+static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
 static int level_from_env(void)
 {

@@ -15,7 +15,6 @@ void luo_log(enum luo_log_level level, const char *fmt, ...)
 #define pr_info(...) luo_log(LUO_LOG_INFO, __VA_ARGS__)
 #define pr_debug(...) luo_log(LUO_LOG_DEBUG, __VA_ARGS__)
 
-
 /*
  * Record why an incoming handover was refused, for the one error line that
  * luo_init() prints; returns @err so callers can "return luo_reason(...)".

@@ -34,8 +34,7 @@ static struct {
 	bool active;
 } in;
 
-static const char *const exec_props[] = { "prepare-ns", "freeze-ns",
-					  "exec-ns" };
+static const char *const exec_props[] = {"prepare-ns", "freeze-ns", "exec-ns"};
 
 int luo_abi_out_create(void)
 {
@@ -54,17 +53,19 @@ int luo_abi_out_create(void)
 	out.ser->flbs_pa = 0;
 
 	err = fdt_create_empty_tree(out.fdt, (int)size);
-	err = err ?: fdt_setprop_string(out.fdt, 0, "compatible",
-					LUO_FDT_COMPATIBLE);
-	err = err ?: fdt_setprop_u64(out.fdt, 0, LUO_FDT_ABI_HEADER,
-				     kho_ptr_to_offset(out.ser));
+	err = err
+		      ?: fdt_setprop_string(out.fdt, 0, "compatible",
+					    LUO_FDT_COMPATIBLE);
+	err = err
+		      ?: fdt_setprop_u64(out.fdt, 0, LUO_FDT_ABI_HEADER,
+					 kho_ptr_to_offset(out.ser));
 	node = err ?: fdt_add_subnode(out.fdt, 0, LUO_SUBSYSTEMS_NODE);
-	err = node < 0 ? node :
-			 fdt_setprop_string(out.fdt, node, "compatible",
+	err = node < 0 ? node
+		       : fdt_setprop_string(out.fdt, node, "compatible",
 					    LUO_SUBSYSTEMS_COMPATIBLE);
 	node = err ?: fdt_add_subnode(out.fdt, 0, LUO_EXEC_NODE);
-	err = node < 0 ? node :
-			 fdt_setprop_string(out.fdt, node, "compatible",
+	err = node < 0 ? node
+		       : fdt_setprop_string(out.fdt, node, "compatible",
 					    LUO_EXEC_COMPATIBLE);
 	for (size_t i = 0; !err && i < 3; i++)
 		err = fdt_setprop_u64(out.fdt, node, exec_props[i], 0);
@@ -117,8 +118,7 @@ int luo_abi_out_set_time(const char *prop, uint64_t ns)
 }
 
 /* Fetch a u64 property that must be exactly 8 bytes. */
-static int get_u64(const void *fdt, int node, const char *prop,
-		   uint64_t *val)
+static int get_u64(const void *fdt, int node, const char *prop, uint64_t *val)
 {
 	int len;
 	const fdt64_t *p = fdt_getprop(fdt, node, prop, &len);
@@ -140,25 +140,25 @@ static int check_node(const void *fdt, const char *name, const char *compat,
 				  "LUO FDT has no '%s' node", name);
 	if (fdt_node_check_compatible(fdt, *node, compat)) {
 		have = fdt_getprop(fdt, *node, "compatible", NULL);
-		return luo_reason(why, whylen, -EPROTONOSUPPORT,
-				  "LUO node '%s' is '%.32s', this library reads '%s'",
-				  name, have ? have : "(none)", compat);
+		return luo_reason(
+			why, whylen, -EPROTONOSUPPORT,
+			"LUO node '%s' is '%.32s', this library reads '%s'",
+			name, have ? have : "(none)", compat);
 	}
 	return 0;
 }
 
-static int parse_subsystems(const void *fdt, int node, char *why,
-			    size_t whylen)
+static int parse_subsystems(const void *fdt, int node, char *why, size_t whylen)
 {
 	int prop;
 	size_t n = 0;
 
-	fdt_for_each_property_offset(prop, fdt, node)
+	fdt_for_each_property_offset (prop, fdt, node)
 		n++;
 	in.subsys = calloc(n ? n : 1, sizeof(*in.subsys));
 	if (!in.subsys)
 		return luo_reason(why, whylen, -ENOMEM, "out of memory");
-	fdt_for_each_property_offset(prop, fdt, node) {
+	fdt_for_each_property_offset (prop, fdt, node) {
 		const char *name;
 		const fdt64_t *val;
 		int len;
@@ -170,9 +170,9 @@ static int parse_subsystems(const void *fdt, int node, char *why,
 		if (!strcmp(name, "compatible"))
 			continue;
 		if (!kho_name_valid(name) || len != sizeof(*val))
-			return luo_reason(why, whylen, -EBADMSG,
-					  "subsystem entry '%.63s' is malformed",
-					  name);
+			return luo_reason(
+				why, whylen, -EBADMSG,
+				"subsystem entry '%.63s' is malformed", name);
 		strcpy(in.subsys[in.nsubsys].name, name);
 		in.subsys[in.nsubsys].data = fdt64_ld(val);
 		in.nsubsys++;
@@ -186,9 +186,10 @@ static int check_block_ref(uint64_t off, char *why, size_t whylen,
 	void *p;
 
 	if (off && kho_incoming_block(off, 1, true, &p))
-		return luo_reason(why, whylen, -EBADMSG,
-				  "%s offset %#llx is not a preserved metadata block",
-				  what, (unsigned long long)off);
+		return luo_reason(
+			why, whylen, -EBADMSG,
+			"%s offset %#llx is not a preserved metadata block",
+			what, (unsigned long long)off);
 	return 0;
 }
 
@@ -215,23 +216,25 @@ int luo_abi_in_parse(char *why, size_t whylen)
 				  "LUO FDT has no valid '%s'",
 				  LUO_FDT_ABI_HEADER);
 	if (kho_incoming_block(ser_off, sizeof(*ser), true, (void **)&ser))
-		return luo_reason(why, whylen, -EBADMSG,
-				  "'%s' offset %#llx is not a preserved struct luo_ser",
-				  LUO_FDT_ABI_HEADER,
-				  (unsigned long long)ser_off);
+		return luo_reason(
+			why, whylen, -EBADMSG,
+			"'%s' offset %#llx is not a preserved struct luo_ser",
+			LUO_FDT_ABI_HEADER, (unsigned long long)ser_off);
 	if (!ser->liveupdate_num)
 		return luo_reason(why, whylen, -EBADMSG,
 				  "live update number is 0");
 	err = check_block_ref(ser->sessions_pa, why, whylen, "sessions");
 	err = err ?: check_block_ref(ser->flbs_pa, why, whylen, "FLB");
-	err = err ?: check_node(fdt, LUO_EXEC_NODE, LUO_EXEC_COMPATIBLE, &node,
-				why, whylen);
+	err = err
+		      ?: check_node(fdt, LUO_EXEC_NODE, LUO_EXEC_COMPATIBLE,
+				    &node, why, whylen);
 	if (err)
 		return err;
 	for (int i = 0; i < 3; i++)
 		if (get_u64(fdt, node, exec_props[i], &t[i]))
 			return luo_reason(why, whylen, -EBADMSG,
-					  "exec node lacks '%s'", exec_props[i]);
+					  "exec node lacks '%s'",
+					  exec_props[i]);
 	err = check_node(fdt, LUO_SUBSYSTEMS_NODE, LUO_SUBSYSTEMS_COMPATIBLE,
 			 &node, why, whylen);
 	err = err ?: parse_subsystems(fdt, node, why, whylen);

@@ -21,7 +21,7 @@
 #include "log.h"
 #include "luo_internal.h"
 
-struct luo_global luo_global = { .teardown_fd = -1 };
+struct luo_global luo_global = {.teardown_fd = -1};
 
 static _Atomic int luo_state = LIVEUPDATE_STATE_UNDEFINED;
 static pthread_rwlock_t state_lock;
@@ -176,7 +176,7 @@ refuse:
 
 int luo_init(const struct luo_init_opts *opts)
 {
-	struct luo_init_opts defaults = { 0 };
+	struct luo_init_opts defaults = {0};
 	unsigned int arena_flags = 0;
 	char *value = NULL;
 	uint64_t reserve;
@@ -268,9 +268,9 @@ int liveupdate_prepare(void)
 	luo_state_write_lock();
 	if (!luo_state_is(LIVEUPDATE_STATE_NORMAL)) {
 		err = wrong_state("liveupdate_prepare",
-				  luo_state_is(LIVEUPDATE_STATE_UPDATED) ?
-					  "call liveupdate_finish() first" :
-					  "it needs normal");
+				  luo_state_is(LIVEUPDATE_STATE_UPDATED)
+					  ? "call liveupdate_finish() first"
+					  : "it needs normal");
 		goto out;
 	}
 	/* The previous update's old image must be gone before a new one. */

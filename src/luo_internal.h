@@ -62,8 +62,8 @@ size_t luo_subsystems_names_len(size_t *count);
 void luo_subsystems_forget(void);
 
 /* luo_reboot.c */
-int luo_parse_handover_env(const char *value, int *arena_fd,
-			   int *teardown_fd, pid_t *teardown_pid);
+int luo_parse_handover_env(const char *value, int *arena_fd, int *teardown_fd,
+			   pid_t *teardown_pid);
 void luo_teardown_release(bool wait);
 void luo_discard_handover(const char *value);
 

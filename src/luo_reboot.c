@@ -37,12 +37,12 @@ extern char **environ;
 static struct {
 	pid_t pid;
 	int release_fd; /* our end; the holder exits when it closes */
-	int hold_fd; /* the holder's end, closed in the parent */
+	int hold_fd;	/* the holder's end, closed in the parent */
 	void *stack;
-} holder = { .release_fd = -1, .hold_fd = -1 };
+} holder = {.release_fd = -1, .hold_fd = -1};
 
 /* The fds travel by value: the parent changes @holder right after clone. */
-#define HOLDER_ARG(hold, release) \
+#define HOLDER_ARG(hold, release)                                              \
 	((void *)(uintptr_t)(((uint64_t)(release) << 32) | (uint32_t)(hold)))
 
 /* Strict decimal, no sign, no junk; -1 if not. */
@@ -62,8 +62,8 @@ static long parse_num(const char *s, const char **end, long max)
 }
 
 /* "ARENA_FD" or "ARENA_FD,TEARDOWN_FD,TEARDOWN_PID". */
-int luo_parse_handover_env(const char *value, int *arena_fd,
-			   int *teardown_fd, pid_t *teardown_pid)
+int luo_parse_handover_env(const char *value, int *arena_fd, int *teardown_fd,
+			   pid_t *teardown_pid)
 {
 	const char *p = value;
 	long fd, tfd = -1, pid = 0;
@@ -218,8 +218,7 @@ static void free_env(char **env)
 	free(env);
 }
 
-int liveupdate_reboot(const char *path, char *const argv[],
-		      char *const envp[])
+int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 {
 	bool async = !(luo_global.init_flags & LUO_INIT_SYNC_TEARDOWN);
 	char value[64];

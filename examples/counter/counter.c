@@ -153,7 +153,7 @@ static int fresh_state(uint64_t size_mib, const char *self, const char *next)
 static int update(void)
 {
 	const char *path = state->paths[(state->counter + 1) % 2];
-	char *const argv[] = { (char *)path, quiet ? "--quiet" : NULL, NULL };
+	char *const argv[] = {(char *)path, quiet ? "--quiet" : NULL, NULL};
 	int err;
 
 	err = liveupdate_prepare();
@@ -161,7 +161,8 @@ static int update(void)
 		return err;
 	err = liveupdate_reboot(path, argv, NULL);
 	/* Only a failed exec comes back; the update was cancelled. */
-	fprintf(stderr, "counter v%d: update into %s failed: %s; still serving\n",
+	fprintf(stderr,
+		"counter v%d: update into %s failed: %s; still serving\n",
 		COUNTER_VERSION, path, strerror(-err));
 	return err;
 }
@@ -183,11 +184,11 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "size", required_argument, NULL, 's' },
-		{ "updates", required_argument, NULL, 'u' },
-		{ "next", required_argument, NULL, 'n' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ NULL, 0, NULL, 0 },
+		{"size", required_argument, NULL, 's'},
+		{"updates", required_argument, NULL, 'u'},
+		{"next", required_argument, NULL, 'n'},
+		{"quiet", no_argument, NULL, 'q'},
+		{NULL, 0, NULL, 0},
 	};
 	uint64_t size_mib = 64, updates = 0;
 	char self[PATH_LEN], next[PATH_LEN] = "";
@@ -226,7 +227,8 @@ int main(int argc, char **argv)
 	err = luo_init(NULL);
 	if (err) {
 		/* A handover we cannot trust: refuse it and start fresh. */
-		fprintf(stderr, "counter: starting fresh (%s)\n", strerror(-err));
+		fprintf(stderr, "counter: starting fresh (%s)\n",
+			strerror(-err));
 		err = luo_init(NULL);
 		if (err)
 			return 1;
@@ -258,7 +260,8 @@ int main(int argc, char **argv)
 	} else {
 		err = fresh_state(size_mib, self, next);
 		if (err) {
-			fprintf(stderr, "counter: cannot allocate %llu MiB: %s\n",
+			fprintf(stderr,
+				"counter: cannot allocate %llu MiB: %s\n",
 				(unsigned long long)size_mib, strerror(-err));
 			return 1;
 		}

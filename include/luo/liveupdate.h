@@ -140,8 +140,7 @@ int liveupdate_cancel(void);
  * @path or @argv; a freeze error; the execve() error (-ENOENT, -EACCES,
  * -ENOEXEC, ...).
  */
-int liveupdate_reboot(const char *path, char *const argv[],
-		      char *const envp[]);
+int liveupdate_reboot(const char *path, char *const argv[], char *const envp[]);
 
 /**
  * liveupdate_finish() - UPDATED -> NORMAL, after the new image took over
