@@ -288,12 +288,12 @@ int kho_parse_incoming_root(char *why, size_t whylen)
 		return luo_reason(why, whylen, -EPROTONOSUPPORT,
 				  "root FDT is not compatible with '%s'",
 				  KHO_ROOT_COMPATIBLE);
-	fdt_for_each_subnode (node, fdt, 0)
+	fdt_for_each_subnode(node, fdt, 0)
 		n++;
 	kho.in = calloc(n ? n : 1, sizeof(*kho.in));
 	if (!kho.in)
 		return luo_reason(why, whylen, -ENOMEM, "out of memory");
-	fdt_for_each_subnode (node, fdt, 0) {
+	fdt_for_each_subnode(node, fdt, 0) {
 		const char *name = fdt_get_name(fdt, node, NULL);
 		const fdt64_t *prop;
 		uint64_t off;

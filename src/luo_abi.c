@@ -153,12 +153,12 @@ static int parse_subsystems(const void *fdt, int node, char *why, size_t whylen)
 	int prop;
 	size_t n = 0;
 
-	fdt_for_each_property_offset (prop, fdt, node)
+	fdt_for_each_property_offset(prop, fdt, node)
 		n++;
 	in.subsys = calloc(n ? n : 1, sizeof(*in.subsys));
 	if (!in.subsys)
 		return luo_reason(why, whylen, -ENOMEM, "out of memory");
-	fdt_for_each_property_offset (prop, fdt, node) {
+	fdt_for_each_property_offset(prop, fdt, node) {
 		const char *name;
 		const fdt64_t *val;
 		int len;

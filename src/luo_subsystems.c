@@ -31,7 +31,7 @@ size_t luo_subsystems_names_len(size_t *count)
 	size_t len = 0;
 
 	*count = 0;
-	for_each_subsystem (h) {
+	for_each_subsystem(h) {
 		len += strlen(h->name) + 1;
 		(*count)++;
 	}
@@ -63,7 +63,7 @@ static bool registered(struct liveupdate_subsystem *h)
 {
 	struct liveupdate_subsystem *it;
 
-	for_each_subsystem (it)
+	for_each_subsystem(it)
 		if (it == h)
 			return true;
 	return false;
@@ -82,7 +82,7 @@ int liveupdate_register_subsystem(struct liveupdate_subsystem *h)
 	if (err)
 		goto out;
 	pthread_mutex_lock(&subsys_lock);
-	for_each_subsystem (it) {
+	for_each_subsystem(it) {
 		if (it == h || !strcmp(it->name, h->name)) {
 			pr_err("liveupdate_register_subsystem: '%s' is already registered",
 			       h->name);
@@ -176,7 +176,7 @@ static void subsystems_cancel(void)
 {
 	struct liveupdate_subsystem *h;
 
-	for_each_subsystem_reverse (h) {
+	for_each_subsystem_reverse(h) {
 		if (!h->prepared)
 			continue;
 		h->prepared = 0;
@@ -192,7 +192,7 @@ static int subsystems_record(void)
 	struct liveupdate_subsystem *h;
 	int err;
 
-	for_each_subsystem (h) {
+	for_each_subsystem(h) {
 		err = luo_abi_out_set_subsystem(h->name, h->private_data);
 		if (err)
 			return err;
@@ -205,7 +205,7 @@ static int subsystems_prepare(void)
 	struct liveupdate_subsystem *h;
 	int err;
 
-	for_each_subsystem (h) {
+	for_each_subsystem(h) {
 		uint64_t data = 0;
 
 		if (h->ops->prepare) {
@@ -232,7 +232,7 @@ static int subsystems_freeze(void)
 	struct liveupdate_subsystem *h;
 	int err;
 
-	for_each_subsystem (h) {
+	for_each_subsystem(h) {
 		uint64_t data = h->private_data;
 
 		if (!h->ops->freeze)
@@ -252,7 +252,7 @@ static void subsystems_finish(void)
 {
 	struct liveupdate_subsystem *h;
 
-	for_each_subsystem (h) {
+	for_each_subsystem(h) {
 		uint64_t data;
 
 		h->prepared = 0;
