@@ -246,8 +246,8 @@ int main(int argc, char **argv)
 		state->counter++;
 		liveupdate_get_timing(&t);
 		if (!quiet)
-			printf("counter v%d: live update #%llu from v%llu: counter=%llu, %llu MiB verified, blackout %.2f ms\n",
-			       COUNTER_VERSION,
+			printf("counter v%d: pid %d, live update #%llu from v%llu: counter=%llu, %llu MiB verified, blackout %.2f ms\n",
+			       COUNTER_VERSION, (int)getpid(),
 			       (unsigned long long)liveupdate_get_num(),
 			       (unsigned long long)state->last_version,
 			       (unsigned long long)state->counter,
