@@ -8,7 +8,8 @@
  * image left, changes a stripe of it, bumps the counter and, if asked,
  * updates itself again.
  *
- *   counter [--size MIB] [--updates N] [--next PATH] [--quiet]
+ *   counter [--size MIB] [--updates N] [--next PATH] [--hugetlb|--thp]
+ *           [--quiet]
  *
  * With --updates N it performs N live updates in a row, alternating
  * between itself and --next (default: itself), then exits 0.  Without it,
@@ -178,7 +179,7 @@ static void on_signal(int sig)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: counter [--size MIB] [--updates N] [--next PATH] [--quiet]\n");
+		"usage: counter [--size MIB] [--updates N] [--next PATH] [--hugetlb|--thp] [--quiet]\n");
 }
 
 int main(int argc, char **argv)
@@ -188,14 +189,17 @@ int main(int argc, char **argv)
 		{"updates", required_argument, NULL, 'u'},
 		{"next", required_argument, NULL, 'n'},
 		{"quiet", no_argument, NULL, 'q'},
+		{"hugetlb", no_argument, NULL, 'H'},
+		{"thp", no_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0},
 	};
+	struct luo_init_opts init_opts = {0};
 	uint64_t size_mib = 64, updates = 0;
 	char self[PATH_LEN], next[PATH_LEN] = "";
 	ssize_t n;
 	int c, err;
 
-	while ((c = getopt_long(argc, argv, "s:u:n:q", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:u:n:qHT", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			size_mib = strtoull(optarg, NULL, 0);
@@ -211,6 +215,12 @@ int main(int argc, char **argv)
 			break;
 		case 'q':
 			quiet = 1;
+			break;
+		case 'H':
+			init_opts.flags |= LUO_INIT_HUGETLB;
+			break;
+		case 'T':
+			init_opts.flags |= LUO_INIT_THP;
 			break;
 		default:
 			usage();
