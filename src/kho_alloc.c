@@ -116,24 +116,52 @@ static uint64_t fit_start(const struct kho_block *b, uint64_t align)
 	return kho_round_up(b->off + KHO_HDR_SIZE, align) - KHO_HDR_SIZE;
 }
 
+int kho_free_add(uint64_t off)
+{
+	if (kho.nfree == kho.free_cap) {
+		size_t cap = kho.free_cap ? kho.free_cap * 2 : 16;
+		uint64_t *n = realloc(kho.free_offs, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		kho.free_offs = n;
+		kho.free_cap = cap;
+	}
+	kho.free_offs[kho.nfree++] = off;
+	return 0;
+}
+
+static void free_del(uint64_t off)
+{
+	for (size_t i = 0; i < kho.nfree; i++) {
+		if (kho.free_offs[i] == off) {
+			kho.free_offs[i] = kho.free_offs[--kho.nfree];
+			return;
+		}
+	}
+}
+
+/* Best fit among the free blocks; returns the block's index or -1. */
 static ssize_t find_fit(uint64_t need, uint64_t align)
 {
 	ssize_t best = -1;
 	uint64_t best_left = UINT64_MAX;
 
-	for (size_t i = 0; i < kho.nblocks; i++) {
-		const struct kho_block *b = &kho.blocks[i];
+	for (size_t k = 0; k < kho.nfree; k++) {
+		ssize_t i = index_find(kho.free_offs[k]);
+		const struct kho_block *b;
 		uint64_t start, end;
 
-		if (b->flags & KHO_BLOCK_USED)
+		if (i < 0)
 			continue;
+		b = &kho.blocks[i];
 		start = fit_start(b, align);
 		end = b->off + b->size;
 		if (start + need > end)
 			continue;
 		if (end - (start + need) < best_left) {
 			best_left = end - (start + need);
-			best = (ssize_t)i;
+			best = i;
 		}
 	}
 	return best;
@@ -157,6 +185,7 @@ static ssize_t grow_for(uint64_t need, uint64_t align)
 		tail = (struct kho_block){.off = old_size,
 					  .size = kho.size - old_size};
 		err = kho_index_insert(kho.nblocks, &tail);
+		err = err ?: kho_free_add(tail.off);
 		if (err)
 			return err;
 	} else {
@@ -193,7 +222,13 @@ int kho_alloc_locked(size_t size, uint32_t flags, void **ptr)
 				  .flags = KHO_BLOCK_USED | flags};
 	tail = (struct kho_block){.off = start + need,
 				  .size = end - (start + need)};
-	/* Reserve index room first so nothing below can fail half way. */
+	/* Reserve room first so nothing below can fail half way. */
+	if (kho.nfree == kho.free_cap) {
+		err = kho_free_add(0);
+		if (err)
+			return err;
+		kho.nfree--;
+	}
 	if (kho.nblocks + 2 > kho.blocks_cap) {
 		size_t cap = kho.blocks_cap * 2 + 2;
 		struct kho_block *n = realloc(kho.blocks, cap * sizeof(*n));
@@ -210,12 +245,15 @@ int kho_alloc_locked(size_t size, uint32_t flags, void **ptr)
 		i++;
 		err = kho_index_insert((size_t)i, &used);
 	} else {
+		free_del(b->off);
 		*b = used;
 		err = 0;
 	}
 	if (!err && tail.size) {
 		kho_block_write(&tail, 0, 0);
 		err = kho_index_insert((size_t)i + 1, &tail);
+		if (!err)
+			kho.free_offs[kho.nfree++] = tail.off;
 	}
 	if (err) /* cannot happen: room was reserved above */
 		return err;
@@ -238,6 +276,7 @@ int kho_free_locked(uint64_t payload_off)
 	b->incoming = false;
 	if (i + 1 < kho.nblocks &&
 	    !(kho.blocks[i + 1].flags & KHO_BLOCK_USED)) {
+		free_del(kho.blocks[i + 1].off);
 		memset(kho_block_hdr(kho.blocks[i + 1].off), 0, KHO_HDR_SIZE);
 		b->size += kho.blocks[i + 1].size;
 		index_erase(i + 1);
@@ -247,6 +286,9 @@ int kho_free_locked(uint64_t payload_off)
 		kho.blocks[i - 1].size += b->size;
 		index_erase(i);
 		i--;
+	} else if (kho_free_add(b->off)) {
+		/* The block stays free but unused until the next boot walk. */
+		pr_warn("out of memory tracking a freed handover block");
 	}
 	kho_block_write(&kho.blocks[i], 0, 0);
 	return 0;
@@ -302,7 +344,8 @@ int kho_walk_incoming(char *why, size_t whylen)
 				       .payload_size = h->payload_size,
 				       .flags = h->flags,
 				       .incoming = h->flags & KHO_BLOCK_USED};
-		if (kho_index_insert(kho.nblocks, &b))
+		if (kho_index_insert(kho.nblocks, &b) ||
+		    (!(h->flags & KHO_BLOCK_USED) && kho_free_add(off)))
 			return luo_reason(why, whylen, -ENOMEM,
 					  "out of memory indexing the arena");
 		off += h->size;

@@ -88,6 +88,7 @@ static int arena_map(int fd, uint64_t len, bool thp)
 static void arena_reset(void)
 {
 	free(kho.blocks);
+	free(kho.free_offs);
 	free(kho.out);
 	free(kho.in);
 	memset(&kho, 0, sizeof(kho));
@@ -147,6 +148,7 @@ int kho_arena_create(unsigned int arena_flags, uint64_t reserve)
 	first = (struct kho_block){.off = KHO_DATA_START,
 				   .size = kho.size - KHO_DATA_START};
 	err = kho_index_insert(0, &first);
+	err = err ?: kho_free_add(first.off);
 	if (err)
 		goto fail;
 	kho_block_write(&first, 0, 0);

@@ -44,6 +44,9 @@ struct kho_arena {
 
 	struct kho_block *blocks;
 	size_t nblocks, blocks_cap;
+	/* Offsets of the free blocks, unordered: allocation scans only these. */
+	uint64_t *free_offs;
+	size_t nfree, free_cap;
 
 	struct kho_subtree *out;
 	size_t nout, out_cap;
@@ -87,6 +90,7 @@ void kho_zero_range(uint64_t off, uint64_t len);
 void kho_block_write(const struct kho_block *b, uint32_t payload_crc,
 		     uint64_t checked_size);
 int kho_index_insert(size_t at, const struct kho_block *b);
+int kho_free_add(uint64_t off);
 struct kho_block *kho_block_by_payload(uint64_t payload_off);
 int kho_alloc_locked(size_t size, uint32_t flags, void **ptr);
 int kho_free_locked(uint64_t payload_off);

@@ -202,6 +202,42 @@ static void test_many_small_allocations(void **state)
 	assert_int_equal(st.allocations, 0);
 }
 
+/* Random allocations and frees: no overlap, always zeroed, all merged. */
+static void test_random_alloc_free(void **state)
+{
+	enum { SLOTS = 300, ROUNDS = 6000 };
+	static unsigned char *p[SLOTS];
+	static size_t len[SLOTS];
+	struct kho_arena_stats st;
+	unsigned int seed = 12345;
+
+	(void)state;
+	memset(p, 0, sizeof(p));
+	for (int r = 0; r < ROUNDS; r++) {
+		int k = rand_r(&seed) % SLOTS;
+
+		if (p[k]) {
+			for (size_t i = 0; i < len[k]; i++)
+				if (p[k][i] != (unsigned char)k)
+					fail_msg("slot %d byte %zu overwritten",
+						 k, i);
+			assert_int_equal(kho_unpreserve_free(p[k]), 0);
+			p[k] = NULL;
+			continue;
+		}
+		len[k] = 1 + (size_t)rand_r(&seed) %
+				     ((rand_r(&seed) & 7) ? 2000 : 300000);
+		assert_int_equal(kho_alloc_preserve(len[k], (void **)&p[k]), 0);
+		assert_true(all_zero(p[k], len[k]));
+		memset(p[k], k, len[k]);
+	}
+	for (int k = 0; k < SLOTS; k++)
+		if (p[k])
+			assert_int_equal(kho_unpreserve_free(p[k]), 0);
+	assert_int_equal(kho_get_stats(&st), 0);
+	assert_int_equal(st.allocations, 0);
+}
+
 static void *make_fdt(size_t size)
 {
 	void *fdt;
@@ -359,6 +395,7 @@ int main(void)
 		T(test_growth),
 		T(test_arena_limit),
 		T(test_many_small_allocations),
+		T(test_random_alloc_free),
 		T(test_subtree_rules),
 		T(test_subtree_frozen),
 		T(test_restore_rules),
