@@ -63,6 +63,10 @@ int luo_abi_out_create(void)
 	err = node < 0 ? node
 		       : fdt_setprop_string(out.fdt, node, "compatible",
 					    LUO_SUBSYSTEMS_COMPATIBLE);
+	node = err ?: fdt_add_subnode(out.fdt, 0, LUO_FILES_NODE);
+	err = node < 0 ? node
+		       : fdt_setprop_string(out.fdt, node, "compatible",
+					    LUO_FILES_COMPATIBLE);
 	node = err ?: fdt_add_subnode(out.fdt, 0, LUO_EXEC_NODE);
 	err = node < 0 ? node
 		       : fdt_setprop_string(out.fdt, node, "compatible",
@@ -106,6 +110,14 @@ int luo_abi_out_set_subsystem(const char *name, uint64_t data)
 		return -ENOSPC;
 	}
 	return 0;
+}
+
+void luo_abi_out_set_sessions(uint64_t sessions_pa, uint64_t flbs_pa)
+{
+	if (!out.ser)
+		return;
+	out.ser->sessions_pa = sessions_pa;
+	out.ser->flbs_pa = flbs_pa;
 }
 
 int luo_abi_out_set_time(const char *prop, uint64_t ns)
@@ -238,7 +250,11 @@ int luo_abi_in_parse(char *why, size_t whylen)
 	err = check_node(fdt, LUO_SUBSYSTEMS_NODE, LUO_SUBSYSTEMS_COMPATIBLE,
 			 &node, why, whylen);
 	err = err ?: parse_subsystems(fdt, node, why, whylen);
+	err = err ?: luo_sessions_in_parse(fdt, ser->sessions_pa, why, whylen);
+	err = err ?: luo_flbs_in_parse(ser->flbs_pa, why, whylen);
 	if (err) {
+		luo_sessions_forget();
+		luo_flbs_forget();
 		luo_abi_in_release();
 		return err;
 	}

@@ -32,6 +32,7 @@ static __thread bool state_writer;
 /* Prepared and frozen in this order, cancelled in reverse. */
 static const struct luo_participant *const participants[] = {
 	&luo_subsystems_participant,
+	&luo_sessions_participant,
 };
 
 #define NPARTICIPANTS (sizeof(participants) / sizeof(participants[0]))
@@ -163,6 +164,7 @@ static int adopt_handover(const char *value, uint64_t reserve)
 		kho_arena_destroy();
 		goto refuse;
 	}
+	luo_sessions_in_adopt();
 	fcntl(arena_fd, F_SETFD, FD_CLOEXEC);
 	if (luo_global.teardown_fd >= 0)
 		fcntl(luo_global.teardown_fd, F_SETFD, FD_CLOEXEC);
@@ -200,6 +202,12 @@ int luo_init(const struct luo_init_opts *opts)
 		}
 	}
 	luo_global.init_flags = opts->flags;
+	luo_global.session_max_files = opts->session_max_files
+					       ? opts->session_max_files
+					       : LUO_SESSION_MAX_FILES_DEFAULT;
+	err = luo_fd_handlers_register();
+	if (err)
+		goto out;
 	luo_global.teardown_fd = -1;
 	luo_global.teardown_pid = 0;
 	if (value && !(opts->flags & LUO_INIT_IGNORE_HANDOVER)) {
@@ -230,6 +238,8 @@ int luo_init(const struct luo_init_opts *opts)
 		luo_set_state(LIVEUPDATE_STATE_NORMAL);
 	}
 out:
+	if (err)
+		luo_handlers_forget();
 	luo_state_write_unlock();
 	free(value);
 	return err;
@@ -249,6 +259,9 @@ int luo_exit(void)
 	}
 	luo_teardown_release(true);
 	luo_abi_in_release();
+	luo_sessions_forget();
+	luo_flbs_forget();
+	luo_handlers_forget();
 	kho_forget_incoming();
 	kho_arena_destroy();
 	luo_subsystems_forget();
@@ -294,6 +307,18 @@ int liveupdate_prepare(void)
 out:
 	luo_state_write_unlock();
 	return err;
+}
+
+int luo_participants_reboot(void)
+{
+	for (size_t i = 0; i < NPARTICIPANTS; i++) {
+		int err =
+			participants[i]->reboot ? participants[i]->reboot() : 0;
+
+		if (err)
+			return err;
+	}
+	return 0;
 }
 
 void luo_cancel_locked(void)

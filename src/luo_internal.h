@@ -21,15 +21,18 @@ struct luo_participant {
 	int (*freeze)(void);
 	void (*cancel)(void);
 	void (*finish)(void);
+	int (*reboot)(void); /* optional: the last step before execve() */
 };
 
 extern const struct luo_participant luo_subsystems_participant;
+extern const struct luo_participant luo_sessions_participant;
 
 /* luo_core.c */
 struct luo_global {
 	enum liveupdate_state state;
 	uint64_t liveupdate_num; /* updates this service has been through */
 	unsigned int init_flags;
+	uint32_t session_max_files;
 	/* The old image's address space, kept by a helper until finish. */
 	int teardown_fd;
 	pid_t teardown_pid;
@@ -44,6 +47,7 @@ bool luo_state_is(enum liveupdate_state s);
 void luo_set_state(enum liveupdate_state s);
 int luo_freeze_locked(void);
 void luo_cancel_locked(void);
+int luo_participants_reboot(void);
 uint64_t luo_now_ns(void);
 
 /* luo_abi.c: the outgoing LUO FDT and struct luo_ser, and the incoming. */
@@ -51,11 +55,25 @@ int luo_abi_out_create(void);
 void luo_abi_out_destroy(void);
 int luo_abi_out_set_subsystem(const char *name, uint64_t data);
 int luo_abi_out_set_time(const char *prop, uint64_t ns);
+void luo_abi_out_set_sessions(uint64_t sessions_pa, uint64_t flbs_pa);
 int luo_abi_in_parse(char *why, size_t whylen);
 void luo_abi_in_release(void);
 int luo_abi_in_subsystem(const char *name, uint64_t *data);
 void luo_abi_in_subsystem_mark(const char *name);
 void luo_abi_in_warn_unclaimed(void);
+
+/* luo_session.c, luo_file.c, luo_flb.c, luo_fd_handlers.c */
+struct luo_session;
+struct luo_file;
+int luo_sessions_in_parse(const void *luo_fdt, uint64_t sessions_pa, char *why,
+			  size_t whylen);
+int luo_flbs_in_parse(uint64_t flbs_pa, char *why, size_t whylen);
+void luo_sessions_forget(void);
+void luo_flbs_forget(void);
+int luo_fd_handlers_register(void);
+int luo_builtin_handler_add(struct liveupdate_file_handler *fh);
+void luo_handlers_forget(void);
+void luo_sessions_in_adopt(void);
 
 /* luo_subsystems.c */
 size_t luo_subsystems_names_len(size_t *count);

@@ -258,6 +258,9 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 		err = -ENOMEM;
 		goto cancel;
 	}
+	err = luo_participants_reboot();
+	if (err)
+		goto cancel;
 	fcntl(fd, F_SETFD, 0);
 	fflush(NULL);
 	execve(path, argv, env);

@@ -122,6 +122,17 @@ struct kho_block_header {
 #define LUO_EXEC_NODE "exec"
 #define LUO_EXEC_COMPATIBLE "luo-exec-v1"
 
+#define LUO_FILES_NODE "files"
+#define LUO_FILES_COMPATIBLE "luo-file-fd-v1"
+
+#define LIVEUPDATE_SESSION_NAME_LENGTH 64
+#define LIVEUPDATE_HNDL_COMPAT_LENGTH 48
+#define LIVEUPDATE_FLB_COMPAT_LENGTH 48
+#define LUO_FLB_PGCNT 1
+#define LUO_FLB_MAX                                                            \
+	((LUO_FLB_PGCNT * 4096 - sizeof(struct luo_flb_header_ser)) /          \
+	 sizeof(struct luo_flb_ser))
+
 /**
  * struct luo_ser - root of the preserved LUO state (ABI v2)
  * @liveupdate_num: number of successful live updates, this one included.
@@ -132,6 +143,90 @@ struct luo_ser {
 	uint64_t liveupdate_num;
 	uint64_t sessions_pa;
 	uint64_t flbs_pa;
+} __attribute__((packed));
+
+/**
+ * struct luo_session_header_ser - start of the session block
+ * @count: number of struct luo_session_ser that follow.
+ * @pgcnt: 4 KiB pages the block spans.
+ */
+struct luo_session_header_ser {
+	uint64_t count;
+	uint64_t pgcnt;
+} __attribute__((packed));
+
+/**
+ * struct luo_file_set_ser - where a session's files are
+ * @files: offset of the file set block, 0 if @count is 0.
+ * @count: number of files.
+ *
+ * The file set block holds struct luo_file_ser[@count] followed by struct
+ * luo_file_fd_ser[@count] (the "files" node, "luo-file-fd-v1").
+ */
+struct luo_file_set_ser {
+	uint64_t files;
+	uint64_t count;
+} __attribute__((packed));
+
+/**
+ * struct luo_session_ser - one preserved session
+ * @name: NUL-terminated name.
+ * @file_set_ser: its files.
+ */
+struct luo_session_ser {
+	char name[LIVEUPDATE_SESSION_NAME_LENGTH];
+	struct luo_file_set_ser file_set_ser;
+} __attribute__((packed));
+
+/**
+ * struct luo_file_ser - one preserved file, as the kernel has it
+ * @compatible: NUL-terminated compatible of its handler.
+ * @data: the handler's u64.
+ * @token: the service's key for it.
+ */
+struct luo_file_ser {
+	char compatible[LIVEUPDATE_HNDL_COMPAT_LENGTH];
+	uint64_t data;
+	uint64_t token;
+} __attribute__((packed));
+
+/**
+ * struct luo_file_fd_ser - where a preserved file is in the new image
+ * @fd: the inherited descriptor number.
+ * @mode: its st_mode & S_IFMT.
+ * @dev: its st_dev.
+ * @ino: its st_ino.
+ *
+ * A process inherits the open file itself; this says which descriptor it
+ * is and lets the new image check that it still is that file.
+ */
+struct luo_file_fd_ser {
+	int32_t fd;
+	uint32_t mode;
+	uint64_t dev;
+	uint64_t ino;
+} __attribute__((packed));
+
+/**
+ * struct luo_flb_header_ser - start of the FLB block (%LUO_FLB_PGCNT pages)
+ * @pgcnt: pages the block spans.
+ * @count: number of struct luo_flb_ser that follow.
+ */
+struct luo_flb_header_ser {
+	uint64_t pgcnt;
+	uint64_t count;
+} __attribute__((packed));
+
+/**
+ * struct luo_flb_ser - one preserved File-Lifecycle-Bound object
+ * @name: NUL-terminated compatible of the FLB.
+ * @data: its preserve callback's u64.
+ * @count: number of preserved files that depend on it.
+ */
+struct luo_flb_ser {
+	char name[LIVEUPDATE_FLB_COMPAT_LENGTH];
+	uint64_t data;
+	uint64_t count;
 } __attribute__((packed));
 
 #endif /* LUO_ABI_H */

@@ -59,6 +59,8 @@ enum liveupdate_state {
  * @arena_max: address space reserved for the arena, in bytes; 0 means
  *             64 GiB.  An incoming arena larger than this is still mapped
  *             whole.
+ * @session_max_files: files one session may hold; 0 means
+ *                     %LUO_SESSION_MAX_FILES_DEFAULT.
  *
  * By default the old image's address space is torn down after the new
  * image is up (see docs/architecture.md, "Blackout"), by a helper child
@@ -67,6 +69,7 @@ enum liveupdate_state {
 struct luo_init_opts {
 	unsigned int flags;
 	uint64_t arena_max;
+	uint32_t session_max_files;
 };
 
 /**

@@ -12,6 +12,7 @@
 #include <luo/abi.h>
 #include <luo/kho.h>
 #include <luo/liveupdate.h>
+#include <luo/session.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Preserved files and the handlers that know them.
+ *
+ * A process keeps a file across execve() simply by inheriting the open
+ * descriptor, so the library's part is bookkeeping: take its own reference
+ * (a duplicate with FD_CLOEXEC), refuse a file preserved twice, let the
+ * handler record what it needs, clear FD_CLOEXEC for the exec only, and in
+ * the new image check that each inherited descriptor is still the very
+ * file (type, device, inode) before handing it out.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "luo_internal.h"
+#include "luo_session_internal.h"
+
+pthread_mutex_t luo_sessions_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct liveupdate_file_handler *handlers;
+/* Outgoing files by identity, to refuse preserving one file twice. */
+static struct luo_htable files_by_id;
+
+static uint64_t id_key(uint64_t dev, uint64_t ino)
+{
+	return dev * 0x9e3779b97f4a7c15ULL ^ ino;
+}
+
+bool luo_compatible_valid(const char *s, size_t max)
+{
+	size_t n;
+
+	if (!s)
+		return false;
+	n = strnlen(s, max);
+	if (n == 0 || n >= max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] <= ' ' || s[i] > '~')
+			return false;
+	return true;
+}
+
+struct liveupdate_file_handler *luo_handler_find(const char *compatible)
+{
+	for (struct liveupdate_file_handler *h = handlers; h; h = h->next)
+		if (!strcmp(h->compatible, compatible))
+			return h;
+	return NULL;
+}
+
+static int handler_check_state(const char *op)
+{
+	enum liveupdate_state s = liveupdate_get_state();
+
+	if (s == LIVEUPDATE_STATE_UNDEFINED) {
+		pr_err("%s: call luo_init() first", op);
+		return -ENODEV;
+	}
+	if (s != LIVEUPDATE_STATE_NORMAL && s != LIVEUPDATE_STATE_UPDATED) {
+		pr_err("%s: not allowed in state %s", op,
+		       liveupdate_state_name(s));
+		return -EBUSY;
+	}
+	return 0;
+}
+
+/* Built-ins are added at the tail, the service's handlers at the head, so
+ * a service can take over a kind of file from a built-in. */
+static int handler_add(struct liveupdate_file_handler *fh, bool builtin)
+{
+	struct liveupdate_file_handler **pp;
+
+	if (!fh || !fh->ops || !fh->ops->can_preserve || !fh->ops->preserve ||
+	    !luo_compatible_valid(fh->compatible,
+				  LIVEUPDATE_HNDL_COMPAT_LENGTH)) {
+		pr_err("liveupdate_register_file_handler: needs can_preserve, preserve and a compatible of 1 to 47 printable bytes");
+		return -EINVAL;
+	}
+	for (struct liveupdate_file_handler *h = handlers; h; h = h->next) {
+		if (h == fh || !strcmp(h->compatible, fh->compatible)) {
+			pr_err("liveupdate_register_file_handler: '%s' is already registered",
+			       fh->compatible);
+			return -EEXIST;
+		}
+	}
+	fh->builtin = builtin;
+	fh->flbs = NULL;
+	if (!builtin) {
+		fh->next = handlers;
+		handlers = fh;
+		return 0;
+	}
+	for (pp = &handlers; *pp; pp = &(*pp)->next)
+		;
+	fh->next = NULL;
+	*pp = fh;
+	return 0;
+}
+
+int luo_builtin_handler_add(struct liveupdate_file_handler *fh)
+{
+	return handler_add(fh, true);
+}
+
+void luo_handlers_forget(void)
+{
+	while (handlers) {
+		struct liveupdate_file_handler *h = handlers;
+
+		handlers = h->next;
+		h->next = NULL;
+		luo_flb_links_free(h);
+	}
+	luo_hash_free(&files_by_id);
+}
+
+int liveupdate_register_file_handler(struct liveupdate_file_handler *fh)
+{
+	int err = liveupdate_state_read_enter();
+
+	if (err)
+		return err;
+	err = handler_check_state("liveupdate_register_file_handler");
+	if (!err) {
+		pthread_mutex_lock(&luo_sessions_lock);
+		err = handler_add(fh, false);
+		pthread_mutex_unlock(&luo_sessions_lock);
+	}
+	liveupdate_state_read_exit();
+	return err;
+}
+
+int liveupdate_unregister_file_handler(struct liveupdate_file_handler *fh)
+{
+	struct liveupdate_file_handler **pp;
+	int err = liveupdate_state_read_enter();
+
+	if (err)
+		return err;
+	err = handler_check_state("liveupdate_unregister_file_handler");
+	if (err)
+		goto out;
+	pthread_mutex_lock(&luo_sessions_lock);
+	err = -ENOENT;
+	for (pp = &handlers; *pp; pp = &(*pp)->next) {
+		if (*pp != fh)
+			continue;
+		if (luo_handler_in_use(fh) || luo_flb_handler_has(fh)) {
+			pr_err("liveupdate_unregister_file_handler: '%s' still has preserved files or FLBs",
+			       fh->compatible);
+			err = -EBUSY;
+		} else {
+			*pp = fh->next;
+			fh->next = NULL;
+			err = 0;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&luo_sessions_lock);
+out:
+	liveupdate_state_read_exit();
+	return err;
+}
+
+static int same_open_file(int a, int b)
+{
+	pid_t me = getpid();
+	long r = syscall(SYS_kcmp, me, me, KCMP_FILE, a, b);
+
+	/* Without kcmp, the same inode has to count as the same file. */
+	return r < 0 ? 1 : r == 0;
+}
+
+static struct luo_file *find_preserved(int fd, const struct stat *st)
+{
+	struct luo_hnode *n;
+
+	for (n = luo_hash_find(&files_by_id, id_key(st->st_dev, st->st_ino)); n;
+	     n = luo_hash_next(n)) {
+		struct luo_file *f =
+			luo_hash_entry(n, struct luo_file, id_node);
+
+		if (f->dev == st->st_dev && f->ino == st->st_ino &&
+		    same_open_file(f->fd, fd))
+			return f;
+	}
+	return NULL;
+}
+
+static struct liveupdate_file_handler *pick_handler(int fd)
+{
+	for (struct liveupdate_file_handler *h = handlers; h; h = h->next)
+		if (h->ops->can_preserve(h, fd))
+			return h;
+	return NULL;
+}
+
+static void args_of(const struct luo_file *f, struct liveupdate_file_op_args *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->handler = f->fh;
+	a->fd = f->fd;
+	a->serialized_data = f->data;
+	a->private_data = f->private_data;
+}
+
+/* Called with the state read lock and luo_sessions_lock held. */
+int luo_file_preserve(struct luo_session *s, int fd, uint64_t token)
+{
+	struct liveupdate_file_op_args args;
+	struct luo_file *f;
+	struct stat st;
+	int err;
+
+	if (fd < 0 || fstat(fd, &st))
+		return -EBADF;
+	if (s->nfiles >= luo_global.session_max_files) {
+		pr_err("session '%s' is full (%u files)", s->name,
+		       luo_global.session_max_files);
+		return -ENOSPC;
+	}
+	if (luo_file_by_token(s, token)) {
+		pr_err("session '%s' already has a file with token %#llx",
+		       s->name, (unsigned long long)token);
+		return -EEXIST;
+	}
+	if (find_preserved(fd, &st)) {
+		pr_err("fd %d is already preserved in a session", fd);
+		return -EBUSY;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->session = s;
+	f->token = token;
+	f->mode = st.st_mode & S_IFMT;
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	f->fh = pick_handler(fd);
+	if (!f->fh) {
+		pr_err("no file handler can preserve fd %d (mode %#o)", fd,
+		       f->mode);
+		err = -ENOENT;
+		goto free;
+	}
+	strcpy(f->compatible, f->fh->compatible);
+	f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (f->fd < 0) {
+		err = -errno;
+		goto free;
+	}
+	err = luo_flb_file_preserve(f->fh);
+	if (err)
+		goto close;
+	args_of(f, &args);
+	err = f->fh->ops->preserve(&args);
+	if (err) {
+		pr_err("handler '%s' refused to preserve fd %d: %s",
+		       f->fh->compatible, fd, strerror(-err));
+		goto flb;
+	}
+	f->data = args.serialized_data;
+	f->private_data = args.private_data;
+	err = luo_session_add_file(s, f);
+	if (err)
+		goto unpreserve;
+	err = luo_hash_add(&files_by_id, &f->id_node, id_key(f->dev, f->ino));
+	if (err) {
+		luo_session_remove_file(s, f);
+		goto unpreserve;
+	}
+	return 0;
+unpreserve:
+	args_of(f, &args);
+	if (f->fh->ops->unpreserve)
+		f->fh->ops->unpreserve(&args);
+flb:
+	luo_flb_file_unpreserve(f->fh);
+close:
+	close(f->fd);
+free:
+	free(f);
+	return err;
+}
+
+void luo_file_unpreserve(struct luo_file *f)
+{
+	struct liveupdate_file_op_args args;
+
+	args_of(f, &args);
+	if (f->fh->ops->unpreserve)
+		f->fh->ops->unpreserve(&args);
+	luo_flb_file_unpreserve(f->fh);
+	luo_hash_del(&files_by_id, &f->id_node);
+	luo_session_remove_file(f->session, f);
+	close(f->fd);
+	free(f);
+}
+
+int luo_file_freeze(struct luo_file *f)
+{
+	struct liveupdate_file_op_args args;
+	int err;
+
+	if (f->fh->ops->freeze) {
+		args_of(f, &args);
+		err = f->fh->ops->freeze(&args);
+		if (err) {
+			pr_err("handler '%s' refused to freeze token %#llx of session '%s': %s",
+			       f->fh->compatible, (unsigned long long)f->token,
+			       f->session->name, strerror(-err));
+			return err;
+		}
+		f->data = args.serialized_data;
+		f->private_data = args.private_data;
+	}
+	f->frozen = true;
+	return 0;
+}
+
+void luo_file_unfreeze(struct luo_file *f)
+{
+	struct liveupdate_file_op_args args;
+
+	if (!f->frozen)
+		return;
+	f->frozen = false;
+	if (f->fh->ops->unfreeze) {
+		args_of(f, &args);
+		f->fh->ops->unfreeze(&args);
+		f->data = args.serialized_data;
+	}
+}
+
+bool luo_file_is_same(const struct luo_file *f, int fd)
+{
+	struct stat st;
+
+	return !fstat(fd, &st) && (st.st_mode & S_IFMT) == f->mode &&
+	       (uint64_t)st.st_dev == f->dev && (uint64_t)st.st_ino == f->ino;
+}
+
+int luo_file_retrieve(struct luo_file *f, int *fd)
+{
+	struct liveupdate_file_op_args args;
+	int err, dup;
+
+	if (f->retrieve_status < 0)
+		return f->retrieve_status;
+	if (f->retrieve_status == 0) {
+		f->fh = luo_handler_find(f->compatible);
+		if (!f->fh) {
+			pr_err("session '%s' token %#llx: no handler '%s' is registered; register it and retry",
+			       f->session->name, (unsigned long long)f->token,
+			       f->compatible);
+			return -ENXIO;
+		}
+		if (!luo_file_is_same(f, f->fd)) {
+			pr_err("session '%s' token %#llx: fd %d is no longer the preserved file (closed or replaced); refusing it",
+			       f->session->name, (unsigned long long)f->token,
+			       f->fd);
+			f->fd = -1;
+			return f->retrieve_status = -ESTALE;
+		}
+		args_of(f, &args);
+		if (f->fh->ops->retrieve) {
+			err = f->fh->ops->retrieve(&args);
+			if (err) {
+				pr_err("handler '%s' could not retrieve token %#llx of session '%s': %s",
+				       f->compatible,
+				       (unsigned long long)f->token,
+				       f->session->name, strerror(-err));
+				return f->retrieve_status = err;
+			}
+			if (args.fd != f->fd) {
+				close(f->fd);
+				f->fd = args.fd;
+			}
+			f->data = args.serialized_data;
+			f->private_data = args.private_data;
+		}
+		f->retrieve_status = 1;
+	}
+	/* Like the kernel, every retrieval is a new reference to the file. */
+	dup = fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+	if (dup < 0)
+		return -errno;
+	*fd = dup;
+	return 0;
+}
+
+void luo_file_finish(struct luo_file *f)
+{
+	struct liveupdate_file_op_args args;
+	bool ours = f->fd >= 0 && f->retrieve_status >= 0 &&
+		    (f->retrieve_status == 1 || luo_file_is_same(f, f->fd));
+
+	if (!f->fh)
+		f->fh = luo_handler_find(f->compatible);
+	if (f->fh) {
+		args_of(f, &args);
+		args.retrieved = f->retrieve_status == 1;
+		if (!args.retrieved)
+			args.fd = ours ? f->fd : -1;
+		if (f->fh->ops->finish)
+			f->fh->ops->finish(&args);
+		luo_flb_file_finish(f->fh);
+	} else if (f->retrieve_status != 1) {
+		pr_warn("session '%s' token %#llx: no handler '%s' was registered; closing the file",
+			f->session->name, (unsigned long long)f->token,
+			f->compatible);
+	}
+	/* Never close a descriptor that is no longer the preserved file. */
+	if (ours)
+		close(f->fd);
+	f->fd = -1;
+}

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/* Sessions, preserved files and FLBs: what luo_session.c, luo_file.c and
+ * luo_flb.c share. */
+#ifndef LUO_SRC_SESSION_INTERNAL_H
+#define LUO_SRC_SESSION_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <luo/luo.h>
+
+#include "luo_hash.h"
+
+/*
+ * One preserved file.  Outgoing: the library's duplicate of the service's
+ * descriptor.  Incoming: the inherited descriptor, until retrieved
+ * (handed out as a duplicate) or finished (closed).
+ */
+struct luo_file {
+	struct luo_session *session;
+	struct liveupdate_file_handler *fh; /* incoming: found at retrieve */
+	char compatible[LIVEUPDATE_HNDL_COMPAT_LENGTH];
+	uint64_t token;
+	int fd;
+	uint64_t data;
+	void *private_data;
+	uint32_t mode;
+	uint64_t dev, ino;
+	bool frozen;
+	int retrieve_status; /* incoming: 0 not yet, 1 done, < 0 the error */
+	size_t index;	     /* in session->files */
+	struct luo_hnode token_node; /* session->tokens */
+	struct luo_hnode id_node;    /* luo_files_by_id, outgoing only */
+};
+
+struct luo_session {
+	char name[LIVEUPDATE_SESSION_NAME_LENGTH];
+	bool incoming, retrieved, finished;
+	struct luo_file **files;
+	size_t nfiles, cap;
+	struct luo_htable tokens;
+	struct luo_session *next;
+};
+
+/* Guards every structure of sessions, files, handlers and FLBs. */
+extern pthread_mutex_t luo_sessions_lock;
+
+/* luo_file.c */
+int luo_file_preserve(struct luo_session *s, int fd, uint64_t token);
+void luo_file_unpreserve(struct luo_file *f);
+int luo_file_freeze(struct luo_file *f);
+void luo_file_unfreeze(struct luo_file *f);
+int luo_file_retrieve(struct luo_file *f, int *fd);
+void luo_file_finish(struct luo_file *f);
+bool luo_file_is_same(const struct luo_file *f, int fd);
+struct luo_file *luo_file_by_token(const struct luo_session *s, uint64_t token);
+struct liveupdate_file_handler *luo_handler_find(const char *compatible);
+bool luo_compatible_valid(const char *s, size_t max);
+
+/* luo_flb.c */
+int luo_flb_file_preserve(struct liveupdate_file_handler *fh);
+void luo_flb_file_unpreserve(struct liveupdate_file_handler *fh);
+void luo_flb_file_finish(struct liveupdate_file_handler *fh);
+bool luo_flb_handler_has(struct liveupdate_file_handler *fh);
+void luo_flb_links_free(struct liveupdate_file_handler *fh);
+int luo_flbs_serialize(uint64_t *flbs_pa);
+void luo_flbs_unserialize(void);
+void luo_flbs_finish_all(void);
+
+/* luo_session.c */
+int luo_session_add_file(struct luo_session *s, struct luo_file *f);
+void luo_session_remove_file(struct luo_session *s, struct luo_file *f);
+bool luo_handler_in_use(const struct liveupdate_file_handler *fh);
+
+#endif
