@@ -314,7 +314,7 @@ int kho_walk_incoming(char *why, size_t whylen)
 				(unsigned long long)kho.size);
 		h = kho_block_hdr(off);
 		if (h->magic != KHO_BLOCK_MAGIC ||
-		    h->header_crc != block_header_crc(off, h))
+		    luo_crc_mismatch(h->header_crc, block_header_crc(off, h)))
 			return luo_reason(why, whylen, -EBADMSG,
 					  "block header at %#llx is corrupt",
 					  (unsigned long long)off);
@@ -333,8 +333,10 @@ int kho_walk_incoming(char *why, size_t whylen)
 					  "free block at %#llx claims contents",
 					  (unsigned long long)off);
 		if ((h->flags & KHO_BLOCK_CHECKED) &&
-		    luo_crc32c(0, kho.base + off + KHO_HDR_SIZE,
-			       h->checked_size) != h->payload_crc)
+		    luo_crc_mismatch(luo_crc32c(0,
+						kho.base + off + KHO_HDR_SIZE,
+						h->checked_size),
+				     h->payload_crc))
 			return luo_reason(
 				why, whylen, -EBADMSG,
 				"metadata block at %#llx fails its checksum",

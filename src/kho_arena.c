@@ -240,7 +240,7 @@ static int adopt_check_header(int fd, const struct stat *st,
 				  KHO_ARENA_MAGIC);
 	crc = h->header_crc;
 	h->header_crc = 0;
-	if (luo_crc32c(0, h, sizeof(*h)) != crc)
+	if (luo_crc_mismatch(luo_crc32c(0, h, sizeof(*h)), crc))
 		return luo_reason(why, whylen, -EBADMSG,
 				  "arena header checksum mismatch (%#x)", crc);
 	h->header_crc = crc;
