@@ -11,11 +11,14 @@
 #
 # Builds bench/handover_bench in BUILD_DIR (default: build-bench at the top
 # of the source tree) if needed, runs every mode x size with N measured
-# updates each (default 50) and prints a table.  The updates of a row are
-# spread over P passes (default 5, each with one extra warm-up update)
-# that go round all sizes and modes, so that a slow spell of the machine
-# does not land on one row only.  Writes handover.md, handover.csv (one row
-# per mode and size) and handover-runs.csv (one row per update) into DIR
+# updates each (default 48) and prints a table.  The updates of a row are
+# spread over P passes (default 6, each a new chain with one extra warm-up
+# update) that go round all sizes and modes, each pass in another order,
+# so that a busy spell of the machine does not land on one row only.
+# Before each chain it waits (up to 30 s) for the machine to be idle, and
+# it records how much CPU other processes used meanwhile.  Writes
+# handover.md, handover.csv (one row per mode and size), handover-runs.csv
+# (one row per update) and handover-load.csv (one row per chain) into DIR
 # (default bench/results).
 #
 # As root it reserves hugetlb pages for the hugetlb mode and sets
@@ -31,8 +34,8 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=$src/build-bench
 out=$src/bench/results
-runs=50
-passes=5
+runs=48
+passes=6
 sizes="1 256 1024 4096"
 modes="4k 4k-sync hugetlb thp"
 smoke=0
@@ -45,7 +48,7 @@ while [ $# -gt 0 ]; do
 	--sizes) sizes=$2; shift ;;
 	--modes) modes=$2; shift ;;
 	--out) out=$2; shift ;;
-	-h|--help) sed -n '3,28p' "$0"; exit 0 ;;
+	-h|--help) sed -n '3,31p' "$0"; exit 0 ;;
 	-*) echo "run-handover.sh: unknown option $1" >&2; exit 2 ;;
 	*) build=$1 ;;
 	esac
@@ -92,6 +95,23 @@ if [ "$(id -u)" != 0 ]; then
 	esac
 	modes=$(for m in $modes; do case $m in hugetlb*|thp*) ;; *) echo "$m" ;; esac; done)
 fi
+
+# Jiffies the machine spent busy / in total so far (all CPUs).
+cpu_jiffies() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }
+
+# Wait (at most 30 s) for a second in which other work used < 15% of the CPUs.
+wait_idle() {
+	local b0 t0 b1 t1 waited=0
+
+	while [ $waited -lt 30 ]; do
+		read -r b0 t0 < <(cpu_jiffies)
+		sleep 1
+		read -r b1 t1 < <(cpu_jiffies)
+		[ $(((b1 - b0) * 100)) -lt $(((t1 - t0) * 15)) ] && break
+		waited=$((waited + 1))
+	done
+	[ $waited = 0 ] || say "waited ${waited} s for the machine to calm down"
+}
 
 mem_avail_mib() { awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo; }
 hp_total() { awk '/^HugePages_Total:/ { print $2 }' /proc/meminfo; }
@@ -140,23 +160,49 @@ run_one() { # mode size
 			return 0
 		fi ;;
 	esac
+	wait_idle
 	say "pass $pass/$passes: $mode $size MiB, $per_pass updates"
-	"$bench" "${args[@]}" --size "$size" --runs "$per_pass" --warmup 1 \
-		--check --raw "$tmp/handover-runs.csv" \
-		>"$tmp/$mode-$size.log" 2>&1 || {
+	read -r b0 t0 < <(cpu_jiffies)
+	# The chain's own CPU time (one PID; floor children and teardown
+	# helpers are reaped into it) against what the machine was busy.
+	{ time "$bench" "${args[@]}" --size "$size" --runs "$per_pass" \
+		--warmup 1 --check --raw "$tmp/handover-runs.csv" \
+		>"$tmp/$mode-$size.log" 2>&1; } 2>"$tmp/time" || {
 		say "$mode $size MiB failed:"
 		cat "$tmp/$mode-$size.log" >&2
 		return 1
 	}
+	read -r b1 t1 < <(cpu_jiffies)
+	read -r wall user sys <"$tmp/time"
+	[ -f "$tmp/handover-load.csv" ] ||
+		echo "pass,mode,size_mib,wall_s,own_cpu_s,machine_busy_s,other_load_pct" >"$tmp/handover-load.csv"
+	awk -v p="$pass" -v m="$mode" -v s="$size" -v w="$wall" -v o="$user" -v o2="$sys" \
+		-v b=$((b1 - b0)) -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'BEGIN {
+		o += o2; busy = b / hz; other = busy - o; if (other < 0) other = 0
+		printf "%s,%s,%s,%.2f,%.2f,%.2f,%.1f\n", p, m, s, w, o, busy,
+			t ? other * hz * 100 / t : 0
+	}' >>"$tmp/handover-load.csv"
 	case $mode in hugetlb*) echo "$hp_saved" >$hp ;; esac
+}
+
+# @2... rotated left by @1 places.
+rotate() {
+	local n=$1
+
+	shift
+	n=$((n % $#))
+	set -- "${@:$((n + 1))}" "${@:1:$n}"
+	echo "$@"
 }
 
 per_pass=$(((runs + passes - 1) / passes))
 runs=$((per_pass * passes))
+TIMEFORMAT='%R %U %S'
 start=$(date +%s)
+# Each pass starts at another size and mode: no row always follows the same.
 for pass in $(seq "$passes"); do
-	for size in $sizes; do
-		for mode in $modes; do
+	for size in $(rotate $((pass - 1)) $sizes); do
+		for mode in $(rotate $((pass - 1)) $modes); do
 			run_one "$mode" "$size"
 		done
 	done
@@ -170,15 +216,22 @@ elapsed=$(($(date +%s) - start))
 # Columns of handover.csv by name, for awk.
 AWK_COLS='NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }'
 
-table() { # markdown table of the summary
-	awk -F, "$AWK_COLS"'
+table() { # markdown table of the summary (@1), other load from @2
+	awk -F, '
+	FNR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
 	function v(n) { return $c[n] }
+	FILENAME == ARGV[1] {
+		k = v("mode") " " v("size_mib"); ls[k] += v("other_load_pct"); ln[k]++
+		if (v("other_load_pct") > lmax[k]) lmax[k] = v("other_load_pct")
+		next
+	}
 	BEGIN {
-		print "| size MiB | mode | floor med | freeze->ready min | med | max | prepare->ready med | ratio to floor | paired ratio med | minflt med (max) | RSS KiB | freeze->exec | exec->main | main->init | init->ready | finish->old mm gone | huge MiB |"
-		print "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		print "| size MiB | mode | floor med | freeze->ready min | med | max | prepare->ready med | ratio to floor | paired ratio med | minflt med (max) | RSS KiB | freeze->exec | exec->main | main->init | init->ready | finish->old mm gone | huge MiB | other load % mean (max) |"
+		print "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	}
 	{
-		printf "| %d | %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.2f | %.2f | %d (%d) | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %d |\n",
+		k = v("mode") " " v("size_mib")
+		printf "| %d | %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.2f | %.2f | %d (%d) | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %d | %.0f (%.0f) |\n",
 			v("size_mib"), v("mode"), v("floor_ms_med"),
 			v("freeze_ready_ms_min"), v("freeze_ready_ms_med"),
 			v("freeze_ready_ms_max"), v("prepare_ready_ms_med"),
@@ -187,8 +240,8 @@ table() { # markdown table of the summary
 			v("rss_kb_med"), v("freeze_exec_ms_med"),
 			v("exec_main_ms_med"), v("main_init_ms_med"),
 			v("init_ready_ms_med"), v("finish_teardown_ms_med"),
-			v("huge_mapped_mib")
-	}' "$1"
+			v("huge_mapped_mib"), ln[k] ? ls[k] / ln[k] : 0, lmax[k]
+	}' "$2" "$1"
 }
 
 targets() { # per mode: ratio range, flatness, slope per GiB
@@ -269,10 +322,13 @@ $(machine)
 
 ## Results
 
-$(table "$tmp/handover.csv")
+$(table "$tmp/handover.csv" "$tmp/handover-load.csv")
 
 Phase columns are medians of each phase on its own, so they need not add
-up to the freeze->ready median exactly.  "exec" is the library's exec_ns
+up to the freeze->ready median exactly.  "other load" is the share of the
+machine's CPU time that other processes used while the row's chains ran
+(\`handover-load.csv\`, per chain); this VM is shared, and busy spells
+slow down the update and its floor alike.  "exec" is the library's exec_ns
 stamp, taken right before it seals the handover and calls execve().
 
 ## Against the targets
@@ -284,17 +340,18 @@ $(targets "$tmp/handover.csv")
 _Not written for this run yet._
 
 Raw figures: \`handover.csv\` (one row per mode and size: min, median, max
-of every column) and \`handover-runs.csv\` (every update).
+of every column), \`handover-runs.csv\` (every update) and
+\`handover-load.csv\` (every chain: wall time, own CPU, other load).
 EOF
 }
 
 mkdir -p "$out"
-cp "$tmp/handover.csv" "$tmp/handover-runs.csv" "$out/"
+cp "$tmp/handover.csv" "$tmp/handover-runs.csv" "$tmp/handover-load.csv" "$out/"
 report_md >"$out/handover.md"
 echo
-table "$out/handover.csv" | sed '2d; s/^| //; s/ |$//; s/ | /\t/g' |
+table "$out/handover.csv" "$out/handover-load.csv" | sed '2d; s/^| //; s/ |$//; s/ | /\t/g' |
 	column -t -s "$(printf '\t')"
 echo
 targets "$out/handover.csv"
 echo
-say "done in ${elapsed} s; wrote $out/handover.md, handover.csv, handover-runs.csv"
+say "done in ${elapsed} s; wrote $out/handover.md, handover.csv, handover-runs.csv, handover-load.csv"
