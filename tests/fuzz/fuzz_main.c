@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fuzz_replay: run the fuzzing harness without libFuzzer, over every file
+ * named on the command line and every file inside the directories named
+ * there (not recursively, in name order).  A missing directory is skipped,
+ * so an empty regressions/ need not exist.  The harness aborts on a broken
+ * invariant; a clean run exits 0.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int run_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf = NULL;
+	long len;
+
+	if (!f) {
+		fprintf(stderr, "fuzz_replay: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (fseek(f, 0, SEEK_END) || (len = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET) || !(buf = malloc(len ? (size_t)len : 1)) ||
+	    fread(buf, 1, (size_t)len, f) != (size_t)len) {
+		fprintf(stderr, "fuzz_replay: cannot read %s\n", path);
+		free(buf);
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	printf("fuzz_replay: %s (%ld bytes)\n", path, len);
+	fflush(stdout);
+	LLVMFuzzerTestOneInput(buf, (size_t)len);
+	free(buf);
+	return 0;
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int run_dir(const char *dir, size_t *count)
+{
+	struct dirent **list;
+	int n = scandir(dir, &list, NULL, by_name), err = 0;
+
+	if (n < 0) {
+		fprintf(stderr, "fuzz_replay: %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		char path[4096];
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
+		if (list[i]->d_name[0] != '.' && !stat(path, &st) &&
+		    S_ISREG(st.st_mode) &&
+		    strcmp(list[i]->d_name, "README.md")) {
+			err |= run_file(path);
+			++*count;
+		}
+		free(list[i]);
+	}
+	free(list);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	size_t count = 0;
+	int err = 0;
+
+	for (int i = 1; i < argc; i++) {
+		struct stat st;
+
+		if (stat(argv[i], &st)) {
+			if (errno == ENOENT) {
+				printf("fuzz_replay: %s does not exist, skipped\n",
+				       argv[i]);
+				continue;
+			}
+			fprintf(stderr, "fuzz_replay: %s: %s\n", argv[i],
+				strerror(errno));
+			err = -1;
+		} else if (S_ISDIR(st.st_mode)) {
+			err |= run_dir(argv[i], &count);
+		} else {
+			err |= run_file(argv[i]);
+			count++;
+		}
+	}
+	printf("fuzz_replay: %zu inputs run%s\n", count,
+	       err ? ", some could not be read" : "");
+	return err ? 1 : 0;
+}
