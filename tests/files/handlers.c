@@ -80,6 +80,7 @@ enum tok {
 	T_LEFT_MEMFD,  /* in "leftover", a session never retrieved */
 	T_LEFT_EFD,
 	T_CLOSED_MEMFD, /* in "closed", closed before the reboot */
+	T_UNPRESERVED,	/* in "files", unpreserved before the reboot */
 	T_COUNT
 };
 
@@ -113,6 +114,7 @@ static const char *const tok_names[T_COUNT] = {
 	[T_LEFT_MEMFD] = "leftover-memfd",
 	[T_LEFT_EFD] = "leftover-eventfd",
 	[T_CLOSED_MEMFD] = "closed-session-memfd",
+	[T_UNPRESERVED] = "unpreserved-memfd",
 };
 
 struct rec {
@@ -127,6 +129,8 @@ struct state {
 	int32_t helper;
 	char tmpdir[128];
 	struct rec rec[T_COUNT];
+	int32_t nharness;    /* descriptors image 1 started with ... */
+	int32_t harness[16]; /* ... without FD_CLOEXEC (from the runner) */
 };
 
 /* What the helper needs to connect: sent over the control socket. */
@@ -396,6 +400,47 @@ static void helper(int ctl)
 	_exit(failures ? 1 : 0);
 }
 
+static int inherited[T_COUNT][2]; /* the numbers the library inherited */
+static int ninherited[T_COUNT];
+
+/*
+ * The library's descriptors of each carried file, all with FD_CLOEXEC:
+ * its own references in image 1, the inherited ones right after luo_init
+ * in image 2 (recorded in inherited[]).  Files not carried: none at all.
+ */
+static void check_library_fds(const char *when)
+{
+	for (int t = 1; t < T_COUNT; t++) {
+		const struct rec *r = &st->rec[t];
+		int fds[8], n, want = 0;
+
+		for (int k = 1; k < T_COUNT; k++)
+			want += st->rec[k].carried &&
+				st->rec[k].dev == r->dev &&
+				st->rec[k].ino == r->ino &&
+				!strcmp(st->rec[k].id, r->id);
+		n = fds_of_identity(r->dev, r->ino, r->id, fds, 8);
+		if (!r->carried) {
+			CHECK(n == 0,
+			      "%s: %s was closed or unpreserved but %d descriptors of it are open",
+			      when, tok_names[t], n);
+			continue;
+		}
+		/* Pipe and FIFO ends share an inode (and link name): as
+		 * many descriptors as files. */
+		CHECK(n == want,
+		      "%s: %s: %d descriptors of the file, expected %d", when,
+		      tok_names[t], n, want);
+		for (int i = 0; i < n && i < 8; i++)
+			CHECK(fd_cloexec(fds[i]) == 1,
+			      "%s: fd %d (%s) lacks FD_CLOEXEC", when, fds[i],
+			      tok_names[t]);
+		for (int i = 0; i < n && i < 2; i++)
+			inherited[t][i] = fds[i];
+		ninherited[t] = n < 2 ? n : 2;
+	}
+}
+
 /* ---- image 1 ---- */
 
 static void keep(struct luo_session *s, int fd, enum tok t)
@@ -438,11 +483,14 @@ static int image1(const char *self)
 	struct hello h = {0};
 	int ctl[2], fd, fd2, l4, l6, lu, u4, u6, ud, conn, p[2], sp[2];
 	char path[256];
+	int harness[16] = {0}, nharness;
 	pid_t pid;
 	int err;
 
 	where = "image 1";
 	alarm(60); /* stays armed across the exec */
+	nharness = fds_without_cloexec(harness, 16);
+	REQUIRE(nharness <= 16, "%d inherited descriptors", nharness);
 	REQUIRE(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl),
 		"socketpair: %s", strerror(errno));
 	pid = fork();
@@ -459,6 +507,8 @@ static int image1(const char *self)
 	REQUIRE(!liveupdate_register_subsystem(&sub), "register failed");
 	st->magic = STATE_MAGIC;
 	st->helper = pid;
+	st->nharness = nharness;
+	memcpy(st->harness, harness, sizeof(harness));
 	snprintf(st->tmpdir, sizeof(st->tmpdir), "/tmp/luo-files-XXXXXX");
 	REQUIRE(mkdtemp(st->tmpdir), "mkdtemp: %s", strerror(errno));
 
@@ -628,6 +678,15 @@ static int image1(const char *self)
 	err = liveupdate_session_close(closed);
 	CHECK_EQ(err, 0);
 	st->rec[T_CLOSED_MEMFD].carried = 0;
+	/* Unpreserved: not carried either. */
+	fd = make_memfd("luo-files-unpreserved", 4096, 0);
+	keep(files, fd, T_UNPRESERVED);
+	close(fd);
+	CHECK_EQ(liveupdate_session_unpreserve_fd(files, TOKEN(T_UNPRESERVED)),
+		 0);
+	CHECK_EQ(liveupdate_session_unpreserve_fd(files, TOKEN(T_UNPRESERVED)),
+		 -ENOENT);
+	st->rec[T_UNPRESERVED].carried = 0;
 
 	/* The helper connects to the listeners, then blackout traffic. */
 	ctl_send(ctl[0], 'G');
@@ -640,8 +699,18 @@ static int image1(const char *self)
 	close(ud);
 	close(conn);
 	close(ctl[0]);
+	check_library_fds("image 1, before the update");
+
+	/* An exec that fails puts FD_CLOEXEC back on every preserved file. */
+	err = liveupdate_prepare();
+	REQUIRE(!err, "prepare: %s", strerror(-err));
+	CHECK_EQ(liveupdate_reboot("/nonexistent/luo-files", argv, NULL),
+		 -ENOENT);
+	CHECK_EQ(liveupdate_get_state(), LIVEUPDATE_STATE_NORMAL);
+	check_library_fds("image 1, after a failed exec");
 	if (failures)
 		return 1;
+
 	err = liveupdate_prepare();
 	REQUIRE(!err, "prepare: %s", strerror(-err));
 	err = liveupdate_reboot(self, argv, NULL);
@@ -651,39 +720,21 @@ static int image1(const char *self)
 
 /* ---- image 2 ---- */
 
-static int inherited[T_COUNT][2]; /* the numbers the library inherited */
-static int ninherited[T_COUNT];
-
-/* After luo_init: find each carried file's inherited descriptors. */
-static void scan_inherited(void)
+/* Right after luo_init, only what image 1 itself inherited from the test
+ * runner lacks FD_CLOEXEC: nothing of the library's leaks to children. */
+static void check_no_leak(void)
 {
-	for (int t = 1; t < T_COUNT; t++) {
-		const struct rec *r = &st->rec[t];
-		int fds[8], n, want = 0;
+	int fds[64], n = fds_without_cloexec(fds, 64);
 
-		for (int k = 1; k < T_COUNT; k++)
-			want += st->rec[k].carried &&
-				st->rec[k].dev == r->dev &&
-				st->rec[k].ino == r->ino &&
-				!strcmp(st->rec[k].id, r->id);
-		n = fds_of_identity(r->dev, r->ino, r->id, fds, 8);
-		if (!r->carried) {
-			CHECK(n == 0,
-			      "%s was in a closed session but %d descriptors of it reached the new image",
-			      tok_names[t], n);
-			continue;
-		}
-		/* Pipe and FIFO ends share an inode (and link name): as
-		 * many descriptors as files. */
-		CHECK(n == want, "%s: %d descriptors of its inode, expected %d",
-		      tok_names[t], n, want);
-		for (int i = 0; i < n && i < 8; i++)
-			CHECK(fd_cloexec(fds[i]) == 1,
-			      "inherited fd %d (%s) lacks FD_CLOEXEC after luo_init",
-			      fds[i], tok_names[t]);
-		for (int i = 0; i < n && i < 2; i++)
-			inherited[t][i] = fds[i];
-		ninherited[t] = n < 2 ? n : 2;
+	CHECK(n == st->nharness,
+	      "%d descriptors without FD_CLOEXEC after luo_init, image 1 started with %d",
+	      n, st->nharness);
+	for (int i = 0; i < n && i < 64; i++) {
+		int known = 0;
+
+		for (int k = 0; k < st->nharness; k++)
+			known |= st->harness[k] == fds[i];
+		CHECK(known, "fd %d lacks FD_CLOEXEC after luo_init", fds[i]);
 	}
 }
 
@@ -920,7 +971,8 @@ static int image2(void)
 			st->magic == STATE_MAGIC,
 		"no state from image 1");
 	CHECK_EQ(liveupdate_register_subsystem(&sub), 0);
-	scan_inherited();
+	check_library_fds("image 2, right after luo_init");
+	check_no_leak();
 
 	/* Sessions. */
 	CHECK_EQ(liveupdate_retrieve_session("files", &files), 0);
@@ -937,6 +989,9 @@ static int image2(void)
 	CHECK_EQ(liveupdate_session_retrieve_fd(files, TOKEN(99), &err),
 		 -ENOENT);
 	CHECK_EQ(liveupdate_session_retrieve_fd(files, T_MEMFD, &err), -ENOENT);
+	CHECK_EQ(liveupdate_session_retrieve_fd(files, TOKEN(T_UNPRESERVED),
+						&err),
+		 -ENOENT);
 	CHECK_EQ(liveupdate_session_retrieve_fd(files, TOKEN(T_LEFT_MEMFD),
 						&err),
 		 -ENOENT);
