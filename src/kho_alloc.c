@@ -294,6 +294,14 @@ int kho_free_locked(uint64_t payload_off)
 	return 0;
 }
 
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	while (n--)
+		if (*p++)
+			return false;
+	return true;
+}
+
 /*
  * Walk and check every block of an incoming arena, building the index.
  * Nothing in a block's payload is read except for checked metadata.
@@ -328,10 +336,22 @@ int kho_walk_incoming(char *why, size_t whylen)
 				(unsigned long long)off,
 				(unsigned long long)h->size, h->flags);
 		if (!(h->flags & KHO_BLOCK_USED) &&
-		    (h->payload_size || h->flags))
+		    (h->payload_size || h->flags || h->checked_size ||
+		     h->payload_crc))
 			return luo_reason(why, whylen, -EBADMSG,
 					  "free block at %#llx claims contents",
 					  (unsigned long long)off);
+		if (!(h->flags & KHO_BLOCK_CHECKED) &&
+		    (h->checked_size || h->payload_crc))
+			return luo_reason(
+				why, whylen, -EBADMSG,
+				"block at %#llx is not flagged checked but has checked_size or payload_crc set",
+				(unsigned long long)off);
+		if (!all_zero(h->reserved, sizeof(h->reserved)))
+			return luo_reason(
+				why, whylen, -EBADMSG,
+				"block header at %#llx has reserved bytes set",
+				(unsigned long long)off);
 		if ((h->flags & KHO_BLOCK_CHECKED) &&
 		    luo_crc_mismatch(luo_crc32c(0,
 						kho.base + off + KHO_HDR_SIZE,

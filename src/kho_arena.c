@@ -107,7 +107,7 @@ void kho_header_write(void)
 	h->data_start = KHO_DATA_START;
 	h->arena_size = kho.size;
 	h->root_fdt = kho.root_fdt;
-	h->reserved = 0;
+	memset(h->reserved, 0, sizeof(h->reserved));
 	h->header_crc = 0;
 	h->header_crc = luo_crc32c(0, h, sizeof(*h));
 }
@@ -249,7 +249,7 @@ static int adopt_check_header(int fd, const struct stat *st,
 				  "arena version %u, this library reads %d",
 				  h->version, KHO_ARENA_VERSION);
 	if (h->header_size != sizeof(*h) || h->data_start != KHO_DATA_START ||
-	    h->reserved)
+	    h->reserved[0] || h->reserved[1] || h->reserved[2])
 		return luo_reason(
 			why, whylen, -EBADMSG,
 			"arena header layout mismatch (size %u, data at %llu)",
@@ -290,8 +290,12 @@ int kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
 	if (fstat(fd, &st))
 		return luo_reason(why, whylen, -EBADF, "fd %d is not open", fd);
 	err = adopt_check_header(fd, &st, &h, why, whylen);
-	if (err)
+	if (err) {
+		/* Close it only if it was ours to close: a memfd. */
+		if (err != -EBADF)
+			close(fd);
 		return err;
+	}
 
 	kho.fd = fd;
 	kho.flags = h.flags;
@@ -302,8 +306,10 @@ int kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
 	err = arena_map(fd, kho_round_up(reserve, KHO_HUGE_SIZE),
 			h.flags & KHO_ARENA_THP);
 	if (err) {
+		/* A sealed or read-only memfd cannot be ours: not usable. */
 		snprintf(why, whylen, "cannot map the %llu byte arena: %s",
 			 (unsigned long long)h.arena_size, strerror(-err));
+		err = (err == -EACCES || err == -EPERM) ? -EBADF : err;
 		goto fail;
 	}
 	kho.root_fdt = 0;
@@ -317,8 +323,7 @@ int kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
 	kho_header_write();
 	return 0;
 fail:
-	kho.fd = -1; /* the caller owns @fd until we succeed */
-	kho_arena_destroy();
+	kho_arena_destroy(); /* closes @fd: it is a memfd, and not usable */
 	return err;
 }
 

@@ -160,6 +160,8 @@ static int check_node(const void *fdt, const char *name, const char *compat,
 	return 0;
 }
 
+static struct incoming_subsystem *in_find(const char *name);
+
 static int parse_subsystems(const void *fdt, int node, char *why, size_t whylen)
 {
 	int prop;
@@ -185,6 +187,9 @@ static int parse_subsystems(const void *fdt, int node, char *why, size_t whylen)
 			return luo_reason(
 				why, whylen, -EBADMSG,
 				"subsystem entry '%.63s' is malformed", name);
+		if (in_find(name))
+			return luo_reason(why, whylen, -EBADMSG,
+					  "subsystem '%s' appears twice", name);
 		strcpy(in.subsys[in.nsubsys].name, name);
 		in.subsys[in.nsubsys].data = fdt64_ld(val);
 		in.nsubsys++;

@@ -139,25 +139,32 @@ static int wrong_state(const char *op, const char *want)
 	return -EINVAL;
 }
 
+/* The variable's value made safe for a one-line message. */
+static const char *printable(const char *value, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; value[i] && i + 4 < len; i++)
+		buf[i] = (value[i] > ' ' && value[i] < 0x7f) ? value[i] : '?';
+	strcpy(buf + i, value[i] ? "..." : "");
+	return buf;
+}
+
 /* Adopt the handover named by the environment, or refuse it whole. */
 static int adopt_handover(const char *value, uint64_t reserve)
 {
 	int arena_fd, err;
-	char why[256] = "";
+	char why[256] = "", shown[40];
 
 	err = luo_parse_handover_env(value, &arena_fd, &luo_global.teardown_fd,
 				     &luo_global.teardown_pid);
 	if (err) {
-		snprintf(why, sizeof(why), "cannot parse '%s'", value);
+		snprintf(why, sizeof(why), "not a descriptor number");
 		goto refuse;
 	}
 	err = kho_arena_adopt(arena_fd, reserve, why, sizeof(why));
-	if (err) {
-		/* Close it only if it was ours to close: a memfd. */
-		if (err != -EBADF)
-			close(arena_fd);
+	if (err)
 		goto refuse;
-	}
 	err = luo_abi_in_parse(why, sizeof(why));
 	if (err) {
 		kho_forget_incoming();
@@ -171,7 +178,7 @@ static int adopt_handover(const char *value, uint64_t reserve)
 	return 0;
 refuse:
 	pr_err("refusing the incoming live update (%s=%s): %s; the handover was discarded: call luo_init() again to start fresh, or exit",
-	       LUO_HANDOVER_ENV, value, why);
+	       LUO_HANDOVER_ENV, printable(value, shown, sizeof(shown)), why);
 	luo_teardown_release(false);
 	return err;
 }
@@ -224,8 +231,11 @@ int luo_init(const struct luo_init_opts *opts)
 		goto out;
 	}
 	if (value) {
+		char shown[40];
+
 		pr_warn("ignoring the incoming handover (%s=%s) as asked",
-			LUO_HANDOVER_ENV, value);
+			LUO_HANDOVER_ENV,
+			printable(value, shown, sizeof(shown)));
 		luo_discard_handover(value);
 	}
 	if (opts->flags & LUO_INIT_HUGETLB)
@@ -341,7 +351,7 @@ int luo_freeze_locked(void)
 		err = participants[i]->freeze();
 		if (err) {
 			luo_cancel_locked();
-			pr_err("live update cancelled: a participant refused freeze");
+			pr_info("live update cancelled: a participant refused freeze");
 			return err;
 		}
 	}

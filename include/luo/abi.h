@@ -70,7 +70,7 @@
  * @data_start: offset of the first block.
  * @arena_size: end of the last block; the memfd is at least this long.
  * @root_fdt: offset of the root FDT block payload, 0 while not finalized.
- * @reserved: zero.
+ * @reserved: zero; pads the header to one cache line.
  * @header_crc: CRC32C of this structure with @header_crc set to 0.
  */
 struct kho_arena_header {
@@ -82,7 +82,7 @@ struct kho_arena_header {
 	uint64_t data_start;
 	uint64_t arena_size;
 	uint64_t root_fdt;
-	uint32_t reserved;
+	uint32_t reserved[3];
 	uint32_t header_crc;
 } __attribute__((packed));
 

@@ -691,17 +691,18 @@ static uint64_t value(const struct kase *k, uint64_t cur)
 	}
 }
 
+/* Fields wider than 8 bytes (reserved arrays) are set by their first 8. */
 static uint64_t get_le(const uint8_t *p, uint64_t len)
 {
 	uint64_t v = 0;
 
-	memcpy(&v, p, len);
+	memcpy(&v, p, len < 8 ? len : 8);
 	return v;
 }
 
 static void set_le(uint8_t *p, uint64_t len, uint64_t v)
 {
-	memcpy(p, &v, len);
+	memcpy(p, &v, len < 8 ? len : 8);
 }
 
 static void resign_arena_header(struct ctx *c)
@@ -1121,7 +1122,8 @@ static const struct kase cases[] = {
 	FLIP("hdr-flip-arena-size-high", T_HDR, 39, 0x01),
 	FLIP("hdr-flip-root-fdt", T_HDR, 40, 0x40),
 	FLIP("hdr-flip-reserved", T_HDR, 48, 0x01),
-	FLIP("hdr-flip-header-crc", T_HDR, 52, 0x01),
+	FLIP("hdr-flip-reserved-last", T_HDR, 56, 0x01),
+	FLIP("hdr-flip-header-crc", T_HDR, 60, 0x01),
 	{.name = "hdr-zeroed",
 	 .expect = -EBADMSG,
 	 .fn = mut_fill,
