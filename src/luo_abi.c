@@ -258,7 +258,7 @@ int luo_abi_in_parse(char *why, size_t whylen)
 	err = err ?: luo_sessions_in_parse(fdt, ser->sessions_pa, why, whylen);
 	err = err ?: luo_flbs_in_parse(ser->flbs_pa, why, whylen);
 	if (err) {
-		luo_sessions_forget();
+		luo_sessions_in_refuse();
 		luo_flbs_forget();
 		luo_abi_in_release();
 		return err;

@@ -69,6 +69,7 @@ int luo_sessions_in_parse(const void *luo_fdt, uint64_t sessions_pa, char *why,
 			  size_t whylen);
 int luo_flbs_in_parse(uint64_t flbs_pa, char *why, size_t whylen);
 void luo_sessions_forget(void);
+void luo_sessions_in_refuse(void);
 void luo_flbs_forget(void);
 int luo_fd_handlers_register(void);
 int luo_builtin_handler_add(struct liveupdate_file_handler *fh);

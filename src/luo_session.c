@@ -649,14 +649,29 @@ int luo_sessions_in_parse(const void *luo_fdt, uint64_t sessions_pa, char *why,
 		err = parse_files(s, &ss[i].file_set_ser, why, whylen);
 	}
 	err = err ?: check_fds_unique(why, whylen);
-	if (err) {
-		/* Nothing was adopted: forget without closing anything. */
-		for (struct luo_session *s = incoming; s; s = s->next)
-			for (size_t i = 0; i < s->nfiles; i++)
-				s->files[i]->fd = -1;
-		luo_sessions_forget();
-	}
+	if (err)
+		luo_sessions_in_refuse();
 	return err;
+}
+
+/*
+ * The handover is refused: forget the incoming sessions but close nothing,
+ * since their descriptor numbers come from data we do not trust.  Those
+ * that still are the file they claim get FD_CLOEXEC so they at least do
+ * not leak into children.
+ */
+void luo_sessions_in_refuse(void)
+{
+	for (struct luo_session *s = incoming; s; s = s->next) {
+		for (size_t i = 0; i < s->nfiles; i++) {
+			struct luo_file *f = s->files[i];
+
+			if (luo_file_is_same(f, f->fd))
+				fcntl(f->fd, F_SETFD, FD_CLOEXEC);
+			f->fd = -1;
+		}
+	}
+	luo_sessions_forget();
 }
 
 /*
