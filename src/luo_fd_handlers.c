@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -155,7 +156,51 @@ static int accmode_retrieve(struct liveupdate_file_op_args *args)
 	return check_retrieved(args, accmode_print(args->fd));
 }
 
-/* eventfd and timerfd: the counter and the timer live in the file. */
+/*
+ * eventfd and timerfd: the counter and the timer live in the file.  All
+ * anonymous-inode files share one inode, so the library's identity check
+ * cannot tell them apart: check the kind again, and for an eventfd its id.
+ */
+static uint64_t eventfd_id(int fd)
+{
+	char path[64], buf[512];
+	const char *p;
+	ssize_t n;
+	int f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return UINT64_MAX;
+	n = read(f, buf, sizeof(buf) - 1);
+	close(f);
+	if (n <= 0)
+		return UINT64_MAX;
+	buf[n] = 0;
+	p = strstr(buf, "eventfd-id:");
+	return p ? strtoull(p + 11, NULL, 10) : UINT64_MAX;
+}
+
+static int eventfd_preserve(struct liveupdate_file_op_args *args)
+{
+	args->serialized_data = eventfd_id(args->fd);
+	return 0;
+}
+
+static int eventfd_retrieve(struct liveupdate_file_op_args *args)
+{
+	if (!is_anon(args->fd, "anon_inode:[eventfd]"))
+		return check_retrieved(args, UINT64_MAX - 1);
+	return check_retrieved(args, eventfd_id(args->fd));
+}
+
+static int timerfd_retrieve(struct liveupdate_file_op_args *args)
+{
+	return check_retrieved(args, is_anon(args->fd, "anon_inode:[timerfd]")
+					     ? 0
+					     : UINT64_MAX);
+}
+
 static bool eventfd_can(struct liveupdate_file_handler *h, int fd)
 {
 	(void)h;
@@ -202,12 +247,14 @@ static const struct liveupdate_file_ops pipe_ops = {
 
 static const struct liveupdate_file_ops eventfd_ops = {
 	.can_preserve = eventfd_can,
-	.preserve = anon_preserve,
+	.preserve = eventfd_preserve,
+	.retrieve = eventfd_retrieve,
 };
 
 static const struct liveupdate_file_ops timerfd_ops = {
 	.can_preserve = timerfd_can,
 	.preserve = anon_preserve,
+	.retrieve = timerfd_retrieve,
 };
 
 static const struct liveupdate_file_ops file_ops = {

@@ -349,77 +349,97 @@ bool luo_file_is_same(const struct luo_file *f, int fd)
 	       (uint64_t)st.st_dev == f->dev && (uint64_t)st.st_ino == f->ino;
 }
 
-int luo_file_retrieve(struct luo_file *f, int *fd)
+static int retrieve_first(struct luo_file *f)
 {
 	struct liveupdate_file_op_args args;
-	int err, dup;
+	int err;
 
-	if (f->retrieve_status < 0)
-		return f->retrieve_status;
-	if (f->retrieve_status == 0) {
-		f->fh = luo_handler_find(f->compatible);
-		if (!f->fh) {
-			pr_err("session '%s' token %#llx: no handler '%s' is registered; register it and retry",
-			       f->session->name, (unsigned long long)f->token,
-			       f->compatible);
-			return -ENXIO;
-		}
-		if (!luo_file_is_same(f, f->fd)) {
-			pr_err("session '%s' token %#llx: fd %d is no longer the preserved file (closed or replaced); refusing it",
-			       f->session->name, (unsigned long long)f->token,
-			       f->fd);
-			f->fd = -1;
-			return f->retrieve_status = -ESTALE;
-		}
-		args_of(f, &args);
-		if (f->fh->ops->retrieve) {
-			err = f->fh->ops->retrieve(&args);
-			if (err) {
-				pr_err("handler '%s' could not retrieve token %#llx of session '%s': %s",
-				       f->compatible,
-				       (unsigned long long)f->token,
-				       f->session->name, strerror(-err));
-				return f->retrieve_status = err;
-			}
-			if (args.fd != f->fd) {
-				close(f->fd);
-				f->fd = args.fd;
-			}
-			f->data = args.serialized_data;
-			f->private_data = args.private_data;
-		}
-		f->retrieve_status = 1;
+	f->fh = luo_handler_find(f->compatible);
+	if (!f->fh) {
+		pr_err("session '%s' token %#llx: no handler '%s' is registered; register it and retry",
+		       f->session->name, (unsigned long long)f->token,
+		       f->compatible);
+		return -ENXIO;
 	}
-	/* Like the kernel, every retrieval is a new reference to the file. */
-	dup = fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
-	if (dup < 0)
-		return -errno;
-	*fd = dup;
+	if (!luo_file_is_same(f, f->fd)) {
+		f->fd = -1;
+		return f->retrieve_status = -ESTALE;
+	}
+	if (f->fh->ops->retrieve) {
+		args_of(f, &args);
+		err = f->fh->ops->retrieve(&args);
+		if (err == -ESTALE)
+			f->fd = -1; /* the handler says: not our file */
+		if (err)
+			return f->retrieve_status = err;
+		f->fd = args.fd;
+		f->data = args.serialized_data;
+		f->private_data = args.private_data;
+	}
+	f->retrieve_status = 1;
 	return 0;
+}
+
+/*
+ * The first retrieval hands over the inherited descriptor itself (it has
+ * FD_CLOEXEC since luo_init()); the caller owns it from then on.  A later
+ * one returns a new descriptor of the same file while that one is open.
+ */
+int luo_file_retrieve(struct luo_file *f, int *fd)
+{
+	int err = 0, dup;
+
+	if (f->retrieve_status == 0) {
+		err = retrieve_first(f);
+		if (!err) {
+			*fd = f->fd;
+			return 0;
+		}
+	} else if (f->retrieve_status > 0) {
+		if (!luo_file_is_same(f, f->fd)) {
+			pr_err("session '%s' token %#llx: retrieved before and that descriptor is closed; keep the first one",
+			       f->session->name, (unsigned long long)f->token);
+			return -EBADF;
+		}
+		dup = fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+		if (dup < 0)
+			return -errno;
+		*fd = dup;
+		return 0;
+	}
+	err = err ?: f->retrieve_status;
+	if (err == -ESTALE)
+		pr_err("session '%s' token %#llx: the inherited descriptor is no longer the preserved file (closed or replaced); refusing it",
+		       f->session->name, (unsigned long long)f->token);
+	else if (err != -ENXIO)
+		pr_err("handler '%s' could not retrieve token %#llx of session '%s': %s",
+		       f->compatible, (unsigned long long)f->token,
+		       f->session->name, strerror(-err));
+	return err;
 }
 
 void luo_file_finish(struct luo_file *f)
 {
 	struct liveupdate_file_op_args args;
-	bool ours = f->fd >= 0 && f->retrieve_status >= 0 &&
-		    (f->retrieve_status == 1 || luo_file_is_same(f, f->fd));
+	bool retrieved = f->retrieve_status == 1;
+	/* Unretrieved and still the file: ours to close.  Retrieved: the
+	 * caller's.  Anything else is no longer ours to touch. */
+	bool ours = !retrieved && f->fd >= 0 && luo_file_is_same(f, f->fd);
 
 	if (!f->fh)
 		f->fh = luo_handler_find(f->compatible);
 	if (f->fh) {
 		args_of(f, &args);
-		args.retrieved = f->retrieve_status == 1;
-		if (!args.retrieved)
-			args.fd = ours ? f->fd : -1;
+		args.retrieved = retrieved;
+		args.fd = ours ? f->fd : -1;
 		if (f->fh->ops->finish)
 			f->fh->ops->finish(&args);
 		luo_flb_file_finish(f->fh);
-	} else if (f->retrieve_status != 1) {
+	} else if (!retrieved) {
 		pr_warn("session '%s' token %#llx: no handler '%s' was registered; closing the file",
 			f->session->name, (unsigned long long)f->token,
 			f->compatible);
 	}
-	/* Never close a descriptor that is no longer the preserved file. */
 	if (ours)
 		close(f->fd);
 	f->fd = -1;

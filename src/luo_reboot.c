@@ -33,6 +33,9 @@
 extern char **environ;
 
 #define HOLDER_STACK (64 << 10)
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
 
 static struct {
 	pid_t pid;
@@ -127,10 +130,14 @@ void luo_teardown_release(bool wait)
 __attribute__((no_sanitize_address)) static int holder_main(void *arg)
 {
 	uint64_t fds = (uintptr_t)arg;
-	int hold = (int)(uint32_t)fds, release = (int)(fds >> 32);
+	int hold = (int)(uint32_t)fds;
 	char c;
 
-	syscall(SYS_close, release);
+	/* Its copy of the descriptor table must not keep the old image's
+	 * files open past the exec: keep only the pipe it waits on. */
+	if (hold > 0)
+		syscall(SYS_close_range, 0, hold - 1, 0);
+	syscall(SYS_close_range, hold + 1, ~0U, 0);
 	while (syscall(SYS_read, hold, &c, 1) < 0)
 		;
 	syscall(SYS_exit, 0);

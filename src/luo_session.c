@@ -485,11 +485,16 @@ void luo_sessions_forget(void)
 
 			lists[k] = s->next;
 			for (size_t i = 0; i < s->nfiles; i++) {
-				if (s->files[i]->fd >= 0 &&
+				struct luo_file *f = s->files[i];
+
+				/* Outgoing: our duplicate.  Incoming: ours
+				 * unless handed out or no longer that file. */
+				if (f->fd >= 0 &&
 				    (!s->incoming ||
-				     s->files[i]->retrieve_status >= 0))
-					close(s->files[i]->fd);
-				free(s->files[i]);
+				     (f->retrieve_status != 1 &&
+				      luo_file_is_same(f, f->fd))))
+					close(f->fd);
+				free(f);
 			}
 			session_free(s);
 		}
