@@ -13,8 +13,8 @@
  * duplicate descriptor), so the service may close its fd afterwards.  That
  * reference has FD_CLOEXEC, so no preserved file leaks into children the
  * service starts; it loses FD_CLOEXEC only for the exec of the update and
- * gets it back when retrieved.  Files nobody retrieves are closed at
- * finish.
+ * the new image's luo_init() sets it again.  Files nobody retrieves are
+ * closed at finish.
  *
  * A file handler knows one kind of file.  The library picks the first
  * handler whose can_preserve() accepts the fd: handlers the service
@@ -97,13 +97,18 @@ int liveupdate_session_unpreserve_fd(struct luo_session *session,
  * @token: the file's token in the old image.
  * @fd: set to the descriptor, now owned by the caller (FD_CLOEXEC set).
  *
- * The descriptor is checked to be the very file that was preserved (type,
- * device, inode); a file found closed or replaced is refused.  A failed
- * retrieval fails the same way every later time.
+ * The first retrieval hands over the inherited descriptor itself; a later
+ * one returns a new descriptor of the same file while the first is still
+ * open.  The descriptor is checked to be the very file that was preserved
+ * (type, device, inode, and the handler's own check); a file found closed
+ * or replaced is refused.  A failed retrieval fails the same way every
+ * later time.
  *
  * Return: 0; -ENOENT for an unknown token; -EINVAL for an outgoing or
- * finished session; -EALREADY if retrieved before; -ESTALE if the
- * descriptor is no longer that file; a handler's error.
+ * finished session; -ESTALE if the descriptor is no longer that file;
+ * -EBADF if retrieved before and that descriptor was closed since; -ENXIO
+ * if no handler with the file's compatible is registered (register it and
+ * retry); a handler's error.
  */
 int liveupdate_session_retrieve_fd(struct luo_session *session, uint64_t token,
 				   int *fd);
@@ -145,8 +150,8 @@ struct liveupdate_flb;
  * @handler: the handler.
  * @fd: preserve, freeze, unfreeze, unpreserve: the library's descriptor of
  *      the file; retrieve: the inherited descriptor (the handler may
- *      replace it); finish: the descriptor if it was never retrieved, else
- *      -1.
+ *      replace it); finish: the descriptor if it was never retrieved and
+ *      still is the file, else -1.
  * @serialized_data: preserve sets it (and freeze may change it); the other
  *                   callbacks, and the new image, get it back.
  * @private_data: the handler's own pointer for this file in this image.
