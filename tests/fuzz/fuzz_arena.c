@@ -156,6 +156,11 @@ size_t fz_arena_for_each_file(uint8_t *buf, size_t len, fz_file_fn fn,
 	return w.visited;
 }
 
+uint64_t fz_arena_last_block(uint8_t *buf, size_t len)
+{
+	return walk(buf, len, NULL, NULL);
+}
+
 size_t fz_arena_trim(uint8_t *buf, size_t len)
 {
 	struct kho_arena_header h;

@@ -39,6 +39,9 @@ typedef void (*fz_file_fn)(struct luo_file_ser *file,
 size_t fz_arena_for_each_file(uint8_t *buf, size_t len, fz_file_fn fn,
 			      void *arg);
 
+/* Offset of the last block header of the chain, 0 if there is none. */
+uint64_t fz_arena_last_block(uint8_t *buf, size_t len);
+
 /*
  * Shrink the trailing free block so the arena ends at the first page
  * boundary after it; fixes the checksums.  Returns the new arena size, or

@@ -28,7 +28,8 @@
  *        real pipe as the teardown descriptor), 2 malformed (variant in bits
  *        4-5), 3 "FD" with LUO_INIT_IGNORE_HANDOVER
  *   2    raw: no fd provisioning, no checksum repair
- *   3    a 1 MiB arena_max instead of the 64 GiB default
+ *   3    the memfd is extended (sparse) to 4 MiB, so that arenas of 2 MiB
+ *        pages fit, and arena_max is 1 MiB instead of 64 GiB
  *   4    accepted: do not retrieve files
  *   5    accepted: do not finish sessions one by one
  *   6    accepted: luo_exit() straight from UPDATED, no liveupdate_finish()
@@ -73,13 +74,14 @@
 #define CTL_ENV_MALFORMED 2
 #define CTL_ENV_IGNORE 3
 #define CTL_RAW 0x04
-#define CTL_SMALL_RESERVE 0x08
+#define CTL_BIG_SMALL 0x08
 #define CTL_NO_RETRIEVE 0x10
 #define CTL_NO_SESSION_FINISH 0x20
 #define CTL_NO_FINISH 0x40
 #define CTL_NO_OUTGOING 0x80
 
 #define PAGE 4096
+#define BIG_MEMFD (4 << 20)
 #define PROV_BASE 64 /* provisioned files: PROV_BASE .. +PROV_MAX-1 */
 #define PROV_MAX 16
 #define BACKUP_BASE 900 /* copies of stdin, stdout, stderr */
@@ -219,7 +221,8 @@ static void log_sink(enum luo_log_level level, const char *msg, void *arg)
  * their names.  Each is recognised as narrowly as possible.
  *
  *   flb-refusal-closes-fds: a handover refused for its FLB block, after
- *   its sessions were parsed, closes the descriptors its files name.
+ *   its sessions were parsed, closes the descriptors its files name
+ *   (regressions/flb-refusal-closes-session-fds; fixed in 005c29e).
  */
 static bool known_bug(const char *name)
 {
@@ -591,7 +594,7 @@ static uint64_t unknown_token(const struct in_session *s)
 
 static void retrieve_files(struct luo_session *ls, const struct in_session *s)
 {
-	int fd, err;
+	int fd, again, err;
 
 	for (size_t k = 0; k < s->nfiles; k++) {
 		struct fd_id got, want = {.mode = s->where[k].mode,
@@ -610,6 +613,14 @@ static void retrieve_files(struct luo_session *ls, const struct in_session *s)
 		      s->name, (unsigned long long)s->token[k], fd);
 		CHECK(fcntl(fd, F_GETFD) == FD_CLOEXEC,
 		      "retrieved fd %d lacks FD_CLOEXEC", fd);
+		/* Again while the first is open: the same file, if anything. */
+		if (!liveupdate_session_retrieve_fd(ls, s->token[k], &again)) {
+			CHECK(again != fd && fd_identity(again, &got) &&
+				      same_id(&got, &want),
+			      "token %#llx retrieved again as fd %d",
+			      (unsigned long long)s->token[k], again);
+			close(again);
+		}
 		close(fd);
 	}
 	err = liveupdate_session_retrieve_fd(ls, unknown_token(s), &fd);
@@ -801,6 +812,9 @@ static void check_released(const struct fd_id *arena,
 	      "%s: the teardown pipe %d is still open", when, teardown->fd);
 }
 
+/* Whether the last input was accepted as a handover (for fuzz_main.c). */
+int fuzz_handover_accepted;
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t ctl = size ? data[size - 1] : 0;
@@ -818,6 +832,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	setup_once();
 	snap_take(&base);
 	refusal[0] = 0;
+	fuzz_handover_accepted = 0;
 
 	buf = calloc(len ? len : 1, 1);
 	CHECK(buf, "out of memory");
@@ -855,8 +870,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	default:
 		snprintf(env, sizeof(env), "%d", fd);
 	}
-	if (ctl & CTL_SMALL_RESERVE)
+	if (ctl & CTL_BIG_SMALL) {
 		opts.arena_max = 1 << 20;
+		if (len < BIG_MEMFD)
+			CHECK(!ftruncate(fd, BIG_MEMFD), "ftruncate: %s",
+			      strerror(errno));
+	}
 	setenv(LUO_HANDOVER_ENV, env, 1);
 
 	snap_take(&pre);
@@ -887,6 +906,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(liveupdate_get_state() == LIVEUPDATE_STATE_UPDATED,
 		      "accepted, but state %s",
 		      liveupdate_state_name(liveupdate_get_state()));
+		fuzz_handover_accepted = 1;
 		exercise_accepted(ctl, &view);
 		CHECK(!luo_exit(), "luo_exit");
 		check_released(&arena, &teardown, "after luo_exit");

@@ -4,7 +4,9 @@
  * named on the command line and every file inside the directories named
  * there (not recursively, in name order).  A missing directory is skipped,
  * so an empty regressions/ need not exist.  The harness aborts on a broken
- * invariant; a clean run exits 0.
+ * invariant; a clean run exits 0.  Files named seed-* (real handovers from
+ * make_seeds) must also be accepted by luo_init(): if not, the committed
+ * seeds no longer match the library's ABI and must be made again.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -16,10 +18,12 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+extern int fuzz_handover_accepted;
 
 static int run_file(const char *path)
 {
 	FILE *f = fopen(path, "rb");
+	const char *name;
 	uint8_t *buf = NULL;
 	long len;
 
@@ -40,6 +44,13 @@ static int run_file(const char *path)
 	fflush(stdout);
 	LLVMFuzzerTestOneInput(buf, (size_t)len);
 	free(buf);
+	name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	if (!strncmp(name, "seed-", 5) && !fuzz_handover_accepted) {
+		fprintf(stderr,
+			"fuzz_replay: %s: this real handover is refused: the seeds are stale, make them again with make_seeds (LUO_FUZZ_VERBOSE=1 says why)\n",
+			path);
+		return -1;
+	}
 	return 0;
 }
 
@@ -99,6 +110,6 @@ int main(int argc, char **argv)
 		}
 	}
 	printf("fuzz_replay: %zu inputs run%s\n", count,
-	       err ? ", some could not be read" : "");
+	       err ? ", some failed" : "");
 	return err ? 1 : 0;
 }

@@ -10,10 +10,11 @@
  * prepares and really updates into this binary again ("dump").  The new
  * image does not call luo_init() on the handover: it reads the inherited
  * arena up to its arena_size, shrinks the trailing free block to the next
- * page boundary (the arenas grow in 2 MiB steps), writes OUTDIR/VARIANT
- * and, for variants with preserved files, OUTDIR/VARIANT-fds, the same
+ * page boundary (the arenas grow in 2 MiB steps), writes OUTDIR/seed-VARIANT
+ * and, for variants with preserved files, OUTDIR/seed-VARIANT-fds, the same
  * arena with every file's identity replaced by the placeholder dev 0,
- * ino 0 that the harness turns into real files.  Each written seed must be
+ * ino 0 that the harness turns into real files; subsystems-huge is the
+ * subsystems arena rewritten as if on 2 MiB pages.  Each written seed must be
  * accepted by luo_init() before make_seeds reports success.
  */
 #define _GNU_SOURCE
@@ -284,10 +285,13 @@ static void placeholder(struct luo_file_ser *file,
 static void check_accepted(const char *path, const uint8_t *buf, size_t len)
 {
 	int fd = memfd_create("fuzz-seed-check", 0);
+	struct kho_arena_header h;
 	char env[32];
 	int err;
 
-	if (fd < 0 || write(fd, buf, len) != (ssize_t)len)
+	memcpy(&h, buf, sizeof(h));
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len ||
+	    (h.arena_size > len && ftruncate(fd, (off_t)h.arena_size)))
 		die("cannot copy %s: %s", path, strerror(errno));
 	snprintf(env, sizeof(env), "%d", fd);
 	setenv(LUO_HANDOVER_ENV, env, 1);
@@ -300,21 +304,56 @@ static void check_accepted(const char *path, const uint8_t *buf, size_t len)
 	try(luo_exit());
 }
 
-static void write_seed(const char *outdir, const char *name, const uint8_t *buf,
-		       size_t len)
+/* @ctl: the harness's control byte, the last one, which nobody reads. */
+static void write_seed(const char *outdir, const char *name, uint8_t *buf,
+		       size_t len, uint8_t ctl)
 {
 	char path[PATH_MAX];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/%s", outdir, name);
+	snprintf(path, sizeof(path), "%s/seed-%s", outdir, name);
 	if (buf[len - 1])
 		die("%s: the last byte (the harness's control byte) is %#x",
 		    path, buf[len - 1]);
 	check_accepted(path, buf, len);
+	buf[len - 1] = ctl;
 	f = fopen(path, "wb");
 	if (!f || fwrite(buf, 1, len, f) != len || fclose(f))
 		die("cannot write %s: %s", path, strerror(errno));
+	buf[len - 1] = 0;
 	printf("make_seeds: %s: %zu bytes\n", path, len);
+}
+
+/*
+ * The same arena as if on 2 MiB huge pages: flags, page size, and the last
+ * free block running to 2 MiB.  The image stays @len bytes; its control
+ * byte 0x08 has the harness extend the memfd.
+ */
+static void write_huge_seed(const char *outdir, const char *name,
+			    const uint8_t *buf, size_t len)
+{
+	uint8_t *copy = malloc(len);
+	struct kho_arena_header h;
+	struct kho_block_header b;
+	uint64_t last;
+
+	if (!copy)
+		die("out of memory");
+	memcpy(copy, buf, len);
+	last = fz_arena_last_block(copy, len);
+	memcpy(&h, copy, sizeof(h));
+	memcpy(&b, copy + last, sizeof(b));
+	if (!last || b.flags || last + b.size != len)
+		die("%s: the arena does not end with a free block", name);
+	h.flags = KHO_ARENA_HUGETLB;
+	h.page_size = 2u << 20;
+	h.arena_size = 2u << 20;
+	b.size = h.arena_size - last;
+	memcpy(copy, &h, sizeof(h));
+	memcpy(copy + last, &b, sizeof(b));
+	fz_arena_fix_checksums(copy, len);
+	write_seed(outdir, name, copy, len, 0x08);
+	free(copy);
 }
 
 static int dump(const char *variant, const char *outdir)
@@ -345,11 +384,15 @@ static int dump(const char *variant, const char *outdir)
 	}
 	close(fd);
 	len = fz_arena_trim(buf, len);
-	write_seed(outdir, variant, buf, len);
+	write_seed(outdir, variant, buf, len, 0);
+	if (!strcmp(variant, "subsystems")) {
+		snprintf(name, sizeof(name), "%s-huge", variant);
+		write_huge_seed(outdir, name, buf, len);
+	}
 	if (fz_arena_for_each_file(buf, len, placeholder, NULL)) {
 		fz_arena_fix_checksums(buf, len);
 		snprintf(name, sizeof(name), "%s-fds", variant);
-		write_seed(outdir, name, buf, len);
+		write_seed(outdir, name, buf, len, 0);
 	}
 	free(buf);
 	return 0;
