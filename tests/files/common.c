@@ -144,6 +144,11 @@ void fd_identity(int fd, char *buf, size_t len)
 	}
 	buf[n] = 0;
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	/* The access mode tells the two ends of a pipe or FIFO apart. */
+	n = fcntl(fd, F_GETFL);
+	snprintf(line, sizeof(line), "|acc=%d",
+		 n < 0 ? -1 : (int)(n & O_ACCMODE));
+	strncat(buf, line, len - strlen(buf) - 1);
 	f = fopen(path, "re");
 	if (!f)
 		return;

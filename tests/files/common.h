@@ -70,8 +70,9 @@ int fds_of_inode(uint64_t dev, uint64_t ino, int *out, int max);
 
 /*
  * What tells files apart beyond (device, inode): every eventfd, timerfd,
- * epoll... shares one anonymous inode.  The /proc/self/fd link name, plus
- * for an eventfd its "eventfd-id" from fdinfo.  Empty if @fd is not open.
+ * epoll... shares one anonymous inode, both ends of a pipe share one.  The
+ * /proc/self/fd link name, the access mode, and for an eventfd its
+ * "eventfd-id" from fdinfo.  Empty if @fd is not open.
  */
 void fd_identity(int fd, char *buf, size_t len);
 

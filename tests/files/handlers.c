@@ -751,10 +751,25 @@ static int get(struct luo_session *s, enum tok t)
 	CHECK(!fstat(fd, &sb) && (uint64_t)sb.st_ino == st->rec[t].ino &&
 		      (uint64_t)sb.st_dev == st->rec[t].dev,
 	      "retrieved %s is not the preserved inode", tok_names[t]);
-	for (int i = 0; i < ninherited[t]; i++)
-		CHECK(fd != inherited[t][i],
-		      "retrieved %s is the inherited descriptor itself",
-		      tok_names[t]);
+	/* The first retrieval hands over the inherited descriptor itself. */
+	CHECK(ninherited[t] == 1 && fd == inherited[t][0],
+	      "retrieved %s is fd %d, not the inherited descriptor %d",
+	      tok_names[t], fd, ninherited[t] ? inherited[t][0] : -1);
+	return fd;
+}
+
+/* A second retrieval while the first descriptor is open: a new one. */
+static int get_again(struct luo_session *s, enum tok t, int first)
+{
+	int fd = -1, err = liveupdate_session_retrieve_fd(s, TOKEN(t), &fd);
+
+	CHECK(err == 0, "second retrieval of %s: %s", tok_names[t],
+	      strerror(-err));
+	if (err)
+		return -1;
+	CHECK(fd != first && fd_cloexec(fd) == 1,
+	      "second retrieval of %s: fd %d (first %d), FD_CLOEXEC %d",
+	      tok_names[t], fd, first, fd_cloexec(fd));
 	return fd;
 }
 
@@ -998,7 +1013,7 @@ static int image2(void)
 
 	for (int t = T_MEMFD; t <= T_CTL; t++)
 		fd[t] = get(files, t);
-	memfd2 = get(files, T_MEMFD);
+	memfd2 = get_again(files, T_MEMFD, fd[T_MEMFD]);
 	for (int t = T_MEMFD; t <= T_CTL; t++)
 		if (fd[t] < 0)
 			return 1;
@@ -1021,19 +1036,40 @@ static int image2(void)
 	check_counters(fd[T_EFD_SEM], fd[T_EFD], fd[T_TIMERFD]);
 	check_regular(fd[T_FILE_APPEND], fd[T_FILE_RO]);
 
+	/* Retrieved before and that descriptor closed since: -EBADF. */
+	close(fd[T_FILE_RO]);
+	CHECK_EQ(liveupdate_session_retrieve_fd(files, TOKEN(T_FILE_RO), &err),
+		 -EBADF);
+	fd[T_FILE_RO] = -1;
+
 	/* The helper's verdict. */
 	r = waitpid(st->helper, &status, 0);
 	CHECK(r == st->helper && WIFEXITED(status) && !WEXITSTATUS(status),
 	      "helper failed (status %#x)", status);
 
-	/* Finishing "files" closes its inherited descriptors, retrieved
-	 * or not; "leftover" is untouched until liveupdate_finish(). */
+	/*
+	 * Finishing "files" closes the inherited descriptors nobody
+	 * retrieved; the retrieved ones were handed to the service as they
+	 * are and stay open (the one closed above stays closed).
+	 * "leftover" is untouched until liveupdate_finish().
+	 */
 	CHECK_EQ(liveupdate_session_finish(files), 0);
-	for (int t = T_MEMFD; t <= T_UNRETRIEVED; t++)
-		for (int i = 0; i < ninherited[t]; i++)
-			CHECK(!fd_is_open(inherited[t][i]),
-			      "inherited fd %d (%s) still open after its session finished",
-			      inherited[t][i], tok_names[t]);
+	for (int t = T_MEMFD; t <= T_UNRETRIEVED; t++) {
+		for (int i = 0; i < ninherited[t]; i++) {
+			int n = inherited[t][i], held = n == memfd2;
+
+			for (int k = T_MEMFD; k <= T_CTL; k++)
+				held |= fd[k] >= 0 && n == fd[k];
+			if (held)
+				CHECK(fd_is_open(n),
+				      "fd %d, retrieved (%s), closed by finish",
+				      n, tok_names[t]);
+			else
+				CHECK(!fd_is_open(n),
+				      "inherited fd %d (%s) still open after its session finished",
+				      n, tok_names[t]);
+		}
+	}
 	for (int t = T_LEFT_MEMFD; t <= T_LEFT_EFD; t++)
 		for (int i = 0; i < ninherited[t]; i++)
 			CHECK(fd_is_open(inherited[t][i]),
