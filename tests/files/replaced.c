@@ -18,6 +18,11 @@
  *                              anonymous-inode files (a timerfd, another
  *                              eventfd, an epoll fd): they share one inode
  *                              with the originals
+ *   files-replaced reused    - files retrieved once, their descriptor
+ *                              closed and the number reused by the
+ *                              service, some by a lookalike (same inode):
+ *                              retrieving again must be -EBADF, never
+ *                              another file
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,14 +56,35 @@ enum tok {
 	T_EFD_TO_EFD,	  /* eventfd, replaced by another eventfd */
 	T_TFD_TO_EPOLL,	  /* timerfd, replaced by an epoll fd */
 	T_ANON_OK,	  /* eventfd, untouched */
+	/* "reused": retrieved, closed, the number reused */
+	T_RU_FREE,	  /* memfd, the number left free */
+	T_RU_NULL,	  /* memfd, /dev/null at its number */
+	T_RU_EFD_TIMERFD, /* eventfd, a timerfd at its number */
+	T_RU_EFD_EFD,	  /* eventfd, another eventfd at its number */
+	T_RU_PIPE_R,	  /* pipe read end, the write end at its number */
+	T_RU_PIPE_W,	  /* that write end */
+	T_RU_REOPEN,	  /* memfd, reopened through /proc at its number */
 	T_COUNT
 };
 
 static const char *const names[T_COUNT] = {
-	"victim-memfd",	    "closed-pipe",	"late-memfd",
-	"ok-memfd",	    "ok-pipe",		"ok-eventfd",
-	"eventfd->timerfd", "eventfd->eventfd", "timerfd->epoll",
+	"victim-memfd",
+	"closed-pipe",
+	"late-memfd",
+	"ok-memfd",
+	"ok-pipe",
+	"ok-eventfd",
+	"eventfd->timerfd",
+	"eventfd->eventfd",
+	"timerfd->epoll",
 	"anon-ok-eventfd",
+	"reused: memfd, number free",
+	"reused: memfd, /dev/null there",
+	"reused: eventfd, a timerfd there",
+	"reused: eventfd, another eventfd there",
+	"reused: pipe read end, its write end there",
+	"reused: pipe write end",
+	"reused: memfd, reopened through /proc there",
 };
 
 #define TOKEN(t) (0x7e9a0000ULL + (uint64_t)(t))
@@ -75,7 +101,8 @@ struct ident {
 };
 
 static struct ident ids[T_COUNT];
-static int anon;
+enum mode { M_REPLACED, M_ANON, M_REUSED };
+static enum mode mode;
 
 /* argv form: "TOKEN:DEV:INO:IDENTITY" */
 static char *encode(int t)
@@ -127,7 +154,7 @@ static int memfd_with(const char *text)
 	return fd;
 }
 
-static int image1(const char *self, const char *mode)
+static int image1(const char *self, const char *mode_arg)
 {
 	struct itimerspec its = {.it_interval = {0, 50000000},
 				 .it_value = {0, 50000000}};
@@ -139,7 +166,7 @@ static int image1(const char *self, const char *mode)
 	alarm(30);
 	REQUIRE(!luo_init(NULL), "luo_init");
 	REQUIRE(!liveupdate_create_session("replaced", &s), "session");
-	if (!anon) {
+	if (mode == M_REPLACED) {
 		keep(s, memfd_with("victim"), T_VICTIM);
 		REQUIRE(!pipe2(p, O_CLOEXEC), "pipe");
 		keep(s, p[0], T_CLOSED);
@@ -153,7 +180,7 @@ static int image1(const char *self, const char *mode)
 		fd = eventfd(OK_EFD_VALUE, EFD_CLOEXEC | EFD_NONBLOCK);
 		REQUIRE(fd >= 0, "eventfd");
 		keep(s, fd, T_OK_EVENTFD);
-	} else {
+	} else if (mode == M_ANON) {
 		fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
 		REQUIRE(fd >= 0, "eventfd");
 		keep(s, fd, T_EFD_TO_TIMERFD);
@@ -167,9 +194,22 @@ static int image1(const char *self, const char *mode)
 		fd = eventfd(ANON_OK_VALUE, EFD_CLOEXEC | EFD_NONBLOCK);
 		REQUIRE(fd >= 0, "eventfd");
 		keep(s, fd, T_ANON_OK);
+	} else {
+		keep(s, memfd_with("free"), T_RU_FREE);
+		keep(s, memfd_with("null"), T_RU_NULL);
+		fd = eventfd(EFD_VALUE, EFD_CLOEXEC | EFD_NONBLOCK);
+		REQUIRE(fd >= 0, "eventfd");
+		keep(s, fd, T_RU_EFD_TIMERFD);
+		fd = eventfd(EFD_VALUE, EFD_CLOEXEC | EFD_NONBLOCK);
+		REQUIRE(fd >= 0, "eventfd");
+		keep(s, fd, T_RU_EFD_EFD);
+		REQUIRE(!pipe2(p, O_CLOEXEC), "pipe");
+		keep(s, p[0], T_RU_PIPE_R);
+		keep(s, p[1], T_RU_PIPE_W);
+		keep(s, memfd_with("reopen"), T_RU_REOPEN);
 	}
 	argv[n++] = (char *)self;
-	argv[n++] = (char *)mode;
+	argv[n++] = (char *)mode_arg;
 	argv[n++] = "--image2";
 	for (int t = 0; t < T_COUNT; t++)
 		if (ids[t].present)
@@ -218,6 +258,8 @@ static void find_inherited(void)
 static void put_at(int num, int newfd)
 {
 	REQUIRE(newfd >= 0, "open: %s", strerror(errno));
+	if (newfd == num) /* landed there by itself */
+		return;
 	REQUIRE(dup2(newfd, num) == num, "dup2: %s", strerror(errno));
 	close(newfd);
 }
@@ -323,6 +365,67 @@ static int image2_anon(struct luo_session *s)
 	return 0;
 }
 
+/* Retrieved once, then closed: a second retrieval must be -EBADF. */
+static void expect_ebadf(struct luo_session *s, int t)
+{
+	int fd = -1, err = liveupdate_session_retrieve_fd(s, TOKEN(t), &fd);
+	char id[256] = "";
+
+	if (!err)
+		fd_identity(fd, id, sizeof(id));
+	CHECK(err == -EBADF,
+	      "%s: second retrieval returned %d (%s), expected -EBADF%s%s",
+	      names[t], err, err ? strerror(-err) : "success",
+	      err ? "" : "; it handed out: ", id);
+	if (!err)
+		close(fd);
+}
+
+static int fd_reused[T_COUNT]; /* what the service put at each number */
+
+static void image2_reused(struct luo_session *s)
+{
+	int fd[T_COUNT], reopened;
+	char path[64];
+
+	for (int t = T_RU_FREE; t <= T_RU_REOPEN; t++) {
+		fd[t] = retrieve_ok(s, t);
+		REQUIRE(fd[t] >= 0, "first retrieval of %s", names[t]);
+		CHECK(fd[t] == ids[t].fd,
+		      "%s: the first retrieval is fd %d, not the inherited %d",
+		      names[t], fd[t], ids[t].fd);
+	}
+	/* The service closes them and reuses the numbers. */
+	close(fd[T_RU_FREE]);
+	close(fd[T_RU_NULL]);
+	put_at(fd[T_RU_NULL], open("/dev/null", O_RDWR));
+	close(fd[T_RU_EFD_TIMERFD]);
+	put_at(fd[T_RU_EFD_TIMERFD], timerfd_create(CLOCK_MONOTONIC, 0));
+	close(fd[T_RU_EFD_EFD]);
+	put_at(fd[T_RU_EFD_EFD], eventfd(NEW_EFD_VALUE, EFD_NONBLOCK));
+	close(fd[T_RU_PIPE_R]);
+	put_at(fd[T_RU_PIPE_R], dup(fd[T_RU_PIPE_W]));
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd[T_RU_REOPEN]);
+	reopened = open(path, O_RDWR);
+	close(fd[T_RU_REOPEN]);
+	put_at(fd[T_RU_REOPEN], reopened);
+	for (int t = T_RU_FREE; t <= T_RU_REOPEN; t++)
+		fd_reused[t] = fd[t];
+
+	expect_ebadf(s, T_RU_FREE);
+	expect_ebadf(s, T_RU_NULL);
+	expect_ebadf(s, T_RU_EFD_TIMERFD);
+	expect_ebadf(s, T_RU_EFD_EFD);
+	expect_ebadf(s, T_RU_PIPE_R);
+	expect_ebadf(s, T_RU_REOPEN);
+	/* Still open: a second retrieval is a new descriptor of it. */
+	reopened = retrieve_ok(s, T_RU_PIPE_W);
+	CHECK(reopened >= 0 && reopened != fd[T_RU_PIPE_W] &&
+		      same_open_file(reopened, fd[T_RU_PIPE_W]) != 0,
+	      "pipe write end: second retrieval fd %d", reopened);
+	close(reopened);
+}
+
 static int image2(int argc, char **argv)
 {
 	struct luo_session *s;
@@ -334,12 +437,12 @@ static int image2(int argc, char **argv)
 	find_inherited();
 
 	/* The service reuses numbers before starting the library. */
-	if (!anon) {
+	if (mode == M_REPLACED) {
 		close(ids[T_VICTIM].fd);
 		put_at(ids[T_VICTIM].fd, open("/dev/null", O_RDWR));
 		REQUIRE(is_dev_null(ids[T_VICTIM].fd), "dup2");
 		close(ids[T_CLOSED].fd);
-	} else {
+	} else if (mode == M_ANON) {
 		close(ids[T_EFD_TO_TIMERFD].fd);
 		put_at(ids[T_EFD_TO_TIMERFD].fd,
 		       timerfd_create(CLOCK_MONOTONIC, 0));
@@ -351,22 +454,24 @@ static int image2(int argc, char **argv)
 	err = luo_init(NULL);
 	REQUIRE(!err, "luo_init refused the handover: %s", strerror(-err));
 	CHECK_EQ(liveupdate_get_state(), LIVEUPDATE_STATE_UPDATED);
-	if (!anon) {
+	if (mode == M_REPLACED) {
 		/* ...and one after luo_init. */
 		put_at(ids[T_LATE].fd, open("/dev/null", O_RDWR));
 		/* The closed number must stay free: nothing of ours there. */
 	}
 	REQUIRE(!liveupdate_retrieve_session("replaced", &s),
 		"retrieve session");
-	if (anon)
+	if (mode == M_ANON)
 		image2_anon(s);
+	else if (mode == M_REUSED)
+		image2_reused(s);
 	else
 		image2_replaced(s);
 	CHECK_EQ(liveupdate_session_finish(s), 0);
 	CHECK_EQ(liveupdate_finish(), 0);
 
 	/* What the service put there is still there. */
-	if (!anon) {
+	if (mode == M_REPLACED) {
 		CHECK(is_dev_null(ids[T_VICTIM].fd),
 		      "/dev/null at fd %d (replaced before luo_init) was closed or changed by the library",
 		      ids[T_VICTIM].fd);
@@ -377,6 +482,23 @@ static int image2(int argc, char **argv)
 			      !fd_is_open(ids[T_OK_PIPE].fd) &&
 			      !fd_is_open(ids[T_OK_EVENTFD].fd),
 		      "inherited descriptors of retrieved files still open after finish");
+	} else if (mode == M_REUSED) {
+		CHECK(!fd_is_open(fd_reused[T_RU_FREE]),
+		      "fd %d reopened by the library", fd_reused[T_RU_FREE]);
+		CHECK(is_dev_null(fd_reused[T_RU_NULL]),
+		      "the service's /dev/null at fd %d was closed by the library",
+		      fd_reused[T_RU_NULL]);
+		CHECK(link_is(fd_reused[T_RU_EFD_TIMERFD],
+			      "anon_inode:[timerfd]"),
+		      "the service's timerfd at fd %d was closed by the library",
+		      fd_reused[T_RU_EFD_TIMERFD]);
+		CHECK(link_is(fd_reused[T_RU_EFD_EFD], "anon_inode:[eventfd]"),
+		      "the service's eventfd at fd %d was closed by the library",
+		      fd_reused[T_RU_EFD_EFD]);
+		CHECK(fd_is_open(fd_reused[T_RU_PIPE_R]) &&
+			      fd_is_open(fd_reused[T_RU_PIPE_W]) &&
+			      fd_is_open(fd_reused[T_RU_REOPEN]),
+		      "the service's descriptors were closed by the library");
 	} else {
 		eventfd_t v = 0;
 
@@ -404,11 +526,17 @@ int main(int argc, char **argv)
 {
 	char self[4096];
 
-	if (argc < 2 ||
-	    (strcmp(argv[1], "replaced") && strcmp(argv[1], "anon")))
-		return fprintf(stderr, "usage: %s replaced|anon\n", argv[0]), 2;
-	anon = !strcmp(argv[1], "anon");
-	test_name = anon ? "replaced-anon-fd" : "replaced-fd";
+	if (argc < 2 || (strcmp(argv[1], "replaced") &&
+			 strcmp(argv[1], "anon") && strcmp(argv[1], "reused")))
+		return fprintf(stderr, "usage: %s replaced|anon|reused\n",
+			       argv[0]),
+		       2;
+	mode = !strcmp(argv[1], "anon")	    ? M_ANON
+	       : !strcmp(argv[1], "reused") ? M_REUSED
+					    : M_REPLACED;
+	test_name = mode == M_ANON     ? "replaced-anon-fd"
+		    : mode == M_REUSED ? "reused-after-retrieve"
+				       : "replaced-fd";
 	if (argc > 2 && !strcmp(argv[2], "--image2"))
 		return image2(argc - 3, argv + 3);
 	self_exe(self, sizeof(self));
