@@ -67,6 +67,9 @@ int luo_abi_out_create(void)
 	err = node < 0 ? node
 		       : fdt_setprop_string(out.fdt, node, "compatible",
 					    LUO_FILES_COMPATIBLE);
+	err = err ?: fdt_setprop_u64(out.fdt, node, LUO_FILES_CARRIER_FD, 0);
+	err = err ?: fdt_setprop_u64(out.fdt, node, LUO_FILES_CARRIER_INO, 0);
+	err = err ?: fdt_setprop_u64(out.fdt, node, LUO_FILES_COUNT, 0);
 	node = err ?: fdt_add_subnode(out.fdt, 0, LUO_EXEC_NODE);
 	err = node < 0 ? node
 		       : fdt_setprop_string(out.fdt, node, "compatible",
@@ -109,6 +112,20 @@ int luo_abi_out_set_subsystem(const char *name, uint64_t data)
 		       fdt_strerror(err));
 		return -ENOSPC;
 	}
+	return 0;
+}
+
+int luo_abi_out_set_carrier(int fd, uint64_t ino, uint64_t count)
+{
+	int node = fdt_subnode_offset(out.fdt, 0, LUO_FILES_NODE);
+
+	if (node < 0 ||
+	    fdt_setprop_inplace_u64(out.fdt, node, LUO_FILES_CARRIER_FD,
+				    (uint64_t)fd) ||
+	    fdt_setprop_inplace_u64(out.fdt, node, LUO_FILES_CARRIER_INO,
+				    ino) ||
+	    fdt_setprop_inplace_u64(out.fdt, node, LUO_FILES_COUNT, count))
+		return -ENOSPC;
 	return 0;
 }
 

@@ -1,23 +1,19 @@
 // SPDX-License-Identifier: MIT
 /*
- * Built-in file handlers.  The open file itself survives execve(), so what
- * a handler adds is knowing its kind of file: accepting it, recording a
- * u64 that describes it, and checking in the new image that the inherited
- * descriptor is still that kind (the library already checked it is the
- * same file: type, device, inode).  What survives for each kind is in
- * docs/preserved-files.md.
+ * Built-in file handlers.  The open file itself crosses the exec (on the
+ * carrier, see luo_carrier.c), so a built-in handler only has to know its
+ * kind of file: accept it, and record a u64 that describes it (shown by
+ * tools; the kernel passing the very file is what guarantees identity).
+ * What survives for each kind is in docs/preserved-files.md.
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "luo_internal.h"
 #include "luo_session_internal.h"
 
@@ -46,47 +42,20 @@ static bool is_anon(int fd, const char *what)
 	return !strcmp(target, what);
 }
 
-/* Handler data: a fingerprint of the file's kind, checked on retrieval. */
-static int check_retrieved(struct liveupdate_file_op_args *args, uint64_t now)
-{
-	if (now == args->serialized_data)
-		return 0;
-	pr_err("handler '%s': fd %d changed kind (%#llx, preserved as %#llx)",
-	       args->handler->compatible, args->fd, (unsigned long long)now,
-	       (unsigned long long)args->serialized_data);
-	return -ESTALE;
-}
-
 /* memfd: the same inode, so the same pages, size, seals and offset. */
-static uint64_t memfd_print(int fd)
-{
-	int seals = fcntl(fd, F_GET_SEALS);
-
-	return seals < 0 ? UINT64_MAX : (uint64_t)seals;
-}
-
 static bool memfd_can(struct liveupdate_file_handler *h, int fd)
 {
 	(void)h;
 	return is_memfd(fd);
 }
 
-static int memfd_preserve(struct liveupdate_file_op_args *args)
+/* The seals when preserved, for tools to show. */
+static int memfd_record(struct liveupdate_file_op_args *args)
 {
-	args->serialized_data = memfd_print(args->fd);
-	return 0;
-}
+	int seals = fcntl(args->fd, F_GET_SEALS);
 
-/* Seals may only grow; re-read them at freeze so the check is exact. */
-static int memfd_freeze(struct liveupdate_file_op_args *args)
-{
-	args->serialized_data = memfd_print(args->fd);
+	args->serialized_data = seals < 0 ? 0 : (uint64_t)seals;
 	return 0;
-}
-
-static int memfd_retrieve(struct liveupdate_file_op_args *args)
-{
-	return check_retrieved(args, memfd_print(args->fd));
 }
 
 /* Sockets: domain, type and whether listening. */
@@ -126,17 +95,13 @@ static int socket_preserve(struct liveupdate_file_op_args *args)
 	return 0;
 }
 
-static int socket_retrieve(struct liveupdate_file_op_args *args)
+/* Pipes, FIFOs and regular files: the access mode. */
+static int accmode_preserve(struct liveupdate_file_op_args *args)
 {
-	return check_retrieved(args, socket_print(args->fd));
-}
+	int fl = fcntl(args->fd, F_GETFL);
 
-/* Pipes and FIFOs: which end. */
-static uint64_t accmode_print(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	return fl < 0 ? UINT64_MAX : (uint64_t)(fl & O_ACCMODE);
+	args->serialized_data = fl < 0 ? 0 : (uint64_t)(fl & O_ACCMODE);
+	return 0;
 }
 
 static bool pipe_can(struct liveupdate_file_handler *h, int fd)
@@ -145,62 +110,7 @@ static bool pipe_can(struct liveupdate_file_handler *h, int fd)
 	return is_type(fd, S_IFIFO);
 }
 
-static int accmode_preserve(struct liveupdate_file_op_args *args)
-{
-	args->serialized_data = accmode_print(args->fd);
-	return 0;
-}
-
-static int accmode_retrieve(struct liveupdate_file_op_args *args)
-{
-	return check_retrieved(args, accmode_print(args->fd));
-}
-
-/*
- * eventfd and timerfd: the counter and the timer live in the file.  All
- * anonymous-inode files share one inode, so the library's identity check
- * cannot tell them apart: check the kind again, and for an eventfd its id.
- */
-static uint64_t eventfd_id(int fd)
-{
-	char path[64], buf[512];
-	const char *p;
-	ssize_t n;
-	int f;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = open(path, O_RDONLY | O_CLOEXEC);
-	if (f < 0)
-		return UINT64_MAX;
-	n = read(f, buf, sizeof(buf) - 1);
-	close(f);
-	if (n <= 0)
-		return UINT64_MAX;
-	buf[n] = 0;
-	p = strstr(buf, "eventfd-id:");
-	return p ? strtoull(p + 11, NULL, 10) : UINT64_MAX;
-}
-
-static int eventfd_preserve(struct liveupdate_file_op_args *args)
-{
-	args->serialized_data = eventfd_id(args->fd);
-	return 0;
-}
-
-static int eventfd_retrieve(struct liveupdate_file_op_args *args)
-{
-	if (!is_anon(args->fd, "anon_inode:[eventfd]"))
-		return check_retrieved(args, UINT64_MAX - 1);
-	return check_retrieved(args, eventfd_id(args->fd));
-}
-
-static int timerfd_retrieve(struct liveupdate_file_op_args *args)
-{
-	return check_retrieved(args, is_anon(args->fd, "anon_inode:[timerfd]")
-					     ? 0
-					     : UINT64_MAX);
-}
-
+/* eventfd and timerfd: the counter and the timer live in the file. */
 static bool eventfd_can(struct liveupdate_file_handler *h, int fd)
 {
 	(void)h;
@@ -213,13 +123,12 @@ static bool timerfd_can(struct liveupdate_file_handler *h, int fd)
 	return is_anon(fd, "anon_inode:[timerfd]");
 }
 
-static int anon_preserve(struct liveupdate_file_op_args *args)
+static int zero_preserve(struct liveupdate_file_op_args *args)
 {
 	args->serialized_data = 0;
 	return 0;
 }
 
-/* Regular files: the open file description, so offset and flags. */
 static bool file_can(struct liveupdate_file_handler *h, int fd)
 {
 	(void)h;
@@ -228,39 +137,32 @@ static bool file_can(struct liveupdate_file_handler *h, int fd)
 
 static const struct liveupdate_file_ops memfd_ops = {
 	.can_preserve = memfd_can,
-	.preserve = memfd_preserve,
-	.freeze = memfd_freeze,
-	.retrieve = memfd_retrieve,
+	.preserve = memfd_record,
 };
 
 static const struct liveupdate_file_ops socket_ops = {
 	.can_preserve = socket_can,
 	.preserve = socket_preserve,
-	.retrieve = socket_retrieve,
 };
 
 static const struct liveupdate_file_ops pipe_ops = {
 	.can_preserve = pipe_can,
 	.preserve = accmode_preserve,
-	.retrieve = accmode_retrieve,
 };
 
 static const struct liveupdate_file_ops eventfd_ops = {
 	.can_preserve = eventfd_can,
-	.preserve = eventfd_preserve,
-	.retrieve = eventfd_retrieve,
+	.preserve = zero_preserve,
 };
 
 static const struct liveupdate_file_ops timerfd_ops = {
 	.can_preserve = timerfd_can,
-	.preserve = anon_preserve,
-	.retrieve = timerfd_retrieve,
+	.preserve = zero_preserve,
 };
 
 static const struct liveupdate_file_ops file_ops = {
 	.can_preserve = file_can,
 	.preserve = accmode_preserve,
-	.retrieve = accmode_retrieve,
 };
 
 static struct liveupdate_file_handler builtins[] = {

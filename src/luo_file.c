@@ -26,13 +26,16 @@
 pthread_mutex_t luo_sessions_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct liveupdate_file_handler *handlers;
-/* Outgoing files by identity, to refuse preserving one file twice. */
-static struct luo_htable files_by_id;
-
-static uint64_t id_key(uint64_t dev, uint64_t ino)
-{
-	return dev * 0x9e3779b97f4a7c15ULL ^ ino;
-}
+/*
+ * Outgoing files ordered by device, inode and then kcmp(2)'s order of open
+ * files, to refuse preserving one file twice in O(log n): every eventfd or
+ * timerfd shares one inode, so the inode alone does not tell files apart.
+ */
+static struct {
+	struct luo_file **v;
+	size_t n, cap;
+	pid_t self;
+} by_id;
 
 bool luo_compatible_valid(const char *s, size_t max)
 {
@@ -120,7 +123,8 @@ void luo_handlers_forget(void)
 		h->next = NULL;
 		luo_flb_links_free(h);
 	}
-	luo_hash_free(&files_by_id);
+	free(by_id.v);
+	memset(&by_id, 0, sizeof(by_id));
 }
 
 int liveupdate_register_file_handler(struct liveupdate_file_handler *fh)
@@ -171,29 +175,83 @@ out:
 	return err;
 }
 
-static int same_open_file(int a, int b)
+/* <0, 0, >0 as (dev, ino, fd) orders before, as, after file @f. */
+static int id_cmp(uint64_t dev, uint64_t ino, int fd, const struct luo_file *f)
 {
-	pid_t me = getpid();
-	long r = syscall(SYS_kcmp, me, me, KCMP_FILE, a, b);
+	long r;
 
+	if (dev != f->dev)
+		return dev < f->dev ? -1 : 1;
+	if (ino != f->ino)
+		return ino < f->ino ? -1 : 1;
+	r = syscall(SYS_kcmp, by_id.self, by_id.self, KCMP_FILE, fd, f->fd);
 	/* Without kcmp, the same inode has to count as the same file. */
-	return r < 0 ? 1 : r == 0;
+	if (r <= 0)
+		return 0;
+	return r == 1 ? -1 : 1;
+}
+
+/* First index whose file does not order before (dev, ino, fd). */
+static size_t id_lower_bound(uint64_t dev, uint64_t ino, int fd)
+{
+	size_t lo = 0, hi = by_id.n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (id_cmp(dev, ino, fd, by_id.v[mid]) > 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 static struct luo_file *find_preserved(int fd, const struct stat *st)
 {
-	struct luo_hnode *n;
+	size_t i;
 
-	for (n = luo_hash_find(&files_by_id, id_key(st->st_dev, st->st_ino)); n;
-	     n = luo_hash_next(n)) {
-		struct luo_file *f =
-			luo_hash_entry(n, struct luo_file, id_node);
-
-		if (f->dev == st->st_dev && f->ino == st->st_ino &&
-		    same_open_file(f->fd, fd))
-			return f;
-	}
+	by_id.self = getpid();
+	i = id_lower_bound(st->st_dev, st->st_ino, fd);
+	if (i < by_id.n && !id_cmp(st->st_dev, st->st_ino, fd, by_id.v[i]))
+		return by_id.v[i];
 	return NULL;
+}
+
+static int id_insert(struct luo_file *f)
+{
+	size_t i;
+
+	if (by_id.n == by_id.cap) {
+		size_t cap = by_id.cap ? by_id.cap * 2 : 64;
+		struct luo_file **v = realloc(by_id.v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		by_id.v = v;
+		by_id.cap = cap;
+	}
+	by_id.self = getpid();
+	i = id_lower_bound(f->dev, f->ino, f->fd);
+	memmove(&by_id.v[i + 1], &by_id.v[i], (by_id.n - i) * sizeof(f));
+	by_id.v[i] = f;
+	by_id.n++;
+	return 0;
+}
+
+static void id_remove(struct luo_file *f)
+{
+	size_t i;
+
+	by_id.self = getpid();
+	for (i = id_lower_bound(f->dev, f->ino, f->fd); i < by_id.n; i++) {
+		if (by_id.v[i] == f) {
+			memmove(&by_id.v[i], &by_id.v[i + 1],
+				(by_id.n - i - 1) * sizeof(f));
+			by_id.n--;
+			return;
+		}
+	}
 }
 
 static struct liveupdate_file_handler *pick_handler(int fd)
@@ -273,7 +331,7 @@ int luo_file_preserve(struct luo_session *s, int fd, uint64_t token)
 	err = luo_session_add_file(s, f);
 	if (err)
 		goto unpreserve;
-	err = luo_hash_add(&files_by_id, &f->id_node, id_key(f->dev, f->ino));
+	err = id_insert(f);
 	if (err) {
 		luo_session_remove_file(s, f);
 		goto unpreserve;
@@ -300,7 +358,7 @@ void luo_file_unpreserve(struct luo_file *f)
 	if (f->fh->ops->unpreserve)
 		f->fh->ops->unpreserve(&args);
 	luo_flb_file_unpreserve(f->fh);
-	luo_hash_del(&files_by_id, &f->id_node);
+	id_remove(f);
 	luo_session_remove_file(f->session, f);
 	close(f->fd);
 	free(f);

@@ -56,6 +56,7 @@ void luo_abi_out_destroy(void);
 int luo_abi_out_set_subsystem(const char *name, uint64_t data);
 int luo_abi_out_set_time(const char *prop, uint64_t ns);
 void luo_abi_out_set_sessions(uint64_t sessions_pa, uint64_t flbs_pa);
+int luo_abi_out_set_carrier(int fd, uint64_t ino, uint64_t count);
 int luo_abi_in_parse(char *why, size_t whylen);
 void luo_abi_in_release(void);
 int luo_abi_in_subsystem(const char *name, uint64_t *data);

@@ -23,6 +23,13 @@
 
 static struct luo_session *outgoing, *incoming;
 
+/* The carrier: the outgoing one while frozen, the incoming one named by
+ * the LUO FDT until luo_sessions_in_adopt() takes the files out of it. */
+static struct {
+	int fd;
+	uint64_t ino, count;
+} carrier_out = {.fd = -1}, carrier_in = {.fd = -1};
+
 /* What prepare serialized, freed on cancel. */
 static struct {
 	struct luo_session_header_ser *header;
@@ -337,8 +344,10 @@ static void serialized_free(void)
 	luo_abi_out_set_sessions(0, 0);
 }
 
-/* Write a session's files: the kernel's luo_file_ser, then where they are. */
-static void serialize_files(const struct luo_session *s, void *block)
+/* Write a session's files: the kernel's luo_file_ser, then how they
+ * travel; @index counts files across sessions. */
+static void serialize_files(const struct luo_session *s, void *block,
+			    uint32_t *index)
 {
 	struct luo_file_ser *fs = block;
 	struct luo_file_fd_ser *fds = (void *)(fs + s->nfiles);
@@ -350,7 +359,7 @@ static void serialize_files(const struct luo_session *s, void *block)
 		strcpy(fs[i].compatible, f->compatible);
 		fs[i].data = f->data;
 		fs[i].token = f->token;
-		fds[i] = (struct luo_file_fd_ser){.fd = f->fd,
+		fds[i] = (struct luo_file_fd_ser){.index = (*index)++,
 						  .mode = f->mode,
 						  .dev = f->dev,
 						  .ino = f->ino};
@@ -361,6 +370,7 @@ static int sessions_prepare(void)
 {
 	size_t n = session_list_len(outgoing), i = 0, size;
 	uint64_t flbs_pa = 0;
+	uint32_t index = 0;
 	int err;
 
 	if (!n)
@@ -388,7 +398,7 @@ static int sessions_prepare(void)
 				     &out_ser.file_blocks[i]);
 		if (err)
 			goto fail;
-		serialize_files(s, out_ser.file_blocks[i]);
+		serialize_files(s, out_ser.file_blocks[i], &index);
 		ss->file_set_ser.files =
 			kho_ptr_to_offset(out_ser.file_blocks[i]);
 	}
@@ -413,6 +423,35 @@ static void unfreeze_all(void)
 			luo_file_unfreeze(s->files[i]);
 }
 
+/* Put every outgoing file in flight, in serialization order. */
+static int send_files(void)
+{
+	size_t total = 0, k = 0;
+	int *fds, err;
+
+	for (struct luo_session *s = outgoing; s; s = s->next)
+		total += s->nfiles;
+	if (!total)
+		return 0;
+	fds = malloc(total * sizeof(*fds));
+	if (!fds)
+		return -ENOMEM;
+	for (struct luo_session *s = outgoing; s; s = s->next)
+		for (size_t i = 0; i < s->nfiles; i++)
+			fds[k++] = s->files[i]->fd;
+	err = luo_carrier_send(fds, total, &carrier_out.fd, &carrier_out.ino);
+	free(fds);
+	if (err)
+		return err;
+	carrier_out.count = total;
+	err = luo_abi_out_set_carrier(carrier_out.fd, carrier_out.ino, total);
+	if (err) {
+		close(carrier_out.fd);
+		carrier_out.fd = -1;
+	}
+	return err;
+}
+
 static int sessions_freeze(void)
 {
 	size_t k = 0;
@@ -428,26 +467,23 @@ static int sessions_freeze(void)
 			fs[i].data = s->files[i]->data;
 		}
 	}
-	return 0;
+	return send_files();
 }
 
-static void set_cloexec(bool on)
-{
-	for (struct luo_session *s = outgoing; s; s = s->next)
-		for (size_t i = 0; i < s->nfiles; i++)
-			fcntl(s->files[i]->fd, F_SETFD, on ? FD_CLOEXEC : 0);
-}
-
+/* The carrier is the only descriptor the exec must keep. */
 static int sessions_reboot(void)
 {
-	set_cloexec(false);
+	if (carrier_out.fd >= 0 && fcntl(carrier_out.fd, F_SETFD, 0))
+		return -errno;
 	return 0;
 }
 
 static void sessions_cancel(void)
 {
+	if (carrier_out.fd >= 0)
+		close(carrier_out.fd); /* the files in flight are dropped */
+	carrier_out.fd = -1;
 	unfreeze_all();
-	set_cloexec(true);
 	serialized_free();
 }
 
@@ -505,8 +541,8 @@ void luo_sessions_forget(void)
 }
 
 static int parse_files(struct luo_session *s,
-		       const struct luo_file_set_ser *set, char *why,
-		       size_t whylen)
+		       const struct luo_file_set_ser *set, uint32_t *index,
+		       char *why, size_t whylen)
 {
 	const struct luo_file_ser *fs;
 	const struct luo_file_fd_ser *fds;
@@ -538,7 +574,7 @@ static int parse_files(struct luo_session *s,
 
 		if (!luo_compatible_valid(fs[i].compatible,
 					  LIVEUPDATE_HNDL_COMPAT_LENGTH) ||
-		    fds[i].fd < 0 || (fds[i].mode & ~S_IFMT))
+		    fds[i].index != *index || (fds[i].mode & ~S_IFMT))
 			return luo_reason(why, whylen, -EBADMSG,
 					  "session '%s': file %zu is malformed",
 					  s->name, i);
@@ -555,7 +591,8 @@ static int parse_files(struct luo_session *s,
 		strcpy(f->compatible, fs[i].compatible);
 		f->token = fs[i].token;
 		f->data = fs[i].data;
-		f->fd = fds[i].fd;
+		f->fd = -1; /* until it comes off the carrier */
+		f->carrier_index = (*index)++;
 		f->mode = fds[i].mode;
 		f->dev = fds[i].dev;
 		f->ino = fds[i].ino;
@@ -568,36 +605,33 @@ static int parse_files(struct luo_session *s,
 	return 0;
 }
 
-/* No descriptor may be claimed by two files. */
-static int check_fds_unique(char *why, size_t whylen)
+/* The carrier as the LUO FDT names it; its file count must match. */
+static int parse_carrier(const void *luo_fdt, int node, uint32_t files,
+			 char *why, size_t whylen)
 {
-	struct luo_htable seen = {0};
-	struct luo_hnode *nodes;
-	size_t total = 0, k = 0;
-	int err = 0;
+	const char *props[] = {LUO_FILES_CARRIER_FD, LUO_FILES_CARRIER_INO,
+			       LUO_FILES_COUNT};
+	uint64_t v[3];
 
-	for (struct luo_session *s = incoming; s; s = s->next)
-		total += s->nfiles;
-	nodes = calloc(total ? total : 1, sizeof(*nodes));
-	if (!nodes)
-		return luo_reason(why, whylen, -ENOMEM, "out of memory");
-	for (struct luo_session *s = incoming; s && !err; s = s->next) {
-		for (size_t i = 0; i < s->nfiles && !err; i++) {
-			int fd = s->files[i]->fd;
+	for (int i = 0; i < 3; i++) {
+		int len;
+		const fdt64_t *p = fdt_getprop(luo_fdt, node, props[i], &len);
 
-			if (luo_hash_find(&seen, (uint64_t)fd))
-				err = luo_reason(
-					why, whylen, -EBADMSG,
-					"fd %d is claimed by two preserved files",
-					fd);
-			else if (luo_hash_add(&seen, &nodes[k++], (uint64_t)fd))
-				err = luo_reason(why, whylen, -ENOMEM,
-						 "out of memory");
-		}
+		if (!p || len != sizeof(*p))
+			return luo_reason(why, whylen, -EBADMSG,
+					  "'%s' node lacks '%s'",
+					  LUO_FILES_NODE, props[i]);
+		v[i] = fdt64_ld(p);
 	}
-	luo_hash_free(&seen);
-	free(nodes);
-	return err;
+	if (v[2] != files || (files && v[0] > INT32_MAX))
+		return luo_reason(
+			why, whylen, -EBADMSG,
+			"the carrier holds %llu files, the sessions %u",
+			(unsigned long long)v[2], files);
+	carrier_in.fd = files ? (int)v[0] : -1;
+	carrier_in.ino = v[1];
+	carrier_in.count = files;
+	return 0;
 }
 
 int luo_sessions_in_parse(const void *luo_fdt, uint64_t sessions_pa, char *why,
@@ -605,6 +639,7 @@ int luo_sessions_in_parse(const void *luo_fdt, uint64_t sessions_pa, char *why,
 {
 	const struct luo_session_header_ser *h;
 	const struct luo_session_ser *ss;
+	uint32_t index = 0;
 	int node, err = 0;
 	void *block;
 
@@ -651,51 +686,58 @@ int luo_sessions_in_parse(const void *luo_fdt, uint64_t sessions_pa, char *why,
 		s->incoming = true;
 		s->next = incoming;
 		incoming = s;
-		err = parse_files(s, &ss[i].file_set_ser, why, whylen);
+		err = parse_files(s, &ss[i].file_set_ser, &index, why, whylen);
 	}
-	err = err ?: check_fds_unique(why, whylen);
+	err = err ?: parse_carrier(luo_fdt, node, index, why, whylen);
 	if (err)
 		luo_sessions_in_refuse();
 	return err;
 }
 
 /*
- * The handover is refused: forget the incoming sessions but close nothing,
- * since their descriptor numbers come from data we do not trust.  Those
- * that still are the file they claim get FD_CLOEXEC so they at least do
- * not leak into children.
+ * The handover is refused: forget the incoming sessions and drop the files
+ * in flight by closing the carrier, if it still is the carrier.
  */
 void luo_sessions_in_refuse(void)
 {
-	for (struct luo_session *s = incoming; s; s = s->next) {
-		for (size_t i = 0; i < s->nfiles; i++) {
-			struct luo_file *f = s->files[i];
-
-			if (luo_file_is_same(f, f->fd))
-				fcntl(f->fd, F_SETFD, FD_CLOEXEC);
-			f->fd = -1;
-		}
-	}
+	luo_carrier_discard(carrier_in.fd, carrier_in.ino);
+	carrier_in.fd = -1;
 	luo_sessions_forget();
 }
 
 /*
- * Once the whole handover is accepted: inherited files get FD_CLOEXEC back
- * right away, so none leaks to a child the new image starts before it
- * retrieves them.  One found closed or replaced is refused for good.
+ * Once the whole handover is accepted, take the files off the carrier:
+ * they arrive with FD_CLOEXEC.  If the carrier is gone (the new image
+ * closed or reused its descriptor before luo_init()) or broken, every
+ * file is refused, and says so when asked for.
  */
 void luo_sessions_in_adopt(void)
 {
+	char why[256];
+	size_t n = carrier_in.count;
+	int *fds, err;
+
+	if (!n)
+		return;
+	fds = malloc(n * sizeof(*fds));
+	err = fds ? luo_carrier_receive(carrier_in.fd, carrier_in.ino, fds, n,
+					why, sizeof(why))
+		  : luo_reason(why, sizeof(why), -ENOMEM, "out of memory");
+	if (err == -ENOMEM)
+		luo_carrier_discard(carrier_in.fd, carrier_in.ino);
+	carrier_in.fd = -1;
+	if (err)
+		pr_err("the %zu preserved files did not arrive: %s; retrieving them fails with -ESTALE",
+		       n, why);
 	for (struct luo_session *s = incoming; s; s = s->next) {
 		for (size_t i = 0; i < s->nfiles; i++) {
 			struct luo_file *f = s->files[i];
 
-			if (luo_file_is_same(f, f->fd)) {
-				fcntl(f->fd, F_SETFD, FD_CLOEXEC);
-				continue;
-			}
-			f->retrieve_status = -ESTALE;
-			f->fd = -1;
+			if (err)
+				f->retrieve_status = -ESTALE;
+			else
+				f->fd = fds[f->carrier_index];
 		}
 	}
+	free(fds);
 }

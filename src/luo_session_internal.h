@@ -28,10 +28,10 @@ struct luo_file {
 	uint32_t mode;
 	uint64_t dev, ino;
 	bool frozen;
-	int retrieve_status; /* incoming: 0 not yet, 1 done, < 0 the error */
-	size_t index;	     /* in session->files */
+	int retrieve_status;	/* incoming: 0 not yet, 1 done, < 0 the error */
+	size_t index;		/* in session->files */
+	uint32_t carrier_index; /* incoming: place in the carrier stream */
 	struct luo_hnode token_node; /* session->tokens */
-	struct luo_hnode id_node;    /* luo_files_by_id, outgoing only */
 };
 
 struct luo_session {
@@ -67,6 +67,12 @@ void luo_flb_links_free(struct liveupdate_file_handler *fh);
 int luo_flbs_serialize(uint64_t *flbs_pa);
 void luo_flbs_unserialize(void);
 void luo_flbs_finish_all(void);
+
+/* luo_carrier.c */
+int luo_carrier_send(const int *fds, size_t n, int *rx, uint64_t *rx_ino);
+int luo_carrier_receive(int rx, uint64_t rx_ino, int *fds, size_t n, char *why,
+			size_t whylen);
+void luo_carrier_discard(int rx, uint64_t rx_ino);
 
 /* luo_session.c */
 int luo_session_add_file(struct luo_session *s, struct luo_file *f);

@@ -123,7 +123,12 @@ struct kho_block_header {
 #define LUO_EXEC_COMPATIBLE "luo-exec-v1"
 
 #define LUO_FILES_NODE "files"
-#define LUO_FILES_COMPATIBLE "luo-file-fd-v1"
+#define LUO_FILES_COMPATIBLE "luo-file-scm-v1"
+#define LUO_FILES_CARRIER_FD "carrier-fd"
+#define LUO_FILES_CARRIER_INO "carrier-ino"
+#define LUO_FILES_COUNT "count"
+/* Files travel in batches of at most this many per message. */
+#define LUO_CARRIER_BATCH 253
 
 #define LIVEUPDATE_SESSION_NAME_LENGTH 64
 #define LIVEUPDATE_HNDL_COMPAT_LENGTH 48
@@ -161,7 +166,7 @@ struct luo_session_header_ser {
  * @count: number of files.
  *
  * The file set block holds struct luo_file_ser[@count] followed by struct
- * luo_file_fd_ser[@count] (the "files" node, "luo-file-fd-v1").
+ * luo_file_fd_ser[@count] (the "files" node, "luo-file-scm-v1").
  */
 struct luo_file_set_ser {
 	uint64_t files;
@@ -191,21 +196,40 @@ struct luo_file_ser {
 } __attribute__((packed));
 
 /**
- * struct luo_file_fd_ser - where a preserved file is in the new image
- * @fd: the inherited descriptor number.
+ * struct luo_file_fd_ser - how a preserved file reaches the new image
+ * @index: its place in the carrier stream: files are numbered across all
+ *         sessions, in the order of the session block.
  * @mode: its st_mode & S_IFMT.
  * @dev: its st_dev.
  * @ino: its st_ino.
  *
- * A process inherits the open file itself; this says which descriptor it
- * is and lets the new image check that it still is that file.
+ * The open files themselves cross the exec in flight on one Unix socket,
+ * the carrier, whose receiving end the new image inherits (the "files"
+ * node names it: "carrier-fd", "carrier-ino", "count").  The old image
+ * sends them with SCM_RIGHTS in messages of at most %LUO_CARRIER_BATCH,
+ * each with a struct luo_carrier_msg as its data.  The identity fields let
+ * the new image check each file it received.
  */
 struct luo_file_fd_ser {
-	int32_t fd;
+	uint32_t index;
 	uint32_t mode;
 	uint64_t dev;
 	uint64_t ino;
 } __attribute__((packed));
+
+/**
+ * struct luo_carrier_msg - the data of one carrier message
+ * @magic: %LUO_CARRIER_MAGIC.
+ * @first: index of the first file in this message.
+ * @count: files in this message.
+ */
+struct luo_carrier_msg {
+	uint32_t magic;
+	uint32_t first;
+	uint32_t count;
+} __attribute__((packed));
+
+#define LUO_CARRIER_MAGIC 0x4c55464dU /* "MFUL" */
 
 /**
  * struct luo_flb_header_ser - start of the FLB block (%LUO_FLB_PGCNT pages)
