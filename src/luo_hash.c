@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "luo_hash.h"
+#include "luo_mem.h"
 
 static size_t slot(const struct luo_htable *t, uint64_t key)
 {
@@ -12,10 +13,9 @@ static size_t slot(const struct luo_htable *t, uint64_t key)
 	return (size_t)(key & (t->nbuckets - 1));
 }
 
-static int grow(struct luo_htable *t)
+static int resize(struct luo_htable *t, size_t nb)
 {
-	size_t nb = t->nbuckets ? t->nbuckets * 2 : 64;
-	struct luo_hnode **b = calloc(nb, sizeof(*b));
+	struct luo_hnode **b = luo_bulk_alloc(nb * sizeof(*b));
 	struct luo_htable old = *t;
 
 	if (!b)
@@ -33,8 +33,17 @@ static int grow(struct luo_htable *t)
 			b[s] = n;
 		}
 	}
-	free(old.buckets);
+	luo_bulk_free(old.buckets, old.nbuckets * sizeof(*b));
 	return 0;
+}
+
+int luo_hash_reserve(struct luo_htable *t, size_t n)
+{
+	size_t nb = 64;
+
+	while (nb < n)
+		nb *= 2;
+	return nb > t->nbuckets ? resize(t, nb) : 0;
 }
 
 int luo_hash_add(struct luo_htable *t, struct luo_hnode *n, uint64_t key)
@@ -42,7 +51,7 @@ int luo_hash_add(struct luo_htable *t, struct luo_hnode *n, uint64_t key)
 	size_t s;
 
 	if (t->count >= t->nbuckets) {
-		int err = grow(t);
+		int err = resize(t, t->nbuckets ? t->nbuckets * 2 : 64);
 
 		if (err)
 			return err;
@@ -91,7 +100,7 @@ struct luo_hnode *luo_hash_next(const struct luo_hnode *prev)
 
 void luo_hash_free(struct luo_htable *t)
 {
-	free(t->buckets);
+	luo_bulk_free(t->buckets, t->nbuckets * sizeof(*t->buckets));
 	t->buckets = NULL;
 	t->nbuckets = t->count = 0;
 }

@@ -22,6 +22,8 @@ void luo_hash_del(struct luo_htable *t, struct luo_hnode *n);
 struct luo_hnode *luo_hash_find(const struct luo_htable *t, uint64_t key);
 struct luo_hnode *luo_hash_next(const struct luo_hnode *prev);
 void luo_hash_free(struct luo_htable *t);
+/* Size an empty table for @n entries at once. */
+int luo_hash_reserve(struct luo_htable *t, size_t n);
 
 #define luo_hash_entry(node, type, member)                                     \
 	((type *)((char *)(node)-offsetof(type, member)))

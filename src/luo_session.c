@@ -19,6 +19,7 @@
 #include "kho_internal.h"
 #include "log.h"
 #include "luo_internal.h"
+#include "luo_mem.h"
 #include "luo_session_internal.h"
 
 static struct luo_session *outgoing, *incoming;
@@ -118,10 +119,22 @@ static void unlink_session(struct luo_session **list, struct luo_session *s)
 	}
 }
 
+/* Incoming files live in the session's pool; outgoing ones alone. */
+static void file_free(struct luo_session *s, struct luo_file *f)
+{
+	if (!s->pool)
+		free(f);
+}
+
 static void session_free(struct luo_session *s)
 {
 	luo_hash_free(&s->tokens);
-	free(s->files);
+	if (s->pool) {
+		luo_bulk_free(s->files, s->cap * sizeof(*s->files));
+		luo_bulk_free(s->pool, s->cap * sizeof(*s->pool));
+	} else {
+		free(s->files);
+	}
 	free(s);
 }
 
@@ -279,7 +292,7 @@ static void session_finish_files(struct luo_session *s)
 {
 	for (size_t i = 0; i < s->nfiles; i++) {
 		luo_file_finish(s->files[i]);
-		free(s->files[i]);
+		file_free(s, s->files[i]);
 	}
 	s->nfiles = 0;
 	s->finished = true;
@@ -530,7 +543,7 @@ void luo_sessions_forget(void)
 				     (f->retrieve_status != 1 &&
 				      luo_file_is_same(f, f->fd))))
 					close(f->fd);
-				free(f);
+				file_free(s, f);
 			}
 			session_free(s);
 		}
@@ -565,10 +578,11 @@ static int parse_files(struct luo_session *s,
 			(unsigned long long)set->files);
 	fs = block;
 	fds = (const void *)(fs + set->count);
-	s->files = calloc(set->count, sizeof(*s->files));
-	if (!s->files)
-		return luo_reason(why, whylen, -ENOMEM, "out of memory");
 	s->cap = set->count;
+	s->files = luo_bulk_alloc(set->count * sizeof(*s->files));
+	s->pool = luo_bulk_alloc(set->count * sizeof(*s->pool));
+	if (!s->files || !s->pool || luo_hash_reserve(&s->tokens, set->count))
+		return luo_reason(why, whylen, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < set->count; i++) {
 		struct luo_file *f;
 
@@ -583,10 +597,7 @@ static int parse_files(struct luo_session *s,
 				why, whylen, -EBADMSG,
 				"session '%s': token %#llx appears twice",
 				s->name, (unsigned long long)fs[i].token);
-		f = calloc(1, sizeof(*f));
-		if (!f)
-			return luo_reason(why, whylen, -ENOMEM,
-					  "out of memory");
+		f = &s->pool[i];
 		f->session = s;
 		strcpy(f->compatible, fs[i].compatible);
 		f->token = fs[i].token;
@@ -596,11 +607,9 @@ static int parse_files(struct luo_session *s,
 		f->mode = fds[i].mode;
 		f->dev = fds[i].dev;
 		f->ino = fds[i].ino;
-		if (luo_session_add_file(s, f)) {
-			free(f);
+		if (luo_session_add_file(s, f))
 			return luo_reason(why, whylen, -ENOMEM,
 					  "out of memory");
-		}
 	}
 	return 0;
 }
@@ -719,7 +728,7 @@ void luo_sessions_in_adopt(void)
 
 	if (!n)
 		return;
-	fds = malloc(n * sizeof(*fds));
+	fds = luo_bulk_alloc(n * sizeof(*fds));
 	err = fds ? luo_carrier_receive(carrier_in.fd, carrier_in.ino, fds, n,
 					why, sizeof(why))
 		  : luo_reason(why, sizeof(why), -ENOMEM, "out of memory");
@@ -739,5 +748,5 @@ void luo_sessions_in_adopt(void)
 				f->fd = fds[f->carrier_index];
 		}
 	}
-	free(fds);
+	luo_bulk_free(fds, n * sizeof(*fds));
 }

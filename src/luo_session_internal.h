@@ -39,6 +39,7 @@ struct luo_session {
 	bool incoming, retrieved, finished;
 	struct luo_file **files;
 	size_t nfiles, cap;
+	struct luo_file *pool; /* incoming: all files in one allocation */
 	struct luo_htable tokens;
 	struct luo_session *next;
 };
