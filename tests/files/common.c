@@ -173,6 +173,17 @@ int fds_without_cloexec(int *out, int max)
 	return scan_fds(match_no_cloexec, NULL, out, max);
 }
 
+static int match_above_stdio(int fd, void *arg)
+{
+	(void)arg;
+	return fd > 2;
+}
+
+int fds_all(int *out, int max)
+{
+	return scan_fds(match_above_stdio, NULL, out, max);
+}
+
 int write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

@@ -82,6 +82,8 @@ int fds_of_identity(uint64_t dev, uint64_t ino, const char *id, int *out,
 
 /* Descriptors open without FD_CLOEXEC, 0..2 excluded, as fds_of_inode. */
 int fds_without_cloexec(int *out, int max);
+/* All open descriptors, 0..2 excluded, as fds_of_inode. */
+int fds_all(int *out, int max);
 
 /* Whole buffer or an error; EINTR and short writes handled. */
 int write_all(int fd, const void *buf, size_t len);

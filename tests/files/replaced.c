@@ -23,6 +23,12 @@
  *                              service, some by a lookalike (same inode):
  *                              retrieving again must be -EBADF, never
  *                              another file
+ *
+ * Since the files travel in flight on one Unix socket (ABI
+ * "luo-file-scm-v1"), the only descriptor the new image inherits for them
+ * is that carrier's; "replaced" then puts /dev/null at the carrier's
+ * number and "anon" a lookalike Unix socket: the handover is adopted, all
+ * files are refused with -ESTALE, the service's descriptor is left alone.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,6 +40,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/timerfd.h>
@@ -101,6 +108,25 @@ struct ident {
 };
 
 static struct ident ids[T_COUNT];
+
+/* A subsystem, to show the rest of the handover is adopted. */
+#define SUB_DATA 0x5eed1234ULL
+
+static int sub_prepare(struct liveupdate_subsystem *h, uint64_t *data)
+{
+	(void)h;
+	*data = SUB_DATA;
+	return 0;
+}
+
+static const struct liveupdate_subsystem_ops sub_ops = {
+	.prepare = sub_prepare,
+};
+
+static struct liveupdate_subsystem sub = {
+	.ops = &sub_ops,
+	.name = "replaced-test",
+};
 enum mode { M_REPLACED, M_ANON, M_REUSED };
 static enum mode mode;
 
@@ -165,6 +191,7 @@ static int image1(const char *self, const char *mode_arg)
 	where = "image 1";
 	alarm(30);
 	REQUIRE(!luo_init(NULL), "luo_init");
+	REQUIRE(!liveupdate_register_subsystem(&sub), "register");
 	REQUIRE(!liveupdate_create_session("replaced", &s), "session");
 	if (mode == M_REPLACED) {
 		keep(s, memfd_with("victim"), T_VICTIM);
@@ -222,12 +249,26 @@ static int image1(const char *self, const char *mode_arg)
 	return 1;
 }
 
-/* Before luo_init: the library's descriptors are those without
- * FD_CLOEXEC; find each preserved file's among them. */
-static void find_inherited(void)
+/*
+ * Preserved files reach the new image as descriptors it inherits (the
+ * "luo-file-fd-v1" ABI); only then can the service close or replace one
+ * before luo_init().
+ */
+static int files_inherited_as_fds(void)
 {
-	int open_fds[256], n = fds_without_cloexec(open_fds, 256);
+	return !strcmp(LUO_FILES_COMPATIBLE, "luo-file-fd-v1");
+}
 
+/*
+ * Find each preserved file's descriptor: before luo_init among those
+ * without FD_CLOEXEC (the library clears it for the exec), after it among
+ * all (@any).
+ */
+static void find_inherited(int any)
+{
+	int open_fds[256], n;
+
+	n = any ? fds_all(open_fds, 256) : fds_without_cloexec(open_fds, 256);
 	REQUIRE(n <= 256, "too many descriptors");
 	for (int t = 0; t < T_COUNT; t++) {
 		int found = 0;
@@ -248,9 +289,9 @@ static void find_inherited(void)
 			ids[t].fd = open_fds[i];
 			found++;
 		}
-		REQUIRE(found == 1,
-			"%s: %d inherited descriptors without FD_CLOEXEC match it, expected 1",
-			names[t], found);
+		REQUIRE(found == 1, "%s: %d %sdescriptors match it, expected 1",
+			names[t], found,
+			any ? "" : "inherited FD_CLOEXEC-less ");
 	}
 }
 
@@ -392,7 +433,7 @@ static void image2_reused(struct luo_session *s)
 		fd[t] = retrieve_ok(s, t);
 		REQUIRE(fd[t] >= 0, "first retrieval of %s", names[t]);
 		CHECK(fd[t] == ids[t].fd,
-		      "%s: the first retrieval is fd %d, not the inherited %d",
+		      "%s: the first retrieval is fd %d, not the library's %d",
 		      names[t], fd[t], ids[t].fd);
 	}
 	/* The service closes them and reuses the numbers. */
@@ -426,6 +467,83 @@ static void image2_reused(struct luo_session *s)
 	close(reopened);
 }
 
+/*
+ * Files in flight on the carrier (not "luo-file-fd-v1"): the one
+ * descriptor the new image inherits for them is the carrier's.  Replaced
+ * before luo_init() (by /dev/null, or in "anon" mode by a lookalike: a
+ * Unix stream socket), the rest of the handover is still adopted, every
+ * file is refused with -ESTALE, every time, and the service's descriptor
+ * at that number is left alone.
+ */
+static int image2_carrier(void)
+{
+	int cand[64], dummy[1], n = fds_without_cloexec(cand, 64);
+	int carrier = -1, nsock = 0, pair[2] = {-1, -1}, err;
+	struct luo_session *s;
+	struct stat sb;
+	uint64_t data = 0, ino;
+
+	REQUIRE(n <= 64, "too many descriptors");
+	for (int i = 0; i < n; i++) {
+		if (!fstat(cand[i], &sb) && S_ISSOCK(sb.st_mode)) {
+			carrier = cand[i];
+			nsock++;
+		}
+	}
+	REQUIRE(nsock == 1,
+		"%d sockets without FD_CLOEXEC before luo_init, expected the carrier alone",
+		nsock);
+	/* In flight: no preserved file has a descriptor yet. */
+	for (int t = 0; t < T_COUNT; t++)
+		if (ids[t].present)
+			CHECK(fds_of_identity(ids[t].dev, ids[t].ino, ids[t].id,
+					      dummy, 0) == 0,
+			      "%s has a descriptor before luo_init", names[t]);
+	if (mode == M_ANON) {
+		REQUIRE(!socketpair(AF_UNIX, SOCK_STREAM, 0, pair),
+			"socketpair");
+		put_at(carrier, pair[0]);
+	} else {
+		put_at(carrier, open("/dev/null", O_RDWR));
+	}
+	REQUIRE(!fstat(carrier, &sb), "fstat");
+	ino = sb.st_ino;
+
+	err = luo_init(NULL);
+	REQUIRE(!err, "luo_init refused the handover: %s", strerror(-err));
+	CHECK_EQ(liveupdate_get_state(), LIVEUPDATE_STATE_UPDATED);
+	CHECK(!liveupdate_get_subsystem_data(&sub, &data) && data == SUB_DATA,
+	      "subsystem data %#llx, expected %#llx", (unsigned long long)data,
+	      SUB_DATA);
+	CHECK_EQ(liveupdate_register_subsystem(&sub), 0);
+	REQUIRE(!liveupdate_retrieve_session("replaced", &s),
+		"retrieve session");
+	for (int t = 0; t < T_COUNT; t++)
+		if (ids[t].present)
+			expect_stale(s, t);
+	CHECK_EQ(liveupdate_session_finish(s), 0);
+	CHECK_EQ(liveupdate_finish(), 0);
+	CHECK(!fstat(carrier, &sb) && sb.st_ino == ino,
+	      "fd %d, where the service put %s, was closed or changed by the library",
+	      carrier, mode == M_ANON ? "a Unix socket" : "/dev/null");
+	if (mode == M_ANON) {
+		char c = 0;
+
+		CHECK(write(pair[1], "x", 1) == 1 &&
+			      read(carrier, &c, 1) == 1 && c == 'x',
+		      "the service's socket at fd %d no longer works", carrier);
+		close(pair[1]);
+	}
+	close(carrier);
+	if (failures) {
+		fprintf(stderr, "%s: %d failures\n", test_name, failures);
+		return 1;
+	}
+	printf("%s: the carrier replaced: handover adopted, files refused, the service's descriptor left alone\n",
+	       test_name);
+	return 0;
+}
+
 static int image2(int argc, char **argv)
 {
 	struct luo_session *s;
@@ -434,7 +552,11 @@ static int image2(int argc, char **argv)
 	where = "image 2";
 	for (int i = 0; i < argc; i++)
 		decode(argv[i]);
-	find_inherited();
+	if (mode != M_REUSED) {
+		if (!files_inherited_as_fds())
+			return image2_carrier();
+		find_inherited(0);
+	}
 
 	/* The service reuses numbers before starting the library. */
 	if (mode == M_REPLACED) {
@@ -454,11 +576,14 @@ static int image2(int argc, char **argv)
 	err = luo_init(NULL);
 	REQUIRE(!err, "luo_init refused the handover: %s", strerror(-err));
 	CHECK_EQ(liveupdate_get_state(), LIVEUPDATE_STATE_UPDATED);
+	CHECK_EQ(liveupdate_register_subsystem(&sub), 0);
 	if (mode == M_REPLACED) {
 		/* ...and one after luo_init. */
 		put_at(ids[T_LATE].fd, open("/dev/null", O_RDWR));
 		/* The closed number must stay free: nothing of ours there. */
 	}
+	if (mode == M_REUSED)
+		find_inherited(1);
 	REQUIRE(!liveupdate_retrieve_session("replaced", &s),
 		"retrieve session");
 	if (mode == M_ANON)
