@@ -4,6 +4,7 @@
  * kilobytes per update, so a byte-wise table is plenty.
  */
 #include <pthread.h>
+#include <string.h>
 
 #include "crc32c.h"
 
@@ -23,13 +24,41 @@ static void crc_table_init(void)
 	}
 }
 
-uint32_t luo_crc32c(uint32_t seed, const void *buf, size_t len)
+static uint32_t crc_bytes(uint32_t c, const uint8_t *p, size_t len)
 {
-	const uint8_t *p = buf;
-	uint32_t c = ~seed;
-
 	pthread_once(&crc_table_once, crc_table_init);
 	while (len--)
 		c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
-	return ~c;
+	return c;
+}
+
+#if defined(__x86_64__)
+/* The SSE4.2 instruction computes the same polynomial, 8 bytes a step. */
+__attribute__((target("sse4.2"))) static uint32_t
+crc_sse42(uint32_t c, const uint8_t *p, size_t len)
+{
+	uint64_t c64 = c;
+
+	while (len >= 8) {
+		uint64_t v;
+
+		memcpy(&v, p, 8);
+		c64 = __builtin_ia32_crc32di(c64, v);
+		p += 8;
+		len -= 8;
+	}
+	c = (uint32_t)c64;
+	while (len--)
+		c = __builtin_ia32_crc32qi(c, *p++);
+	return c;
+}
+#endif
+
+uint32_t luo_crc32c(uint32_t seed, const void *buf, size_t len)
+{
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("sse4.2"))
+		return ~crc_sse42(~seed, buf, len);
+#endif
+	return ~crc_bytes(~seed, buf, len);
 }
