@@ -12,11 +12,11 @@
 # Builds bench/handover_bench in BUILD_DIR (default: build-bench at the top
 # of the source tree) if needed, runs every mode x size with N measured
 # updates each (default 48) and prints a table.  The updates of a row are
-# spread over P passes (default 6, each a new chain with one extra warm-up
+# spread over P passes (default 12, each a new chain with one extra warm-up
 # update) that go round all sizes and modes, each pass in another order,
 # so that a busy spell of the machine does not land on one row only.
-# Before each chain it waits (up to 30 s) for the machine to be idle, and
-# it records how much CPU other processes used meanwhile.  Writes
+# Before each chain it waits (up to 5 s, 90 s in all) for the machine to be
+# idle, and it records how much CPU other processes used meanwhile.  Writes
 # handover.md, handover.csv (one row per mode and size), handover-runs.csv
 # (one row per update) and handover-load.csv (one row per chain) into DIR
 # (default bench/results).
@@ -35,7 +35,8 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 build=$src/build-bench
 out=$src/bench/results
 runs=48
-passes=6
+passes=12
+idle_budget=90
 sizes="1 256 1024 4096"
 modes="4k 4k-sync hugetlb thp"
 smoke=0
@@ -68,6 +69,13 @@ build_bench() {
 build_bench
 bench=$build/bench/handover_bench
 
+# The library is built from the working tree, which others may change
+# while this runs: describe it now, as built.
+src_desc=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if ! git -C "$src" diff --quiet HEAD -- src include 2>/dev/null; then
+	src_desc="$src_desc + uncommitted library changes (diff $(git -C "$src" diff HEAD -- src include | sha1sum | cut -c1-12))"
+fi
+
 if [ $smoke = 1 ]; then
 	exec "$bench" --smoke
 fi
@@ -99,16 +107,18 @@ fi
 # Jiffies the machine spent busy / in total so far (all CPUs).
 cpu_jiffies() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }
 
-# Wait (at most 30 s) for a second in which other work used < 15% of the CPUs.
+# Wait (at most 5 s, 90 s per run in all) for a second in which other work
+# used < 15% of the CPUs.
 wait_idle() {
 	local b0 t0 b1 t1 waited=0
 
-	while [ $waited -lt 30 ]; do
+	while [ $waited -lt 5 ] && [ "$idle_budget" -gt 0 ]; do
 		read -r b0 t0 < <(cpu_jiffies)
 		sleep 1
 		read -r b1 t1 < <(cpu_jiffies)
 		[ $(((b1 - b0) * 100)) -lt $(((t1 - t0) * 15)) ] && break
 		waited=$((waited + 1))
+		idle_budget=$((idle_budget - 1))
 	done
 	[ $waited = 0 ] || say "waited ${waited} s for the machine to calm down"
 }
@@ -288,19 +298,13 @@ targets() { # per mode: ratio range, flatness, slope per GiB
 	}' "$1"
 }
 
-# The library is built from the working tree: say if it was not HEAD.
-lib_dirty() {
-	git -C "$src" diff --quiet HEAD -- src include 2>/dev/null && return
-	echo " + uncommitted library changes (diff $(git -C "$src" diff HEAD -- src include | sha1sum | cut -c1-12))"
-}
-
 machine() {
 	echo "- kernel: $(uname -r) ($(uname -m))"
 	echo "- CPU: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), nproc $(nproc)"
 	echo "- memory: $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 	echo "- THP: enabled $(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null), shmem_enabled $thp_saved (advise during the thp rows)"
 	echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-	echo "- source: $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)$(lib_dirty)"
+	echo "- source: $src_desc (as built at the start)"
 	echo "- command: \`bench/run-handover.sh --runs $runs --passes $passes --sizes \"$sizes\" --modes \"$(echo $modes)\"\` as $(id -un), ${elapsed} s"
 }
 
