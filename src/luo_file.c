@@ -439,13 +439,14 @@ static int retrieve_first(struct luo_file *f)
 }
 
 /*
- * The first retrieval hands over the inherited descriptor itself (it has
- * FD_CLOEXEC since luo_init()); the caller owns it from then on.  A later
- * one returns a new descriptor of the same file while that one is open.
+ * The retrieval hands over the received descriptor itself (it has
+ * FD_CLOEXEC); the caller owns it from then on.  The library keeps no
+ * reference, so it cannot tell later whether a descriptor is still that
+ * file: a second retrieval is refused rather than risk another file.
  */
 int luo_file_retrieve(struct luo_file *f, int *fd)
 {
-	int err = 0, dup;
+	int err = 0;
 
 	if (f->retrieve_status == 0) {
 		err = retrieve_first(f);
@@ -454,16 +455,9 @@ int luo_file_retrieve(struct luo_file *f, int *fd)
 			return 0;
 		}
 	} else if (f->retrieve_status > 0) {
-		if (!luo_file_is_same(f, f->fd)) {
-			pr_err("session '%s' token %#llx: retrieved before and that descriptor is closed; keep the first one",
-			       f->session->name, (unsigned long long)f->token);
-			return -EBADF;
-		}
-		dup = fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
-		if (dup < 0)
-			return -errno;
-		*fd = dup;
-		return 0;
+		pr_err("session '%s' token %#llx: already retrieved; keep the descriptor the first retrieval gave",
+		       f->session->name, (unsigned long long)f->token);
+		return -EALREADY;
 	}
 	err = err ?: f->retrieve_status;
 	if (err == -ESTALE)

@@ -97,16 +97,15 @@ int liveupdate_session_unpreserve_fd(struct luo_session *session,
  * @token: the file's token in the old image.
  * @fd: set to the descriptor, now owned by the caller (FD_CLOEXEC set).
  *
- * The first retrieval hands over the inherited descriptor itself; a later
- * one returns a new descriptor of the same file while the first is still
- * open.  The descriptor is checked to be the very file that was preserved
+ * The retrieval hands over the received descriptor itself; retrieving the
+ * same token again is refused.  The descriptor is checked to be the very file that was preserved
  * (type, device, inode, and the handler's own check); a file found closed
  * or replaced is refused.  A failed retrieval fails the same way every
  * later time.
  *
  * Return: 0; -ENOENT for an unknown token; -EINVAL for an outgoing or
  * finished session; -ESTALE if the descriptor is no longer that file;
- * -EBADF if retrieved before and that descriptor was closed since; -ENXIO
+ * -EALREADY if retrieved before (keep that descriptor); -ENXIO
  * if no handler with the file's compatible is registered (register it and
  * retry); a handler's error.
  */
