@@ -117,3 +117,20 @@ void rec_log_handler(enum luo_log_level level, const char *msg, void *arg)
 		rec.log_warnings++;
 	}
 }
+
+int rec_luo_start(const struct luo_init_opts *opts)
+{
+	rec_reset();
+	luo_set_log_handler(rec_log_handler, NULL);
+	return luo_init(opts) ? -1 : 0;
+}
+
+int rec_luo_stop(void)
+{
+	enum liveupdate_state s = liveupdate_get_state();
+
+	if (s == LIVEUPDATE_STATE_PREPARED || s == LIVEUPDATE_STATE_FROZEN)
+		liveupdate_cancel();
+	luo_set_log_handler(NULL, NULL);
+	return luo_exit() ? -1 : 0;
+}

@@ -50,5 +50,9 @@ int rec_count(enum rec_op op, int id);
 /* Order of @op events as a string of ids, e.g. "321". */
 const char *rec_order(enum rec_op op);
 void rec_log_handler(enum luo_log_level level, const char *msg, void *arg);
+/* Fresh journal, messages captured, library started: 0 or -1. */
+int rec_luo_start(const struct luo_init_opts *opts);
+/* Cancel any update in progress and stop the library: 0 or -1. */
+int rec_luo_stop(void);
 
 #endif

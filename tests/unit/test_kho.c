@@ -22,21 +22,13 @@
 static int setup(void **state)
 {
 	(void)state;
-	rec_reset();
-	luo_set_log_handler(rec_log_handler, NULL);
-	assert_int_equal(luo_init(NULL), 0);
-	return 0;
+	return rec_luo_start(NULL);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	if (liveupdate_get_state() == LIVEUPDATE_STATE_PREPARED ||
-	    liveupdate_get_state() == LIVEUPDATE_STATE_FROZEN)
-		liveupdate_cancel();
-	assert_int_equal(luo_exit(), 0);
-	luo_set_log_handler(NULL, NULL);
-	return 0;
+	return rec_luo_stop();
 }
 
 static int all_zero(const void *p, size_t n)

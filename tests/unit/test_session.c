@@ -126,10 +126,9 @@ static int setup_opts(uint32_t max_files)
 {
 	struct luo_init_opts opts = {.session_max_files = max_files};
 
-	rec_reset();
 	memset(&cnt, 0, sizeof(cnt));
-	luo_set_log_handler(rec_log_handler, NULL);
-	assert_int_equal(luo_init(&opts), 0);
+	if (rec_luo_start(&opts))
+		return -1;
 	memset(&unit_handler, 0, sizeof(unit_handler));
 	unit_handler.ops = &unit_ops;
 	unit_handler.compatible = "unit-v1";
@@ -148,12 +147,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	if (liveupdate_get_state() == LIVEUPDATE_STATE_PREPARED ||
-	    liveupdate_get_state() == LIVEUPDATE_STATE_FROZEN)
-		liveupdate_cancel();
-	assert_int_equal(luo_exit(), 0);
-	luo_set_log_handler(NULL, NULL);
-	return 0;
+	return rec_luo_stop();
 }
 
 static int memfd(const char *name)

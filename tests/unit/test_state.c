@@ -22,9 +22,8 @@ static struct rec_subsys s1, s2, s3;
 static int setup(void **state)
 {
 	(void)state;
-	rec_reset();
-	luo_set_log_handler(rec_log_handler, NULL);
-	assert_int_equal(luo_init(NULL), 0);
+	if (rec_luo_start(NULL))
+		return -1;
 	rec_subsys_init(&s1, 1, "one");
 	rec_subsys_init(&s2, 2, "two");
 	rec_subsys_init(&s3, 3, "three");
@@ -34,12 +33,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	if (liveupdate_get_state() == LIVEUPDATE_STATE_PREPARED ||
-	    liveupdate_get_state() == LIVEUPDATE_STATE_FROZEN)
-		liveupdate_cancel();
-	assert_int_equal(luo_exit(), 0);
-	luo_set_log_handler(NULL, NULL);
-	return 0;
+	return rec_luo_stop();
 }
 
 static void register_all(void)
