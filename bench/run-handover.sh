@@ -12,7 +12,7 @@
 # Builds bench/handover_bench in BUILD_DIR (default: build-bench at the top
 # of the source tree) if needed, runs every mode x size with N measured
 # updates each (default 48) and prints a table.  The updates of a row are
-# spread over P passes (default 12, each a new chain with one extra warm-up
+# spread over P passes (default 6, each a new chain with one extra warm-up
 # update) that go round all sizes and modes, each pass in another order,
 # so that a busy spell of the machine does not land on one row only.
 # Before each chain it waits (up to 5 s, 90 s in all) for the machine to be
@@ -35,7 +35,7 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 build=$src/build-bench
 out=$src/bench/results
 runs=48
-passes=12
+passes=6
 idle_budget=90
 sizes="1 256 1024 4096"
 modes="4k 4k-sync hugetlb thp"
@@ -126,12 +126,18 @@ wait_idle() {
 mem_avail_mib() { awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo; }
 hp_total() { awk '/^HugePages_Total:/ { print $2 }' /proc/meminfo; }
 
-# Reserve hugetlb pages for @1 MiB of data on top of what was reserved.
+# Reserve hugetlb pages for @1 MiB of data on top of what was reserved,
+# once for the whole run (growing and shrinking the pool for every chain
+# would cost more time than the chain).
+hp_reserved=0
 reserve_huge() {
 	local want=$((hp_saved + $1 / 2 + 64))
 
-	echo $want >$hp
-	[ "$(hp_total)" -ge $want ]
+	if [ $hp_reserved -lt $want ]; then
+		echo $want >$hp
+		hp_reserved=$(hp_total)
+	fi
+	[ $hp_reserved -ge $want ]
 }
 
 enable_thp() {
@@ -153,6 +159,7 @@ run_one() { # mode size
 	thp-sync) args=(--pages thp --sync-teardown) ;;
 	*) say "unknown mode $mode"; return 1 ;;
 	esac
+	# (MemAvailable does not count the reserved hugetlb pool.)
 	if [ $((size + 1024)) -gt "$(mem_avail_mib)" ]; then
 		say "$mode $size MiB: skipped, only $(mem_avail_mib) MiB available"
 		return 0
@@ -161,7 +168,6 @@ run_one() { # mode size
 	hugetlb*)
 		if ! reserve_huge "$size"; then
 			say "$mode $size MiB: skipped, got only $(hp_total) huge pages"
-			echo "$hp_saved" >$hp
 			return 0
 		fi ;;
 	thp*)
@@ -192,7 +198,6 @@ run_one() { # mode size
 		printf "%s,%s,%s,%.2f,%.2f,%.2f,%.1f\n", p, m, s, w, o, busy,
 			t ? other * hz * 100 / t : 0
 	}' >>"$tmp/handover-load.csv"
-	case $mode in hugetlb*) echo "$hp_saved" >$hp ;; esac
 }
 
 # @2... rotated left by @1 places.
@@ -205,6 +210,10 @@ rotate() {
 	echo "$@"
 }
 
+case " $modes " in *" hugetlb"*)
+	reserve_huge "$(echo $sizes | tr ' ' '\n' | sort -n | tail -1)" ||
+		say "could reserve only $(hp_total) huge pages; larger hugetlb rows will be skipped" ;;
+esac
 per_pass=$(((runs + passes - 1) / passes))
 runs=$((per_pass * passes))
 TIMEFORMAT='%R %U %S'
