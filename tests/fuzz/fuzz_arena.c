@@ -4,6 +4,7 @@
  * Every access is bounds checked against the image: these run on fuzzed
  * bytes before the library sees them.
  */
+#include <libfdt.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -154,6 +155,43 @@ size_t fz_arena_for_each_file(uint8_t *buf, size_t len, fz_file_fn fn,
 
 	walk(buf, len, files_block, &w);
 	return w.visited;
+}
+
+/* The FDT at payload offset @off, if its block holds a sound one. */
+static void *fdt_at(uint8_t *buf, size_t len, uint64_t off)
+{
+	uint64_t limit = chain_limit(buf, len);
+	struct kho_block_header h;
+
+	if (off < DATA_START + HDR_SIZE || off > limit)
+		return NULL;
+	memcpy(&h, buf + off - HDR_SIZE, sizeof(h));
+	if (h.magic != KHO_BLOCK_MAGIC || h.payload_size > limit - off ||
+	    h.payload_size > INT32_MAX ||
+	    fdt_check_full(buf + off, (size_t)h.payload_size))
+		return NULL;
+	return buf + off;
+}
+
+int fz_arena_files_node(uint8_t *buf, size_t len, void **fdt)
+{
+	struct kho_arena_header h;
+	const fdt64_t *p;
+	void *root, *luo;
+	int node, plen;
+
+	if (len < sizeof(h))
+		return -1;
+	memcpy(&h, buf, sizeof(h));
+	root = fdt_at(buf, len, h.root_fdt);
+	node = root ? fdt_subnode_offset(root, 0, LUO_FDT_KHO_ENTRY_NAME) : -1;
+	p = node >= 0 ? fdt_getprop(root, node, KHO_SUBTREE_PROP, &plen) : NULL;
+	luo = p && plen == sizeof(*p) ? fdt_at(buf, len, fdt64_ld(p)) : NULL;
+	node = luo ? fdt_subnode_offset(luo, 0, LUO_FILES_NODE) : -1;
+	if (node < 0)
+		return -1;
+	*fdt = luo;
+	return node;
 }
 
 uint64_t fz_arena_last_block(uint8_t *buf, size_t len)

@@ -39,6 +39,14 @@ typedef void (*fz_file_fn)(struct luo_file_ser *file,
 size_t fz_arena_for_each_file(uint8_t *buf, size_t len, fz_file_fn fn,
 			      void *arg);
 
+/*
+ * The LUO FDT of the arena image and the offset of its "files" node,
+ * found through the arena header's root FDT and its "LUO" subtree, each a
+ * sound FDT within its block's payload.  Returns the node offset and sets
+ * *@fdt, or returns -1.  Properties may be changed in place.
+ */
+int fz_arena_files_node(uint8_t *buf, size_t len, void **fdt);
+
 /* Offset of the last block header of the chain, 0 if there is none. */
 uint64_t fz_arena_last_block(uint8_t *buf, size_t len);
 

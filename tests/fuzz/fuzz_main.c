@@ -3,8 +3,10 @@
  * fuzz_replay: run the fuzzing harness without libFuzzer, over every file
  * named on the command line and every file inside the directories named
  * there (not recursively, in name order).  A missing directory is skipped,
- * so an empty regressions/ need not exist.  The harness aborts on a broken
- * invariant; a clean run exits 0.  Files named seed-* (real handovers from
+ * so an empty regressions/ need not exist.  Each input runs in a child
+ * process, so that one that breaks an invariant (the harness aborts) or
+ * crashes does not stop the others; the run exits 1 if any failed, after
+ * naming them all.  Files named seed-* (real handovers from
  * make_seeds) must also be accepted by luo_init(): if not, the committed
  * seeds no longer match the library's ABI and must be made again.
  */
@@ -16,11 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 extern int fuzz_handover_accepted;
 
-static int run_file(const char *path)
+/* Run one input in this process; the exit status of its child. */
+static int run_here(const char *path)
 {
 	FILE *f = fopen(path, "rb");
 	const char *name;
@@ -29,7 +34,7 @@ static int run_file(const char *path)
 
 	if (!f) {
 		fprintf(stderr, "fuzz_replay: %s: %s\n", path, strerror(errno));
-		return -1;
+		return 2;
 	}
 	if (fseek(f, 0, SEEK_END) || (len = ftell(f)) < 0 ||
 	    fseek(f, 0, SEEK_SET) || !(buf = malloc(len ? (size_t)len : 1)) ||
@@ -37,11 +42,9 @@ static int run_file(const char *path)
 		fprintf(stderr, "fuzz_replay: cannot read %s\n", path);
 		free(buf);
 		fclose(f);
-		return -1;
+		return 2;
 	}
 	fclose(f);
-	printf("fuzz_replay: %s (%ld bytes)\n", path, len);
-	fflush(stdout);
 	LLVMFuzzerTestOneInput(buf, (size_t)len);
 	free(buf);
 	name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
@@ -49,9 +52,39 @@ static int run_file(const char *path)
 		fprintf(stderr,
 			"fuzz_replay: %s: this real handover is refused: the seeds are stale, make them again with make_seeds (LUO_FUZZ_VERBOSE=1 says why)\n",
 			path);
-		return -1;
+		return 3;
 	}
 	return 0;
+}
+
+static size_t nfailed;
+
+static int run_file(const char *path)
+{
+	int status;
+	pid_t pid;
+
+	printf("fuzz_replay: %s\n", path);
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		perror("fuzz_replay: fork");
+		return -1;
+	}
+	if (!pid)
+		exit(run_here(path));
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	if (WIFEXITED(status) && !WEXITSTATUS(status))
+		return 0;
+	if (WIFSIGNALED(status))
+		printf("fuzz_replay: FAILED: %s (signal %d)\n", path,
+		       WTERMSIG(status));
+	else
+		printf("fuzz_replay: FAILED: %s (exit %d)\n", path,
+		       WEXITSTATUS(status));
+	nfailed++;
+	return -1;
 }
 
 static int by_name(const struct dirent **a, const struct dirent **b)
@@ -109,7 +142,6 @@ int main(int argc, char **argv)
 			count++;
 		}
 	}
-	printf("fuzz_replay: %zu inputs run%s\n", count,
-	       err ? ", some failed" : "");
+	printf("fuzz_replay: %zu inputs run, %zu failed\n", count, nfailed);
 	return err ? 1 : 0;
 }
