@@ -173,3 +173,32 @@ void luo_carrier_discard(int rx, uint64_t rx_ino)
 	    (uint64_t)st.st_ino == rx_ino)
 		close(rx);
 }
+
+/*
+ * Close a carrier named only by the environment (a refused or ignored
+ * handover), after checking it can only be ours: a Unix stream socket
+ * without FD_CLOEXEC whose other end this very process created.
+ */
+void luo_carrier_discard_unverified(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int domain = 0, type = 0, flags;
+	socklen_t ilen = sizeof(int);
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) || !S_ISSOCK(st.st_mode))
+		return;
+	flags = fcntl(fd, F_GETFD);
+	if (flags < 0 || (flags & FD_CLOEXEC) ||
+	    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &ilen) ||
+	    domain != AF_UNIX)
+		return;
+	ilen = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ilen) ||
+	    type != SOCK_STREAM ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ||
+	    cred.pid != getpid())
+		return;
+	close(fd);
+}

@@ -153,12 +153,16 @@ static const char *printable(const char *value, char *buf, size_t len)
 /* Adopt the handover named by the environment, or refuse it whole. */
 static int adopt_handover(const char *value, uint64_t reserve)
 {
+	struct luo_handover_env env;
 	int arena_fd, err;
 	char why[256] = "", shown[40];
 	uint64_t t[4];
 
-	err = luo_parse_handover_env(value, &arena_fd, &luo_global.teardown_fd,
-				     &luo_global.teardown_pid);
+	err = luo_parse_handover_env(value, &env);
+	luo_global.teardown_fd = err ? -1 : env.release_fd;
+	luo_global.teardown_pid = err ? 0 : env.helper_pid;
+	luo_global.carrier_fd = err ? -1 : env.carrier_fd;
+	arena_fd = env.arena_fd;
 	if (err) {
 		snprintf(why, sizeof(why), "not a descriptor number");
 		goto refuse;
@@ -188,6 +192,9 @@ refuse:
 	pr_err("refusing the incoming live update (%s=%s): %s; the handover was discarded: call luo_init() again to start fresh, or exit",
 	       LUO_HANDOVER_ENV, printable(value, shown, sizeof(shown)), why);
 	luo_teardown_release(false);
+	/* Files in flight are released with the refused handover. */
+	luo_carrier_discard_unverified(luo_global.carrier_fd);
+	luo_global.carrier_fd = -1;
 	return err;
 }
 

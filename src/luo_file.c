@@ -419,15 +419,12 @@ static int retrieve_first(struct luo_file *f)
 		       f->compatible);
 		return -ENXIO;
 	}
-	if (!luo_file_is_same(f, f->fd)) {
-		f->fd = -1;
+	/* Received off the carrier, so ours to close at finish either way. */
+	if (!luo_file_is_same(f, f->fd))
 		return f->retrieve_status = -ESTALE;
-	}
 	if (f->fh->ops->retrieve) {
 		args_of(f, &args);
 		err = f->fh->ops->retrieve(&args);
-		if (err == -ESTALE)
-			f->fd = -1; /* the handler says: not our file */
 		if (err)
 			return f->retrieve_status = err;
 		f->fd = args.fd;
@@ -474,9 +471,8 @@ void luo_file_finish(struct luo_file *f)
 {
 	struct liveupdate_file_op_args args;
 	bool retrieved = f->retrieve_status == 1;
-	/* Unretrieved and still the file: ours to close.  Retrieved: the
-	 * caller's.  Anything else is no longer ours to touch. */
-	bool ours = !retrieved && f->fd >= 0 && luo_file_is_same(f, f->fd);
+	/* Received off the carrier and not handed out: ours to close. */
+	bool ours = !retrieved && f->fd >= 0;
 
 	if (!f->fh)
 		f->fh = luo_handler_find(f->compatible);

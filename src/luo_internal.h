@@ -36,6 +36,7 @@ struct luo_global {
 	/* The old image's address space, kept by a helper until finish. */
 	int teardown_fd;
 	pid_t teardown_pid;
+	int carrier_fd; /* the incoming carrier the environment names */
 	struct liveupdate_timing timing; /* of the incoming update */
 };
 
@@ -82,8 +83,17 @@ size_t luo_subsystems_names_len(size_t *count);
 void luo_subsystems_forget(void);
 
 /* luo_reboot.c */
-int luo_parse_handover_env(const char *value, int *arena_fd, int *teardown_fd,
-			   pid_t *teardown_pid);
+/* The handover environment variable, parsed. */
+struct luo_handover_env {
+	int arena_fd;
+	int release_fd; /* -1: no helper holds the old address space */
+	pid_t helper_pid;
+	int carrier_fd; /* -1: no files in flight */
+};
+
+int luo_parse_handover_env(const char *value, struct luo_handover_env *e);
+int luo_sessions_carrier_fd(void);
+void luo_carrier_discard_unverified(int fd);
 void luo_teardown_release(bool wait);
 void luo_discard_handover(const char *value);
 

@@ -64,44 +64,61 @@ static long parse_num(const char *s, const char **end, long max)
 	return v;
 }
 
-/* "ARENA_FD" or "ARENA_FD,TEARDOWN_FD,TEARDOWN_PID". */
-int luo_parse_handover_env(const char *value, int *arena_fd, int *teardown_fd,
-			   pid_t *teardown_pid)
+/* A field that is a number or, where @may_be_unset, -1. */
+static long parse_field(const char *s, const char **end, bool may_be_unset)
 {
-	const char *p = value;
-	long fd, tfd = -1, pid = 0;
-
-	fd = parse_num(p, &p, 1 << 30);
-	if (fd < 0)
-		return -EBADF;
-	if (*p == ',') {
-		tfd = parse_num(p + 1, &p, 1 << 30);
-		if (tfd < 0 || *p != ',')
-			return -EBADF;
-		pid = parse_num(p + 1, &p, 1 << 30);
-		if (pid <= 0)
-			return -EBADF;
+	if (may_be_unset && s[0] == '-' && s[1] == '1') {
+		*end = s + 2;
+		return -1;
 	}
-	if (*p)
-		return -EBADF;
-	*arena_fd = (int)fd;
-	*teardown_fd = (int)tfd;
-	*teardown_pid = (pid_t)pid;
-	return 0;
+	return parse_num(s, end, 1 << 30) < 0 ? -2 : parse_num(s, end, 1 << 30);
 }
 
-/* Drop an incoming handover unread: close the arena if it is a memfd. */
+/*
+ * "ARENA" or "ARENA,RELEASE,PID" or "ARENA,RELEASE,PID,CARRIER": the arena
+ * memfd; the pipe and pid of the helper holding the old address space
+ * (-1 and 0 if none); the socket carrying the preserved files (-1 if
+ * none).  Strict: anything else is not a handover.
+ */
+int luo_parse_handover_env(const char *value, struct luo_handover_env *e)
+{
+	const char *p = value;
+
+	*e = (struct luo_handover_env){.release_fd = -1, .carrier_fd = -1};
+	e->arena_fd = (int)parse_field(p, &p, false);
+	if (e->arena_fd < 0)
+		return -EBADF;
+	if (*p == ',') {
+		e->release_fd = (int)parse_field(p + 1, &p, true);
+		if (e->release_fd < -1 || *p != ',')
+			return -EBADF;
+		e->helper_pid = (pid_t)parse_field(p + 1, &p, false);
+		if (e->helper_pid < 0 ||
+		    (e->release_fd >= 0) != (e->helper_pid > 0))
+			return -EBADF;
+		if (*p == ',') {
+			e->carrier_fd = (int)parse_field(p + 1, &p, true);
+			if (e->carrier_fd < -1)
+				return -EBADF;
+		}
+	}
+	return *p ? -EBADF : 0;
+}
+
+/* Drop an incoming handover unread: close what is verifiably ours. */
 void luo_discard_handover(const char *value)
 {
+	struct luo_handover_env e;
 	struct stat st;
-	int fd;
 
-	if (luo_parse_handover_env(value, &fd, &luo_global.teardown_fd,
-				   &luo_global.teardown_pid))
+	if (luo_parse_handover_env(value, &e))
 		return;
-	if (!fstat(fd, &st) && S_ISREG(st.st_mode) &&
-	    fcntl(fd, F_GET_SEALS) >= 0)
-		close(fd);
+	if (!fstat(e.arena_fd, &st) && S_ISREG(st.st_mode) &&
+	    fcntl(e.arena_fd, F_GET_SEALS) >= 0)
+		close(e.arena_fd);
+	luo_carrier_discard_unverified(e.carrier_fd);
+	luo_global.teardown_fd = e.release_fd;
+	luo_global.teardown_pid = e.helper_pid;
 	luo_teardown_release(false);
 }
 
@@ -230,7 +247,7 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 	bool async = !(luo_global.init_flags & LUO_INIT_SYNC_TEARDOWN);
 	char value[64];
 	char **env = NULL;
-	int err, fd;
+	int err, fd, carrier;
 
 	if (!path || !argv || !argv[0]) {
 		pr_err("liveupdate_reboot: needs a path and argv with at least argv[0]");
@@ -255,7 +272,12 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 	if (async && (err = holder_start()))
 		pr_warn("cannot keep the old address space aside (%s); the exec will tear it down inline",
 			strerror(-err));
-	if (holder.pid > 0)
+	carrier = luo_sessions_carrier_fd();
+	if (carrier >= 0)
+		snprintf(value, sizeof(value), "%d,%d,%d,%d", fd,
+			 holder.pid > 0 ? holder.release_fd : -1,
+			 holder.pid > 0 ? (int)holder.pid : 0, carrier);
+	else if (holder.pid > 0)
 		snprintf(value, sizeof(value), "%d,%d,%d", fd,
 			 holder.release_fd, (int)holder.pid);
 	else

@@ -539,9 +539,7 @@ void luo_sessions_forget(void)
 				/* Outgoing: our duplicate.  Incoming: ours
 				 * unless handed out or no longer that file. */
 				if (f->fd >= 0 &&
-				    (!s->incoming ||
-				     (f->retrieve_status != 1 &&
-				      luo_file_is_same(f, f->fd))))
+				    (!s->incoming || f->retrieve_status != 1))
 					close(f->fd);
 				file_free(s, f);
 			}
@@ -637,6 +635,11 @@ static int parse_carrier(const void *luo_fdt, int node, uint32_t files,
 			why, whylen, -EBADMSG,
 			"the carrier holds %llu files, the sessions %u",
 			(unsigned long long)v[2], files);
+	if (files && (int)v[0] != luo_global.carrier_fd)
+		return luo_reason(
+			why, whylen, -EBADMSG,
+			"the handover names carrier fd %llu, the environment %d",
+			(unsigned long long)v[0], luo_global.carrier_fd);
 	carrier_in.fd = files ? (int)v[0] : -1;
 	carrier_in.ino = v[1];
 	carrier_in.count = files;
@@ -709,9 +712,14 @@ int luo_sessions_in_parse(const void *luo_fdt, uint64_t sessions_pa, char *why,
  */
 void luo_sessions_in_refuse(void)
 {
-	luo_carrier_discard(carrier_in.fd, carrier_in.ino);
+	/* luo_init() closes the carrier the environment names. */
 	carrier_in.fd = -1;
 	luo_sessions_forget();
+}
+
+int luo_sessions_carrier_fd(void)
+{
+	return carrier_out.fd;
 }
 
 /*
@@ -726,8 +734,12 @@ void luo_sessions_in_adopt(void)
 	size_t n = carrier_in.count;
 	int *fds, err;
 
-	if (!n)
+	if (!n) {
+		/* Nothing in flight: a carrier the environment names is not
+		 * one of ours to keep. */
+		luo_carrier_discard_unverified(luo_global.carrier_fd);
 		return;
+	}
 	fds = luo_bulk_alloc(n * sizeof(*fds));
 	err = fds ? luo_carrier_receive(carrier_in.fd, carrier_in.ino, fds, n,
 					why, sizeof(why))
