@@ -59,11 +59,21 @@ done
 say() { echo "run-handover: $*" >&2; }
 
 build_bench() {
+	local log
+
 	if [ ! -f "$build/build.ninja" ]; then
 		say "configuring $build"
-		meson setup "$build" "$src" -Dbench=true -Dtests=false >/dev/null
+		log=$(meson setup "$build" "$src" -Dbench=true -Dtests=false 2>&1) || {
+			echo "$log" >&2
+			say "cannot configure $build"
+			exit 1
+		}
 	fi
-	ninja -C "$build" bench/handover_bench >/dev/null
+	log=$(ninja -C "$build" bench/handover_bench 2>&1) || {
+		echo "$log" >&2
+		say "cannot build in $build (give another BUILD_DIR if it is not yours to write)"
+		exit 1
+	}
 }
 
 build_bench
@@ -71,9 +81,11 @@ bench=$build/bench/handover_bench
 
 # The library is built from the working tree, which others may change
 # while this runs: describe it now, as built.
-src_desc=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if ! git -C "$src" diff --quiet HEAD -- src include 2>/dev/null; then
-	src_desc="$src_desc + uncommitted library changes (diff $(git -C "$src" diff HEAD -- src include | sha1sum | cut -c1-12))"
+if src_desc=$(git -C "$src" rev-parse --short HEAD 2>/dev/null); then
+	git -C "$src" diff --quiet HEAD -- src include 2>/dev/null ||
+		src_desc="$src_desc + uncommitted library changes (diff $(git -C "$src" diff HEAD -- src include | sha1sum | cut -c1-12))"
+else
+	src_desc="unknown (git cannot read $src as this user)"
 fi
 
 if [ $smoke = 1 ]; then
