@@ -299,10 +299,20 @@ int luo_exit(void)
 
 int liveupdate_prepare(void)
 {
-	uint64_t start = luo_now_ns();
+	pid_t helper =
+		__atomic_load_n(&luo_global.teardown_pid, __ATOMIC_RELAXED);
+	uint64_t start;
 	size_t i;
 	int err;
 
+	/*
+	 * The previous update's old address space must be gone first; wait
+	 * for it without the state lock, so serving threads never stall
+	 * behind that teardown.
+	 */
+	if (helper > 0 && luo_global.teardown_fd < 0)
+		waitpid(helper, NULL, 0);
+	start = luo_now_ns();
 	luo_state_write_lock();
 	if (!luo_state_is(LIVEUPDATE_STATE_NORMAL)) {
 		err = wrong_state("liveupdate_prepare",

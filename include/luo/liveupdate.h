@@ -185,7 +185,9 @@ uint64_t liveupdate_get_num(void);
  * struct liveupdate_timing - when the last live update happened
  * @prepare_ns: the old image started liveupdate_prepare().
  * @freeze_ns: the old image started freezing: the blackout began.
- * @exec_ns: the old image called execve().
+ * @exec_ns: the old image was about to execve(): stamped just before the
+ *           handover is sealed (it must be inside the checksum), so a
+ *           fraction of a millisecond before the call itself.
  * @adopted_ns: this image's luo_init() had checked and adopted everything.
  *
  * All CLOCK_MONOTONIC nanoseconds, comparable across the exec.
