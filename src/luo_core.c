@@ -310,8 +310,11 @@ int liveupdate_prepare(void)
 	 * for it without the state lock, so serving threads never stall
 	 * behind that teardown.
 	 */
-	if (helper > 0 && luo_global.teardown_fd < 0)
-		waitpid(helper, NULL, 0);
+	if (helper > 0 && luo_global.teardown_fd < 0 &&
+	    waitpid(helper, NULL, 0) == helper)
+		__atomic_compare_exchange_n(&luo_global.teardown_pid, &helper,
+					    0, false, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED);
 	start = luo_now_ns();
 	luo_state_write_lock();
 	if (!luo_state_is(LIVEUPDATE_STATE_NORMAL)) {
