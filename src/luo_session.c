@@ -635,12 +635,10 @@ static int parse_carrier(const void *luo_fdt, int node, uint32_t files,
 			why, whylen, -EBADMSG,
 			"the carrier holds %llu files, the sessions %u",
 			(unsigned long long)v[2], files);
-	if (files && (int)v[0] != luo_global.carrier_fd)
-		return luo_reason(
-			why, whylen, -EBADMSG,
-			"the handover names carrier fd %llu, the environment %d",
-			(unsigned long long)v[0], luo_global.carrier_fd);
-	carrier_in.fd = files ? (int)v[0] : -1;
+	/* Both must name it; if they disagree the files are lost (and say
+	 * so when asked for), but memory and subsystems still come across. */
+	carrier_in.fd =
+		files && (int)v[0] == luo_global.carrier_fd ? (int)v[0] : -1;
 	carrier_in.ino = v[1];
 	carrier_in.count = files;
 	return 0;
@@ -734,12 +732,11 @@ void luo_sessions_in_adopt(void)
 	size_t n = carrier_in.count;
 	int *fds, err;
 
-	if (!n) {
-		/* Nothing in flight: a carrier the environment names is not
-		 * one of ours to keep. */
+	if (!n || carrier_in.fd < 0)
+		/* Not the carrier we will read: not one to keep open. */
 		luo_carrier_discard_unverified(luo_global.carrier_fd);
+	if (!n)
 		return;
-	}
 	fds = luo_bulk_alloc(n * sizeof(*fds));
 	err = fds ? luo_carrier_receive(carrier_in.fd, carrier_in.ino, fds, n,
 					why, sizeof(why))

@@ -428,6 +428,8 @@ static struct fd_id make_carrier(uint8_t *buf, size_t len, uint8_t how)
 
 	CHECK(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp),
 	      "socketpair: %s", strerror(errno));
+	/* As a real handover has it: the receiving end came through exec. */
+	CHECK(!fcntl(sp[1], F_SETFD, 0), "fcntl: %s", strerror(errno));
 	if (setsockopt(sp[0], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf,
 		       sizeof(sndbuf)))
 		setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &sndbuf,
@@ -997,6 +999,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (len < BIG_MEMFD)
 			CHECK(!ftruncate(fd, BIG_MEMFD), "ftruncate: %s",
 			      strerror(errno));
+	}
+	/* The environment names the carrier too, unless the defect is that
+	 * it is not named at all. */
+	if (rx.fd >= 0 && !malformed && (how & 0x0f) != DEFECT_UNNAMED) {
+		size_t n = strlen(env);
+
+		if (!strchr(env, ','))
+			snprintf(env + n, sizeof(env) - n, ",-1,0,%d", rx.fd);
+		else
+			snprintf(env + n, sizeof(env) - n, ",%d", rx.fd);
 	}
 	setenv(LUO_HANDOVER_ENV, env, 1);
 	/* Not named, the library cannot know it: no rules for it then. */
