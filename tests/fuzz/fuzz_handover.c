@@ -20,7 +20,9 @@
  *    and finish reach their success paths; any other record gets a memfd,
  *    which is not the file it describes;
  *  - sends them, in batches of a size the carrier byte chooses, maybe with
- *    one defect it also chooses, and names the receiving end in the FDT;
+ *    one defect it also chooses, and names the receiving end, inheritable
+ *    like a real one, in the FDT and in LUO_HANDOVER_FD ("FD,-1,0,CARRIER"
+ *    or "FD,PIPE,PID,CARRIER");
  *  - recomputes every checksum (fuzz_arena.c), so that an input means the
  *    same in a normal build as in a -Dfuzzing=true build, where the library
  *    ignores incoming checksums anyway.
@@ -43,11 +45,14 @@
  * Carrier: bits 4-7 the batch size (0: LUO_CARRIER_BATCH), bits 0-3 a
  * defect in the last batch: 1 bad magic, 2 wrong first, 3 wrong count,
  * 4 one file too many, 5 one file too few, 6 no files attached, 7 short
- * data, 8 the carrier is not named (its props stay as they are).
+ * data; or in its naming: 8 named neither in the environment nor in the
+ * FDT (whose props stay as they are), 9 in the environment only, 10 in the
+ * FDT only.
  *
  * On refusal the library must be uninitialised, must have closed the arena,
- * the teardown pipe and the carrier and nothing else, and a fresh
- * luo_init() must work.  On acceptance the carrier must be gone and the
+ * the teardown pipe and the carrier the environment names and nothing else,
+ * and a fresh luo_init() must work.  On acceptance that carrier must be
+ * gone too, and the
  * harness drives the incoming API: subsystems, user subtrees, kho_restore(),
  * every session and file it finds in the (now validated) arena, FLBs,
  * liveupdate_finish(), allocation on the adopted arena, then prepare and a
@@ -211,58 +216,15 @@ static bool verbose;
 
 #define CARRIER_MAX 512 /* files the harness sends at most */
 
-/* For known_bug(): the last refusal luo_init() explained, the files sent
- * on the carrier, and whether an accepted handover had a session block. */
-static char refusal[512];
+/* The files sent on the carrier, to tell them in a leak report. */
 static struct fd_id sent[CARRIER_MAX + 1];
 static size_t nsent;
-static bool accepted_sessions;
 
 static void log_sink(enum luo_log_level level, const char *msg, void *arg)
 {
 	(void)arg;
-	if (!strncmp(msg, "refusing the incoming", 21))
-		snprintf(refusal, sizeof(refusal), "%s", msg);
 	if (verbose)
 		fprintf(stderr, "luo: %d: %s\n", (int)level, msg);
-}
-
-/*
- * Bugs already reported (with an input in regressions/) can be let through
- * to keep fuzzing past them: LUO_FUZZ_ALLOW is a comma separated list of
- * their names.  Each is recognised as narrowly as possible.
- *
- *   carrier-outlives-refusal: a handover refused before the library read
- *   the carrier's name (for anything but its FLB block), or ignored with
- *   LUO_INIT_IGNORE_HANDOVER, leaves the carrier open, and every preserved
- *   file in flight on it (regressions/carrier-outlives-refusal and
- *   carrier-outlives-ignored-handover).
- *
- *   carrier-without-sessions: a handover whose luo_ser has no session
- *   block is accepted whatever its "files" node counts, and its carrier is
- *   never read nor closed (regressions/carrier-without-sessions-accepted).
- *
- *   received-file-leaks: a file received from the carrier and then refused
- *   (not the file its record describes, or its handler's retrieve says
- *   -ESTALE) is never closed (regressions/handler-estale-leaks-received-fd
- *   and received-file-not-the-preserved-one-leaks); @id is the leaked
- *   descriptor, recognised as one the harness sent.
- */
-static bool known_bug(const char *name, const struct fd_id *id)
-{
-	const char *allow = getenv("LUO_FUZZ_ALLOW");
-
-	if (!allow || !strstr(allow, name))
-		return false;
-	if (!strcmp(name, "carrier-outlives-refusal"))
-		return !strstr(refusal, ": FLB block ");
-	if (!strcmp(name, "carrier-without-sessions"))
-		return !accepted_sessions;
-	if (!strcmp(name, "received-file-leaks"))
-		for (size_t i = 0; id && i < nsent; i++)
-			if (same_id(&sent[i], id))
-				return true;
-	return false;
 }
 
 static void setup_once(void)
@@ -339,7 +301,9 @@ enum carrier_defect {
 	DEFECT_MISSING,
 	DEFECT_NO_FILES,
 	DEFECT_SHORT,
-	DEFECT_UNNAMED,
+	DEFECT_UNNAMED,	 /* named neither in the environment nor the FDT */
+	DEFECT_ENV_ONLY, /* named in the environment only */
+	DEFECT_FDT_ONLY, /* named in the FDT only */
 };
 
 /* The files to send, by carrier index. */
@@ -428,7 +392,7 @@ static struct fd_id make_carrier(uint8_t *buf, size_t len, uint8_t how)
 
 	CHECK(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp),
 	      "socketpair: %s", strerror(errno));
-	/* As a real handover has it: the receiving end came through exec. */
+	/* As in a real handover: the receiving end came through the exec. */
 	CHECK(!fcntl(sp[1], F_SETFD, 0), "fcntl: %s", strerror(errno));
 	if (setsockopt(sp[0], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf,
 		       sizeof(sndbuf)))
@@ -472,7 +436,7 @@ static struct fd_id make_carrier(uint8_t *buf, size_t len, uint8_t how)
 		close(c.fd[i]); /* they live on in flight */
 	}
 	fd_identity(sp[1], &rx);
-	if (defect != DEFECT_UNNAMED) {
+	if (defect != DEFECT_UNNAMED && defect != DEFECT_ENV_ONLY) {
 		fdt_setprop_inplace_u64(fdt, node, LUO_FILES_CARRIER_FD,
 					(uint64_t)sp[1]);
 		fdt_setprop_inplace_u64(fdt, node, LUO_FILES_CARRIER_INO,
@@ -659,7 +623,6 @@ static void read_view(struct in_view *v)
 	      LUO_FDT_ABI_HEADER);
 	ser = arena_at(fdt64_ld(prop), sizeof(*ser));
 	CHECK(ser, "accepted struct luo_ser outside the arena");
-	accepted_sessions = ser->sessions_pa != 0;
 	if (!ser->sessions_pa)
 		return;
 	h = arena_at(ser->sessions_pa, sizeof(*h));
@@ -918,17 +881,12 @@ static void check_released(const struct fd_id *arena,
 	      "%s: the teardown pipe %d is still open", when, teardown->fd);
 }
 
-/* The carrier must be gone: received, or dropped with a refusal. */
-static void check_carrier(const struct fd_id *carrier, const char *when,
-			  bool refused)
+/* The carrier the environment names must be gone: received or dropped. */
+static void check_carrier(const struct fd_id *carrier, const char *when)
 {
-	if (carrier->fd < 0 || !still_open(carrier) ||
-	    (refused && known_bug("carrier-outlives-refusal", NULL)) ||
-	    (!refused && known_bug("carrier-without-sessions", NULL)))
-		return;
-	fail(__LINE__, "carrier closed",
-	     "%s: the carrier (fd %d), and every file in flight on it, is still open",
-	     when, carrier->fd);
+	CHECK(carrier->fd < 0 || !still_open(carrier),
+	      "%s: the carrier (fd %d), and every file in flight on it, is still open",
+	      when, carrier->fd);
 }
 
 /* Whether the last input was accepted as a handover (for fuzz_main.c). */
@@ -952,9 +910,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	setup_once();
 	snap_take(&base);
-	refusal[0] = 0;
 	nsent = 0;
-	accepted_sessions = false;
 	fuzz_handover_accepted = 0;
 	*teardown = *carrier = (struct fd_id){.fd = -1};
 
@@ -1000,20 +956,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(!ftruncate(fd, BIG_MEMFD), "ftruncate: %s",
 			      strerror(errno));
 	}
-	/* The environment names the carrier too, unless the defect is that
-	 * it is not named at all. */
-	if (rx.fd >= 0 && !malformed && (how & 0x0f) != DEFECT_UNNAMED) {
+	/* The environment names the carrier too (unless the defect is that
+	 * it does not): then it is the library's, to receive or to drop.
+	 * Named only in the FDT, it is not, and must stay open. */
+	if (rx.fd >= 0 && !malformed && (how & 0x0f) != DEFECT_UNNAMED &&
+	    (how & 0x0f) != DEFECT_FDT_ONLY) {
 		size_t n = strlen(env);
 
 		if (!strchr(env, ','))
 			snprintf(env + n, sizeof(env) - n, ",-1,0,%d", rx.fd);
 		else
 			snprintf(env + n, sizeof(env) - n, ",%d", rx.fd);
+		*carrier = rx;
 	}
 	setenv(LUO_HANDOVER_ENV, env, 1);
-	/* Not named, the library cannot know it: no rules for it then. */
-	if ((how & 0x0f) != DEFECT_UNNAMED)
-		*carrier = rx;
 
 	snap_take(&pre);
 	err = luo_init(&opts);
@@ -1032,13 +988,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			      err == -ENOMEM,
 		      "luo_init() refused with undocumented %d", err);
 		check_released(arena, teardown, "refusal");
-		check_carrier(carrier, "refusal", true);
+		check_carrier(carrier, "refusal");
 		check_closed(&pre, gone, "refusal");
 	} else if (opts.flags & LUO_INIT_IGNORE_HANDOVER) {
 		CHECK(liveupdate_get_state() == LIVEUPDATE_STATE_NORMAL,
 		      "state after an ignored handover");
 		check_released(arena, teardown, "ignored handover");
-		check_carrier(carrier, "ignored handover", true);
+		check_carrier(carrier, "ignored handover");
 		check_closed(&pre, gone, "ignored handover");
 		exercise_alloc();
 		CHECK(!luo_exit(), "luo_exit");
@@ -1048,7 +1004,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      liveupdate_state_name(liveupdate_get_state()));
 		fuzz_handover_accepted = 1;
 		read_view(&view);
-		check_carrier(carrier, "acceptance", false);
+		check_carrier(carrier, "acceptance");
 		exercise_accepted(ctl, &view);
 		CHECK(!luo_exit(), "luo_exit");
 		check_released(arena, teardown, "after luo_exit");
@@ -1073,13 +1029,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < post.n; i++) {
 		const struct fd_id *was = snap_find(&base, post.v[i].fd);
 
-		if (!was && known_bug("received-file-leaks", &post.v[i])) {
-			close(post.v[i].fd);
-			continue;
-		}
+		bool received = false;
+
+		for (size_t k = 0; k < nsent; k++)
+			received |= same_id(&sent[k], &post.v[i]);
 		CHECK(was && same_id(was, &post.v[i]),
-		      "fd %d (%s) leaked by this input", post.v[i].fd,
-		      fd_target(post.v[i].fd));
+		      "fd %d (%s%s) leaked by this input", post.v[i].fd,
+		      fd_target(post.v[i].fd),
+		      received ? ", received from the carrier" : "");
 	}
 	return 0;
 }
