@@ -22,10 +22,19 @@ log=$(mktemp)
 "$bin/counter" --next "$bin/counter-v2" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
-sleep 0.3
+# Wait until the service has printed N lines (it is up), at most 10 s.
+wait_lines() {
+	for _ in $(seq 100); do
+		[ "$(grep -c '^counter' "$log")" -ge "$1" ] && return 0
+		sleep 0.1
+	done
+	echo "the counter did not answer in time" >&2
+	return 1
+}
+wait_lines 1
 for i in 1 2 3; do
 	kill -USR1 $pid
-	sleep 0.3
+	wait_lines $((i + 1))
 done
 kill -TERM $pid
 wait $pid || true

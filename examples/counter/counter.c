@@ -194,11 +194,14 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct luo_init_opts init_opts = {0};
+	sigset_t mask, waitmask;
 	uint64_t size_mib = 64, updates = 0;
 	char self[PATH_LEN], next[PATH_LEN] = "";
 	ssize_t n;
 	int c, err;
 
+	setvbuf(stdout, NULL, _IOLBF,
+		0); /* one line per event, even to a file */
 	while ((c = getopt_long(argc, argv, "s:u:n:qHT", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
@@ -297,12 +300,26 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	/*
+	 * Serve with the signals blocked except while waiting.  The mask and
+	 * any pending signal survive execve(), so a request that arrives
+	 * while the new image starts waits for its handler instead of
+	 * killing the process.
+	 */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, &waitmask);
+	sigdelset(&waitmask, SIGUSR1);
+	sigdelset(&waitmask, SIGTERM);
+	sigdelset(&waitmask, SIGINT);
 	signal(SIGUSR1, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	while (!want_exit) {
-		pause();
-		if (want_update) {
+		sigsuspend(&waitmask);
+		if (want_update && !want_exit) {
 			want_update = 0;
 			update();
 		}
