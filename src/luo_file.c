@@ -399,7 +399,7 @@ void luo_file_unfreeze(struct luo_file *f)
 	}
 }
 
-bool luo_file_is_same(const struct luo_file *f, int fd)
+static bool luo_file_is_same(const struct luo_file *f, int fd)
 {
 	struct stat st;
 

@@ -54,7 +54,6 @@ int luo_file_freeze(struct luo_file *f);
 void luo_file_unfreeze(struct luo_file *f);
 int luo_file_retrieve(struct luo_file *f, int *fd);
 void luo_file_finish(struct luo_file *f);
-bool luo_file_is_same(const struct luo_file *f, int fd);
 struct luo_file *luo_file_by_token(const struct luo_session *s, uint64_t token);
 struct liveupdate_file_handler *luo_handler_find(const char *compatible);
 bool luo_compatible_valid(const char *s, size_t max);
