@@ -168,6 +168,12 @@ static void *fdt_at(uint8_t *buf, size_t len, uint64_t off)
 	memcpy(&h, buf + off - HDR_SIZE, sizeof(h));
 	if (h.magic != KHO_BLOCK_MAGIC || h.payload_size > limit - off ||
 	    h.payload_size > INT32_MAX ||
+	    h.payload_size < sizeof(struct fdt_header))
+		return NULL;
+	/* libfdt 1.6.1's fdt_check_full() dereferences NULL on a tree older
+	 * than version 16 whose root name has no '/': not here (the library
+	 * itself is what the fuzzer is after). */
+	if (fdt_version(buf + off) < 16 ||
 	    fdt_check_full(buf + off, (size_t)h.payload_size))
 		return NULL;
 	return buf + off;
