@@ -99,6 +99,7 @@ int kho_walk_incoming(char *why, size_t whylen);
 /* kho_subtree.c */
 int kho_parse_incoming_root(char *why, size_t whylen);
 bool kho_is_published(uint64_t payload_off);
+bool kho_fdt_valid(const void *fdt, size_t size);
 int kho_publish(const char *name, void *fdt);
 void kho_forget_incoming(void);
 

@@ -16,6 +16,19 @@
 #include "kho_internal.h"
 #include "log.h"
 
+/*
+ * A sound FDT of @size bytes at most.  Only version 17 blobs (what libfdt
+ * writes) are accepted: libfdt 1.6.1's fdt_check_full() can crash on an
+ * older header, so the header is checked on its own first.
+ */
+bool kho_fdt_valid(const void *fdt, size_t size)
+{
+	if (size < sizeof(struct fdt_header) || fdt_check_header(fdt) ||
+	    fdt_version(fdt) < 17 || fdt_totalsize(fdt) > size)
+		return false;
+	return !fdt_check_full(fdt, size);
+}
+
 bool kho_is_published(uint64_t payload_off)
 {
 	for (size_t i = 0; i < kho.nout; i++)
@@ -65,7 +78,7 @@ int kho_publish(const char *name, void *fdt)
 		       name);
 		goto out;
 	}
-	if (fdt_check_full(fdt, b->payload_size)) {
+	if (!kho_fdt_valid(fdt, b->payload_size)) {
 		pr_err("kho_add_subtree(%s): not a valid, finished FDT", name);
 		goto out;
 	}
@@ -188,7 +201,7 @@ static int checksum_metadata(void)
 		if (subtree) {
 			const void *fdt = kho.base + payload;
 
-			if (fdt_check_full(fdt, b->payload_size)) {
+			if (!kho_fdt_valid(fdt, b->payload_size)) {
 				pr_err("a published subtree FDT at %#llx was damaged after kho_add_subtree()",
 				       (unsigned long long)payload);
 				return -EINVAL;
@@ -267,7 +280,7 @@ static int incoming_fdt(uint64_t off, char *why, size_t whylen,
 			why, whylen, -EBADMSG,
 			"%s at %#llx is not a preserved metadata block", what,
 			(unsigned long long)off);
-	if (fdt_check_full(kho.base + off, b->payload_size))
+	if (!kho_fdt_valid(kho.base + off, b->payload_size))
 		return luo_reason(why, whylen, -EBADMSG,
 				  "%s at %#llx is not a valid FDT", what,
 				  (unsigned long long)off);
