@@ -214,19 +214,6 @@ static int parse_subsystems(const void *fdt, int node, char *why, size_t whylen)
 	return 0;
 }
 
-static int check_block_ref(uint64_t off, char *why, size_t whylen,
-			   const char *what)
-{
-	void *p;
-
-	if (off && kho_incoming_block(off, 1, true, &p))
-		return luo_reason(
-			why, whylen, -EBADMSG,
-			"%s offset %#llx is not a preserved metadata block",
-			what, (unsigned long long)off);
-	return 0;
-}
-
 int luo_abi_in_parse(char *why, size_t whylen)
 {
 	const void *fdt;
@@ -257,11 +244,9 @@ int luo_abi_in_parse(char *why, size_t whylen)
 	if (!ser->liveupdate_num)
 		return luo_reason(why, whylen, -EBADMSG,
 				  "live update number is 0");
-	err = check_block_ref(ser->sessions_pa, why, whylen, "sessions");
-	err = err ?: check_block_ref(ser->flbs_pa, why, whylen, "FLB");
-	err = err
-		      ?: check_node(fdt, LUO_EXEC_NODE, LUO_EXEC_COMPATIBLE,
-				    &node, why, whylen);
+	/* sessions_pa and flbs_pa are checked by their own parsers below. */
+	err = check_node(fdt, LUO_EXEC_NODE, LUO_EXEC_COMPATIBLE, &node, why,
+			 whylen);
 	if (err)
 		return err;
 	for (int i = 0; i < 3; i++)
