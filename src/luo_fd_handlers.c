@@ -132,7 +132,7 @@ static int zero_preserve(struct liveupdate_file_op_args *args)
 static bool file_can(struct liveupdate_file_handler *h, int fd)
 {
 	(void)h;
-	return is_type(fd, S_IFREG) && !is_memfd(fd);
+	return is_type(fd, S_IFREG) && fcntl(fd, F_GET_SEALS) < 0;
 }
 
 static const struct liveupdate_file_ops memfd_ops = {
