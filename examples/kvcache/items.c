@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Item semantics on top of the slabs, the hash table and the LRU:
+ * expiry, flush_all, the six storage commands, delete and incr/decr.
+ * Expired and flushed items are removed lazily, when looked up or when
+ * they reach an LRU tail, as memcached does.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "kv.h"
+
+/**
+ * kv_now() - wall-clock seconds
+ *
+ * Expiry times are absolute wall-clock seconds rather than memcached's
+ * seconds-since-start, so they mean the same in the next image.
+ *
+ * Return: CLOCK_REALTIME seconds.
+ */
+int64_t kv_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return ts.tv_sec;
+}
+
+/**
+ * kv_mono_ns() - CLOCK_MONOTONIC in nanoseconds, as the library stamps it
+ *
+ * Return: nanoseconds.
+ */
+uint64_t kv_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/**
+ * item_exptime() - an absolute expiry time from a protocol exptime
+ * @exptime: 0 (never), negative (already expired), up to 30 days
+ *           (relative seconds) or more (an absolute Unix time).
+ *
+ * Return: absolute seconds, 0 for never; 1 (long past) for expired.
+ */
+int64_t item_exptime(int64_t exptime)
+{
+	if (exptime == 0)
+		return 0;
+	if (exptime < 0)
+		return 1;
+	if (exptime > KV_REALTIME_MAXDELTA)
+		return exptime;
+	return kv_now() + exptime;
+}
+
+enum liveness { LIVE, EXPIRED, FLUSHED };
+
+static enum liveness item_liveness(const struct kv_item *it, int64_t now)
+{
+	if (it->cas <= store->flush_cas)
+		return FLUSHED;
+	if (store->flush_at && now >= store->flush_at && it->time < store->flush_at)
+		return FLUSHED;
+	if (it->exptime && it->exptime <= now)
+		return EXPIRED;
+	return LIVE;
+}
+
+/**
+ * item_unlink() - remove a linked item and free its chunk
+ * @it: the item.
+ */
+void item_unlink(struct kv_item *it)
+{
+	if (!(it->iflags & ITEM_LINKED))
+		return;
+	hash_remove(it, hash_key(item_key(it), it->nkey));
+	lru_unlink(it);
+	it->iflags &= (uint16_t)~ITEM_LINKED;
+	store->stats.curr_items--;
+	store->stats.bytes -= item_total(it->nkey, it->nbytes);
+	slabs_free(it);
+}
+
+/**
+ * item_alloc() - a new, unlinked item, evicting if memory is full
+ * @key: its key.
+ * @nkey: key length, at most KEY_MAX_LENGTH.
+ * @flags: client flags.
+ * @exptime: absolute expiry (item_exptime()).
+ * @nbytes: value length including "\r\n".
+ *
+ * Return: the item with key and header filled in, or NULL if it is too
+ * large or nothing can be evicted for it.
+ */
+struct kv_item *item_alloc(const char *key, size_t nkey, uint32_t flags,
+			   int64_t exptime, size_t nbytes)
+{
+	size_t total = item_total(nkey, nbytes);
+	unsigned clsid = slabs_clsid(total);
+	struct kv_item *it;
+	int64_t now = kv_now();
+
+	if (clsid >= store->nclasses)
+		return NULL;
+	for (int tries = 0; !(it = slabs_alloc(total, clsid)); tries++) {
+		struct kv_item *victim = lru_tail(clsid);
+
+		if (!victim || tries > 50)
+			return NULL;
+		if (item_liveness(victim, now) != LIVE) {
+			store->stats.reclaimed++;
+			if (!(victim->iflags & ITEM_FETCHED))
+				store->stats.expired_unfetched++;
+		} else {
+			store->stats.evictions++;
+			store->cls[clsid].evictions++;
+			if (!(victim->iflags & ITEM_FETCHED))
+				store->stats.evicted_unfetched++;
+		}
+		item_unlink(victim);
+	}
+	it->nkey = (uint8_t)nkey;
+	it->nbytes = (uint32_t)nbytes;
+	it->flags = flags;
+	it->exptime = exptime;
+	memcpy(item_key(it), key, nkey);
+	return it;
+}
+
+/**
+ * item_discard() - free an item that was never linked
+ * @it: from item_alloc().
+ */
+void item_discard(struct kv_item *it)
+{
+	slabs_free(it);
+}
+
+static struct kv_item *lookup(const char *key, size_t nkey, bool count)
+{
+	uint64_t hv = hash_key(key, nkey);
+	struct kv_item *it = hash_find(key, nkey, hv);
+	enum liveness l;
+
+	if (!it)
+		return NULL;
+	l = item_liveness(it, kv_now());
+	if (l == LIVE)
+		return it;
+	if (count) {
+		if (l == EXPIRED)
+			store->stats.get_expired++;
+		else
+			store->stats.get_flushed++;
+	}
+	item_unlink(it);
+	return NULL;
+}
+
+/**
+ * item_get() - a live item by key, marked as used
+ * @key: the key.
+ * @nkey: its length.
+ * @count: count expired/flushed hits in the stats (get, gat).
+ *
+ * Return: the item or NULL.
+ */
+struct kv_item *item_get(const char *key, size_t nkey, bool count)
+{
+	struct kv_item *it = lookup(key, nkey, count);
+
+	if (it) {
+		lru_bump(it);
+		it->iflags |= ITEM_FETCHED;
+	}
+	return it;
+}
+
+static void do_link(struct kv_item *it)
+{
+	it->cas = ++store->cas_counter;
+	it->time = kv_now();
+	it->iflags = ITEM_LINKED;
+	hash_insert(it, hash_key(item_key(it), it->nkey));
+	lru_link(it);
+	store->stats.curr_items++;
+	store->stats.total_items++;
+	store->stats.bytes += item_total(it->nkey, it->nbytes);
+}
+
+static void do_replace(struct kv_item *old, struct kv_item *it)
+{
+	if (old)
+		item_unlink(old);
+	do_link(it);
+}
+
+/*
+ * append/prepend: a new item holding both values.  The old item is taken
+ * off the LRU meanwhile so that the allocation cannot evict it.
+ */
+static enum store_result concat(struct kv_item *old, struct kv_item *it,
+				bool append)
+{
+	size_t oldlen = old->nbytes - 2, addlen = it->nbytes - 2;
+	struct kv_item *n;
+
+	lru_unlink(old);
+	n = item_alloc(item_key(old), old->nkey, old->flags, old->exptime,
+		       oldlen + addlen + 2);
+	lru_link(old);
+	if (!n) {
+		item_discard(it);
+		return slabs_clsid(item_total(old->nkey, oldlen + addlen + 2)) >=
+				       store->nclasses
+			       ? STORE_TOO_LARGE
+			       : STORE_NO_MEMORY;
+	}
+	if (append) {
+		memcpy(item_value(n), item_value(old), oldlen);
+		memcpy(item_value(n) + oldlen, item_value(it), addlen + 2);
+	} else {
+		memcpy(item_value(n), item_value(it), addlen);
+		memcpy(item_value(n) + addlen, item_value(old), oldlen + 2);
+	}
+	item_discard(it);
+	do_replace(old, n);
+	return STORE_STORED;
+}
+
+/**
+ * item_store() - link a new item according to a storage command
+ * @it: from item_alloc(), value filled in; consumed in every case.
+ * @op: set, add, replace, append, prepend or cas.
+ * @cas: the cas unique for OP_CAS.
+ *
+ * Return: what to answer.
+ */
+enum store_result item_store(struct kv_item *it, enum store_op op,
+			     uint64_t cas)
+{
+	struct kv_item *old = lookup(item_key(it), it->nkey, false);
+
+	switch (op) {
+	case OP_SET:
+		break;
+	case OP_ADD:
+		if (old) {
+			lru_bump(old);
+			item_discard(it);
+			return STORE_NOT_STORED;
+		}
+		break;
+	case OP_REPLACE:
+		if (!old) {
+			item_discard(it);
+			return STORE_NOT_STORED;
+		}
+		break;
+	case OP_APPEND:
+	case OP_PREPEND:
+		if (!old) {
+			item_discard(it);
+			return STORE_NOT_STORED;
+		}
+		return concat(old, it, op == OP_APPEND);
+	case OP_CAS:
+		if (!old) {
+			item_discard(it);
+			store->stats.cas_misses++;
+			return STORE_NOT_FOUND;
+		}
+		if (old->cas != cas) {
+			item_discard(it);
+			store->stats.cas_badval++;
+			return STORE_EXISTS;
+		}
+		store->stats.cas_hits++;
+		break;
+	}
+	do_replace(old, it);
+	return STORE_STORED;
+}
+
+/**
+ * item_delete() - remove a key
+ * @key: the key.
+ * @nkey: its length.
+ *
+ * Return: whether a live item was deleted.
+ */
+bool item_delete(const char *key, size_t nkey)
+{
+	struct kv_item *it = lookup(key, nkey, false);
+
+	if (!it)
+		return false;
+	item_unlink(it);
+	return true;
+}
+
+/* The value as memcached's safe_strtoull sees it: digits, then spaces. */
+static bool parse_value(const struct kv_item *it, uint64_t *v)
+{
+	const char *p = ((const char *)it->data) + it->nkey;
+	size_t n = it->nbytes - 2, i = 0;
+	uint64_t x = 0;
+
+	while (i < n && p[i] == ' ')
+		i++;
+	if (i == n || p[i] < '0' || p[i] > '9')
+		return false;
+	for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+		uint64_t d = (uint64_t)(p[i] - '0');
+
+		if (x > (UINT64_MAX - d) / 10)
+			return false;
+		x = x * 10 + d;
+	}
+	for (; i < n; i++)
+		if (p[i] != ' ')
+			return false;
+	*v = x;
+	return true;
+}
+
+/**
+ * item_delta() - incr or decr
+ * @key: the key.
+ * @nkey: its length.
+ * @incr: true for incr (wraps at 2^64), false for decr (stops at 0).
+ * @delta: the amount.
+ * @result: set to the new value on success.
+ *
+ * Return: DELTA_OK, DELTA_NOT_FOUND, DELTA_NON_NUMERIC or DELTA_EOM.
+ */
+enum delta_result item_delta(const char *key, size_t nkey, bool incr,
+			     uint64_t delta, uint64_t *result)
+{
+	struct kv_item *it = item_get(key, nkey, false), *n;
+	char buf[24];
+	uint64_t v;
+	int len;
+
+	if (!it)
+		return DELTA_NOT_FOUND;
+	if (!parse_value(it, &v))
+		return DELTA_NON_NUMERIC;
+	v = incr ? v + delta : (v < delta ? 0 : v - delta);
+	*result = v;
+	len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+	if ((uint32_t)len + 2 == it->nbytes) {
+		memcpy(item_value(it), buf, (size_t)len);
+		it->cas = ++store->cas_counter;
+		return DELTA_OK;
+	}
+	lru_unlink(it); /* not evictable while we allocate */
+	n = item_alloc(key, nkey, it->flags, it->exptime, (size_t)len + 2);
+	lru_link(it);
+	if (!n)
+		return DELTA_EOM;
+	memcpy(item_value(n), buf, (size_t)len);
+	memcpy(item_value(n) + len, "\r\n", 2);
+	do_replace(it, n);
+	return DELTA_OK;
+}
+
+/**
+ * items_flush() - flush_all
+ * @delay: 0 or less: now; otherwise like an exptime (relative seconds,
+ *         or an absolute time beyond 30 days).
+ */
+void items_flush(int64_t delay)
+{
+	if (delay <= 0) {
+		store->flush_cas = store->cas_counter;
+		store->flush_at = 0;
+	} else {
+		store->flush_at = item_exptime(delay);
+	}
+}

@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvcache: a memcached-compatible cache whose whole data set, every client
+ * connection and every half-received request survive a live update.
+ *
+ * Everything that must outlive an image lives in handover memory and is
+ * addressed by offsets:
+ *
+ *   struct kv_root    (one kho allocation; the subsystem's u64 points here)
+ *     -> store region (one kho allocation: struct kv_store header, hash
+ *        buckets, slab pages holding the items)
+ *     -> connection table (one kho allocation: struct kv_conn_rec[])
+ *          -> per-connection input and output buffers (kho allocations)
+ *
+ * Offsets inside the store region are relative to its start; everything
+ * else is a kho offset checked with kho_restore().  See docs/kvcache.md.
+ */
+#ifndef KV_H
+#define KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifndef KV_VERSION
+#define KV_VERSION 1
+#endif
+
+#define KV_STR_(x) #x
+#define KV_STR(x) KV_STR_(x)
+/* Numeric first: libmemcached parses "VERSION major.minor.micro". */
+#define KV_VERSION_STRING "1.6.0-kvcache-v" KV_STR(KV_VERSION)
+
+#define KEY_MAX_LENGTH 250
+#define KV_MAX_CLASSES 64
+#define KV_CLASS_MIN 96	       /* smallest chunk, bytes */
+#define KV_REALTIME_MAXDELTA 2592000 /* 30 days: larger exptimes are absolute */
+
+/* ---- settings (main.c) ---- */
+
+struct kv_settings {
+	uint16_t port;
+	const char *addr;
+	uint64_t mem_limit;	/* -m, bytes */
+	uint32_t maxconns;	/* -c */
+	uint32_t item_size_max; /* -I, bytes */
+	int verbose;		/* -v */
+	double factor;		/* -f */
+	const char *name;	/* control socket name */
+	const char *update_to;	/* --update-to */
+	char self[4096];	/* our binary, for updates */
+	char **argv;		/* for the exec of an update */
+};
+
+extern struct kv_settings settings;
+
+/* ---- time ---- */
+
+/** kv_now() - wall-clock seconds, stable across updates (unlike uptime). */
+int64_t kv_now(void);
+uint64_t kv_mono_ns(void);
+
+/* ---- the store (store region) ---- */
+
+/* An item in a slab chunk.  Key, then value followed by "\r\n". */
+struct kv_item {
+	uint64_t h_next; /* hash chain, region offset or 0 */
+	uint64_t prev;	 /* LRU, towards the head (most recent) */
+	uint64_t next;	 /* LRU, towards the tail */
+	uint64_t cas;
+	int64_t exptime; /* absolute wall-clock seconds, 0 = never */
+	int64_t time;	 /* last stored (for delayed flush_all) */
+	uint32_t flags;	 /* client flags */
+	uint32_t nbytes; /* value length including the trailing "\r\n" */
+	uint8_t nkey;
+	uint8_t clsid;
+	uint16_t iflags;
+	uint32_t pad;
+	char data[]; /* key, then value */
+};
+
+#define ITEM_LINKED 1u
+#define ITEM_SLABBED 2u /* on a free list */
+#define ITEM_FETCHED 4u
+
+static inline char *item_key(struct kv_item *it)
+{
+	return it->data;
+}
+
+static inline char *item_value(struct kv_item *it)
+{
+	return it->data + it->nkey;
+}
+
+static inline size_t item_total(size_t nkey, size_t nbytes)
+{
+	return sizeof(struct kv_item) + nkey + nbytes;
+}
+
+struct kv_class {
+	uint32_t size;	/* chunk size */
+	uint32_t perslab;
+	uint64_t free_head; /* free chunks, linked by h_next */
+	uint64_t nfree;
+	uint64_t lru_head, lru_tail;
+	uint64_t nitems;
+	uint64_t npages;
+	uint64_t evictions;
+};
+
+/* Counters that persist across updates (they live in the store header). */
+struct kv_stats {
+	uint64_t total_items, curr_items, bytes;
+	uint64_t evictions, reclaimed, expired_unfetched, evicted_unfetched;
+	uint64_t total_connections;
+	uint64_t cmd_get, cmd_set, cmd_flush, cmd_touch;
+	uint64_t get_hits, get_misses, get_expired, get_flushed;
+	uint64_t delete_hits, delete_misses;
+	uint64_t incr_hits, incr_misses, decr_hits, decr_misses;
+	uint64_t cas_hits, cas_misses, cas_badval;
+	uint64_t touch_hits, touch_misses;
+	uint64_t bytes_read, bytes_written;
+	uint64_t rejected_connections, conn_errors;
+	uint64_t live_updates;
+	uint64_t last_blackout_ns;
+};
+
+#define KV_STORE_MAGIC 0x6b76636163686531ULL /* "kvcache1" */
+#define KV_STORE_LAYOUT 1
+
+/* At offset 0 of the store region. */
+struct kv_store {
+	uint64_t magic;
+	uint32_t layout;
+	uint32_t nclasses;
+	uint64_t region_size;
+	uint64_t hash_off, hash_buckets; /* power of two */
+	uint64_t slab_off, page_size, npages, pages_used;
+	uint64_t mem_limit;
+	uint64_t item_size_max;
+	uint64_t cas_counter;
+	uint64_t flush_cas;	 /* items with cas <= this are flushed */
+	int64_t flush_at;	 /* delayed flush_all: items older die then */
+	int64_t started;	 /* wall clock at the first image's start */
+	struct kv_class cls[KV_MAX_CLASSES];
+	struct kv_stats stats;
+};
+
+extern struct kv_store *store;
+extern char *store_base; /* start of the store region in this image */
+
+/* slabs.c */
+int slabs_create(uint64_t mem_limit, uint32_t item_size_max, double factor,
+		 void **region, size_t *size);
+int slabs_adopt(void *region, size_t size);
+unsigned slabs_clsid(size_t total);
+struct kv_item *slabs_alloc(size_t total, unsigned clsid);
+void slabs_free(struct kv_item *it);
+
+/**
+ * item_at() - an item from a region offset, or NULL if it cannot be one
+ * @off: offset in the store region.
+ *
+ * Every offset read from handover memory goes through here: the previous
+ * image may have been buggy, so an offset outside the slab pages (or not
+ * 8-byte aligned) is treated as the end of a list, never dereferenced.
+ */
+static inline struct kv_item *item_at(uint64_t off)
+{
+	uint64_t lo = store->slab_off,
+		 hi = store->slab_off + store->npages * store->page_size;
+
+	if (off < lo || off + sizeof(struct kv_item) > hi || (off & 7))
+		return NULL;
+	return (struct kv_item *)(store_base + off);
+}
+
+static inline uint64_t item_off(const struct kv_item *it)
+{
+	return it ? (uint64_t)((const char *)it - store_base) : 0;
+}
+
+/* hash.c */
+uint64_t hash_key(const char *key, size_t nkey);
+struct kv_item *hash_find(const char *key, size_t nkey, uint64_t hv);
+void hash_insert(struct kv_item *it, uint64_t hv);
+void hash_remove(struct kv_item *it, uint64_t hv);
+
+/* lru.c */
+void lru_link(struct kv_item *it);
+void lru_unlink(struct kv_item *it);
+void lru_bump(struct kv_item *it);
+struct kv_item *lru_tail(unsigned clsid);
+
+/* items.c */
+enum store_op { OP_SET, OP_ADD, OP_REPLACE, OP_APPEND, OP_PREPEND, OP_CAS };
+enum store_result {
+	STORE_STORED,
+	STORE_NOT_STORED,
+	STORE_EXISTS,
+	STORE_NOT_FOUND,
+	STORE_TOO_LARGE,
+	STORE_NO_MEMORY,
+};
+enum delta_result { DELTA_OK, DELTA_NON_NUMERIC, DELTA_NOT_FOUND, DELTA_EOM };
+
+int64_t item_exptime(int64_t exptime);
+struct kv_item *item_alloc(const char *key, size_t nkey, uint32_t flags,
+			   int64_t exptime, size_t nbytes);
+void item_discard(struct kv_item *it);
+struct kv_item *item_get(const char *key, size_t nkey, bool count);
+enum store_result item_store(struct kv_item *it, enum store_op op,
+			     uint64_t cas);
+bool item_delete(const char *key, size_t nkey);
+enum delta_result item_delta(const char *key, size_t nkey, bool incr,
+			     uint64_t delta, uint64_t *result);
+void items_flush(int64_t delay);
+void item_unlink(struct kv_item *it);
+
+/* ---- connections (conn.c) ---- */
+
+enum conn_rec_state { CONN_FREE = 0, CONN_OPEN = 1, CONN_ZOMBIE = 2 };
+
+#define CONN_CLOSE_AFTER_WRITE 1u
+
+/* One per connection slot, in handover memory. */
+struct kv_conn_rec {
+	uint32_t state;
+	uint32_t flags;
+	uint64_t token;
+	uint64_t rbuf_off; /* kho offsets */
+	uint64_t wbuf_off;
+	uint32_t rcap, rlen; /* input: [0, rlen) unprocessed */
+	uint32_t wcap, wlen, wpos; /* output: [wpos, wlen) pending */
+	uint32_t pad;
+	uint64_t swallow; /* bytes of a refused value still to drop */
+};
+
+/* This image's view of a connection. */
+struct conn {
+	struct kv_conn_rec *rec;
+	int fd;
+	char *rbuf, *wbuf;
+	uint32_t events;
+	bool noreply;
+	size_t need; /* size of the incomplete request at the input's start */
+};
+
+int conn_out(struct conn *c, const void *data, size_t len);
+int conn_printf(struct conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int conn_reserve_out(struct conn *c, size_t len);
+uint32_t conn_count(void);
+
+/* proto.c */
+enum proto_result { PROTO_OK, PROTO_NEED_MORE, PROTO_CLOSE, PROTO_BLOCKED };
+enum proto_result proto_process(struct conn *c);
+
+/* ---- the live update glue (liveupdate.c) ---- */
+
+#define KV_ROOT_MAGIC 0x6b76726f6f743031ULL /* "kvroot01" */
+#define KV_ROOT_LAYOUT 1
+#define KV_LISTEN_TOKEN (1ULL << 40)
+
+/* The subsystem's u64 points here. */
+struct kv_root {
+	uint64_t magic;
+	uint32_t layout;
+	uint32_t version; /* KV_VERSION of the image that wrote it */
+	uint64_t store_off, store_size;
+	uint64_t conns_off;
+	uint32_t maxconns;
+	uint32_t has_listener;
+};
+
+extern struct kv_root *root;
+
+/* conn.c: the event loop and what the glue needs from it */
+int conns_setup(uint32_t maxconns);
+void conns_go(void);
+int conn_attach(uint32_t slot, int fd, bool adopted);
+void conn_start(uint32_t slot);
+int conns_for_each_open(int (*fn)(uint32_t slot, int fd, uint64_t token));
+int event_loop(void);
+void conns_pause_accept(bool pause);
+void conns_sweep(void);
+extern struct kv_conn_rec *conn_recs;
+extern int listen_fd;
+extern volatile bool want_sweep;
+
+#define kv_log(lvl, ...)                                                       \
+	do {                                                                   \
+		if (settings.verbose >= (lvl))                                 \
+			fprintf(stderr, __VA_ARGS__);                          \
+	} while (0)
+
+#endif /* KV_H */

@@ -1,0 +1,435 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kvcache's live update glue.
+ *
+ * One subsystem, "kvcache", whose u64 is the kho offset of struct kv_root.
+ * Its prepare stops accepting (a descriptor can only be preserved in
+ * NORMAL or UPDATED), its cancel resumes.  Every descriptor that must
+ * survive is already in the "kvcache" session: the listening socket under
+ * KV_LISTEN_TOKEN, each client under its slot's token, preserved when it
+ * was accepted.  Nothing is copied at freeze: the data set, the connection
+ * records and their buffers are handover memory the next image adopts in
+ * place.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <luo/luo.h>
+#ifdef KV_HAVE_CONTROL
+#include <luo/control.h>
+#endif
+
+#include "kv.h"
+#include "kvlu.h"
+
+#define SESSION_NAME "kvcache"
+
+struct kv_root *root;
+
+static struct luo_session *session;
+static uint64_t incoming;
+static bool have_incoming;
+static char **exec_argv;
+#ifdef KV_HAVE_CONTROL
+static struct luo_control *ctl;
+#endif
+
+static int kv_prepare(struct liveupdate_subsystem *h, uint64_t *data)
+{
+	(void)h;
+	conns_pause_accept(true);
+	root->version = KV_VERSION;
+	*data = kho_ptr_to_offset(root);
+	return 0;
+}
+
+static void kv_cancel(struct liveupdate_subsystem *h, uint64_t data)
+{
+	(void)h;
+	(void)data;
+	conns_pause_accept(false);
+	want_sweep = true; /* connections closed meanwhile */
+}
+
+static void kv_boot(struct liveupdate_subsystem *h, uint64_t data)
+{
+	(void)h;
+	incoming = data;
+	have_incoming = true;
+}
+
+static const struct liveupdate_subsystem_ops kv_ops = {
+	.prepare = kv_prepare,
+	.cancel = kv_cancel,
+	.boot = kv_boot,
+};
+
+static struct liveupdate_subsystem kv_subsys = {
+	.ops = &kv_ops,
+	.name = "kvcache",
+};
+
+/**
+ * kvlu_preserve() - carry a descriptor over every later update
+ * @fd: the descriptor.
+ * @token: its token in the "kvcache" session.
+ *
+ * Return: 0 or the library's negative errno.
+ */
+int kvlu_preserve(int fd, uint64_t token)
+{
+	return liveupdate_session_preserve_fd(session, fd, token);
+}
+
+/**
+ * kvlu_unpreserve() - stop carrying a descriptor
+ * @token: its token.
+ *
+ * Return: 0 or the library's negative errno.
+ */
+int kvlu_unpreserve(uint64_t token)
+{
+	return liveupdate_session_unpreserve_fd(session, token);
+}
+
+static int preserve_conn(uint32_t slot, int fd, uint64_t token)
+{
+	int err = kvlu_preserve(fd, token);
+
+	if (err)
+		fprintf(stderr, "kvcache: cannot preserve connection %u again: %s\n",
+			slot, strerror(-err));
+	return err;
+}
+
+/* The outgoing session of this image, with everything in it. */
+static int new_session(void)
+{
+	int err = liveupdate_create_session(SESSION_NAME, &session);
+
+	if (err) {
+		fprintf(stderr, "kvcache: cannot create the session: %s\n",
+			strerror(-err));
+		return err;
+	}
+	err = kvlu_preserve(listen_fd, KV_LISTEN_TOKEN);
+	if (err) {
+		fprintf(stderr, "kvcache: cannot preserve the listening socket: %s\n",
+			strerror(-err));
+		return err;
+	}
+	return conns_for_each_open(preserve_conn);
+}
+
+static int fresh_start(void)
+{
+	void *region, *p;
+	size_t size;
+	int err;
+
+	err = kho_alloc_preserve(sizeof(*root), &p);
+	if (err)
+		goto nomem;
+	root = p;
+	err = slabs_create(settings.mem_limit, settings.item_size_max,
+			   settings.factor, &region, &size);
+	if (err)
+		goto nomem;
+	err = kho_alloc_preserve((size_t)settings.maxconns * sizeof(*conn_recs),
+				 &p);
+	if (err)
+		goto nomem;
+	conn_recs = p;
+	root->magic = KV_ROOT_MAGIC;
+	root->layout = KV_ROOT_LAYOUT;
+	root->version = KV_VERSION;
+	root->store_off = kho_ptr_to_offset(region);
+	root->store_size = size;
+	root->conns_off = kho_ptr_to_offset(conn_recs);
+	root->maxconns = settings.maxconns;
+	err = conns_setup(root->maxconns);
+	if (err)
+		return err;
+	listen_fd = listener_open();
+	if (listen_fd < 0)
+		return listen_fd;
+	root->has_listener = 1;
+	return new_session();
+nomem:
+	fprintf(stderr, "kvcache: cannot allocate %llu MiB of handover memory: %s\n",
+		(unsigned long long)(settings.mem_limit >> 20), strerror(-err));
+	return err;
+}
+
+/* Check the root and the store; on success the data set is ours. */
+static int adopt_memory(void)
+{
+	void *p;
+	int err;
+
+	err = kho_restore(incoming, sizeof(*root), &p);
+	if (err) {
+		fprintf(stderr, "kvcache: no root at %#llx: %s\n",
+			(unsigned long long)incoming, strerror(-err));
+		return -EBADMSG;
+	}
+	root = p;
+	if (root->magic != KV_ROOT_MAGIC || root->layout != KV_ROOT_LAYOUT ||
+	    !root->maxconns || root->maxconns > (1u << 24)) {
+		fprintf(stderr, "kvcache: the handed-over root is not one this version knows (layout %u)\n",
+			root->layout);
+		return -EPROTONOSUPPORT;
+	}
+	err = kho_restore(root->store_off, root->store_size, &p);
+	if (err) {
+		fprintf(stderr, "kvcache: the store region does not check out: %s\n",
+			strerror(-err));
+		return -EBADMSG;
+	}
+	err = slabs_adopt(p, root->store_size);
+	if (err)
+		return err;
+	err = kho_restore(root->conns_off,
+			  (size_t)root->maxconns * sizeof(*conn_recs), &p);
+	if (err) {
+		fprintf(stderr, "kvcache: the connection table does not check out: %s\n",
+			strerror(-err));
+		return -EBADMSG;
+	}
+	conn_recs = p;
+	return 0;
+}
+
+/* Take every descriptor back. Return: connections kept. */
+static uint32_t adopt_fds(struct luo_session *in)
+{
+	uint32_t kept = 0, lost = 0;
+	int err, fd;
+
+	for (uint32_t i = 0; i < root->maxconns; i++) {
+		struct kv_conn_rec *r = &conn_recs[i];
+
+		if (r->state == CONN_ZOMBIE) /* closed during the update */
+			r->state = CONN_FREE;
+		if (r->state != CONN_OPEN)
+			continue;
+		fd = -1;
+		err = r->token == (uint64_t)i + 1
+			      ? liveupdate_session_retrieve_fd(in, r->token, &fd)
+			      : -EBADMSG;
+		if (!err)
+			err = conn_attach(i, fd, true);
+		if (err) {
+			fprintf(stderr, "kvcache: connection %u lost in the update: %s\n",
+				i, strerror(-err));
+			if (fd >= 0)
+				close(fd);
+			memset(r, 0, sizeof(*r));
+			lost++;
+			continue;
+		}
+		kept++;
+	}
+	if (lost)
+		store->stats.conn_errors += lost;
+	return kept;
+}
+
+static void report_update(uint32_t kept)
+{
+	struct liveupdate_timing t;
+	uint64_t now = kv_mono_ns();
+
+	if (liveupdate_get_timing(&t))
+		return;
+	store->stats.live_updates = liveupdate_get_num();
+	store->stats.last_blackout_ns = now - t.freeze_ns;
+	printf("kvcache v%d: pid %d, live update #%llu from v%u: %llu items, %u connections kept, blackout %.3f ms (adopted after %.3f ms)\n",
+	       KV_VERSION, (int)getpid(),
+	       (unsigned long long)liveupdate_get_num(), root->version,
+	       (unsigned long long)store->stats.curr_items, kept,
+	       (now - t.freeze_ns) / 1e6, (t.adopted_ns - t.freeze_ns) / 1e6);
+}
+
+static int updated_start(void)
+{
+	struct luo_session *in = NULL;
+	uint32_t kept = 0;
+	int err;
+
+	err = adopt_memory();
+	if (err) {
+		fprintf(stderr, "kvcache: refusing the handover; starting with an empty cache\n");
+		liveupdate_finish();
+		return fresh_start();
+	}
+	err = conns_setup(root->maxconns);
+	if (err)
+		return err;
+	err = liveupdate_retrieve_session(SESSION_NAME, &in);
+	if (err)
+		fprintf(stderr, "kvcache: no \"%s\" session came over: %s\n",
+			SESSION_NAME, strerror(-err));
+	if (in && root->has_listener) {
+		err = liveupdate_session_retrieve_fd(in, KV_LISTEN_TOKEN,
+						     &listen_fd);
+		if (err)
+			fprintf(stderr, "kvcache: the listening socket did not come over: %s; opening a new one\n",
+				strerror(-err));
+	}
+	if (in)
+		kept = adopt_fds(in);
+	else
+		memset(conn_recs, 0, root->maxconns * sizeof(*conn_recs));
+	if (in)
+		liveupdate_session_finish(in);
+	err = liveupdate_finish();
+	if (err)
+		fprintf(stderr, "kvcache: liveupdate_finish: %s\n",
+			strerror(-err));
+	if (listen_fd < 0) {
+		listen_fd = listener_open();
+		if (listen_fd < 0)
+			return listen_fd;
+		root->has_listener = 1;
+	}
+	report_update(kept);
+	if (root->maxconns != settings.maxconns || store->mem_limit / 1048576 !=
+	    settings.mem_limit / 1048576)
+		kv_log(1, "kvcache: keeping the handed-over sizes (-m %llu, -c %u)\n",
+		       (unsigned long long)(store->mem_limit >> 20),
+		       root->maxconns);
+	settings.maxconns = root->maxconns;
+	return new_session();
+}
+
+static void start_control(void)
+{
+#ifdef KV_HAVE_CONTROL
+	struct luo_control_opts o = {.name = settings.name};
+	int err = luo_control_start(&o, &ctl);
+
+	if (err) {
+		fprintf(stderr, "kvcache: no control socket \"%s\": %s (SIGUSR1 still updates)\n",
+			settings.name, strerror(-err));
+		ctl = NULL;
+	} else {
+		kv_log(1, "kvcache: control socket %s\n", luo_control_path(ctl));
+	}
+#endif
+}
+
+int kvlu_control_fd(void)
+{
+#ifdef KV_HAVE_CONTROL
+	return ctl ? luo_control_fd(ctl) : -1;
+#else
+	return -1;
+#endif
+}
+
+void kvlu_control_dispatch(void)
+{
+#ifdef KV_HAVE_CONTROL
+	if (ctl)
+		luo_control_dispatch(ctl);
+#endif
+}
+
+static int start_one(uint32_t slot, int fd, uint64_t token)
+{
+	(void)fd;
+	(void)token;
+	conn_start(slot);
+	return 0;
+}
+
+/**
+ * kvlu_start() - start the library and the service's state
+ *
+ * Adopts the previous image's data set, connections and listening socket
+ * after a live update; otherwise allocates them fresh.  Then resumes the
+ * connections' half-done work and starts the control socket.
+ *
+ * Return: 0 or a negative errno (after a message).
+ */
+int kvlu_start(void)
+{
+	size_t argc = 0;
+	int err;
+
+	while (settings.argv[argc])
+		argc++;
+	exec_argv = calloc(argc + 1, sizeof(*exec_argv));
+	if (!exec_argv)
+		return -ENOMEM;
+	memcpy(exec_argv, settings.argv, argc * sizeof(*exec_argv));
+
+	err = luo_init(NULL);
+	if (err) {
+		fprintf(stderr, "kvcache: refusing the handover (%s); starting fresh\n",
+			strerror(-err));
+		err = luo_init(NULL);
+		if (err) {
+			fprintf(stderr, "kvcache: luo_init: %s\n",
+				strerror(-err));
+			return err;
+		}
+	}
+	err = liveupdate_register_subsystem(&kv_subsys);
+	if (err) {
+		fprintf(stderr, "kvcache: cannot register: %s\n",
+			strerror(-err));
+		return err;
+	}
+	if (liveupdate_get_state() == LIVEUPDATE_STATE_UPDATED &&
+	    have_incoming)
+		err = updated_start();
+	else {
+		if (liveupdate_get_state() == LIVEUPDATE_STATE_UPDATED)
+			liveupdate_finish();
+		err = fresh_start();
+		if (!err)
+			printf("kvcache v%d: pid %d, fresh start, %llu MiB, up to %u connections, port %u\n",
+			       KV_VERSION, (int)getpid(),
+			       (unsigned long long)(store->mem_limit >> 20),
+			       root->maxconns, settings.port);
+	}
+	if (err)
+		return err;
+	conns_go();
+	conns_for_each_open(start_one);
+	start_control();
+	return 0;
+}
+
+/**
+ * kvlu_update() - replace this image with the update target
+ * @why: for the message.
+ *
+ * Return: only on failure, the negative errno; the service keeps serving.
+ */
+int kvlu_update(const char *why)
+{
+	const char *path = settings.update_to ? settings.update_to
+					      : settings.self;
+	int err;
+
+	kv_log(1, "kvcache v%d: live update into %s (%s)\n", KV_VERSION, path,
+	       why);
+	err = liveupdate_prepare();
+	if (err) {
+		fprintf(stderr, "kvcache: prepare refused: %s; still serving\n",
+			strerror(-err));
+		return err;
+	}
+	exec_argv[0] = (char *)path;
+	err = liveupdate_reboot(path, exec_argv, NULL);
+	fprintf(stderr, "kvcache v%d: update into %s failed: %s; still serving\n",
+		KV_VERSION, path, strerror(-err));
+	return err;
+}
