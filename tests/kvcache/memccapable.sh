@@ -1,0 +1,28 @@
+#!/bin/bash
+# memccapable (libmemcached-tools) in ASCII mode against kvcache: every
+# test must pass before a live update, after one into the v2 build, and
+# after another back into v1.  Skipped (77) without memccapable.
+# usage: memccapable.sh KVCACHE KVCACHE_V2
+set -u
+. "$(dirname "$0")/lib.sh"
+command -v memccapable >/dev/null || { echo "memccapable not installed: skipping"; exit 77; }
+trap kv_cleanup EXIT
+
+V1=$1 V2=$2
+kv_start "$V1" --update-to "$V2" || fail "kvcache did not start"
+
+run_capable() {
+	local out
+	out=$(timeout 60 memccapable -h 127.0.0.1 -p "$KV_PORT" -a 2>&1)
+	echo "$out" | tail -1
+	echo "$out" | grep -q "All tests passed" || fail "memccapable $1: $out"
+}
+
+run_capable "before any update"
+kv_update 1 || fail "update 1"
+grep -q "kvcache v2: .*live update #1 from v1" "$KV_LOG" || fail "v2 did not take over"
+run_capable "after the update into v2"
+kv_update 2 || fail "update 2"
+run_capable "after a second update"
+cat "$KV_LOG"
+echo "memccapable: all ASCII tests pass before and after live updates"
