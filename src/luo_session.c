@@ -407,6 +407,11 @@ static int sessions_prepare(void)
 		ss->file_set_ser.count = s->nfiles;
 		if (!s->nfiles)
 			continue;
+		for (size_t k = 0; k < s->nfiles; k++) {
+			err = luo_file_check_held(s->files[k]);
+			if (err)
+				goto fail;
+		}
 		err = kho_alloc_meta(s->nfiles * FILE_SER_SIZE,
 				     &out_ser.file_blocks[i]);
 		if (err)
