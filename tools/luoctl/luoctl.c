@@ -20,6 +20,7 @@
 
 static bool json;
 static const char *service = "";
+static char target[160]; /* "-s NAME" or "-S PATH", for hints */
 
 static void usage(FILE *f)
 {
@@ -59,15 +60,15 @@ static int lost(int code)
 			service);
 	else
 		fprintf(stderr,
-			"luoctl: the connection to service %s was lost mid-command: the service may have exited or crashed; check its log and run 'luoctl -s %s status'\n",
-			service, service);
+			"luoctl: the connection to service %s was lost mid-command: the service may have exited or crashed; check its log and run 'luoctl %s status'\n",
+			service, target);
 	return code;
 }
 
 static int refused(const struct reply *r)
 {
 	fprintf(stderr, "luoctl: %s\n", r->err_msg ? r->err_msg : "");
-	return !strcmp(r->err_name, "EACCES") ? EXIT_DENIED : EXIT_REFUSED;
+	return EXIT_REFUSED;
 }
 
 /* Send one request and read its reply; prints errors itself. */
@@ -210,8 +211,6 @@ static int cmd_update(struct client *c, int argc, char **argv)
 	req[n++] = "update";
 	req[n++] = explicit_args || i < argc ? "args" : "keep";
 	req[n++] = path;
-	if (explicit_args || i < argc)
-		req[n++] = path; /* argv[0] of the new image */
 	while (i < argc)
 		req[n++] = argv[i++];
 	if (!json)
@@ -224,8 +223,8 @@ static int cmd_update(struct client *c, int argc, char **argv)
 	if (code) {
 		if (code == EXIT_LOST && log.n >= 2)
 			fprintf(stderr,
-				"luoctl: the old image exec'd but the new one never answered: it may have crashed in start-up or does not serve the control socket; run 'luoctl -s %s status'\n",
-				service);
+				"luoctl: the old image exec'd but the new one never answered: it may have crashed in start-up or does not serve the control socket; run 'luoctl %s status'\n",
+				target);
 		else
 			lost(code);
 		return code;
@@ -321,6 +320,7 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 's':
 			service = optarg;
+			snprintf(target, sizeof(target), "-s %s", optarg);
 			if (default_path(optarg, path, sizeof(path))) {
 				fprintf(stderr, "luoctl: name too long\n");
 				return EXIT_USAGE;
@@ -329,6 +329,7 @@ int main(int argc, char **argv)
 		case 'S':
 			snprintf(path, sizeof(path), "%s", optarg);
 			service = optarg;
+			snprintf(target, sizeof(target), "-S %s", optarg);
 			break;
 		case 'j':
 			json = true;
