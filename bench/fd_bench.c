@@ -8,7 +8,10 @@
  * moment it has retrieved every descriptor from the session.  Between
  * updates it re-preserves them (not timed: that is normal running).
  *
- *   fd_bench --fds N --runs R [--warmup W] [--csv FILE]
+ *   fd_bench --fds N --runs R [--warmup W] [--csv FILE] [--trust-carrier]
+ *
+ * --trust-carrier starts every image with LUO_INIT_TRUST_CARRIER, so
+ * retrieval skips the per-file fstat() identity check.
  *
  * Prints one line per run and a summary: min/median/max blackout and its
  * phases (freeze to exec, exec to luo_init() done, retrieval of all fds).
@@ -18,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +53,8 @@ struct state {
 };
 
 static struct state *st;
-static int *fds; /* this image's descriptors */
+static int *fds;     /* this image's descriptors */
+static bool trusted; /* LUO_INIT_TRUST_CARRIER: no identity check */
 
 static uint64_t now_ns(void)
 {
@@ -180,7 +185,8 @@ static void report(void)
 	stats("exec->init", offsetof(struct run, exec_to_init), 0);
 	stats("retrieve all", offsetof(struct run, init_to_ready), st->fds);
 	for (uint64_t i = st->warmup; csv && i < st->done; i++)
-		fprintf(csv, "%llu,%llu,%llu,%llu,%llu,%llu\n",
+		fprintf(csv, "%s,%llu,%llu,%llu,%llu,%llu,%llu\n",
+			trusted ? "trusted" : "checked",
 			(unsigned long long)st->fds,
 			(unsigned long long)(i - st->warmup),
 			(unsigned long long)st->run[i].total,
@@ -234,11 +240,13 @@ int main(int argc, char **argv)
 		{"warmup", required_argument, NULL, 'w'},
 		{"csv", required_argument, NULL, 'c'},
 		{"chain", no_argument, NULL, 'C'},
+		{"trust-carrier", no_argument, NULL, 't'},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t n = 1000, runs = 10, warmup = 1;
 	const char *csv = "";
-	char *const next[] = {argv[0], "--chain", NULL};
+	struct luo_init_opts init = {0};
+	char *next[] = {argv[0], "--chain", NULL, NULL};
 	int c, err;
 
 	while ((c = getopt_long(argc, argv, "n:r:w:c:", opts, NULL)) != -1) {
@@ -255,13 +263,18 @@ int main(int argc, char **argv)
 		case 'c':
 			csv = optarg;
 			break;
+		case 't':
+			init.flags |= LUO_INIT_TRUST_CARRIER;
+			next[2] = "--trust-carrier";
+			break;
 		default:
 			break;
 		}
 	}
-	err = luo_init(NULL);
+	err = luo_init(&init);
 	if (err)
 		die("luo_init", err);
+	trusted = init.flags & LUO_INIT_TRUST_CARRIER;
 	err = liveupdate_register_subsystem(&subsys);
 	if (err)
 		die("register", err);

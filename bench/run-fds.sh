@@ -31,12 +31,16 @@ PY
 )
 
 csv=$out/fds.csv
-echo "fds,run,blackout_ns,freeze_to_exec_ns,exec_to_init_ns,retrieve_ns" >"$csv"
+echo "mode,fds,run,blackout_ns,freeze_to_exec_ns,exec_to_init_ns,retrieve_ns" >"$csv"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# Interleaved: the default (each retrieved file's identity checked with
+# fstat) and LUO_INIT_TRUST_CARRIER (no per-file check).
 for n in 0 10 1000 10000; do
-	"$bin" --fds "$n" --runs "$runs" --warmup 2 --csv "$(realpath "$csv")" |
-		tee -a "$log"
+	for mode in "" --trust-carrier; do
+		"$bin" --fds "$n" --runs "$runs" --warmup 2 $mode \
+			--csv "$(realpath "$csv")" | tee -a "$log"
+	done
 done
 
 python3 - "$csv" "$syscall_ns" >"$out/fds.md" <<'PY'
@@ -45,24 +49,28 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 sys_ns = int(sys.argv[2])
 by = {}
 for r in rows:
-    by.setdefault(int(r["fds"]), []).append(r)
-def med(n, k):
-    return statistics.median(int(r[k]) for r in by[n]) / 1e3
-base = med(0, "blackout_ns")
+    by.setdefault((r["mode"], int(r["fds"])), []).append(r)
+def med(m, n, k):
+    return statistics.median(int(r[k]) for r in by[(m, n)]) / 1e3
 print("# Blackout added by preserved file descriptors\n")
 print(f"Machine: {platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs; "
       f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
 print(f"A null system call (getppid, from Python) costs {sys_ns} ns on this machine in this run.\n")
 print("Command: `bench/run-fds.sh` (each line: a chain of live updates of `fd_bench` into itself; "
-      f"{len(by[0])} counted runs per size after 2 warm-ups; medians in microseconds).\n")
-print("| fds | blackout | added vs 0 fds | per fd | freeze->exec | exec->luo_init done | retrieve all | retrieve per fd |")
-print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-for n in sorted(by):
-    b = med(n, "blackout_ns")
-    add = b - base
-    per = f"{add / n:.2f}" if n else "-"
-    rper = f"{med(n, 'retrieve_ns') / n:.2f}" if n else "-"
-    print(f"| {n} | {b:.0f} | {add:.0f} | {per} | {med(n, 'freeze_to_exec_ns'):.0f} | "
-          f"{med(n, 'exec_to_init_ns'):.0f} | {med(n, 'retrieve_ns'):.0f} | {rper} |")
+      f"{len(by[('checked', 0)])} counted runs per size after 2 warm-ups; medians in microseconds). "
+      "`checked` is the default: every retrieved file's identity is checked with one fstat(); "
+      "`trusted` is LUO_INIT_TRUST_CARRIER: no per-file check (identity rests on SCM_RIGHTS, "
+      "the verified carrier and the check at prepare in the old image).\n")
+print("| mode | fds | blackout | added vs 0 fds | per fd | freeze->exec | exec->luo_init done | retrieve all | retrieve per fd |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for m in ("checked", "trusted"):
+    base = med(m, 0, "blackout_ns")
+    for n in sorted(k[1] for k in by if k[0] == m):
+        b = med(m, n, "blackout_ns")
+        add = b - base
+        per = f"{add / n:.2f}" if n else "-"
+        rper = f"{med(m, n, 'retrieve_ns') / n:.2f}" if n else "-"
+        print(f"| {m} | {n} | {b:.0f} | {add:.0f} | {per} | {med(m, n, 'freeze_to_exec_ns'):.0f} | "
+              f"{med(m, n, 'exec_to_init_ns'):.0f} | {med(m, n, 'retrieve_ns'):.0f} | {rper} |")
 PY
 cat "$out/fds.md"

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <libfdt.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <luo/kho.h>
@@ -15,6 +16,7 @@
 #include "crc32c.h"
 #include "kho_internal.h"
 #include "log.h"
+#include "luo_control_proto.h"
 
 /*
  * A sound FDT of @size bytes at most.  Only version 17 blobs (what libfdt
@@ -344,4 +346,44 @@ void kho_forget_incoming(void)
 	kho.in = NULL;
 	kho.nin = 0;
 	pthread_mutex_unlock(&kho_lock);
+}
+
+static void describe_blob(struct ctl_buf *b, const char *name, uint64_t off)
+{
+	const void *fdt = kho.base + off;
+	struct kho_block *blk = kho_block_by_payload(off);
+
+	/* Only what still checks out is shown; a blob may be half built. */
+	if (!blk || !kho_fdt_valid(fdt, blk->payload_size))
+		return;
+	ctl_row_begin(b);
+	ctl_row_str(b, "name", name);
+	ctl_row_u64(b, "offset", off);
+	ctl_row_u64(b, "size", fdt_totalsize(fdt));
+	ctl_buf_printf(b, " hex=");
+	for (uint32_t i = 0; i < fdt_totalsize(fdt); i++)
+		ctl_buf_printf(b, "%02x", ((const uint8_t *)fdt)[i]);
+	ctl_row_end(b);
+}
+
+int kho_blobs_describe(struct ctl_buf *b, bool incoming)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&kho_lock);
+	if (incoming && kho.in) {
+		describe_blob(b, "root", kho_header()->root_fdt);
+		for (size_t i = 0; i < kho.nin; i++, n++)
+			describe_blob(b, kho.in[i].name, kho.in[i].off);
+		n++;
+	} else if (!incoming) {
+		if (kho.root_fdt) {
+			describe_blob(b, "root", kho.root_fdt);
+			n++;
+		}
+		for (size_t i = 0; i < kho.nout; i++, n++)
+			describe_blob(b, kho.out[i].name, kho.out[i].off);
+	}
+	pthread_mutex_unlock(&kho_lock);
+	return n ? 0 : -ENODATA;
 }

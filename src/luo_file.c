@@ -407,6 +407,21 @@ static bool luo_file_is_same(const struct luo_file *f, int fd)
 	       (uint64_t)st.st_dev == f->dev && (uint64_t)st.st_ino == f->ino;
 }
 
+/*
+ * The library's own reference can only change if the service closed a
+ * descriptor it does not own (and maybe opened another on the number).
+ * Checked at every prepare, outside the blackout, so that the old image
+ * refuses the update and keeps serving instead of sending a wrong file.
+ */
+int luo_file_check_held(const struct luo_file *f)
+{
+	if (luo_file_is_same(f, f->fd))
+		return 0;
+	pr_err("session '%s' token %#llx: the library's descriptor %d for this file was closed or replaced by the service; unpreserve the token and preserve the file again",
+	       f->session->name, (unsigned long long)f->token, f->fd);
+	return -ESTALE;
+}
+
 static int retrieve_first(struct luo_file *f)
 {
 	struct liveupdate_file_op_args args;
@@ -420,7 +435,8 @@ static int retrieve_first(struct luo_file *f)
 		return -ENXIO;
 	}
 	/* Received off the carrier, so ours to close at finish either way. */
-	if (!luo_file_is_same(f, f->fd))
+	if (!(luo_global.init_flags & LUO_INIT_TRUST_CARRIER) &&
+	    !luo_file_is_same(f, f->fd))
 		return f->retrieve_status = -ESTALE;
 	if (f->fh->ops->retrieve) {
 		args_of(f, &args);

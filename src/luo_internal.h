@@ -64,6 +64,12 @@ int luo_abi_in_subsystem(const char *name, uint64_t *data);
 void luo_abi_in_subsystem_mark(const char *name);
 void luo_abi_in_warn_unclaimed(void);
 
+/* Listings for the control socket (luo_control_cmds.c). */
+struct ctl_buf;
+void luo_sessions_describe(struct ctl_buf *b, bool files);
+void luo_subsystems_describe(struct ctl_buf *b);
+int kho_blobs_describe(struct ctl_buf *b, bool incoming);
+
 /* luo_session.c, luo_file.c, luo_flb.c, luo_fd_handlers.c */
 struct luo_session;
 struct luo_file;

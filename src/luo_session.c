@@ -12,12 +12,14 @@
 #include <fcntl.h>
 #include <libfdt.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "kho_internal.h"
 #include "log.h"
+#include "luo_control_proto.h"
 #include "luo_internal.h"
 #include "luo_mem.h"
 #include "luo_session_internal.h"
@@ -407,6 +409,11 @@ static int sessions_prepare(void)
 		ss->file_set_ser.count = s->nfiles;
 		if (!s->nfiles)
 			continue;
+		for (size_t k = 0; k < s->nfiles; k++) {
+			err = luo_file_check_held(s->files[k]);
+			if (err)
+				goto fail;
+		}
 		err = kho_alloc_meta(s->nfiles * FILE_SER_SIZE,
 				     &out_ser.file_blocks[i]);
 		if (err)
@@ -758,4 +765,79 @@ void luo_sessions_in_adopt(void)
 		}
 	}
 	luo_bulk_free(fds, n * sizeof(*fds));
+}
+
+static const char *file_kind(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return "file";
+	case S_IFSOCK:
+		return "socket";
+	case S_IFIFO:
+		return "fifo";
+	case S_IFCHR:
+		return "chardev";
+	case S_IFDIR:
+		return "dir";
+	default:
+		return "anon";
+	}
+}
+
+static const char *file_status(const struct luo_file *f)
+{
+	if (!f->session->incoming)
+		return f->frozen ? "frozen" : "preserved";
+	if (f->retrieve_status > 0)
+		return "retrieved";
+	if (f->retrieve_status < 0)
+		return "refused";
+	return f->fd >= 0 ? "waiting" : "in-flight";
+}
+
+static void describe_list(struct ctl_buf *b, struct luo_session *list,
+			  bool files)
+{
+	for (struct luo_session *s = list; s; s = s->next) {
+		if (!files) {
+			ctl_row_begin(b);
+			ctl_row_str(b, "name", s->name);
+			ctl_row_str(b, "direction",
+				    s->incoming ? "incoming" : "outgoing");
+			ctl_row_u64(b, "files", s->nfiles);
+			ctl_row_str(b, "status",
+				    !s->incoming   ? "open"
+				    : s->finished  ? "finished"
+				    : s->retrieved ? "retrieved"
+						   : "waiting");
+			ctl_row_end(b);
+			continue;
+		}
+		for (size_t i = 0; i < s->nfiles; i++) {
+			const struct luo_file *f = s->files[i];
+			char token[24];
+
+			snprintf(token, sizeof(token), "%#llx",
+				 (unsigned long long)f->token);
+			ctl_row_begin(b);
+			ctl_row_str(b, "session", s->name);
+			ctl_row_str(b, "direction",
+				    s->incoming ? "incoming" : "outgoing");
+			ctl_row_str(b, "token", token);
+			ctl_row_str(b, "handler", f->compatible);
+			ctl_row_str(b, "kind", file_kind(f->mode));
+			ctl_row_u64(b, "inode", f->ino);
+			ctl_row_str(b, "status", file_status(f));
+			ctl_row_end(b);
+		}
+	}
+}
+
+void luo_sessions_describe(struct ctl_buf *b, bool files)
+{
+	pthread_mutex_lock(&luo_sessions_lock);
+	describe_list(b, outgoing, files);
+	describe_list(b, incoming, files);
+	pthread_mutex_unlock(&luo_sessions_lock);
 }

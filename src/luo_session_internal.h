@@ -53,6 +53,7 @@ void luo_file_unpreserve(struct luo_file *f);
 int luo_file_freeze(struct luo_file *f);
 void luo_file_unfreeze(struct luo_file *f);
 int luo_file_retrieve(struct luo_file *f, int *fd);
+int luo_file_check_held(const struct luo_file *f);
 void luo_file_finish(struct luo_file *f);
 struct luo_file *luo_file_by_token(const struct luo_session *s, uint64_t token);
 struct liveupdate_file_handler *luo_handler_find(const char *compatible);

@@ -11,10 +11,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kho_internal.h"
 #include "log.h"
+#include "luo_control_proto.h"
 #include "luo_internal.h"
 
 /* Guarded by the state lock: written only in NORMAL/UPDATED (read side,
@@ -270,3 +272,23 @@ const struct luo_participant luo_subsystems_participant = {
 	.cancel = subsystems_cancel,
 	.finish = subsystems_finish,
 };
+
+void luo_subsystems_describe(struct ctl_buf *b)
+{
+	struct liveupdate_subsystem *h;
+
+	pthread_mutex_lock(&subsys_lock);
+	for_each_subsystem(h) {
+		uint64_t data;
+		bool in = !luo_abi_in_subsystem(h->name, &data);
+
+		ctl_row_begin(b);
+		ctl_row_str(b, "name", h->name);
+		ctl_row_str(b, "prepared", h->prepared ? "yes" : "no");
+		ctl_row_str(b, "incoming", in ? "yes" : "no");
+		ctl_row_u64(b, "incoming_data", in ? data : 0);
+		ctl_row_u64(b, "outgoing_data", h->private_data);
+		ctl_row_end(b);
+	}
+	pthread_mutex_unlock(&subsys_lock);
+}

@@ -9,11 +9,14 @@
  * updates itself again.
  *
  *   counter [--size MIB] [--updates N] [--next PATH] [--hugetlb|--thp]
- *           [--quiet]
+ *           [--quiet] [--control NAME] [--control-path PATH] [--no-finish]
  *
  * With --updates N it performs N live updates in a row, alternating
  * between itself and --next (default: itself), then exits 0.  Without it,
- * it serves until SIGTERM and updates into --next on SIGUSR1.
+ * it serves until SIGTERM and updates into --next on SIGUSR1.  With
+ * --control it also serves the control socket (luoctl -s NAME ...) from
+ * the library's thread; --no-finish leaves liveupdate_finish() to
+ * 'luoctl finish'.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -179,7 +182,8 @@ static void on_signal(int sig)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: counter [--size MIB] [--updates N] [--next PATH] [--hugetlb|--thp] [--quiet]\n");
+		"usage: counter [--size MIB] [--updates N] [--next PATH] [--hugetlb|--thp] [--quiet]\n"
+		"               [--control NAME] [--control-path PATH] [--no-finish]\n");
 }
 
 int main(int argc, char **argv)
@@ -191,9 +195,15 @@ int main(int argc, char **argv)
 		{"quiet", no_argument, NULL, 'q'},
 		{"hugetlb", no_argument, NULL, 'H'},
 		{"thp", no_argument, NULL, 'T'},
+		{"control", required_argument, NULL, 'C'},
+		{"control-path", required_argument, NULL, 'P'},
+		{"no-finish", no_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
 	struct luo_init_opts init_opts = {0};
+	struct luo_control_opts ctl_opts = {.flags = LUO_CONTROL_THREAD};
+	struct luo_control *ctl = NULL;
+	int no_finish = 0;
 	sigset_t mask, waitmask;
 	uint64_t size_mib = 64, updates = 0;
 	char self[PATH_LEN], next[PATH_LEN] = "";
@@ -225,6 +235,15 @@ int main(int argc, char **argv)
 		case 'T':
 			init_opts.flags |= LUO_INIT_THP;
 			break;
+		case 'C':
+			ctl_opts.name = optarg;
+			break;
+		case 'P':
+			ctl_opts.path = optarg;
+			break;
+		case 'F':
+			no_finish = 1;
+			break;
 		default:
 			usage();
 			return 2;
@@ -237,12 +256,12 @@ int main(int argc, char **argv)
 	if (!next[0])
 		strcpy(next, self);
 
-	err = luo_init(NULL);
+	err = luo_init(&init_opts);
 	if (err) {
 		/* A handover we cannot trust: refuse it and start fresh. */
 		fprintf(stderr, "counter: starting fresh (%s)\n",
 			strerror(-err));
-		err = luo_init(NULL);
+		err = luo_init(&init_opts);
 		if (err)
 			return 1;
 	}
@@ -267,9 +286,6 @@ int main(int argc, char **argv)
 			       (unsigned long long)(state->buf_words >> 17),
 			       (t.adopted_ns - t.freeze_ns) / 1e6);
 		state->last_version = COUNTER_VERSION;
-		err = liveupdate_finish();
-		if (err)
-			return 1;
 	} else {
 		err = fresh_state(size_mib, self, next);
 		if (err) {
@@ -285,6 +301,26 @@ int main(int argc, char **argv)
 			printf("counter v%d: fresh start, %llu MiB in handover memory, pid %d\n",
 			       COUNTER_VERSION, (unsigned long long)size_mib,
 			       (int)getpid());
+	}
+
+	/* Before finish: the control socket is carried in a session. */
+	if (ctl_opts.name || ctl_opts.path) {
+		if (!ctl_opts.name)
+			ctl_opts.name = "counter";
+		err = luo_control_start(&ctl_opts, &ctl);
+		if (err) {
+			fprintf(stderr, "counter: control socket: %s\n",
+				strerror(-err));
+			return 1;
+		}
+		if (!quiet)
+			printf("counter v%d: control socket %s\n",
+			       COUNTER_VERSION, luo_control_path(ctl));
+	}
+	if (liveupdate_get_state() == LIVEUPDATE_STATE_UPDATED && !no_finish) {
+		err = liveupdate_finish();
+		if (err)
+			return 1;
 	}
 
 	if (state->chained) {
@@ -324,5 +360,6 @@ int main(int argc, char **argv)
 			update();
 		}
 	}
+	luo_control_stop(ctl);
 	return 0;
 }

@@ -52,6 +52,15 @@ enum liveupdate_state {
 #define LUO_INIT_SYNC_TEARDOWN (1U << 2)
 /** LUO_INIT_IGNORE_HANDOVER - discard any incoming handover, start fresh. */
 #define LUO_INIT_IGNORE_HANDOVER (1U << 3)
+/**
+ * LUO_INIT_TRUST_CARRIER - retrieve preserved files without the per-file
+ * identity check (one fstat() each, most of the blackout a preserved
+ * descriptor adds).  Identity then rests on the kernel's SCM_RIGHTS
+ * guarantee, the verified carrier and the check every prepare makes in
+ * the old image; a descriptor this image clobbers between luo_init() and
+ * retrieval is no longer caught.  See docs/preserved-files.md.
+ */
+#define LUO_INIT_TRUST_CARRIER (1U << 4)
 
 /**
  * struct luo_init_opts - options for luo_init()

@@ -44,6 +44,10 @@ static int open_fds(void)
 	return n;
 }
 
+/* Retrieve with LUO_INIT_TRUST_CARRIER: no per-file identity check. */
+static bool trusted;
+static struct luo_init_opts init_opts;
+
 static void session_name(char *buf, size_t len, int k)
 {
 	snprintf(buf, len, "many-%d", k);
@@ -51,14 +55,15 @@ static void session_name(char *buf, size_t len, int k)
 
 static int image1(const char *self)
 {
-	char *const argv[] = {(char *)self, "--image2", NULL};
+	char *const argv[] = {(char *)self, "--image2",
+			      trusted ? "--trusted" : NULL, NULL};
 	struct luo_session *s[NSESSIONS];
 	char name[32], text[32];
 	int err;
 
 	where = "image 1";
 	alarm(30);
-	REQUIRE(!luo_init(NULL), "luo_init");
+	REQUIRE(!luo_init(&init_opts), "luo_init");
 	for (int k = 0; k < NSESSIONS; k++) {
 		session_name(name, sizeof(name), k);
 		REQUIRE(!liveupdate_create_session(name, &s[k]), "session");
@@ -104,7 +109,7 @@ static int image2(void)
 	int before, after, err, wrong = 0;
 
 	where = "image 2";
-	err = luo_init(NULL);
+	err = luo_init(&init_opts);
 	REQUIRE(!err, "luo_init refused the handover: %s", strerror(-err));
 	before = open_fds();
 	CHECK(before >= NFILES, "only %d descriptors after luo_init", before);
@@ -171,7 +176,11 @@ int main(int argc, char **argv)
 	struct rlimit rl;
 	char self[4096];
 
-	test_name = "many-files";
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--trusted"))
+			trusted = true;
+	init_opts.flags = trusted ? LUO_INIT_TRUST_CARRIER : 0;
+	test_name = trusted ? "many-files-trusted" : "many-files";
 	/* Room for the files, the library's references and the scans. */
 	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < 4096 &&
 	    rl.rlim_max >= 4096) {

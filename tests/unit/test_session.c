@@ -258,6 +258,45 @@ static void test_library_keeps_its_reference(void **state)
 	assert_int_equal(liveupdate_session_unpreserve_fd(s, 7), -ENOENT);
 }
 
+/* The library's descriptor for @ino, other than @except. */
+static int find_library_fd(ino_t ino, int except)
+{
+	struct stat st;
+
+	for (int fd = 3; fd < 4096; fd++)
+		if (fd != except && !fstat(fd, &st) && st.st_ino == ino)
+			return fd;
+	return -1;
+}
+
+/* A service that clobbers the library's descriptor is stopped at prepare,
+ * outside the blackout, and keeps serving in NORMAL. */
+static void test_prepare_refuses_clobbered_file(void **state)
+{
+	struct luo_session *s;
+	struct stat st;
+	int m = memfd("clobbered"), lib, other;
+
+	(void)state;
+	assert_int_equal(liveupdate_create_session("s", &s), 0);
+	assert_int_equal(liveupdate_session_preserve_fd(s, m, 1), 0);
+	assert_int_equal(fstat(m, &st), 0);
+	lib = find_library_fd(st.st_ino, m);
+	assert_true(lib >= 0);
+	other = eventfd(0, EFD_CLOEXEC);
+	assert_true(other >= 0);
+	assert_int_equal(dup3(other, lib, O_CLOEXEC), lib);
+	assert_int_equal(liveupdate_prepare(), -ESTALE);
+	assert_int_equal(liveupdate_get_state(), LIVEUPDATE_STATE_NORMAL);
+	/* Preserving it again is the way out. */
+	assert_int_equal(liveupdate_session_unpreserve_fd(s, 1), 0);
+	assert_int_equal(liveupdate_session_preserve_fd(s, m, 1), 0);
+	assert_int_equal(liveupdate_prepare(), 0);
+	assert_int_equal(liveupdate_cancel(), 0);
+	close(other);
+	close(m);
+}
+
 static void test_full_session(void **state)
 {
 	struct luo_session *s;
@@ -602,6 +641,7 @@ int main(void)
 		T(test_preserve_rules),
 		T(test_two_opens_of_one_file_are_two_files),
 		T(test_library_keeps_its_reference),
+		T(test_prepare_refuses_clobbered_file),
 		T(test_full_session),
 		T(test_busy_during_update),
 		T(test_incoming_calls_in_normal),

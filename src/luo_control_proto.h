@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket's line protocol (docs/control-protocol.md): words
+ * separated by one space, each percent-encoded; replies are "data" rows of
+ * key=value pairs ended by one "ok" or "error" line.  Shared by the
+ * library's server and by luoctl.
+ */
+#ifndef LUO_SRC_CONTROL_PROTO_H
+#define LUO_SRC_CONTROL_PROTO_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest request line the server reads, newline included. */
+#define CTL_LINE_MAX 65536
+
+/* A growable output buffer; @err is set (-ENOMEM) once a write failed. */
+struct ctl_buf {
+	char *data;
+	size_t len, cap;
+	int err;
+};
+
+void ctl_buf_free(struct ctl_buf *b);
+void ctl_buf_reset(struct ctl_buf *b);
+void ctl_buf_printf(struct ctl_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void ctl_buf_vprintf(struct ctl_buf *b, const char *fmt, va_list ap);
+/* Append @s percent-encoded: nothing in it can split a word or a pair. */
+void ctl_buf_encode(struct ctl_buf *b, const char *s, size_t len);
+
+/* Rows of a reply: "data k=v k=v\n". */
+void ctl_row_begin(struct ctl_buf *b);
+void ctl_row_str(struct ctl_buf *b, const char *key, const char *val);
+void ctl_row_u64(struct ctl_buf *b, const char *key, uint64_t val);
+void ctl_row_i64(struct ctl_buf *b, const char *key, int64_t val);
+void ctl_row_end(struct ctl_buf *b);
+
+/* Decode @s in place; -EINVAL for a bad escape. */
+int ctl_decode(char *s);
+/* Split @line in place into at most @max decoded words; -E2BIG, -EINVAL. */
+int ctl_split(char *line, char **words, int max);
+
+/* errno <-> its name ("ENOENT"), for error lines. */
+const char *ctl_errno_name(int err);
+int ctl_errno_from_name(const char *name);
+
+#endif

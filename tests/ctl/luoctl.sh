@@ -1,0 +1,188 @@
+#!/bin/sh
+# Every luoctl command against a real service (the counter example serving
+# its control socket), including a refused peer (another uid) and a
+# service that dies in the middle of a command.
+#
+#   luoctl.sh LUOCTL COUNTER_V1 COUNTER_V2
+set -u
+LUOCTL=$1
+V1=$2
+V2=$3
+dir=$(mktemp -d /tmp/luoctl-test.XXXXXX)
+sock=$dir/counter.sock
+pids=""
+failures=0
+trap 'for p in $pids; do kill -9 $p 2>/dev/null; done; rm -rf "$dir"' EXIT
+
+fail() {
+	echo "FAIL: $*"
+	failures=$((failures + 1))
+}
+
+# run EXPECTED_EXIT DESCRIPTION -- luoctl args...; output in $dir/out
+run() {
+	want=$1
+	what=$2
+	shift 3
+	"$LUOCTL" "$@" >"$dir/out" 2>&1
+	got=$?
+	if [ "$got" -ne "$want" ]; then
+		fail "$what: exit $got, expected $want; output:"
+		sed 's/^/    /' "$dir/out"
+	fi
+}
+
+expect_out() {
+	grep -q -- "$1" "$dir/out" || {
+		fail "$2: output lacks '$1':"
+		sed 's/^/    /' "$dir/out"
+	}
+}
+
+wait_socket() {
+	for _ in $(seq 100); do
+		[ -S "$1" ] && return 0
+		sleep 0.05
+	done
+	fail "no socket at $1"
+	return 1
+}
+
+start_counter() { # SOCKET LOG [counter options]
+	s=$1
+	log=$2
+	shift 2
+	"$V1" --size 4 --control-path "$s" "$@" >"$log" 2>&1 &
+	pid=$!
+	pids="$pids $pid"
+	wait_socket "$s"
+}
+
+state_is() {
+	"$LUOCTL" -S "$sock" --json status | grep -q "\"state\": \"$1\"" ||
+		fail "state is not $1: $("$LUOCTL" -S "$sock" status 2>&1 | grep state)"
+}
+
+# --- usage and reachability ---
+run 2 "no service named" -- status
+run 3 "nothing at the path" -- -S "$dir/none.sock" status
+expect_out "cannot reach" "unreachable message"
+
+start_counter "$sock" "$dir/counter.log" --control test --no-finish
+cpid=$pid
+
+# --- status, listings ---
+run 0 "status" -- -S "$sock" status
+expect_out "state        normal" "status"
+expect_out "live updates 0" "status counter"
+run 0 "status --json" -- -S "$sock" --json status
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[0]; assert r["state"]=="normal" and r["num"]==0 and r["name"]=="test"' "$dir/out" ||
+	fail "status --json is not the expected JSON"
+run 0 "sessions" -- -S "$sock" sessions
+expect_out "luo.control  outgoing" "sessions lists the control session"
+run 0 "files" -- -S "$sock" files
+expect_out "socket-v1" "files lists the listener"
+run 0 "files --json" -- -S "$sock" --json files
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r[0]["handler"]=="socket-v1"' "$dir/out" ||
+	fail "files --json"
+run 0 "subsystems" -- -S "$sock" subsystems
+expect_out "counter" "subsystems lists the counter"
+
+# --- the state machine by hand ---
+run 1 "dump in normal" -- -S "$sock" dump
+expect_out "no outgoing handover" "dump in normal"
+run 1 "freeze in normal" -- -S "$sock" freeze
+expect_out "prepare' first" "freeze in normal says what to do"
+run 0 "prepare" -- -S "$sock" prepare
+state_is prepared
+run 1 "prepare twice" -- -S "$sock" prepare
+expect_out "in state prepared" "prepare twice"
+run 0 "dump outgoing" -- -S "$sock" dump --blob LUO
+if command -v dtc >/dev/null; then
+	dtc -I dts -O dtb -o "$dir/luo.dtb" "$dir/out" 2>"$dir/dtc.err" ||
+		fail "dtc cannot read luoctl's dump: $(cat "$dir/dtc.err")"
+fi
+expect_out 'compatible = "luo-v2"' "dump shows the LUO FDT"
+run 0 "freeze" -- -S "$sock" freeze
+state_is frozen
+run 1 "finish while frozen" -- -S "$sock" finish
+expect_out "luoctl -s test cancel" "finish while frozen names the way out"
+run 0 "cancel" -- -S "$sock" cancel
+state_is normal
+
+# --- updates ---
+run 2 "update to a missing file" -- -S "$sock" update "$dir/missing"
+printf 'data\n' >"$dir/plain"
+chmod 0644 "$dir/plain"
+run 1 "update to a non-executable" -- -S "$sock" update "$dir/plain"
+expect_out "cannot execute" "non-executable"
+printf 'not a program\n' >"$dir/garbage"
+chmod +x "$dir/garbage"
+run 1 "update to a bad executable" -- -S "$sock" update "$dir/garbage"
+expect_out "old image keeps serving" "exec failure"
+state_is normal
+
+run 0 "update" -- -S "$sock" update "$V2"
+for st in prepare freeze exec boot ready; do
+	expect_out "  $st " "update prints stage $st"
+done
+expect_out "live update #1" "update reports the counter"
+kill -0 "$cpid" || fail "the service is gone after the update"
+grep -q "counter v2: pid $cpid, live update #1" "$dir/counter.log" ||
+	fail "the new image did not take over: $(cat "$dir/counter.log")"
+state_is updated
+run 0 "sessions after update" -- -S "$sock" sessions
+expect_out "luo.control  incoming" "incoming control session listed"
+run 0 "dump incoming" -- -S "$sock" dump incoming --blob LUO
+expect_out 'exec-ns' "incoming dump"
+run 0 "finish" -- -S "$sock" finish
+state_is normal
+run 0 "status after" -- -S "$sock" status
+expect_out "live updates 1" "status counter after update"
+expect_out "blackout" "status shows the blackout"
+
+run 0 "update --finish with arguments" -- -S "$sock" update --finish "$V1" \
+	--size 4 --control test --control-path "$sock" --no-finish
+expect_out "finish done" "update --finish finished"
+state_is normal
+run 0 "status after two" -- -S "$sock" status
+expect_out "live updates 2" "two updates"
+
+# --- a service that dies in the middle of a command ---
+run 5 "update into a program that exits" -- -S "$sock" update /bin/true
+expect_out "never answered" "dead service message"
+sleep 0.2
+kill -0 "$cpid" 2>/dev/null && fail "the service should be gone"
+
+# --- a refused peer: another uid ---
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	udir=$dir/uid
+	chmod 0755 "$dir"
+	mkdir -m 0777 "$udir"
+	usock=$udir/c.sock
+	setpriv --reuid 12345 --regid 12345 --clear-groups \
+		"$V1" --size 4 --control-path "$usock" >"$dir/uid.log" 2>&1 &
+	pids="$pids $!"
+	wait_socket "$usock"
+	# Let anyone connect: the refusal must come from SO_PEERCRED.
+	chmod 0666 "$usock"
+	setpriv --reuid 23456 --regid 23456 --clear-groups \
+		"$LUOCTL" -S "$usock" status >"$dir/out" 2>&1
+	got=$?
+	[ "$got" -eq 4 ] || fail "other uid: exit $got, expected 4: $(cat "$dir/out")"
+	expect_out "uid 23456 may not control" "other uid refused"
+	grep -q "refused a peer with uid 23456" "$dir/uid.log" ||
+		fail "the refusal was not logged: $(cat "$dir/uid.log")"
+	setpriv --reuid 12345 --regid 12345 --clear-groups \
+		"$LUOCTL" -S "$usock" status >"$dir/out" 2>&1 ||
+		fail "the service's own uid was refused: $(cat "$dir/out")"
+	run 0 "root is served" -- -S "$usock" status
+else
+	echo "refused-peer part skipped: needs root and setpriv"
+fi
+
+if [ "$failures" -ne 0 ]; then
+	echo "luoctl: $failures failures"
+	exit 1
+fi
+echo "luoctl: all checks passed"

@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: MIT
+/**
+ * DOC: luoctl - drive and inspect live updates of a service
+ *
+ *   luoctl [-s NAME | -S PATH] [--json] [--timeout SEC] COMMAND [ARGS]
+ *
+ * See luoctl(1) (tools/luoctl/luoctl.1) for the commands and exit codes.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "luoctl.h"
+
+static bool json;
+static const char *service = "";
+static char target[160]; /* "-s NAME" or "-S PATH", for hints */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: luoctl [-s NAME | -S PATH] [--json] [--timeout SEC] COMMAND\n"
+		"commands:\n"
+		"  status                       state, update counter, last update\n"
+		"  prepare | freeze | cancel | finish\n"
+		"  update [--finish] PATH [ARG...]\n"
+		"                               prepare, freeze and exec PATH; wait for it\n"
+		"  sessions | files | subsystems | devices\n"
+		"  device PATH requested 0|1    ask for a device to be kept (or not)\n"
+		"  dump [incoming|outgoing] [--blob NAME]\n"
+		"                               the handover as device-tree source\n");
+}
+
+static int default_path(const char *name, char *path, size_t len)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	int n;
+
+	if (geteuid() == 0)
+		n = snprintf(path, len, "/run/luo/%s.sock", name);
+	else if (xdg && *xdg == '/')
+		n = snprintf(path, len, "%s/luo/%s.sock", xdg, name);
+	else
+		n = snprintf(path, len, "/tmp/luo-%u/%s.sock",
+			     (unsigned)geteuid(), name);
+	return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+static int lost(int code)
+{
+	if (code == EXIT_TIMEOUT)
+		fprintf(stderr,
+			"luoctl: no answer from service %s in time (--timeout)\n",
+			service);
+	else
+		fprintf(stderr,
+			"luoctl: the connection to service %s was lost mid-command: the service may have exited or crashed; check its log and run 'luoctl %s status'\n",
+			service, target);
+	return code;
+}
+
+static int refused(const struct reply *r)
+{
+	fprintf(stderr, "luoctl: %s\n", r->err_msg ? r->err_msg : "");
+	return EXIT_REFUSED;
+}
+
+/* Send one request and read its reply; prints errors itself. */
+static int request(struct client *c, int argc, char **argv, struct reply *r)
+{
+	int code = client_send(c, argc, argv);
+
+	if (!code)
+		code = client_reply(c, r, NULL, NULL);
+	if (code)
+		return lost(code);
+	return r->ok ? 0 : refused(r);
+}
+
+static void fmt_ms(char *buf, size_t len, const char *ns)
+{
+	snprintf(buf, len, "%.3f ms", ns ? strtod(ns, NULL) / 1e6 : 0.0);
+}
+
+static int cmd_status(struct client *c)
+{
+	char *argv[] = {"status"};
+	struct reply r;
+	const struct row *row;
+	const char *last, *bo;
+	int code = request(c, 1, argv, &r);
+
+	if (code || !r.nrows)
+		goto out;
+	row = &r.rows[0];
+	if (json) {
+		print_json_rows(&r);
+		goto out;
+	}
+	last = row_get(row, "last_update_ns");
+	bo = row_get(row, "blackout_ns");
+	printf("service      %s\n", row_get(row, "name"));
+	printf("pid          %s\n", row_get(row, "pid"));
+	printf("state        %s\n", row_get(row, "state"));
+	printf("live updates %s\n", row_get(row, "num"));
+	if (last) {
+		time_t t = (time_t)(strtoull(last, NULL, 10) / 1000000000ULL);
+		char when[64], ms[32];
+
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z",
+			 localtime(&t));
+		fmt_ms(ms, sizeof(ms), bo);
+		printf("last update  %s\n", when);
+		printf("blackout     %s\n", ms);
+	} else {
+		printf("last update  never (this image did not start from a live update)\n");
+	}
+	printf("socket       %s\n", row_get(row, "path"));
+out:
+	reply_free(&r);
+	return code;
+}
+
+static int cmd_simple_args(struct client *c, int argc, char **argv)
+{
+	struct reply r;
+	int code = request(c, argc, argv, &r);
+
+	if (!code) {
+		if (json) {
+			printf("{\"service\": ");
+			json_string(c->name);
+			printf(", \"command\": ");
+			json_string(argv[0]);
+			printf(", \"ok\": true}\n");
+		} else {
+			printf("%s: %s done\n", c->name, argv[0]);
+		}
+	}
+	reply_free(&r);
+	return code;
+}
+
+static int cmd_simple(struct client *c, char *cmd)
+{
+	return cmd_simple_args(c, 1, &cmd);
+}
+
+static int cmd_list(struct client *c, int argc, char **argv,
+		    const char *const *cols)
+{
+	struct reply r;
+	int code = request(c, argc, argv, &r);
+
+	if (!code)
+		print_table(&r, cols, json);
+	reply_free(&r);
+	return code;
+}
+
+struct stage_log {
+	int n;
+};
+
+static void on_stage(const char *name, const char *us, void *arg)
+{
+	struct stage_log *log = arg;
+
+	log->n++;
+	if (json)
+		return;
+	printf("  %-8s %10.3f ms\n", name, strtod(us, NULL) / 1e3);
+	fflush(stdout);
+}
+
+static int cmd_update(struct client *c, int argc, char **argv)
+{
+	bool finish = false, explicit_args = false;
+	char path[PATH_MAX], **req;
+	struct stage_log log = {0};
+	struct reply r;
+	int i = 1, n = 0, code;
+
+	if (i < argc && !strcmp(argv[i], "--finish")) {
+		finish = true;
+		i++;
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!realpath(argv[i], path)) {
+		fprintf(stderr, "luoctl: update: %s: %s\n", argv[i],
+			strerror(errno));
+		return EXIT_USAGE;
+	}
+	i++;
+	if (i < argc && !strcmp(argv[i], "--")) {
+		explicit_args = true;
+		i++;
+	}
+	req = calloc((size_t)argc + 4, sizeof(*req));
+	if (!req)
+		return EXIT_LOST;
+	req[n++] = "update";
+	req[n++] = explicit_args || i < argc ? "args" : "keep";
+	req[n++] = path;
+	while (i < argc)
+		req[n++] = argv[i++];
+	if (!json)
+		printf("%s: live update to %s\n", c->name, path);
+	c->timeout_ms = c->timeout_ms < 0 ? 60000 : c->timeout_ms;
+	code = client_send(c, n, req);
+	free(req);
+	if (!code)
+		code = client_reply(c, &r, on_stage, &log);
+	if (code) {
+		if (code == EXIT_LOST && log.n >= 2)
+			fprintf(stderr,
+				"luoctl: the old image exec'd but the new one never answered: it may have crashed in start-up or does not serve the control socket; run 'luoctl %s status'\n",
+				target);
+		else
+			lost(code);
+		return code;
+	}
+	if (!r.ok) {
+		code = refused(&r);
+		reply_free(&r);
+		return code;
+	}
+	if (json) {
+		print_json_rows(&r);
+	} else if (r.nrows) {
+		char ms[32];
+
+		fmt_ms(ms, sizeof(ms), row_get(&r.rows[0], "blackout_ns"));
+		printf("%s: updated: pid %s, live update #%s, blackout %s, state %s\n",
+		       c->name, row_get(&r.rows[0], "pid"),
+		       row_get(&r.rows[0], "num"), ms,
+		       row_get(&r.rows[0], "state"));
+	}
+	if (finish && r.nrows &&
+	    !strcmp(row_get(&r.rows[0], "state") ?: "", "updated")) {
+		reply_free(&r);
+		return cmd_simple(c, "finish");
+	}
+	if (finish && !json)
+		printf("%s: already finished by the service\n", c->name);
+	reply_free(&r);
+	return 0;
+}
+
+static int cmd_dump(struct client *c, int argc, char **argv)
+{
+	const char *blob = NULL, *dir = NULL;
+	char *req[2] = {"dump", NULL};
+	struct reply r;
+	size_t shown = 0;
+	int code;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--blob") && i + 1 < argc)
+			blob = argv[++i];
+		else if (!strcmp(argv[i], "incoming") ||
+			 !strcmp(argv[i], "outgoing"))
+			dir = argv[i];
+		else
+			return usage(stderr), EXIT_USAGE;
+	}
+	req[1] = (char *)dir;
+	code = request(c, dir ? 2 : 1, req, &r);
+	for (size_t i = 0; !code && i < r.nrows; i++) {
+		const char *name = row_get(&r.rows[i], "name");
+		const char *hex = row_get(&r.rows[i], "hex");
+		size_t len = hex ? strlen(hex) / 2 : 0;
+		unsigned char *bin;
+
+		if (!name || !hex || (blob && strcmp(blob, name)))
+			continue;
+		bin = malloc(len ? len : 1);
+		for (size_t k = 0; bin && k < len; k++)
+			sscanf(hex + 2 * k, "%2hhx", &bin[k]);
+		if (shown++)
+			printf("\n");
+		if (!bin || print_dts(bin, len, name))
+			code = EXIT_LOST;
+		free(bin);
+	}
+	if (!code && !shown) {
+		fprintf(stderr, "luoctl: no blob named '%s' in the handover\n",
+			blob);
+		code = EXIT_REFUSED;
+	}
+	reply_free(&r);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"service", required_argument, NULL, 's'},
+		{"socket", required_argument, NULL, 'S'},
+		{"json", no_argument, NULL, 'j'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	static struct client c = {.fd = -1, .timeout_ms = -1};
+	char path[108] = "";
+	const char *cmd;
+	int opt, code;
+
+	while ((opt = getopt_long(argc, argv, "+s:S:jt:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			service = optarg;
+			snprintf(target, sizeof(target), "-s %s", optarg);
+			if (default_path(optarg, path, sizeof(path))) {
+				fprintf(stderr, "luoctl: name too long\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'S':
+			snprintf(path, sizeof(path), "%s", optarg);
+			service = optarg;
+			snprintf(target, sizeof(target), "-S %s", optarg);
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 't':
+			c.timeout_ms = (int)(strtod(optarg, NULL) * 1000);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc || !*path) {
+		if (!*path)
+			fprintf(stderr,
+				"luoctl: name the service: -s NAME or -S PATH\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[optind];
+	argc -= optind;
+	argv += optind;
+	if (strcmp(cmd, "update"))
+		c.timeout_ms = c.timeout_ms < 0 ? 30000 : c.timeout_ms;
+	code = client_connect(&c, path);
+	if (code)
+		return code;
+	if (!strcmp(cmd, "status") && argc == 1)
+		code = cmd_status(&c);
+	else if ((!strcmp(cmd, "prepare") || !strcmp(cmd, "freeze") ||
+		  !strcmp(cmd, "cancel") || !strcmp(cmd, "finish")) &&
+		 argc == 1)
+		code = cmd_simple(&c, argv[0]);
+	else if (!strcmp(cmd, "update"))
+		code = cmd_update(&c, argc, argv);
+	else if (!strcmp(cmd, "sessions") && argc == 1)
+		code = cmd_list(&c, 1, argv,
+				(const char *const[]){"name", "direction",
+						      "files", "status", NULL});
+	else if (!strcmp(cmd, "files") && argc == 1)
+		code = cmd_list(&c, 1, argv,
+				(const char *const[]){"session", "direction",
+						      "token", "handler",
+						      "kind", "inode", "status",
+						      NULL});
+	else if (!strcmp(cmd, "subsystems") && argc == 1)
+		code = cmd_list(&c, 1, argv,
+				(const char *const[]){"name", "prepared",
+						      "incoming",
+						      "incoming_data",
+						      "outgoing_data", NULL});
+	else if (!strcmp(cmd, "devices") && argc == 1)
+		code = cmd_list(&c, 1, argv, NULL);
+	else if (!strcmp(cmd, "device") && argc == 4 &&
+		 !strcmp(argv[2], "requested") &&
+		 (!strcmp(argv[3], "0") || !strcmp(argv[3], "1")))
+		code = cmd_simple_args(&c, argc, argv);
+	else if (!strcmp(cmd, "dump"))
+		code = cmd_dump(&c, argc, argv);
+	else {
+		usage(stderr);
+		code = EXIT_USAGE;
+	}
+	close(c.fd);
+	return code;
+}

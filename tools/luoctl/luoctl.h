@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/* luoctl: what its files share. */
+#ifndef LUOCTL_H
+#define LUOCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Exit codes (luoctl(1), EXIT STATUS). */
+enum {
+	EXIT_OK = 0,
+	EXIT_REFUSED = 1,     /* the service answered with an error */
+	EXIT_USAGE = 2,	      /* bad command line */
+	EXIT_UNREACHABLE = 3, /* no service at that socket */
+	EXIT_DENIED = 4,      /* the service does not serve this user */
+	EXIT_LOST = 5,	      /* connection lost or garbled mid-command */
+	EXIT_TIMEOUT = 6,     /* no answer in time */
+};
+
+/* One "data" row: decoded key/value pairs. */
+struct row {
+	size_t n;
+	char **keys, **vals;
+};
+
+/* A whole reply: rows, then "ok" or "error NAME message". */
+struct reply {
+	struct row *rows;
+	size_t nrows;
+	bool ok;
+	char err_name[32];
+	char *err_msg;
+};
+
+struct client {
+	int fd;
+	char name[64]; /* the service's, from its greeting */
+	int pid;
+	char buf[1 << 16];
+	size_t len;
+	int timeout_ms;
+};
+
+/* luoctl_client.c */
+int client_connect(struct client *c, const char *path);
+int client_send(struct client *c, int argc, char **argv);
+/* Next line, without its newline; NULL at EOF/error (*code says which). */
+char *client_line(struct client *c, int *code);
+int client_reply(struct client *c, struct reply *r,
+		 void (*on_stage)(const char *name, const char *us, void *arg),
+		 void *arg);
+void reply_free(struct reply *r);
+const char *row_get(const struct row *r, const char *key);
+
+/* luoctl_print.c */
+void print_table(const struct reply *r, const char *const *cols, bool json);
+void print_json_rows(const struct reply *r);
+void json_string(const char *s);
+
+/* luoctl_dts.c */
+int print_dts(const void *fdt, size_t size, const char *label);
+
+#endif
