@@ -255,6 +255,8 @@ static void report_update(uint32_t kept)
 	       (now - t.freeze_ns) / 1e6, (t.adopted_ns - t.freeze_ns) / 1e6);
 }
 
+static void start_control(void);
+
 static int updated_start(void)
 {
 	struct luo_session *in = NULL;
@@ -264,6 +266,7 @@ static int updated_start(void)
 	err = adopt_memory();
 	if (err) {
 		fprintf(stderr, "kvcache: refusing the handover; starting with an empty cache\n");
+		start_control();
 		liveupdate_finish();
 		return fresh_start();
 	}
@@ -287,6 +290,8 @@ static int updated_start(void)
 		memset(conn_recs, 0, root->maxconns * sizeof(*conn_recs));
 	if (in)
 		liveupdate_session_finish(in);
+	/* Before finish: the control socket's own session must be retrieved. */
+	start_control();
 	err = liveupdate_finish();
 	if (err)
 		fprintf(stderr, "kvcache: liveupdate_finish: %s\n",
@@ -390,6 +395,7 @@ int kvlu_start(void)
 	    have_incoming)
 		err = updated_start();
 	else {
+		start_control();
 		if (liveupdate_get_state() == LIVEUPDATE_STATE_UPDATED)
 			liveupdate_finish();
 		err = fresh_start();
@@ -403,7 +409,6 @@ int kvlu_start(void)
 		return err;
 	conns_go();
 	conns_for_each_open(start_one);
-	start_control();
 	return 0;
 }
 

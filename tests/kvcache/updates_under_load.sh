@@ -5,12 +5,14 @@
 # of the load and of a pre-populated key set checked afterwards.  With
 # memcaslap installed it runs alongside as a second, independent client
 # verifying a tenth of its gets.
-# usage: updates_under_load.sh KVCACHE KVCACHE_V2 KVLOAD [UPDATES]
+# Odd updates are asked for with SIGUSR1, even ones with luoctl through
+# the control socket when LUOCTL is given.
+# usage: updates_under_load.sh KVCACHE KVCACHE_V2 KVLOAD [UPDATES [LUOCTL]]
 set -u
 . "$(dirname "$0")/lib.sh"
 trap kv_cleanup EXIT
 
-V1=$1 V2=$2 LOAD=$3 N=${4:-10}
+V1=$1 V2=$2 LOAD=$3 N=${4:-10} LUOCTL=${5:-}
 kv_start "$V1" -m 256 --update-to "$V2" || fail "kvcache did not start"
 
 "$LOAD" -p "$KV_PORT" --populate -x pop -n 20000 -c 20 -P 16 || fail "populate"
@@ -25,7 +27,15 @@ if command -v memcaslap >/dev/null; then
 fi
 sleep 1
 for i in $(seq "$N"); do
-	kv_update "$i" || fail "update $i"
+	if [ -n "$LUOCTL" ] && [ $((i % 2)) = 0 ]; then
+		target=$V1
+		[ $((i % 4)) = 0 ] || target=$V2
+		"$LUOCTL" -s "kvtest-$$-$KV_PORT" update "$target" >"$KV_DIR/luoctl.out" 2>&1 ||
+			fail "luoctl update: $(cat "$KV_DIR/luoctl.out")"
+		kv_wait_update "$i" || fail "update $i"
+	else
+		kv_update "$i" || fail "update $i"
+	fi
 	sleep 0.5
 done
 wait "$load"
