@@ -486,9 +486,15 @@ static int run(void)
 		       (unsigned long long)conn_errors,
 		       (unsigned long long)timeouts);
 	}
-	for (unsigned i = 0; i < o.conns; i++)
+	for (unsigned i = 0; i < o.conns; i++) {
 		if (!cl[i].dead)
 			close(cl[i].fd);
+		free(cl[i].in);
+		free(cl[i].out);
+	}
+	free(cl);
+	cl = NULL;
+	close(epfd);
 	return errors || mismatches || misses || conn_errors || timeouts;
 }
 
@@ -555,9 +561,10 @@ int main(int argc, char **argv)
 	if (o.mode == MODE_VERIFY)
 		memset(seen, 1, o.keys);
 	rc = run();
-	if (o.mode == MODE_LOAD) {
-		free(cl);
+	if (o.mode == MODE_LOAD)
 		rc |= verify_after_load();
-	}
+	free(ver);
+	free(seen);
+	free(hist);
 	return rc;
 }
