@@ -149,8 +149,8 @@ int conn_printf(struct conn *c, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return -EINVAL;
-	return conn_out(c, buf, (size_t)n < sizeof(buf) ? (size_t)n
-							: sizeof(buf) - 1);
+	return conn_out(c, buf,
+			(size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
 static void ep_set(struct conn *c, uint32_t events)
@@ -171,8 +171,8 @@ static void conn_close(struct conn *c)
 	struct kv_conn_rec *r = c->rec;
 	uint32_t slot = (uint32_t)(c - conns);
 	enum liveupdate_state st = liveupdate_get_state();
-	bool can_unpreserve = st == LIVEUPDATE_STATE_NORMAL ||
-			      st == LIVEUPDATE_STATE_UPDATED;
+	bool can_unpreserve =
+		st == LIVEUPDATE_STATE_NORMAL || st == LIVEUPDATE_STATE_UPDATED;
 
 	if (c->events)
 		epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -278,18 +278,19 @@ static void conn_readable(struct conn *c)
 	struct kv_conn_rec *r = c->rec;
 
 	for (int rounds = 0; rounds < 4; rounds++) {
-		size_t want = r->rlen + (c->need > r->rlen ? c->need - r->rlen
-							   : 0) + 1024;
+		size_t want = r->rlen +
+			      (c->need > r->rlen ? c->need - r->rlen : 0) +
+			      1024;
 		ssize_t n;
 
 		if (r->rcap - r->rlen < 1024 || r->rcap < want) {
-			int err = buf_grow(&c->rbuf, &r->rbuf_off, &r->rcap,
-					   r->rlen, want > r->rcap * 2u
-							    ? want
-							    : r->rcap * 2u);
+			int err = buf_grow(
+				&c->rbuf, &r->rbuf_off, &r->rcap, r->rlen,
+				want > r->rcap * 2u ? want : r->rcap * 2u);
 
 			if (err) {
-				fprintf(stderr, "kvcache: input buffer of %zu bytes: %s; closing\n",
+				fprintf(stderr,
+					"kvcache: input buffer of %zu bytes: %s; closing\n",
 					want, strerror(-err));
 				conn_close(c);
 				return;
@@ -366,7 +367,8 @@ static void accept_new(void)
 {
 	for (int i = 0; i < 64 && !accept_paused; i++) {
 		int fd = accept4(listen_fd, NULL, NULL,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1, err;
+				 SOCK_NONBLOCK | SOCK_CLOEXEC),
+		    one = 1, err;
 		struct kv_conn_rec *r;
 		uint32_t slot;
 
@@ -393,7 +395,8 @@ static void accept_new(void)
 		r->token = (uint64_t)slot + 1;
 		err = kvlu_preserve(fd, r->token);
 		if (err) {
-			fprintf(stderr, "kvcache: cannot preserve a new connection (%s): refusing it\n",
+			fprintf(stderr,
+				"kvcache: cannot preserve a new connection (%s): refusing it\n",
 				strerror(-err));
 			store->stats.conn_errors++;
 			free_slots[nfree_slots++] = slot;
@@ -445,8 +448,7 @@ int conns_setup(uint32_t maxconns)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (epfd < 0 || sigfd < 0 ||
-	    epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, &ev))
+	if (epfd < 0 || sigfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, &ev))
 		return -errno;
 	accept_paused = true; /* until conns_go() */
 	return 0;

@@ -64,7 +64,8 @@ static enum liveness item_liveness(const struct kv_item *it, int64_t now)
 {
 	if (it->cas <= store->flush_cas)
 		return FLUSHED;
-	if (store->flush_at && now >= store->flush_at && it->time < store->flush_at)
+	if (store->flush_at && now >= store->flush_at &&
+	    it->time < store->flush_at)
 		return FLUSHED;
 	if (it->exptime && it->exptime <= now)
 		return EXPIRED;
@@ -217,7 +218,8 @@ static enum store_result concat(struct kv_item *old, struct kv_item *it,
 	lru_link(old);
 	if (!n) {
 		item_discard(it);
-		return slabs_clsid(item_total(old->nkey, oldlen + addlen + 2)) >=
+		return slabs_clsid(
+			       item_total(old->nkey, oldlen + addlen + 2)) >=
 				       store->nclasses
 			       ? STORE_TOO_LARGE
 			       : STORE_NO_MEMORY;
@@ -242,8 +244,7 @@ static enum store_result concat(struct kv_item *old, struct kv_item *it,
  *
  * Return: what to answer.
  */
-enum store_result item_store(struct kv_item *it, enum store_op op,
-			     uint64_t cas)
+enum store_result item_store(struct kv_item *it, enum store_op op, uint64_t cas)
 {
 	struct kv_item *old = lookup(item_key(it), it->nkey, false);
 

@@ -34,7 +34,7 @@
 
 #define KEY_MAX_LENGTH 250
 #define KV_MAX_CLASSES 64
-#define KV_CLASS_MIN 96	       /* smallest chunk, bytes */
+#define KV_CLASS_MIN 96		     /* smallest chunk, bytes */
 #define KV_REALTIME_MAXDELTA 2592000 /* 30 days: larger exptimes are absolute */
 
 /* ---- settings (main.c) ---- */
@@ -100,7 +100,7 @@ static inline size_t item_total(size_t nkey, size_t nbytes)
 }
 
 struct kv_class {
-	uint32_t size;	/* chunk size */
+	uint32_t size; /* chunk size */
 	uint32_t perslab;
 	uint64_t free_head; /* free chunks, linked by h_next */
 	uint64_t nfree;
@@ -141,9 +141,9 @@ struct kv_store {
 	uint64_t mem_limit;
 	uint64_t item_size_max;
 	uint64_t cas_counter;
-	uint64_t flush_cas;	 /* items with cas <= this are flushed */
-	int64_t flush_at;	 /* delayed flush_all: items older die then */
-	int64_t started;	 /* wall clock at the first image's start */
+	uint64_t flush_cas; /* items with cas <= this are flushed */
+	int64_t flush_at;   /* delayed flush_all: items older die then */
+	int64_t started;    /* wall clock at the first image's start */
 	struct kv_class cls[KV_MAX_CLASSES];
 	struct kv_stats stats;
 };
@@ -232,7 +232,7 @@ struct kv_conn_rec {
 	uint64_t token;
 	uint64_t rbuf_off; /* kho offsets */
 	uint64_t wbuf_off;
-	uint32_t rcap, rlen; /* input: [0, rlen) unprocessed */
+	uint32_t rcap, rlen;	   /* input: [0, rlen) unprocessed */
 	uint32_t wcap, wlen, wpos; /* output: [wpos, wlen) pending */
 	uint32_t pad;
 	uint64_t swallow; /* bytes of a refused value still to drop */

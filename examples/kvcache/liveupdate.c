@@ -101,7 +101,8 @@ static int preserve_conn(uint32_t slot, int fd, uint64_t token)
 	int err = kvlu_preserve(fd, token);
 
 	if (err)
-		fprintf(stderr, "kvcache: cannot preserve connection %u again: %s\n",
+		fprintf(stderr,
+			"kvcache: cannot preserve connection %u again: %s\n",
 			slot, strerror(-err));
 	return err;
 }
@@ -118,7 +119,8 @@ static int new_session(void)
 	}
 	err = kvlu_preserve(listen_fd, KV_LISTEN_TOKEN);
 	if (err) {
-		fprintf(stderr, "kvcache: cannot preserve the listening socket: %s\n",
+		fprintf(stderr,
+			"kvcache: cannot preserve the listening socket: %s\n",
 			strerror(-err));
 		return err;
 	}
@@ -160,7 +162,8 @@ static int fresh_start(void)
 	root->has_listener = 1;
 	return new_session();
 nomem:
-	fprintf(stderr, "kvcache: cannot allocate %llu MiB of handover memory: %s\n",
+	fprintf(stderr,
+		"kvcache: cannot allocate %llu MiB of handover memory: %s\n",
 		(unsigned long long)(settings.mem_limit >> 20), strerror(-err));
 	return err;
 }
@@ -180,13 +183,15 @@ static int adopt_memory(void)
 	root = p;
 	if (root->magic != KV_ROOT_MAGIC || root->layout != KV_ROOT_LAYOUT ||
 	    !root->maxconns || root->maxconns > (1u << 24)) {
-		fprintf(stderr, "kvcache: the handed-over root is not one this version knows (layout %u)\n",
+		fprintf(stderr,
+			"kvcache: the handed-over root is not one this version knows (layout %u)\n",
 			root->layout);
 		return -EPROTONOSUPPORT;
 	}
 	err = kho_restore(root->store_off, root->store_size, &p);
 	if (err) {
-		fprintf(stderr, "kvcache: the store region does not check out: %s\n",
+		fprintf(stderr,
+			"kvcache: the store region does not check out: %s\n",
 			strerror(-err));
 		return -EBADMSG;
 	}
@@ -196,7 +201,8 @@ static int adopt_memory(void)
 	err = kho_restore(root->conns_off,
 			  (size_t)root->maxconns * sizeof(*conn_recs), &p);
 	if (err) {
-		fprintf(stderr, "kvcache: the connection table does not check out: %s\n",
+		fprintf(stderr,
+			"kvcache: the connection table does not check out: %s\n",
 			strerror(-err));
 		return -EBADMSG;
 	}
@@ -219,12 +225,14 @@ static uint32_t adopt_fds(struct luo_session *in)
 			continue;
 		fd = -1;
 		err = r->token == (uint64_t)i + 1
-			      ? liveupdate_session_retrieve_fd(in, r->token, &fd)
+			      ? liveupdate_session_retrieve_fd(in, r->token,
+							       &fd)
 			      : -EBADMSG;
 		if (!err)
 			err = conn_attach(i, fd, true);
 		if (err) {
-			fprintf(stderr, "kvcache: connection %u lost in the update: %s\n",
+			fprintf(stderr,
+				"kvcache: connection %u lost in the update: %s\n",
 				i, strerror(-err));
 			if (fd >= 0)
 				close(fd);
@@ -265,7 +273,8 @@ static int updated_start(void)
 
 	err = adopt_memory();
 	if (err) {
-		fprintf(stderr, "kvcache: refusing the handover; starting with an empty cache\n");
+		fprintf(stderr,
+			"kvcache: refusing the handover; starting with an empty cache\n");
 		start_control();
 		liveupdate_finish();
 		return fresh_start();
@@ -281,7 +290,8 @@ static int updated_start(void)
 		err = liveupdate_session_retrieve_fd(in, KV_LISTEN_TOKEN,
 						     &listen_fd);
 		if (err)
-			fprintf(stderr, "kvcache: the listening socket did not come over: %s; opening a new one\n",
+			fprintf(stderr,
+				"kvcache: the listening socket did not come over: %s; opening a new one\n",
 				strerror(-err));
 	}
 	if (in)
@@ -303,9 +313,10 @@ static int updated_start(void)
 		root->has_listener = 1;
 	}
 	report_update(kept);
-	if (root->maxconns != settings.maxconns || store->mem_limit / 1048576 !=
-	    settings.mem_limit / 1048576)
-		kv_log(1, "kvcache: keeping the handed-over sizes (-m %llu, -c %u)\n",
+	if (root->maxconns != settings.maxconns ||
+	    store->mem_limit / 1048576 != settings.mem_limit / 1048576)
+		kv_log(1,
+		       "kvcache: keeping the handed-over sizes (-m %llu, -c %u)\n",
 		       (unsigned long long)(store->mem_limit >> 20),
 		       root->maxconns);
 	settings.maxconns = root->maxconns;
@@ -319,11 +330,13 @@ static void start_control(void)
 	int err = luo_control_start(&o, &ctl);
 
 	if (err) {
-		fprintf(stderr, "kvcache: no control socket \"%s\": %s (SIGUSR1 still updates)\n",
+		fprintf(stderr,
+			"kvcache: no control socket \"%s\": %s (SIGUSR1 still updates)\n",
 			settings.name, strerror(-err));
 		ctl = NULL;
 	} else {
-		kv_log(1, "kvcache: control socket %s\n", luo_control_path(ctl));
+		kv_log(1, "kvcache: control socket %s\n",
+		       luo_control_path(ctl));
 	}
 #endif
 }
@@ -376,7 +389,8 @@ int kvlu_start(void)
 
 	err = luo_init(NULL);
 	if (err) {
-		fprintf(stderr, "kvcache: refusing the handover (%s); starting fresh\n",
+		fprintf(stderr,
+			"kvcache: refusing the handover (%s); starting fresh\n",
 			strerror(-err));
 		err = luo_init(NULL);
 		if (err) {
@@ -391,8 +405,7 @@ int kvlu_start(void)
 			strerror(-err));
 		return err;
 	}
-	if (liveupdate_get_state() == LIVEUPDATE_STATE_UPDATED &&
-	    have_incoming)
+	if (liveupdate_get_state() == LIVEUPDATE_STATE_UPDATED && have_incoming)
 		err = updated_start();
 	else {
 		start_control();
@@ -420,8 +433,8 @@ int kvlu_start(void)
  */
 int kvlu_update(const char *why)
 {
-	const char *path = settings.update_to ? settings.update_to
-					      : settings.self;
+	const char *path =
+		settings.update_to ? settings.update_to : settings.self;
 	int err;
 
 	kv_log(1, "kvcache v%d: live update into %s (%s)\n", KV_VERSION, path,
@@ -434,7 +447,8 @@ int kvlu_update(const char *why)
 	}
 	exec_argv[0] = (char *)path;
 	err = liveupdate_reboot(path, exec_argv, NULL);
-	fprintf(stderr, "kvcache v%d: update into %s failed: %s; still serving\n",
+	fprintf(stderr,
+		"kvcache v%d: update into %s failed: %s; still serving\n",
 		KV_VERSION, path, strerror(-err));
 	return err;
 }

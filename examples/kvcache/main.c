@@ -47,20 +47,22 @@ int listener_open(void)
 	socklen_t len = sizeof(a);
 	int fd, one = 1;
 
-	if (settings.addr && inet_pton(AF_INET, settings.addr, &a.sin_addr) != 1) {
+	if (settings.addr &&
+	    inet_pton(AF_INET, settings.addr, &a.sin_addr) != 1) {
 		fprintf(stderr, "kvcache: -l %s: not an IPv4 address\n",
 			settings.addr);
 		return -EINVAL;
 	}
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 	    bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 4096) ||
 	    getsockname(fd, (struct sockaddr *)&a, &len)) {
 		int err = -errno;
 
 		fprintf(stderr, "kvcache: cannot listen on %s:%u: %s\n",
-			settings.addr ? settings.addr : "0.0.0.0", settings.port,
-			strerror(errno));
+			settings.addr ? settings.addr : "0.0.0.0",
+			settings.port, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return err;
@@ -100,7 +102,8 @@ static void raise_nofile(void)
 	getrlimit(RLIMIT_NOFILE, &rl);
 	room = rl.rlim_cur > 64 ? (rl.rlim_cur - 64) / 2 : 1;
 	if (settings.maxconns > room) {
-		fprintf(stderr, "kvcache: -c %u needs %u descriptors; the limit is %llu: serving at most %llu connections\n",
+		fprintf(stderr,
+			"kvcache: -c %u needs %u descriptors; the limit is %llu: serving at most %llu connections\n",
 			settings.maxconns, settings.maxconns * 2 + 64,
 			(unsigned long long)rl.rlim_cur,
 			(unsigned long long)room);
@@ -176,7 +179,8 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			if (atoi(optarg) > 1)
-				kv_log(1, "kvcache: -t %s: one event thread serves all connections\n",
+				kv_log(1,
+				       "kvcache: -t %s: one event thread serves all connections\n",
 				       optarg);
 			break;
 		case 'I':
@@ -192,7 +196,8 @@ int main(int argc, char **argv)
 			break;
 		case 'U':
 			if (strcmp(optarg, "0"))
-				fprintf(stderr, "kvcache: UDP is not supported; ignoring -U %s\n",
+				fprintf(stderr,
+					"kvcache: UDP is not supported; ignoring -U %s\n",
 					optarg);
 			break;
 		case 'v':
@@ -224,7 +229,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	settings.argv = argv;
-	n = readlink("/proc/self/exe", settings.self, sizeof(settings.self) - 1);
+	n = readlink("/proc/self/exe", settings.self,
+		     sizeof(settings.self) - 1);
 	if (n < 0) {
 		perror("/proc/self/exe");
 		return 1;

@@ -127,9 +127,9 @@ static void out_value(struct conn *c, struct kv_item *it, bool with_cas)
 	int n;
 
 	if (with_cas)
-		n = snprintf(hdr, sizeof(hdr), "VALUE %.*s %u %u %" PRIu64 "\r\n",
-			     it->nkey, item_key(it), it->flags, it->nbytes - 2,
-			     it->cas);
+		n = snprintf(hdr, sizeof(hdr),
+			     "VALUE %.*s %u %u %" PRIu64 "\r\n", it->nkey,
+			     item_key(it), it->flags, it->nbytes - 2, it->cas);
 	else
 		n = snprintf(hdr, sizeof(hdr), "VALUE %.*s %u %u\r\n", it->nkey,
 			     item_key(it), it->flags, it->nbytes - 2);
@@ -268,7 +268,9 @@ static void cmd_delete(struct conn *c, struct token *t, size_t n)
 {
 	n = noreply_check(c, t, n);
 	if (n == 3 && !tok_is(&t[2], "0")) {
-		reply_err(c, "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]");
+		reply_err(
+			c,
+			"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]");
 		return;
 	}
 	if (n < 2 || n > 3) {
@@ -323,7 +325,9 @@ static void cmd_delta(struct conn *c, struct token *t, size_t n, bool incr)
 		reply(c, "NOT_FOUND");
 		break;
 	case DELTA_NON_NUMERIC:
-		reply_err(c, "CLIENT_ERROR cannot increment or decrement non-numeric value");
+		reply_err(
+			c,
+			"CLIENT_ERROR cannot increment or decrement non-numeric value");
 		break;
 	case DELTA_EOM:
 		reply_err(c, "SERVER_ERROR out of memory");
@@ -420,19 +424,37 @@ static void cmd_stats(struct conn *c, struct token *t, size_t n)
 			if (!k->npages)
 				continue;
 			if (slabs) {
-				conn_printf(c, "STAT %u:chunk_size %u\r\n", i + 1, k->size);
-				conn_printf(c, "STAT %u:chunks_per_page %u\r\n", i + 1, k->perslab);
-				conn_printf(c, "STAT %u:total_pages %" PRIu64 "\r\n", i + 1, k->npages);
-				conn_printf(c, "STAT %u:used_chunks %" PRIu64 "\r\n", i + 1, k->nitems);
-				conn_printf(c, "STAT %u:free_chunks %" PRIu64 "\r\n", i + 1, k->nfree);
+				conn_printf(c, "STAT %u:chunk_size %u\r\n",
+					    i + 1, k->size);
+				conn_printf(c, "STAT %u:chunks_per_page %u\r\n",
+					    i + 1, k->perslab);
+				conn_printf(c,
+					    "STAT %u:total_pages %" PRIu64
+					    "\r\n",
+					    i + 1, k->npages);
+				conn_printf(c,
+					    "STAT %u:used_chunks %" PRIu64
+					    "\r\n",
+					    i + 1, k->nitems);
+				conn_printf(c,
+					    "STAT %u:free_chunks %" PRIu64
+					    "\r\n",
+					    i + 1, k->nfree);
 			} else {
-				conn_printf(c, "STAT items:%u:number %" PRIu64 "\r\n", i + 1, k->nitems);
-				conn_printf(c, "STAT items:%u:evicted %" PRIu64 "\r\n", i + 1, k->evictions);
+				conn_printf(c,
+					    "STAT items:%u:number %" PRIu64
+					    "\r\n",
+					    i + 1, k->nitems);
+				conn_printf(c,
+					    "STAT items:%u:evicted %" PRIu64
+					    "\r\n",
+					    i + 1, k->evictions);
 			}
 		}
 		if (slabs) {
 			stat_u64(c, "active_slabs", store->nclasses);
-			stat_u64(c, "total_malloced", store->pages_used * store->page_size);
+			stat_u64(c, "total_malloced",
+				 store->pages_used * store->page_size);
 		}
 		conn_out(c, "END\r\n", 5);
 		return;
@@ -448,8 +470,8 @@ static void cmd_stats(struct conn *c, struct token *t, size_t n)
 	conn_printf(c, "STAT version %s\r\n", KV_VERSION_STRING);
 	conn_printf(c, "STAT libevent none\r\n");
 	stat_u64(c, "pointer_size", sizeof(void *) * 8);
-	conn_printf(c, "STAT rusage_user %ld.%06ld\r\n", (long)ru.ru_utime.tv_sec,
-		    (long)ru.ru_utime.tv_usec);
+	conn_printf(c, "STAT rusage_user %ld.%06ld\r\n",
+		    (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
 	conn_printf(c, "STAT rusage_system %ld.%06ld\r\n",
 		    (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec);
 	stat_u64(c, "max_connections", settings.maxconns);

@@ -102,7 +102,8 @@ int slabs_adopt(void *region, size_t size)
 		why = "unknown layout";
 	else if (s->region_size != size)
 		why = "region size differs from the allocation";
-	else if (!s->hash_buckets || (s->hash_buckets & (s->hash_buckets - 1)) ||
+	else if (!s->hash_buckets ||
+		 (s->hash_buckets & (s->hash_buckets - 1)) ||
 		 s->hash_off < sizeof(*s) ||
 		 s->hash_off + s->hash_buckets * 8 > s->slab_off)
 		why = "hash table out of bounds";
@@ -199,7 +200,8 @@ struct kv_item *slabs_alloc(size_t total, unsigned clsid)
 	it = item_at(c->free_head);
 	if (!it || !(it->iflags & ITEM_SLABBED) || it->clsid != clsid) {
 		/* A broken free list: drop it rather than hand out junk. */
-		fprintf(stderr, "kvcache: class %u free list is corrupt at %#llx; dropping it\n",
+		fprintf(stderr,
+			"kvcache: class %u free list is corrupt at %#llx; dropping it\n",
 			clsid, (unsigned long long)c->free_head);
 		c->free_head = 0;
 		c->nfree = 0;

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,8 +74,8 @@ static struct {
 } o = {"127.0.0.1", "kvl", 0, 50, 4, 10, 0.2, 10000, 100, 1, MODE_LOAD};
 
 static struct client *cl;
-static uint32_t *ver;  /* per key: last version set, 0 = initial */
-static uint8_t *seen;  /* per key: has a value (set by us or populated) */
+static uint32_t *ver; /* per key: last version set, 0 = initial */
+static uint8_t *seen; /* per key: has a value (set by us or populated) */
 static uint64_t *hist, hist_over_max, nlat;
 static uint64_t done_reqs, errors, conn_errors, mismatches, misses, timeouts;
 static volatile sig_atomic_t stop;
@@ -203,8 +204,8 @@ static void send_req(struct client *c, enum op op, uint32_t k)
 	} else {
 		r->ver = ver[k];
 		out_reserve(c, (size_t)kl + 8);
-		c->outlen += (size_t)sprintf(c->out + c->outlen, "get %s\r\n",
-					     key);
+		c->outlen +=
+			(size_t)sprintf(c->out + c->outlen, "get %s\r\n", key);
 	}
 }
 
@@ -243,7 +244,8 @@ static void fill(struct client *c)
 		else if (o.mode == MODE_VERIFY)
 			op = OP_GET;
 		else
-			op = (double)(mix(c->rng ^ 77) % 1000) < o.setfrac * 1000
+			op = (double)(mix(c->rng ^ 77) % 1000) <
+					     o.setfrac * 1000
 				     ? OP_SET
 				     : OP_GET;
 		send_req(c, op, k);
@@ -255,13 +257,14 @@ static void fill(struct client *c)
 static void flush_out(struct client *c)
 {
 	while (!c->dead && c->outpos < c->outlen) {
-		ssize_t n = send(c->fd, c->out + c->outpos,
-				 c->outlen - c->outpos,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n =
+			send(c->fd, c->out + c->outpos, c->outlen - c->outpos,
+			     MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0 && errno == EAGAIN) {
 			struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT,
-						 .data.u64 = (uint64_t)(c - cl)};
+						 .data.u64 =
+							 (uint64_t)(c - cl)};
 			epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
 			return;
 		}
@@ -281,7 +284,8 @@ static void bad(struct client *c, const struct req *r, const char *what)
 
 	keystr(key, r->key);
 	if (printed++ < 10)
-		fprintf(stderr, "kvload: connection %ld, %s %s (version %u): %s\n",
+		fprintf(stderr,
+			"kvload: connection %ld, %s %s (version %u): %s\n",
 			(long)(c - cl), r->op == OP_SET ? "set" : "get", key,
 			r->ver, what);
 }
@@ -379,7 +383,8 @@ static void readable(struct client *c)
 		c->inlen -= pos;
 		if (!c->qlen && c->inlen) {
 			errors++;
-			fprintf(stderr, "kvload: unexpected bytes from the server\n");
+			fprintf(stderr,
+				"kvload: unexpected bytes from the server\n");
 			c->inlen = 0;
 		}
 	}
@@ -448,7 +453,8 @@ static int run(void)
 				struct client *c = &cl[i];
 
 				if (!c->dead && c->qlen &&
-				    t - c->q[c->qhead].sent_ns > REQ_TIMEOUT_NS) {
+				    t - c->q[c->qhead].sent_ns >
+					    REQ_TIMEOUT_NS) {
 					timeouts++;
 					client_fail(c, "no answer within 10 s");
 				}
@@ -515,7 +521,8 @@ static int verify_after_load(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: kvload -p PORT [-H HOST] [-c CONNS] [-t SECONDS] [-n KEYS] [-s SIZE] [-P DEPTH] [-w SETFRAC] [-x PREFIX] [--seed N] [--populate|--verify]\n");
+	fprintf(stderr,
+		"usage: kvload -p PORT [-H HOST] [-c CONNS] [-t SECONDS] [-n KEYS] [-s SIZE] [-P DEPTH] [-w SETFRAC] [-x PREFIX] [--seed N] [--populate|--verify]\n");
 	exit(2);
 }
 
@@ -532,24 +539,58 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "H:p:c:t:n:s:P:w:x:", lo, NULL)) !=
 	       -1) {
 		switch (c) {
-		case 'H': o.host = optarg; break;
-		case 'p': o.port = (uint16_t)atoi(optarg); break;
-		case 'c': o.conns = (unsigned)atoi(optarg); break;
-		case 't': o.seconds = atof(optarg); break;
-		case 'n': o.keys = (uint32_t)atoi(optarg); break;
-		case 's': o.vsize = (uint32_t)atoi(optarg); break;
-		case 'P': o.depth = (unsigned)atoi(optarg); break;
-		case 'w': o.setfrac = atof(optarg); break;
-		case 'x': o.prefix = optarg; break;
-		case 'S': o.seed = strtoull(optarg, NULL, 0); break;
-		case 'O': o.mode = MODE_POPULATE; break;
-		case 'V': o.mode = MODE_VERIFY; break;
-		default: usage();
+		case 'H':
+			o.host = optarg;
+			break;
+		case 'p':
+			o.port = (uint16_t)atoi(optarg);
+			break;
+		case 'c':
+			o.conns = (unsigned)atoi(optarg);
+			break;
+		case 't':
+			o.seconds = atof(optarg);
+			break;
+		case 'n':
+			o.keys = (uint32_t)atoi(optarg);
+			break;
+		case 's':
+			o.vsize = (uint32_t)atoi(optarg);
+			break;
+		case 'P':
+			o.depth = (unsigned)atoi(optarg);
+			break;
+		case 'w':
+			o.setfrac = atof(optarg);
+			break;
+		case 'x':
+			o.prefix = optarg;
+			break;
+		case 'S':
+			o.seed = strtoull(optarg, NULL, 0);
+			break;
+		case 'O':
+			o.mode = MODE_POPULATE;
+			break;
+		case 'V':
+			o.mode = MODE_VERIFY;
+			break;
+		default:
+			usage();
 		}
 	}
 	if (!o.port || !o.conns || o.depth < 1 || o.depth > MAX_DEPTH ||
 	    o.vsize < 24 || !o.keys)
 		usage();
+	{
+		/* Thousands of connections: use the whole descriptor limit. */
+		struct rlimit rl;
+
+		if (!getrlimit(RLIMIT_NOFILE, &rl)) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	signal(SIGINT, on_sig);
 	signal(SIGTERM, on_sig);
 	signal(SIGPIPE, SIG_IGN);
