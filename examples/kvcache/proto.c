@@ -111,7 +111,10 @@ static bool parse_i32(const struct token *t, int32_t *v)
 	return true;
 }
 
-/* Strip a trailing noreply. Return: the token count without it. */
+/*
+ * As memcached's set_noreply_maybe(): a last token "noreply" silences the
+ * answer.  Return: the token count without it.
+ */
 static size_t noreply_check(struct conn *c, struct token *t, size_t n)
 {
 	if (n > 1 && tok_is(&t[n - 1], "noreply")) {
@@ -119,6 +122,15 @@ static size_t noreply_check(struct conn *c, struct token *t, size_t n)
 		return n - 1;
 	}
 	return n;
+}
+
+/* memcached answers a wrong number of tokens with a bare ERROR. */
+static bool want_tokens(struct conn *c, size_t n, size_t lo, size_t hi)
+{
+	if (n >= lo && n <= hi)
+		return true;
+	reply_err(c, "ERROR");
+	return false;
 }
 
 static void out_value(struct conn *c, struct kv_item *it, bool with_cas)
@@ -201,8 +213,10 @@ static ssize_t cmd_store(struct conn *c, struct token *t, size_t n,
 	struct kv_item *it;
 	const char *msg;
 
-	n = noreply_check(c, t, n);
-	if (n != want || t[1].len > KEY_MAX_LENGTH) {
+	if (!want_tokens(c, n, want, want + 1))
+		return 0;
+	noreply_check(c, t, n); /* another extra token is ignored */
+	if (t[1].len > KEY_MAX_LENGTH) {
 		reply_err(c, "CLIENT_ERROR bad command line format");
 		return 0;
 	}
@@ -266,16 +280,18 @@ static ssize_t cmd_store(struct conn *c, struct token *t, size_t n,
 
 static void cmd_delete(struct conn *c, struct token *t, size_t n)
 {
-	n = noreply_check(c, t, n);
-	if (n == 3 && !tok_is(&t[2], "0")) {
-		reply_err(
-			c,
-			"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]");
+	if (!want_tokens(c, n, 2, 4))
 		return;
-	}
-	if (n < 2 || n > 3) {
-		reply_err(c, "ERROR");
-		return;
+	if (n > 2) {
+		bool zero = tok_is(&t[2], "0");
+		bool nr = noreply_check(c, t, n) != n;
+
+		if (!((n == 3 && (zero || nr)) || (n == 4 && zero && nr))) {
+			reply_err(
+				c,
+				"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]");
+			return;
+		}
 	}
 	if (t[1].len > KEY_MAX_LENGTH) {
 		reply_err(c, "CLIENT_ERROR bad command line format");
@@ -295,11 +311,9 @@ static void cmd_delta(struct conn *c, struct token *t, size_t n, bool incr)
 	uint64_t delta, v;
 	char buf[24];
 
-	n = noreply_check(c, t, n);
-	if (n != 3) {
-		reply_err(c, "ERROR");
+	if (!want_tokens(c, n, 3, 4))
 		return;
-	}
+	noreply_check(c, t, n);
 	if (t[1].len > KEY_MAX_LENGTH) {
 		reply_err(c, "CLIENT_ERROR bad command line format");
 		return;
@@ -340,11 +354,9 @@ static void cmd_touch(struct conn *c, struct token *t, size_t n)
 	struct kv_item *it;
 	int32_t e;
 
-	n = noreply_check(c, t, n);
-	if (n != 3) {
-		reply_err(c, "ERROR");
+	if (!want_tokens(c, n, 3, 4))
 		return;
-	}
+	noreply_check(c, t, n);
 	if (t[1].len > KEY_MAX_LENGTH) {
 		reply_err(c, "CLIENT_ERROR bad command line format");
 		return;
@@ -369,9 +381,11 @@ static void cmd_flush(struct conn *c, struct token *t, size_t n)
 {
 	int32_t delay = 0;
 
+	if (!want_tokens(c, n, 1, 3))
+		return;
 	n = noreply_check(c, t, n);
-	if (n > 2 || (n == 2 && !parse_i32(&t[1], &delay))) {
-		reply_err(c, "CLIENT_ERROR bad command line format");
+	if (n >= 2 && !parse_i32(&t[1], &delay)) {
+		reply_err(c, "CLIENT_ERROR invalid exptime argument");
 		return;
 	}
 	store->stats.cmd_flush++;
