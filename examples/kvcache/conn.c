@@ -189,7 +189,8 @@ static void conn_close(struct conn *c)
 	 * While an update is under way the library keeps its reference: the
 	 * next image (or the sweep after a cancel) lets it go.
 	 */
-	if (can_unpreserve && !kvlu_unpreserve(r->token)) {
+	if (!c->preserved || (can_unpreserve && !kvlu_unpreserve(r->token))) {
+		c->preserved = false;
 		r->state = CONN_FREE;
 		free_slots[nfree_slots++] = slot;
 	} else {
@@ -330,6 +331,7 @@ int conn_attach(uint32_t slot, int fd, bool adopted)
 	c->rec = r;
 	c->fd = fd;
 	c->events = 0;
+	c->preserved = false;
 	c->rbuf = c->wbuf = NULL;
 	if (adopted) {
 		if (r->rlen > r->rcap || r->wpos > r->wlen ||
@@ -406,6 +408,7 @@ static void accept_new(void)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		r->state = CONN_OPEN;
 		conn_attach(slot, fd, false);
+		conns[slot].preserved = true;
 		store->stats.total_connections++;
 		ep_set(&conns[slot], EPOLLIN);
 	}
@@ -487,6 +490,51 @@ int conns_for_each_open(int (*fn)(uint32_t slot, int fd, uint64_t token))
 	return 0;
 }
 
+static uint32_t represerve_next = UINT32_MAX;
+
+/**
+ * conns_represerve() - put adopted connections into this image's session
+ * @budget: most connections to do now; 0 for all of them.
+ *
+ * The new image serves first and re-preserves its adopted connections a
+ * batch per loop iteration (about 15 µs each here, far more than the rest
+ * of the blackout with thousands of clients).  Every path to an update
+ * (SIGUSR1, any control command) first calls this with 0, so no update can
+ * begin with a connection left out.  The first call starts the walk.
+ *
+ * Return: true when every open connection is preserved.
+ */
+bool conns_represerve(uint32_t budget)
+{
+	uint32_t done = 0;
+
+	if (represerve_next == UINT32_MAX)
+		represerve_next = 0;
+	for (; represerve_next < root->maxconns; represerve_next++) {
+		struct conn *c = &conns[represerve_next];
+		int err;
+
+		if (budget && done == budget)
+			return false;
+		if (conn_recs[represerve_next].state != CONN_OPEN ||
+		    c->fd < 0 || c->preserved)
+			continue;
+		err = kvlu_preserve(c->fd, c->rec->token);
+		if (err) {
+			/* It would be lost by the next update: say so now. */
+			fprintf(stderr,
+				"kvcache: cannot preserve connection %u again (%s): closing it\n",
+				represerve_next, strerror(-err));
+			store->stats.conn_errors++;
+			conn_close(c);
+			continue;
+		}
+		c->preserved = true;
+		done++;
+	}
+	return true;
+}
+
 static void on_signal(void)
 {
 	struct signalfd_siginfo si;
@@ -529,8 +577,13 @@ int event_loop(void)
 
 		epoll_ctl(epfd, EPOLL_CTL_ADD, cfd, &ev);
 	}
+	bool represerving = represerve_next != UINT32_MAX;
+
 	while (!stopping) {
 		int n;
+
+		if (represerving)
+			represerving = !conns_represerve(256);
 
 		if (liveupdate_get_state() == LIVEUPDATE_STATE_FROZEN) {
 			wait_frozen();
@@ -538,7 +591,7 @@ int event_loop(void)
 		}
 		if (want_sweep)
 			conns_sweep();
-		n = epoll_wait(epfd, evs, 256, 1000);
+		n = epoll_wait(epfd, evs, 256, represerving ? 0 : 1000);
 		for (int i = 0; i < n; i++) {
 			uint64_t d = evs[i].data.u64;
 

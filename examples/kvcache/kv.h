@@ -245,6 +245,7 @@ struct conn {
 	char *rbuf, *wbuf;
 	uint32_t events;
 	bool noreply;
+	bool preserved; /* in this image's session (see conns_represerve()) */
 	size_t need; /* size of the incomplete request at the input's start */
 };
 
@@ -283,6 +284,7 @@ void conns_go(void);
 int conn_attach(uint32_t slot, int fd, bool adopted);
 void conn_start(uint32_t slot);
 int conns_for_each_open(int (*fn)(uint32_t slot, int fd, uint64_t token));
+bool conns_represerve(uint32_t budget);
 int event_loop(void);
 void conns_pause_accept(bool pause);
 void conns_sweep(void);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 int kvlu_start(void);
+void kvlu_stop(void);
 int kvlu_preserve(int fd, uint64_t token);
 int kvlu_unpreserve(uint64_t token);
 int kvlu_update(const char *why);

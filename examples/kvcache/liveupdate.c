@@ -31,6 +31,8 @@
 struct kv_root *root;
 
 static struct luo_session *session;
+static uint64_t t_retrieved, t_preserved; /* for -v: where the blackout goes */
+static uint32_t conns_kept;
 static uint64_t incoming;
 static bool have_incoming;
 static char **exec_argv;
@@ -96,18 +98,11 @@ int kvlu_unpreserve(uint64_t token)
 	return liveupdate_session_unpreserve_fd(session, token);
 }
 
-static int preserve_conn(uint32_t slot, int fd, uint64_t token)
-{
-	int err = kvlu_preserve(fd, token);
-
-	if (err)
-		fprintf(stderr,
-			"kvcache: cannot preserve connection %u again: %s\n",
-			slot, strerror(-err));
-	return err;
-}
-
-/* The outgoing session of this image, with everything in it. */
+/*
+ * The outgoing session of this image, with the listener in it.  Adopted
+ * connections join it from the event loop (conns_represerve()), so that
+ * the new image serves again without waiting for thousands of preserves.
+ */
 static int new_session(void)
 {
 	int err = liveupdate_create_session(SESSION_NAME, &session);
@@ -118,13 +113,11 @@ static int new_session(void)
 		return err;
 	}
 	err = kvlu_preserve(listen_fd, KV_LISTEN_TOKEN);
-	if (err) {
+	if (err)
 		fprintf(stderr,
 			"kvcache: cannot preserve the listening socket: %s\n",
 			strerror(-err));
-		return err;
-	}
-	return conns_for_each_open(preserve_conn);
+	return err;
 }
 
 static int fresh_start(void)
@@ -247,7 +240,8 @@ static uint32_t adopt_fds(struct luo_session *in)
 	return kept;
 }
 
-static void report_update(uint32_t kept)
+/* The blackout: from the old image's freeze to serving again, now. */
+static void report_update(void)
 {
 	struct liveupdate_timing t;
 	uint64_t now = kv_mono_ns();
@@ -259,8 +253,14 @@ static void report_update(uint32_t kept)
 	printf("kvcache v%d: pid %d, live update #%llu from v%u: %llu items, %u connections kept, blackout %.3f ms (adopted after %.3f ms)\n",
 	       KV_VERSION, (int)getpid(),
 	       (unsigned long long)liveupdate_get_num(), root->version,
-	       (unsigned long long)store->stats.curr_items, kept,
+	       (unsigned long long)store->stats.curr_items, conns_kept,
 	       (now - t.freeze_ns) / 1e6, (t.adopted_ns - t.freeze_ns) / 1e6);
+	kv_log(1,
+	       "kvcache: blackout: freeze to exec %.3f ms, exec to adopted %.3f ms, descriptors retrieved +%.3f ms, session made +%.3f ms, pending work resumed +%.3f ms\n",
+	       (t.exec_ns - t.freeze_ns) / 1e6,
+	       (t.adopted_ns - t.exec_ns) / 1e6,
+	       (t_retrieved - t.adopted_ns) / 1e6,
+	       (t_preserved - t_retrieved) / 1e6, (now - t_preserved) / 1e6);
 }
 
 static void start_control(void);
@@ -298,6 +298,7 @@ static int updated_start(void)
 		kept = adopt_fds(in);
 	else
 		memset(conn_recs, 0, root->maxconns * sizeof(*conn_recs));
+	conns_kept = kept;
 	if (in)
 		liveupdate_session_finish(in);
 	/* Before finish: the control socket's own session must be retrieved. */
@@ -312,7 +313,7 @@ static int updated_start(void)
 			return listen_fd;
 		root->has_listener = 1;
 	}
-	report_update(kept);
+	t_retrieved = kv_mono_ns();
 	if (root->maxconns != settings.maxconns ||
 	    store->mem_limit / 1048576 != settings.mem_limit / 1048576)
 		kv_log(1,
@@ -320,7 +321,9 @@ static int updated_start(void)
 		       (unsigned long long)(store->mem_limit >> 20),
 		       root->maxconns);
 	settings.maxconns = root->maxconns;
-	return new_session();
+	err = new_session();
+	t_preserved = kv_mono_ns();
+	return err;
 }
 
 static void start_control(void)
@@ -341,6 +344,17 @@ static void start_control(void)
 #endif
 }
 
+/**
+ * kvlu_stop() - stop serving the control socket (at exit)
+ */
+void kvlu_stop(void)
+{
+#ifdef KV_HAVE_CONTROL
+	luo_control_stop(ctl);
+	ctl = NULL;
+#endif
+}
+
 int kvlu_control_fd(void)
 {
 #ifdef KV_HAVE_CONTROL
@@ -353,8 +367,10 @@ int kvlu_control_fd(void)
 void kvlu_control_dispatch(void)
 {
 #ifdef KV_HAVE_CONTROL
-	if (ctl)
+	if (ctl) {
+		conns_represerve(0); /* the command may be an update */
 		luo_control_dispatch(ctl);
+	}
 #endif
 }
 
@@ -422,6 +438,10 @@ int kvlu_start(void)
 		return err;
 	conns_go();
 	conns_for_each_open(start_one);
+	if (t_preserved) {
+		conns_represerve(1); /* start the walk; the loop goes on */
+		report_update();
+	}
 	return 0;
 }
 
@@ -439,6 +459,7 @@ int kvlu_update(const char *why)
 
 	kv_log(1, "kvcache v%d: live update into %s (%s)\n", KV_VERSION, path,
 	       why);
+	conns_represerve(0);
 	err = liveupdate_prepare();
 	if (err) {
 		fprintf(stderr, "kvcache: prepare refused: %s; still serving\n",

@@ -257,6 +257,7 @@ int main(int argc, char **argv)
 	if (err)
 		return 1;
 	event_loop();
+	kvlu_stop();
 	kv_log(1, "kvcache v%d: exiting\n", KV_VERSION);
 	return 0;
 bad:
