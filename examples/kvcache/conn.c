@@ -506,8 +506,12 @@ static uint32_t represerve_next = UINT32_MAX;
  */
 bool conns_represerve(uint32_t budget)
 {
+	enum liveupdate_state st = liveupdate_get_state();
 	uint32_t done = 0;
 
+	/* Only possible in NORMAL and UPDATED: never close anyone otherwise. */
+	if (st != LIVEUPDATE_STATE_NORMAL && st != LIVEUPDATE_STATE_UPDATED)
+		return false;
 	if (represerve_next == UINT32_MAX)
 		represerve_next = 0;
 	for (; represerve_next < root->maxconns; represerve_next++) {

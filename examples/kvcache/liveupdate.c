@@ -460,7 +460,10 @@ int kvlu_update(const char *why)
 	kv_log(1, "kvcache v%d: live update into %s (%s)\n", KV_VERSION, path,
 	       why);
 	conns_represerve(0);
-	err = liveupdate_prepare();
+	/* Prepared already (luoctl prepare): go on from there. */
+	err = liveupdate_get_state() == LIVEUPDATE_STATE_PREPARED
+		      ? 0
+		      : liveupdate_prepare();
 	if (err) {
 		fprintf(stderr, "kvcache: prepare refused: %s; still serving\n",
 			strerror(-err));
