@@ -72,6 +72,7 @@ run() {
 	[ "$(grep -c 'live update #' "$KV_LOG")" = "$updates" ] || fail "not $updates updates ($label)"
 	! grep -q "lost in the update\|cannot preserve" "$KV_LOG" || fail "connection lost ($label)"
 	cp "$KV_LOG" "$KV_DIR/$label.log"
+	cut -d' ' -f1-3 /proc/loadavg >"$KV_DIR/$label.loadavg"
 	cat "$KV_DIR/$label.load" "$KV_DIR/$label.verify"
 	kv_cleanup_server
 }
@@ -109,6 +110,9 @@ mkdir -p "$OUT"
 	echo "keys) and memcaslap -T 1 -c 16 (verifying 10% of gets), both for ${secs} s,"
 	echo "all on the same machine.  Updates alternate v1/v2, half by SIGUSR1, half"
 	echo "by \`luoctl update\`, one every ${INTERVAL} s."
+	echo
+	echo "Load average (1, 5, 15 min) at the end of each run, other users'"
+	echo "work included: no update $(cat "$KV_DIR/base.loadavg"), with updates $(cat "$KV_DIR/upd.loadavg")."
 	echo
 	echo "| run | updates | kvload req/s | p50 µs | p99 µs | p99.9 µs | max µs | memcaslap ops/s | errors | conn errors | lost/changed values |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|"

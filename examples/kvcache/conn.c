@@ -33,9 +33,8 @@
 #include "kv.h"
 #include "kvlu.h"
 
-#define RBUF_INIT 2048
-#define WBUF_INIT 2048
-#define WBUF_KEEP (256u << 10) /* shrink an idle output buffer above this */
+#define BUF_MIN 2048	       /* first size of an input or output buffer */
+#define WBUF_KEEP (256u << 10) /* free an idle buffer larger than this */
 #define EV_LISTEN UINT64_MAX
 #define EV_SIGNAL (UINT64_MAX - 1)
 #define EV_CONTROL (UINT64_MAX - 2)
@@ -58,7 +57,7 @@ uint32_t conn_count(void)
 static int buf_grow(char **buf, uint64_t *off, uint32_t *cap, uint32_t used,
 		    size_t want)
 {
-	size_t ncap = *cap ? *cap : 1024;
+	size_t ncap = *cap ? *cap : BUF_MIN;
 	void *n;
 	int err;
 
@@ -249,27 +248,29 @@ static int conn_flush(struct conn *c)
 /* Parse what came in, send what is due, decide what to wait for. */
 static void conn_run(struct conn *c)
 {
-	enum proto_result res = PROTO_OK;
+	struct kv_conn_rec *r = c->rec;
 	int f;
 
-	if (c->rec->rlen && !(c->rec->flags & CONN_CLOSE_AFTER_WRITE))
-		res = proto_process(c);
-	if (res == PROTO_CLOSE)
-		c->rec->flags |= CONN_CLOSE_AFTER_WRITE;
-	f = conn_flush(c);
-	if (f < 0 || (f == 0 && (c->rec->flags & CONN_CLOSE_AFTER_WRITE))) {
-		conn_close(c);
-		return;
-	}
-	if (f == 0 && res == PROTO_BLOCKED) {
-		/* Output drained: the rest of the pipeline can go on. */
-		res = proto_process(c);
+	for (;;) {
+		enum proto_result res = PROTO_OK;
+
+		if (r->rlen && !(r->flags & CONN_CLOSE_AFTER_WRITE))
+			res = proto_process(c);
+		if (res == PROTO_CLOSE)
+			r->flags |= CONN_CLOSE_AFTER_WRITE;
 		f = conn_flush(c);
-		if (f < 0) {
+		if (f < 0 || (f == 0 && (r->flags & CONN_CLOSE_AFTER_WRITE))) {
 			conn_close(c);
 			return;
 		}
+		/* Stopped for the output, which has drained: go on. */
+		if (f != 0 || res != PROTO_BLOCKED)
+			break;
 	}
+	/* A large request came and went: do not keep its buffer. */
+	if (!r->rlen && r->rcap > WBUF_KEEP &&
+	    liveupdate_get_state() != LIVEUPDATE_STATE_FROZEN)
+		buf_release(&c->rbuf, &r->rbuf_off, &r->rcap);
 	/* Stop reading while the client does not read its answers. */
 	ep_set(c, f ? EPOLLOUT : EPOLLIN);
 }

@@ -1,16 +1,28 @@
 #!/bin/bash
 # A request half received when the update begins completes afterwards on
 # the same connection; so does a pipelined batch whose output was pending;
-# the connection, the data set and the stats counters survive.
+# the connection, the data set and the stats counters survive.  First an
+# update whose exec fails (the target is missing): cancelled, nothing lost.
 # usage: half_request.sh KVCACHE KVCACHE_V2
 set -u
 . "$(dirname "$0")/lib.sh"
 trap kv_cleanup EXIT
 
 V1=$1 V2=$2
-kv_start "$V1" --update-to "$V2" || fail "kvcache did not start"
+KV_DIR=$(mktemp -d)
+cp "$V2" "$KV_DIR/target"
+kv_start "$V1" --update-to "$KV_DIR/target" || fail "kvcache did not start"
 
 exec 3<>/dev/tcp/127.0.0.1/"$KV_PORT" || fail "connect"
+rm "$KV_DIR/target"
+kill -USR1 "$KV_PID"
+for _ in $(seq 50); do
+	grep -q "still serving" "$KV_LOG" && break
+	sleep 0.1
+done
+grep -q "update into .* failed: No such file or directory; still serving" "$KV_LOG" ||
+	fail "no failed update reported"
+cp "$V2" "$KV_DIR/target"
 # A whole set, then a set whose data is cut in the middle, then half a
 # command line.
 printf 'set k1 7 0 5\r\nhello\r\nset big 3 0 10\r\n01234' >&3
