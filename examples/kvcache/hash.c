@@ -39,9 +39,7 @@ uint64_t hash_key(const char *key, size_t nkey)
 /* An item good enough to compare keys with: see item_at() for the rest. */
 static bool item_sane(const struct kv_item *it)
 {
-	return it->clsid < store->nclasses && it->nkey <= KEY_MAX_LENGTH &&
-	       (it->iflags & ITEM_LINKED) &&
-	       item_total(it->nkey, it->nbytes) <= store->cls[it->clsid].size;
+	return (it->iflags & ITEM_LINKED) && item_valid(it);
 }
 
 /**

@@ -182,6 +182,30 @@ static inline uint64_t item_off(const struct kv_item *it)
 	return it ? (uint64_t)((const char *)it - store_base) : 0;
 }
 
+/**
+ * item_valid() - whether an item from item_at() is a whole chunk of its class
+ * @it: the item.
+ *
+ * Checks the class, that the item starts on a chunk boundary of its page
+ * (so key and value stay inside the slab pages) and that its lengths fit
+ * the chunk.  Used before an item found by following links is trusted.
+ *
+ * Return: true if it can be used.
+ */
+static inline bool item_valid(const struct kv_item *it)
+{
+	uint64_t in_page = (item_off(it) - store->slab_off) % store->page_size;
+	const struct kv_class *c;
+
+	if (it->clsid >= store->nclasses)
+		return false;
+	c = &store->cls[it->clsid];
+	return in_page % c->size == 0 &&
+	       in_page + c->size <= store->page_size &&
+	       it->nkey <= KEY_MAX_LENGTH &&
+	       item_total(it->nkey, it->nbytes) <= c->size;
+}
+
 /* hash.c */
 uint64_t hash_key(const char *key, size_t nkey);
 struct kv_item *hash_find(const char *key, size_t nkey, uint64_t hv);

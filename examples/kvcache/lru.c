@@ -69,7 +69,8 @@ struct kv_item *lru_tail(unsigned clsid)
 {
 	struct kv_item *it = item_at(store->cls[clsid].lru_tail);
 
-	if (it && (!(it->iflags & ITEM_LINKED) || it->clsid != clsid)) {
+	if (it && (!(it->iflags & ITEM_LINKED) || it->clsid != clsid ||
+		   !item_valid(it))) {
 		/* A corrupt list: forget it rather than evict junk. */
 		store->cls[clsid].lru_head = store->cls[clsid].lru_tail = 0;
 		return NULL;

@@ -198,7 +198,8 @@ struct kv_item *slabs_alloc(size_t total, unsigned clsid)
 	if (!c->free_head && !slabs_grow(c, clsid))
 		return NULL;
 	it = item_at(c->free_head);
-	if (!it || !(it->iflags & ITEM_SLABBED) || it->clsid != clsid) {
+	if (!it || !(it->iflags & ITEM_SLABBED) || it->clsid != clsid ||
+	    !item_valid(it)) {
 		/* A broken free list: drop it rather than hand out junk. */
 		fprintf(stderr,
 			"kvcache: class %u free list is corrupt at %#llx; dropping it\n",
