@@ -6,6 +6,7 @@
  * chains short without ever rehashing, so an update never finds a table
  * half way through an expansion.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "kv.h"
@@ -52,19 +53,29 @@ static bool item_sane(const struct kv_item *it)
  */
 struct kv_item *hash_find(const char *key, size_t nkey, uint64_t hv)
 {
-	uint64_t *b = &buckets()[hv & (store->hash_buckets - 1)];
+	uint64_t *b = &buckets()[hv & (store->hash_buckets - 1)], *link = b;
 	unsigned hops = 0;
+	static unsigned reported;
 
-	for (struct kv_item *it = item_at(*b); it; it = item_at(it->h_next)) {
-		if (!item_sane(it) || ++hops > 1000000) {
-			/* Cut a corrupt chain; the items after are lost. */
-			*b = 0;
+	for (;;) {
+		struct kv_item *it = item_at(*link);
+
+		if (!*link)
+			return NULL;
+		if (!it || !item_sane(it) || ++hops > 1000000) {
+			/* Cut a corrupt chain there; the items after are lost. */
+			if (reported++ < 10)
+				fprintf(stderr,
+					"kvcache: hash bucket %llu: no item at %#llx; chain cut there\n",
+					(unsigned long long)(b - buckets()),
+					(unsigned long long)*link);
+			*link = 0;
 			return NULL;
 		}
 		if (it->nkey == nkey && !memcmp(item_key(it), key, nkey))
 			return it;
+		link = &it->h_next;
 	}
-	return NULL;
 }
 
 /**

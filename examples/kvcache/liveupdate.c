@@ -40,9 +40,57 @@ static char **exec_argv;
 static struct luo_control *ctl;
 #endif
 
+/*
+ * Tests only (tests/kvcache/corrupt.sh): damage what the next image gets,
+ * to show that it refuses or cuts what does not check out, never crashes.
+ */
+static void test_corrupt(void)
+{
+	const char *what = getenv("KVCACHE_TEST_CORRUPT");
+	uint64_t *b = (uint64_t *)(store_base + store->hash_off);
+
+	if (!what)
+		return;
+	fprintf(stderr, "kvcache: test: corrupting the handover (%s)\n", what);
+	if (!strcmp(what, "store-magic")) {
+		store->magic = 0;
+	} else if (!strcmp(what, "store-size")) {
+		store->npages = store->npages * 4 + 1;
+	} else if (!strcmp(what, "root")) {
+		root->store_off += 4096;
+	} else if (!strcmp(what, "buckets")) {
+		/* Odd, mid-chunk, past the end. */
+		for (uint64_t i = 0; i < store->hash_buckets; i++) {
+			if (!b[i])
+				continue;
+			if (i % 3 == 0)
+				b[i] = store->slab_off + 13;
+			else if (i % 3 == 1)
+				b[i] = store->slab_off + 8;
+			else
+				b[i] = store->region_size + 4096;
+		}
+	} else {
+		bool lengths = !strcmp(what, "conn-lengths");
+
+		for (uint32_t i = 0; i < root->maxconns; i++) {
+			struct kv_conn_rec *r = &conn_recs[i];
+
+			if (r->state != CONN_OPEN || !r->rcap)
+				continue;
+			if (lengths)
+				r->rlen = r->rcap + 1;
+			else
+				r->rbuf_off += 64;
+			break;
+		}
+	}
+}
+
 static int kv_prepare(struct liveupdate_subsystem *h, uint64_t *data)
 {
 	(void)h;
+	test_corrupt();
 	conns_pause_accept(true);
 	root->version = KV_VERSION;
 	*data = kho_ptr_to_offset(root);
@@ -277,7 +325,13 @@ static int updated_start(void)
 			"kvcache: refusing the handover; starting with an empty cache\n");
 		start_control();
 		liveupdate_finish();
-		return fresh_start();
+		err = fresh_start();
+		if (!err)
+			printf("kvcache v%d: pid %d, fresh start after a refused handover, %llu MiB, port %u\n",
+			       KV_VERSION, (int)getpid(),
+			       (unsigned long long)(store->mem_limit >> 20),
+			       settings.port);
+		return err;
 	}
 	err = conns_setup(root->maxconns);
 	if (err)
