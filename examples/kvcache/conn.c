@@ -48,6 +48,11 @@ static uint32_t *free_slots, nfree_slots, nopen;
 static int epfd = -1, sigfd = -1;
 static bool accept_paused, stopping;
 
+/**
+ * conn_count() - connections open now
+ *
+ * Return: the count, for stats.
+ */
 uint32_t conn_count(void)
 {
 	return nopen;
@@ -137,6 +142,13 @@ int conn_out(struct conn *c, const void *data, size_t len)
 	return 0;
 }
 
+/**
+ * conn_printf() - append formatted output (one short line) for a connection
+ * @c: the connection.
+ * @fmt: printf format; the result is cut at 511 bytes.
+ *
+ * Return: 0 or a negative errno.
+ */
 int conn_printf(struct conn *c, const char *fmt, ...)
 {
 	char buf[512];

@@ -409,6 +409,11 @@ void kvlu_stop(void)
 #endif
 }
 
+/**
+ * kvlu_control_fd() - the control socket's descriptor for the event loop
+ *
+ * Return: the descriptor, or -1 without a control socket.
+ */
 int kvlu_control_fd(void)
 {
 #ifdef KV_HAVE_CONTROL
@@ -418,11 +423,17 @@ int kvlu_control_fd(void)
 #endif
 }
 
+/**
+ * kvlu_control_dispatch() - serve the control socket once it is readable
+ *
+ * Every adopted connection is preserved first: the command may be an
+ * update, which does not return here when it succeeds.
+ */
 void kvlu_control_dispatch(void)
 {
 #ifdef KV_HAVE_CONTROL
 	if (ctl) {
-		conns_represerve(0); /* the command may be an update */
+		conns_represerve(0);
 		luo_control_dispatch(ctl);
 	}
 #endif
