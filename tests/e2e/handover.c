@@ -866,6 +866,22 @@ static int mut_shrink_payload(struct ctx *c, const struct kase *k)
 	return 0;
 }
 
+/*
+ * Leave payload_size alone but checksum only the first @val bytes: what
+ * the parsers read beyond them would not be covered by any CRC.
+ */
+static int mut_shrink_checked(struct ctx *c, const struct kase *k)
+{
+	struct kho_block_header h;
+	uint64_t off = tgt(k->target);
+
+	memcpy(&h, c->p + off, sizeof(h));
+	h.checked_size = k->val;
+	memcpy(c->p + off, &h, sizeof(h));
+	resign_block(c, off);
+	return 0;
+}
+
 /* Copy the header of block @target over the header of block @ref. */
 static int mut_copy_header(struct ctx *c, const struct kase *k)
 {
@@ -1274,6 +1290,30 @@ static const struct kase cases[] = {
 	 .flags = RESIGNED,
 	 .fn = mut_shrink_payload,
 	 .target = T_B_LUO,
+	 .val = 64},
+	{.name = "blk-ser-checked-shrunk",
+	 .expect = -EBADMSG,
+	 .flags = RESIGNED,
+	 .fn = mut_shrink_checked,
+	 .target = T_B_SER,
+	 .val = 8},
+	{.name = "blk-luo-fdt-checked-shrunk",
+	 .expect = -EBADMSG,
+	 .flags = RESIGNED,
+	 .fn = mut_shrink_checked,
+	 .target = T_B_LUO,
+	 .val = 64},
+	{.name = "blk-root-fdt-checked-shrunk",
+	 .expect = -EBADMSG,
+	 .flags = RESIGNED,
+	 .fn = mut_shrink_checked,
+	 .target = T_B_ROOT,
+	 .val = 64},
+	{.name = "blk-user-fdt-checked-shrunk",
+	 .expect = -EBADMSG,
+	 .flags = RESIGNED,
+	 .fn = mut_shrink_checked,
+	 .target = T_B_USER,
 	 .val = 64},
 	/* identical headers but for the offset seed of their CRC */
 	{.name = "blk-header-copied-to-twin",
