@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../src/luo_control_proto.h"
 #include "luoctl.h"
 
 static bool json;
@@ -35,21 +36,6 @@ static void usage(FILE *f)
 		"  device PATH requested 0|1    ask for a device to be kept (or not)\n"
 		"  dump [incoming|outgoing] [--blob NAME]\n"
 		"                               the handover as device-tree source\n");
-}
-
-static int default_path(const char *name, char *path, size_t len)
-{
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	int n;
-
-	if (geteuid() == 0)
-		n = snprintf(path, len, "/run/luo/%s.sock", name);
-	else if (xdg && *xdg == '/')
-		n = snprintf(path, len, "%s/luo/%s.sock", xdg, name);
-	else
-		n = snprintf(path, len, "/tmp/luo-%u/%s.sock",
-			     (unsigned)geteuid(), name);
-	return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
 static int lost(int code)
@@ -321,7 +307,7 @@ int main(int argc, char **argv)
 		case 's':
 			service = optarg;
 			snprintf(target, sizeof(target), "-s %s", optarg);
-			if (default_path(optarg, path, sizeof(path))) {
+			if (ctl_default_path(optarg, path, sizeof(path))) {
 				fprintf(stderr, "luoctl: name too long\n");
 				return EXIT_USAGE;
 			}
