@@ -10,6 +10,7 @@
 #define LUO_LUO_H
 
 #include <luo/abi.h>
+#include <luo/device.h>
 #include <luo/kho.h>
 #include <luo/liveupdate.h>
 #include <luo/session.h>
