@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -473,9 +474,11 @@ static void info_of(const struct luo_device_lu *lu,
 		    struct liveupdate_device_info *info)
 {
 	memset(info, 0, sizeof(*info));
-	strcpy(info->path, lu->path);
-	strcpy(info->bus, luo_device_bus_name(lu->dev));
-	strcpy(info->driver, luo_device_driver_name(lu->dev));
+	snprintf(info->path, sizeof(info->path), "%s", lu->path);
+	snprintf(info->bus, sizeof(info->bus), "%s",
+		 luo_device_bus_name(lu->dev));
+	snprintf(info->driver, sizeof(info->driver), "%s",
+		 luo_device_driver_name(lu->dev));
 	info->depth = lu->depth;
 	info->registered = true;
 	info->requested = FLAG_GET(lu->requested);

@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -848,6 +849,90 @@ static void test_cross_participant_order(void **state)
 	assert_int_equal(liveupdate_unregister_subsystem(&sub), 0);
 }
 
+/* ---- threads: the registry changes while updates come and go ---- */
+
+#define CHURN 32
+
+static struct {
+	int bad, done, cycles, busy;
+} churn_st;
+
+static int count_cb(const struct liveupdate_device_info *info, void *arg)
+{
+	(void)info;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void *churn(void *arg)
+{
+	bool on[CHURN] = {false};
+	int r;
+
+	(void)arg;
+	for (int round = 0;
+	     round < 400 ||
+	     __atomic_load_n(&churn_st.cycles, __ATOMIC_SEQ_CST) < 200;
+	     round++) {
+		for (int i = 1; i <= CHURN; i++) {
+			if (!on[i - 1]) {
+				r = reg(i);
+				churn_st.bad += r != 0;
+				on[i - 1] = !r;
+			}
+			r = liveupdate_device_request(&T[i].dev, round % 3);
+			churn_st.bad += r && r != -EBUSY;
+			churn_st.busy += r == -EBUSY;
+		}
+		for (int i = CHURN; i >= 1; i--) {
+			if (i % 2 && round % 5)
+				continue;
+			r = liveupdate_device_unregister(&T[i].dev);
+			churn_st.bad += r && r != -EBUSY;
+			on[i - 1] = r != 0;
+		}
+	}
+	__atomic_store_n(&churn_st.done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	pthread_t th;
+	char name[16];
+	int cycles = 0;
+
+	(void)state;
+	add(-1, "pool", &sbus, &drv);
+	for (int i = 0; i < CHURN; i++) {
+		snprintf(name, sizeof(name), "w%d", i);
+		add(0, name, i % 2 ? &pbus : &sbus, &drv);
+	}
+	assert_int_equal(reg(0), 0);
+	memset(&churn_st, 0, sizeof(churn_st));
+	assert_int_equal(pthread_create(&th, NULL, churn, NULL), 0);
+	while (!__atomic_load_n(&churn_st.done, __ATOMIC_SEQ_CST) ||
+	       cycles < 20) {
+		int n = 0;
+
+		assert_int_equal(liveupdate_prepare(), 0);
+		assert_int_equal(liveupdate_device_foreach(count_cb, &n), 0);
+		assert_true(n >= 1 && n <= CHURN + 1);
+		if (cycles % 2)
+			assert_int_equal(liveupdate_freeze(), 0);
+		assert_int_equal(liveupdate_cancel(), 0);
+		cycles++;
+		__atomic_store_n(&churn_st.cycles, cycles, __ATOMIC_SEQ_CST);
+	}
+	print_message("%d updates cancelled while %d requests met -EBUSY\n",
+		      cycles, churn_st.busy);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(churn_st.bad, 0);
+	/* Every callback came in pairs: as many cancels as prepares. */
+	assert_int_equal(count_ev('P'), count_ev('C'));
+	assert_no_flags();
+}
+
 int main(void)
 {
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -864,6 +949,7 @@ int main(void)
 		T_(test_big_tree_shutdown_when_exec_fails),
 		T_(test_reboot_failure),
 		T_(test_cross_participant_order),
+		T_(test_threads),
 	};
 
 	return cmocka_run_group_tests_name("device", tests, NULL, NULL);
