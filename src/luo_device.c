@@ -210,6 +210,8 @@ int liveupdate_device_register(struct liveupdate_device *dev)
 	}
 	lu = calloc(1, sizeof(*lu) + len + 1);
 	if (!lu) {
+		pr_err("liveupdate_device_register(%s): out of memory",
+		       dev->name);
 		err = -ENOMEM;
 		goto out;
 	}
@@ -228,6 +230,8 @@ int liveupdate_device_register(struct liveupdate_device *dev)
 	err = luo_hash_add(&by_path, &lu->hnode,
 			   luo_device_path_hash(lu->path, len));
 	if (err) {
+		pr_err("liveupdate_device_register(%s): out of memory",
+		       lu->path);
 		free(lu);
 		goto out;
 	}
