@@ -233,8 +233,34 @@ static int cmd_update(struct client *c, int argc, char **argv)
 	}
 	if (finish && r.nrows &&
 	    !strcmp(row_get(&r.rows[0], "state") ?: "", "updated")) {
+		char *fin = "finish", *st = "status";
+		struct reply f;
+
 		reply_free(&r);
-		return cmd_simple(c, "finish");
+		code = client_send(c, 1, &fin);
+		if (!code)
+			code = client_reply(c, &f, NULL, NULL);
+		if (code)
+			return lost(code);
+		if (f.ok) {
+			if (!json)
+				printf("%s: finish done\n", c->name);
+			reply_free(&f);
+			return 0;
+		}
+		/* The service may have finished on its own meanwhile. */
+		code = request(c, 1, &st, &r);
+		if (!code && r.nrows &&
+		    !strcmp(row_get(&r.rows[0], "state") ?: "", "normal")) {
+			if (!json)
+				printf("%s: already finished by the service\n",
+				       c->name);
+		} else if (!code) {
+			code = refused(&f);
+		}
+		reply_free(&f);
+		reply_free(&r);
+		return code;
 	}
 	if (finish && !json)
 		printf("%s: already finished by the service\n", c->name);
@@ -371,7 +397,11 @@ int main(int argc, char **argv)
 						      "incoming_data",
 						      "outgoing_data", NULL});
 	else if (!strcmp(cmd, "devices") && argc == 1)
-		code = cmd_list(&c, 1, argv, NULL);
+		code = cmd_list(&c, 1, argv,
+				(const char *const[]){"path", "bus", "driver",
+						      "registered", "requested",
+						      "preserved", "reclaimed",
+						      NULL});
 	else if (!strcmp(cmd, "device") && argc == 4 &&
 		 !strcmp(argv[2], "requested") &&
 		 (!strcmp(argv[3], "0") || !strcmp(argv[3], "1")))
