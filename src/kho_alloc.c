@@ -380,6 +380,7 @@ int kho_walk_incoming(char *why, size_t whylen)
 		b = (struct kho_block){.off = off,
 				       .size = h->size,
 				       .payload_size = h->payload_size,
+				       .checked_size = h->checked_size,
 				       .flags = h->flags,
 				       .incoming = h->flags & KHO_BLOCK_USED};
 		if (kho_index_insert(kho.nblocks, &b) ||
@@ -495,7 +496,8 @@ int kho_incoming_block(uint64_t payload_off, size_t min_size, bool meta,
 
 	if (!b || (meta && !(b->flags & KHO_BLOCK_CHECKED)))
 		return -ENOENT;
-	if (b->payload_size < min_size)
+	/* Metadata is read only where its checksum covers it. */
+	if (b->payload_size < min_size || (meta && b->checked_size < min_size))
 		return -EINVAL;
 	*ptr = kho.base + payload_off;
 	return 0;

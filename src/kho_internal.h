@@ -23,8 +23,9 @@ struct kho_block {
 	uint64_t off;  /* offset of the block header */
 	uint64_t size; /* whole block, header included */
 	uint64_t payload_size;
-	uint32_t flags; /* KHO_BLOCK_* as in the header */
-	bool incoming;	/* came from the previous image, not restored yet */
+	uint64_t checked_size; /* incoming: payload bytes under the CRC */
+	uint32_t flags;	       /* KHO_BLOCK_* as in the header */
+	bool incoming; /* came from the previous image, not restored yet */
 };
 
 /* A published (outgoing) or received (incoming) client FDT. */

@@ -282,7 +282,8 @@ static int incoming_fdt(uint64_t off, char *why, size_t whylen,
 			why, whylen, -EBADMSG,
 			"%s at %#llx is not a preserved metadata block", what,
 			(unsigned long long)off);
-	if (!kho_fdt_valid(kho.base + off, b->payload_size))
+	/* Only the checksummed bytes may hold the FDT. */
+	if (!kho_fdt_valid(kho.base + off, b->checked_size))
 		return luo_reason(why, whylen, -EBADMSG,
 				  "%s at %#llx is not a valid FDT", what,
 				  (unsigned long long)off);

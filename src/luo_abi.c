@@ -3,7 +3,8 @@
  * The LUO client of the handover (ABI v2): an FDT with compatible "luo-v2"
  * whose "luo-abi-header" holds the offset of struct luo_ser, a
  * "subsystems" node with one u64 per subsystem, and an "exec" node with
- * the update's timestamps.  Built at prepare, sealed at reboot, and read
+ * the update's timestamps (the "devices" node is luo_device_abi.c's).
+ * Built at prepare, sealed at reboot, and read
  * back, fully checked, by the next image.
  */
 #define _GNU_SOURCE
@@ -39,7 +40,7 @@ static const char *const exec_props[] = {"prepare-ns", "freeze-ns", "exec-ns"};
 int luo_abi_out_create(void)
 {
 	size_t nsubsys, names = luo_subsystems_names_len(&nsubsys);
-	size_t size = 1024 + names + nsubsys * 32;
+	size_t size = 1024 + names + nsubsys * 32 + luo_devices_fdt_size();
 	int err, node;
 
 	err = kho_alloc_meta(sizeof(*out.ser), (void **)&out.ser);
@@ -88,6 +89,11 @@ int luo_abi_out_create(void)
 fail:
 	luo_abi_out_destroy();
 	return err;
+}
+
+void *luo_abi_out_fdt(void)
+{
+	return out.fdt;
 }
 
 void luo_abi_out_destroy(void)
@@ -259,6 +265,7 @@ int luo_abi_in_parse(char *why, size_t whylen)
 	err = err ?: parse_subsystems(fdt, node, why, whylen);
 	err = err ?: luo_sessions_in_parse(fdt, ser->sessions_pa, why, whylen);
 	err = err ?: luo_flbs_in_parse(ser->flbs_pa, why, whylen);
+	err = err ?: luo_devices_in_parse(fdt, why, whylen);
 	if (err) {
 		luo_sessions_in_refuse();
 		luo_flbs_forget();
@@ -275,6 +282,7 @@ int luo_abi_in_parse(char *why, size_t whylen)
 
 void luo_abi_in_release(void)
 {
+	luo_devices_in_release();
 	free(in.subsys);
 	in.subsys = NULL;
 	in.nsubsys = 0;

@@ -50,26 +50,15 @@ static bool name_valid(const char *name)
 	return true;
 }
 
-/* $XDG_RUNTIME_DIR/luo/NAME.sock, or /run/luo/NAME.sock for root. */
-static int default_path(const char *name, char *path, size_t len)
-{
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	int n;
-
-	if (geteuid() == 0)
-		n = snprintf(path, len, "/run/luo/%s.sock", name);
-	else if (xdg && *xdg == '/')
-		n = snprintf(path, len, "%s/luo/%s.sock", xdg, name);
-	else
-		n = snprintf(path, len, "/tmp/luo-%u/%s.sock",
-			     (unsigned)geteuid(), name);
-	return n > 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
-}
-
-/* The socket's directory, created 0700 if missing (its parent must exist). */
-static int make_dir(const char *path)
+/*
+ * The socket's directory, created 0700 if missing (its parent must exist).
+ * The default one must be a real directory of ours: under /tmp anyone could
+ * have made it first.
+ */
+static int make_dir(const char *path, bool ours)
 {
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct stat st;
 	char *slash;
 
 	snprintf(dir, sizeof(dir), "%s", path);
@@ -79,6 +68,12 @@ static int make_dir(const char *path)
 	*slash = '\0';
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		return -errno;
+	if (ours && (lstat(dir, &st) || !S_ISDIR(st.st_mode) ||
+		     st.st_uid != geteuid() || (st.st_mode & 0022))) {
+		pr_err("control socket: %s is not a directory of this user's that only it can write; remove it or give a path",
+		       dir);
+		return -EPERM;
+	}
 	return 0;
 }
 
@@ -88,7 +83,7 @@ static int bind_listener(struct luo_control *ctl)
 	int fd, err;
 
 	memcpy(sa.sun_path, ctl->path, strlen(ctl->path) + 1);
-	err = make_dir(ctl->path);
+	err = make_dir(ctl->path, ctl->default_path);
 	if (err) {
 		pr_err("control socket: cannot create the directory of %s: %s",
 		       ctl->path, strerror(-err));
@@ -495,10 +490,12 @@ int luo_control_start(const struct luo_control_opts *opts,
 			return -EINVAL;
 		}
 		snprintf(ctl->path, sizeof(ctl->path), "%s", opts->path);
-	} else if (default_path(opts->name, ctl->path, sizeof(ctl->path))) {
+	} else if (ctl_default_path(opts->name, ctl->path, sizeof(ctl->path))) {
 		pr_err("luo_control_start: the default socket path is too long; give a path");
 		free(ctl);
 		return -EINVAL;
+	} else {
+		ctl->default_path = true;
 	}
 	pthread_mutex_lock(&active_lock);
 	if (active) {

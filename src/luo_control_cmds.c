@@ -317,6 +317,66 @@ static void cmd_dump(struct luo_control *ctl, char **w, int n,
 	ctl_ok(out);
 }
 
+static int device_row(const struct liveupdate_device_info *d, void *arg)
+{
+	struct ctl_buf *out = arg;
+
+	ctl_row_begin(out);
+	ctl_row_str(out, "path", d->path);
+	ctl_row_str(out, "bus", d->bus);
+	ctl_row_str(out, "driver", d->driver);
+	ctl_row_u64(out, "depth", d->depth);
+	ctl_row_str(out, "registered", d->registered ? "yes" : "no");
+	ctl_row_str(out, "requested", d->requested ? "yes" : "no");
+	ctl_row_str(out, "preserved", d->preserved ? "yes" : "no");
+	ctl_row_str(out, "reclaimed", d->reclaimed ? "yes" : "no");
+	ctl_row_end(out);
+	return 0;
+}
+
+static void cmd_devices(struct ctl_buf *out)
+{
+	int err = liveupdate_device_foreach(device_row, out);
+
+	if (err) {
+		ctl_buf_reset(out);
+		ctl_error(out, err, "devices: cannot list them: %s",
+			  strerror(-err));
+		return;
+	}
+	ctl_ok(out);
+}
+
+/* device PATH requested 0|1 */
+static void cmd_device(struct luo_control *ctl, char **w, int n,
+		       struct ctl_buf *out)
+{
+	int err;
+
+	if (n != 4 || strcmp(w[2], "requested") ||
+	    (strcmp(w[3], "0") && strcmp(w[3], "1"))) {
+		ctl_error(out, -EINVAL, "usage: device PATH requested 0|1");
+		return;
+	}
+	err = liveupdate_device_request_path(w[1], w[3][0] == '1');
+	if (!err)
+		ctl_ok(out);
+	else if (err == -ENOENT)
+		ctl_error(
+			out, err,
+			"device: no registered device at '%s'; 'luoctl -s %s devices' lists them",
+			w[1], ctl->name);
+	else if (err == -EBUSY)
+		state_error(ctl, out, err, "device");
+	else if (err == -EINVAL)
+		ctl_error(
+			out, err,
+			"device: '%s' or one of its ancestors has a bus or driver without live update callbacks (the service log names it); it cannot be preserved",
+			w[1]);
+	else
+		ctl_error(out, err, "device: %s", strerror(-err));
+}
+
 void ctl_run(struct luo_control *ctl, struct ctl_conn *conn, char **w, int n,
 	     struct ctl_buf *out)
 {
@@ -337,6 +397,10 @@ void ctl_run(struct luo_control *ctl, struct ctl_conn *conn, char **w, int n,
 	} else if (!strcmp(cmd, "subsystems") && n == 1) {
 		luo_subsystems_describe(out);
 		ctl_ok(out);
+	} else if (!strcmp(cmd, "devices") && n == 1) {
+		cmd_devices(out);
+	} else if (!strcmp(cmd, "device")) {
+		cmd_device(ctl, w, n, out);
 	} else if (!strcmp(cmd, "dump")) {
 		cmd_dump(ctl, w, n, out);
 	} else {

@@ -30,6 +30,7 @@ struct luo_control {
 	char name[LUO_CONTROL_NAME_MAX + 1];
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	unsigned int flags;
+	bool default_path; /* its directory must be ours alone */
 	int listen_fd;
 	int epfd;
 	int stop_fd; /* eventfd waking the thread to stop */

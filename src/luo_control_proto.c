@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "luo_control_proto.h"
 
@@ -220,4 +221,19 @@ int ctl_errno_from_name(const char *name)
 		if (!strcmp(errnames[i].name, name))
 			return errnames[i].err;
 	return 0;
+}
+
+int ctl_default_path(const char *name, char *path, size_t len)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	int n;
+
+	if (geteuid() == 0)
+		n = snprintf(path, len, "/run/luo/%s.sock", name);
+	else if (xdg && *xdg == '/')
+		n = snprintf(path, len, "%s/luo/%s.sock", xdg, name);
+	else
+		n = snprintf(path, len, "/tmp/luo-%u/%s.sock",
+			     (unsigned)geteuid(), name);
+	return n > 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
 }

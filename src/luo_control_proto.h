@@ -42,6 +42,13 @@ int ctl_decode(char *s);
 /* Split @line in place into at most @max decoded words; -E2BIG, -EINVAL. */
 int ctl_split(char *line, char **words, int max);
 
+/*
+ * The default socket of service @name: /run/luo/NAME.sock for root,
+ * $XDG_RUNTIME_DIR/luo/NAME.sock otherwise, /tmp/luo-UID/NAME.sock without
+ * XDG_RUNTIME_DIR.  -ENAMETOOLONG if it does not fit @len.
+ */
+int ctl_default_path(const char *name, char *path, size_t len);
+
 /* errno <-> its name ("ENOENT"), for error lines. */
 const char *ctl_errno_name(int err);
 int ctl_errno_from_name(const char *name);

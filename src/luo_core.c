@@ -29,10 +29,17 @@ static pthread_once_t state_lock_once = PTHREAD_ONCE_INIT;
 /* Set while this thread holds the write lock (and so runs callbacks). */
 static __thread bool state_writer;
 
-/* Prepared and frozen in this order, cancelled in reverse. */
+/*
+ * Prepared and frozen in this order, cancelled in reverse.  Devices come
+ * last: their reboot step shuts down the devices that are not preserved,
+ * which cannot be undone, so it must be the very last thing before
+ * execve(); and they are cancelled first, while the subsystems they may
+ * depend on are still prepared (see include/luo/device.h).
+ */
 static const struct luo_participant *const participants[] = {
 	&luo_subsystems_participant,
 	&luo_sessions_participant,
+	&luo_devices_participant,
 };
 
 #define NPARTICIPANTS (sizeof(participants) / sizeof(participants[0]))
@@ -290,6 +297,7 @@ int luo_exit(void)
 	kho_forget_incoming();
 	kho_arena_destroy();
 	luo_subsystems_forget();
+	luo_devices_forget();
 	luo_global.liveupdate_num = 0;
 	memset(&luo_global.timing, 0, sizeof(luo_global.timing));
 	luo_set_state(LIVEUPDATE_STATE_UNDEFINED);

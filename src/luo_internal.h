@@ -11,9 +11,9 @@
 #include <luo/luo.h>
 
 /*
- * A participant in the update: one class of state (subsystems today;
- * sessions and devices join the same list).  They are prepared and frozen
- * in array order and cancelled in reverse.
+ * A participant in the update: one class of state (subsystems, sessions,
+ * devices).  They are prepared and frozen in array order and cancelled in
+ * reverse; see participants[] in luo_core.c.
  */
 struct luo_participant {
 	const char *name;
@@ -26,6 +26,7 @@ struct luo_participant {
 
 extern const struct luo_participant luo_subsystems_participant;
 extern const struct luo_participant luo_sessions_participant;
+extern const struct luo_participant luo_devices_participant;
 
 /* luo_core.c */
 struct luo_global {
@@ -63,6 +64,13 @@ void luo_abi_in_release(void);
 int luo_abi_in_subsystem(const char *name, uint64_t *data);
 void luo_abi_in_subsystem_mark(const char *name);
 void luo_abi_in_warn_unclaimed(void);
+void *luo_abi_out_fdt(void);
+
+/* luo_device.c, luo_device_abi.c */
+size_t luo_devices_fdt_size(void);
+int luo_devices_in_parse(const void *luo_fdt, char *why, size_t whylen);
+void luo_devices_in_release(void);
+void luo_devices_forget(void);
 
 /* Listings for the control socket (luo_control_cmds.c). */
 struct ctl_buf;

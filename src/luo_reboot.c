@@ -208,6 +208,20 @@ static int holder_start(void)
 	return 0;
 }
 
+/* The errors execve() would give for a missing or non-executable file. */
+static int exec_precheck(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st))
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EACCES;
+	if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS))
+		return -errno;
+	return 0;
+}
+
 /* A copy of @envp with our variable set; NULL on allocation failure. */
 static char **handover_env(char *const envp[], const char *value)
 {
@@ -287,6 +301,14 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 		err = -ENOMEM;
 		goto cancel;
 	}
+	/*
+	 * The devices' reboot step shuts down those not preserved, which
+	 * cannot be undone: fail the usual ways (no such file, not an
+	 * executable file) before it runs.
+	 */
+	err = exec_precheck(path);
+	if (err)
+		goto exec_failed;
 	err = luo_participants_reboot();
 	if (err)
 		goto cancel;
@@ -294,6 +316,7 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 	fflush(NULL);
 	execve(path, argv, env);
 	err = -errno;
+exec_failed:
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
 	pr_err("exec of '%s' failed: %s; live update cancelled, the old image keeps running",
 	       path, strerror(-err));

@@ -133,6 +133,73 @@ static struct liveupdate_subsystem counter_subsys = {
 	.name = "counter",
 };
 
+/*
+ * Devices, to show the device model and to drive from luoctl: "counter"
+ * with two children.  "counter/buffer" can be preserved (its data is the
+ * counter at prepare); "counter/stats" has a driver without live update
+ * callbacks, so requesting it is refused.
+ */
+static int dev_prepare(struct liveupdate_device *dev, uint64_t *data)
+{
+	(void)dev;
+	*data = state ? state->counter : 0;
+	return 0;
+}
+
+static int dev_reboot(struct liveupdate_device *dev, uint64_t data)
+{
+	(void)dev;
+	(void)data;
+	return 0;
+}
+
+static void dev_done(struct liveupdate_device *dev, uint64_t data)
+{
+	(void)dev;
+	(void)data;
+}
+
+static const struct liveupdate_device_cbs dev_cbs = {
+	.prepare = dev_prepare,
+	.reboot = dev_reboot,
+	.finish = dev_done,
+	.cancel = dev_done,
+};
+static const struct liveupdate_bus counter_bus = {.name = "counter",
+						  .liveupdate = &dev_cbs};
+static const struct liveupdate_driver buffer_driver = {.name = "buffer",
+						       .liveupdate = &dev_cbs};
+static const struct liveupdate_driver stats_driver = {.name = "stats"};
+static struct liveupdate_device dev_root = {
+	.name = "counter", .bus = &counter_bus, .driver = &buffer_driver};
+static struct liveupdate_device dev_buffer = {.name = "buffer",
+					      .parent = &dev_root,
+					      .bus = &counter_bus,
+					      .driver = &buffer_driver};
+static struct liveupdate_device dev_stats = {.name = "stats",
+					     .parent = &dev_root,
+					     .bus = &counter_bus,
+					     .driver = &stats_driver};
+
+static int register_devices(void)
+{
+	struct liveupdate_device *devs[] = {&dev_root, &dev_buffer, &dev_stats};
+
+	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++) {
+		uint64_t data;
+		int err = liveupdate_device_register(devs[i]);
+
+		if (err)
+			return err;
+		if (liveupdate_device_preserved(devs[i]) &&
+		    !liveupdate_device_reclaim(devs[i], &data, NULL) && !quiet)
+			printf("counter v%d: device %s reclaimed (counter was %llu at prepare)\n",
+			       COUNTER_VERSION, liveupdate_device_path(devs[i]),
+			       (unsigned long long)data);
+	}
+	return 0;
+}
+
 static int fresh_state(uint64_t size_mib, const char *self, const char *next)
 {
 	int err;
@@ -266,6 +333,8 @@ int main(int argc, char **argv)
 			return 1;
 	}
 	err = liveupdate_register_subsystem(&counter_subsys);
+	if (!err)
+		err = register_devices();
 	if (err)
 		return 1;
 

@@ -36,6 +36,12 @@
  *                   prepare-ns, freeze-ns, exec-ns = <u64 CLOCK_MONOTONIC>;
  *                   teardown-fd = <u32>;        (optional)
  *           };
+ *           devices {                           (see luo/device.h)
+ *                   compatible = "luo-devices-v1";
+ *                   count = <u64 N>;
+ *                   paths, buses, drivers = N strings each;
+ *                   driver-data, bus-data = <N u64 each>;
+ *           };
  *   };
  *
  * Any change to a structure below bumps the compatible string or version

@@ -11,6 +11,7 @@
 
 #include <luo/abi.h>
 #include <luo/control.h>
+#include <luo/device.h>
 #include <luo/kho.h>
 #include <luo/liveupdate.h>
 #include <luo/session.h>

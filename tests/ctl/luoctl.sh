@@ -88,6 +88,21 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r[0]["handle
 run 0 "subsystems" -- -S "$sock" subsystems
 expect_out "counter" "subsystems lists the counter"
 
+run 0 "devices" -- -S "$sock" devices
+expect_out "counter/buffer" "devices lists the counter's devices"
+run 1 "request a device without live update callbacks" -- -S "$sock" device counter/stats requested 1
+expect_out "without live update callbacks" "refused request says why"
+run 1 "request a missing device" -- -S "$sock" device counter/none requested 1
+expect_out "no registered device" "missing device"
+run 0 "request a device" -- -S "$sock" device counter/buffer requested 1
+run 0 "devices --json" -- -S "$sock" --json devices
+python3 -c '
+import json, sys
+d = {r["path"]: r for r in json.load(open(sys.argv[1]))}
+assert d["counter/buffer"]["requested"] == "yes", d
+assert d["counter/stats"]["requested"] == "no", d
+' "$dir/out" || fail "devices --json after a request: $(cat "$dir/out")"
+
 # --- the state machine by hand ---
 run 1 "dump in normal" -- -S "$sock" dump
 expect_out "no outgoing handover" "dump in normal"
@@ -131,6 +146,13 @@ kill -0 "$cpid" || fail "the service is gone after the update"
 grep -q "counter v2: pid $cpid, live update #1" "$dir/counter.log" ||
 	fail "the new image did not take over: $(cat "$dir/counter.log")"
 state_is updated
+grep -q "device counter/buffer reclaimed" "$dir/counter.log" ||
+	fail "the requested device was not reclaimed: $(cat "$dir/counter.log")"
+run 0 "devices after update" -- -S "$sock" devices
+grep -E "^counter/buffer +counter +buffer +yes +(yes|no) +yes +yes" "$dir/out" >/dev/null ||
+	fail "devices after update: $(cat "$dir/out")"
+run 1 "device request while updated" -- -S "$sock" device counter/buffer requested 0
+expect_out "in state updated" "device request outside normal"
 run 0 "sessions after update" -- -S "$sock" sessions
 expect_out "luo.control  incoming" "incoming control session listed"
 run 0 "dump incoming" -- -S "$sock" dump incoming --blob LUO

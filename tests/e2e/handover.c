@@ -147,6 +147,54 @@ static int register_subs(const uint64_t vals[3])
 }
 
 /* ------------------------------------------------------------------ */
+/* Two devices: "e2e-bus0" and its child "e2e-bus0/e2e-dev0", requested. */
+
+#define DEV_DRIVER_DATA 0xd0d0d0d0d0d0d0d1ULL
+#define DEV_BUS_DATA 0xb0b0b0b0b0b0b0b2ULL
+
+static int dev_drv_prepare(struct liveupdate_device *dev, uint64_t *data)
+{
+	(void)dev;
+	*data = DEV_DRIVER_DATA;
+	return 0;
+}
+
+static int dev_bus_prepare(struct liveupdate_device *dev, uint64_t *data)
+{
+	(void)dev;
+	*data = DEV_BUS_DATA;
+	return 0;
+}
+
+static const struct liveupdate_device_cbs dev_drv_cbs = {
+	.prepare = dev_drv_prepare};
+static const struct liveupdate_device_cbs dev_bus_cbs = {
+	.prepare = dev_bus_prepare};
+static const struct liveupdate_bus dev_bus = {.name = "e2e-bus",
+					      .liveupdate = &dev_bus_cbs};
+static const struct liveupdate_driver dev_drv = {.name = "e2e-drv",
+						 .liveupdate = &dev_drv_cbs};
+static struct liveupdate_device devs[2] = {
+	{.name = "e2e-bus0", .bus = &dev_bus, .driver = &dev_drv},
+	{.name = "e2e-dev0",
+	 .parent = &devs[0],
+	 .bus = &dev_bus,
+	 .driver = &dev_drv},
+};
+
+static int register_devs(bool request)
+{
+	int err = liveupdate_device_register(&devs[0]);
+
+	err = err ?: liveupdate_device_register(&devs[1]);
+	if (!err && request)
+		err = liveupdate_device_request(&devs[1], true);
+	if (err)
+		fprintf(stderr, "devices: %s\n", strerror(-err));
+	return err;
+}
+
+/* ------------------------------------------------------------------ */
 /* gen: the first image builds a real handover and updates into @mode. */
 
 static int stage_gen(int argc, char **argv)
@@ -215,7 +263,7 @@ static int stage_gen(int argc, char **argv)
 	vals[0] = kho_ptr_to_offset(big);
 	vals[1] = kho_ptr_to_offset(small);
 	vals[2] = CONST_DATA;
-	if (register_subs(vals))
+	if (register_subs(vals) || register_devs(true))
 		return 1;
 	err = liveupdate_prepare();
 	if (err) {
@@ -276,6 +324,18 @@ static int probe_verify(void)
 	    fdt64_ld(p) != boot_data[0]) {
 		printf("probe: user subtree missing or wrong (%d)\n", err);
 		bad++;
+	}
+	{
+		uint64_t dd = 0, bd = 0;
+
+		err = register_devs(false);
+		err = err ?: liveupdate_device_reclaim(&devs[1], &dd, &bd);
+		err = err ?: liveupdate_device_reclaim(&devs[0], NULL, NULL);
+		if (err || dd != DEV_DRIVER_DATA || bd != DEV_BUS_DATA) {
+			printf("probe: devices not reclaimed with their data (%d)\n",
+			       err);
+			bad++;
+		}
 	}
 	err = liveupdate_finish();
 	if (err || liveupdate_get_state() != LIVEUPDATE_STATE_NORMAL) {
@@ -633,9 +693,10 @@ enum op {
 	OP_DELPROP,
 	OP_DELNODE,
 	OP_RENAME,
-	OP_ADDNODE, /* subnode @str of @path with "fdt" = value */
-	OP_DUPNODE, /* a second subnode named @str with "fdt" = value */
-	OP_DUPPROP, /* a second property named @prop with value */
+	OP_ADDNODE,  /* subnode @str of @path with "fdt" = value */
+	OP_DUPNODE,  /* a second subnode named @str with "fdt" = value */
+	OP_DUPPROP,  /* a second property named @prop with value */
+	OP_SETBYTES, /* @prop = the @len bytes at @str */
 };
 
 /* Regions of an FDT, for raw flips. */
@@ -866,6 +927,22 @@ static int mut_shrink_payload(struct ctx *c, const struct kase *k)
 	return 0;
 }
 
+/*
+ * Leave payload_size alone but checksum only the first @val bytes: what
+ * the parsers read beyond them would not be covered by any CRC.
+ */
+static int mut_shrink_checked(struct ctx *c, const struct kase *k)
+{
+	struct kho_block_header h;
+	uint64_t off = tgt(k->target);
+
+	memcpy(&h, c->p + off, sizeof(h));
+	h.checked_size = k->val;
+	memcpy(c->p + off, &h, sizeof(h));
+	resign_block(c, off);
+	return 0;
+}
+
 /* Copy the header of block @target over the header of block @ref. */
 static int mut_copy_header(struct ctx *c, const struct kase *k)
 {
@@ -927,6 +1004,9 @@ static int mut_fdt(struct ctx *c, const struct kase *k)
 		break;
 	case OP_DELPROP:
 		err = fdt_delprop(tmp, node, k->prop);
+		break;
+	case OP_SETBYTES:
+		err = fdt_setprop(tmp, node, k->prop, k->str, (int)k->len);
 		break;
 	case OP_DELNODE:
 		err = fdt_del_node(tmp, node);
@@ -1049,6 +1129,13 @@ static int mut_env(struct ctx *c, const struct kase *k)
 		.name = n, .expect = e, .flags = RESIGNED, .fn = mut_fdt,      \
 		.target = t, .op = o, .path = pa, .prop = pr, .vk = k,         \
 		.val = v, .ref = r                                             \
+	}
+/* The devices node's @pr set to the bytes of string literal @s. */
+#define DEVB(n, e, pr, s)                                                      \
+	{                                                                      \
+		.name = n, .expect = e, .flags = RESIGNED, .fn = mut_fdt,      \
+		.target = T_P_LUO, .op = OP_SETBYTES, .path = "/devices",      \
+		.prop = pr, .str = s, .len = sizeof(s) - 1                     \
 	}
 #define BE32(n, t, r, o, v)                                                    \
 	{                                                                      \
@@ -1275,6 +1362,30 @@ static const struct kase cases[] = {
 	 .fn = mut_shrink_payload,
 	 .target = T_B_LUO,
 	 .val = 64},
+	{.name = "blk-ser-checked-shrunk",
+	 .expect = -EBADMSG,
+	 .flags = RESIGNED,
+	 .fn = mut_shrink_checked,
+	 .target = T_B_SER,
+	 .val = 8},
+	{.name = "blk-luo-fdt-checked-shrunk",
+	 .expect = -EBADMSG,
+	 .flags = RESIGNED,
+	 .fn = mut_shrink_checked,
+	 .target = T_B_LUO,
+	 .val = 64},
+	{.name = "blk-root-fdt-checked-shrunk",
+	 .expect = -EBADMSG,
+	 .flags = RESIGNED,
+	 .fn = mut_shrink_checked,
+	 .target = T_B_ROOT,
+	 .val = 64},
+	{.name = "blk-user-fdt-checked-shrunk",
+	 .expect = -EBADMSG,
+	 .flags = RESIGNED,
+	 .fn = mut_shrink_checked,
+	 .target = T_B_USER,
+	 .val = 64},
 	/* identical headers but for the offset seed of their CRC */
 	{.name = "blk-header-copied-to-twin",
 	 .expect = -EBADMSG,
@@ -1448,6 +1559,63 @@ static const struct kase cases[] = {
 	    "freeze-ns", NULL),
 	FDTV("exec-exec-ns-u32", -EBADMSG, T_P_LUO, OP_SETU32, "/exec",
 	     "exec-ns", V_ABS, 1, 0),
+	/* The devices node (luo-devices-v1). */
+	FLIPP("devices-flip-paths", T_P_LUO, "/devices", "paths", 3, 0x01),
+	FLIPP("devices-flip-driver-data", T_P_LUO, "/devices", "driver-data", 2,
+	      0x10),
+	FDT("devices-compat-v2", -EPROTONOSUPPORT, T_P_LUO, OP_SETSTR,
+	    "/devices", "compatible", "luo-devices-v2"),
+	FDT("devices-compat-missing", -EPROTONOSUPPORT, T_P_LUO, OP_DELPROP,
+	    "/devices", "compatible", NULL),
+	FDT("devices-count-missing", -EBADMSG, T_P_LUO, OP_DELPROP, "/devices",
+	    "count", NULL),
+	FDTV("devices-count-u32", -EBADMSG, T_P_LUO, OP_SETU32, "/devices",
+	     "count", V_ABS, 2, 0),
+	FDTV("devices-count-3", -EBADMSG, T_P_LUO, OP_SETU64, "/devices",
+	     "count", V_ABS, 3, 0),
+	FDTV("devices-count-1", -EBADMSG, T_P_LUO, OP_SETU64, "/devices",
+	     "count", V_ABS, 1, 0),
+	FDTV("devices-count-huge", -EBADMSG, T_P_LUO, OP_SETU64, "/devices",
+	     "count", V_ABS, 1ULL << 40, 0),
+	FDT("devices-paths-missing", -EBADMSG, T_P_LUO, OP_DELPROP, "/devices",
+	    "paths", NULL),
+	FDT("devices-buses-missing", -EBADMSG, T_P_LUO, OP_DELPROP, "/devices",
+	    "buses", NULL),
+	FDT("devices-drivers-missing", -EBADMSG, T_P_LUO, OP_DELPROP,
+	    "/devices", "drivers", NULL),
+	FDT("devices-bus-data-missing", -EBADMSG, T_P_LUO, OP_DELPROP,
+	    "/devices", "bus-data", NULL),
+	FDTV("devices-driver-data-one-value", -EBADMSG, T_P_LUO, OP_SETU64,
+	     "/devices", "driver-data", V_ABS, 1, 0),
+	DEVB("devices-paths-one", -EBADMSG, "paths", "e2e-bus0\0"),
+	DEVB("devices-paths-three", -EBADMSG, "paths",
+	     "e2e-bus0/e2e-dev0\0e2e-bus0\0e2e-bus1\0"),
+	DEVB("devices-paths-unterminated", -EBADMSG, "paths",
+	     "e2e-bus0/e2e-dev0\0e2e-bus0"),
+	DEVB("devices-paths-parent-first", -EBADMSG, "paths",
+	     "e2e-bus0\0e2e-bus0/e2e-dev0\0"),
+	DEVB("devices-paths-parent-missing", -EBADMSG, "paths",
+	     "e2e-bus1/e2e-dev0\0e2e-bus0\0"),
+	DEVB("devices-paths-twice", -EBADMSG, "paths", "e2e-bus0\0e2e-bus0\0"),
+	DEVB("devices-path-empty", -EBADMSG, "paths", "e2e-bus0/e2e-dev0\0\0"),
+	DEVB("devices-path-leading-slash", -EBADMSG, "paths",
+	     "/e2e-bus0/e2e-dev0\0e2e-bus0\0"),
+	DEVB("devices-path-double-slash", -EBADMSG, "paths",
+	     "e2e-bus0//e2e-dev0\0e2e-bus0\0"),
+	DEVB("devices-path-trailing-slash", -EBADMSG, "paths",
+	     "e2e-bus0/e2e-dev0/\0e2e-bus0\0"),
+	DEVB("devices-path-space", -EBADMSG, "paths",
+	     "e2e-bus0/e2e dev0\0e2e-bus0\0"),
+	DEVB("devices-path-too-long", -EBADMSG, "paths",
+	     "e2e-bus0/" LONGNAME LONGNAME LONGNAME LONGNAME "\0e2e-bus0\0"),
+	DEVB("devices-path-name-too-long", -EBADMSG, "paths",
+	     "e2e-bus0/" LONGNAME "\0e2e-bus0\0"),
+	DEVB("devices-buses-one", -EBADMSG, "buses", "e2e-bus\0"),
+	DEVB("devices-bus-bad-name", -EBADMSG, "buses", "e2e bus\0e2e-bus\0"),
+	DEVB("devices-driver-with-slash", -EBADMSG, "drivers",
+	     "e2e/drv\0e2e-drv\0"),
+	DEVB("devices-driver-too-long", -EBADMSG, "drivers",
+	     LONGNAME "\0e2e-drv\0"),
 	BE32("luo-fdt-magic-resigned", T_P_LUO, R_START, 0, 0xfeedd00d),
 	BE32("luo-fdt-size-strings-resigned", T_P_LUO, R_START, 32, 0x7fffffff),
 
@@ -2053,6 +2221,15 @@ static int stage_dtc(const char *dtc)
 			"prepare-ns = <",
 			"freeze-ns = <",
 			"exec-ns = <",
+			LUO_DEVICES_NODE " {",
+			"compatible = \"" LUO_DEVICES_COMPATIBLE "\";",
+			"count = <0x00 0x02>;",
+			/* dtc 1.6 shows a string list as "a\0b", newer ones
+			 * as "a", "b": only the common start is checked */
+			"paths = \"e2e-bus0/e2e-dev0",
+			"buses = \"e2e-bus",
+			"drivers = \"e2e-drv",
+			"driver-data = <0xd0d0d0d0 0xd0d0d0d1 0xd0d0d0d0 0xd0d0d0d1>;",
 		};
 
 		bad += decode(dtc, dir, "luo", luo, fdt_totalsize(luo), want,

@@ -6,7 +6,8 @@
  *
  * For each variant a child uses the library as a service would (subsystems,
  * preserved blocks, a user subtree, sessions of memfds, pipes, eventfds,
- * timerfds, sockets and a regular file, a user file handler with two FLBs),
+ * timerfds, sockets and a regular file, a user file handler with two FLBs,
+ * a small device tree),
  * prepares and really updates into this binary again ("dump").  The new
  * image does not call luo_init() on the handover: it reads the inherited
  * arena up to its arena_size, shrinks the trailing free block to the next
@@ -52,13 +53,17 @@
 			die("%s: %s", #call, strerror(-err_));                 \
 	} while (0)
 
-enum variant { V_MINIMAL, V_SUBSYSTEMS, V_SESSIONS, V_FLB, NVARIANTS };
+enum variant {
+	V_MINIMAL,
+	V_SUBSYSTEMS,
+	V_SESSIONS,
+	V_FLB,
+	V_DEVICES,
+	NVARIANTS
+};
 
 static const char *const variant_names[NVARIANTS] = {
-	"minimal",
-	"subsystems",
-	"sessions",
-	"flb",
+	"minimal", "subsystems", "sessions", "flb", "devices",
 };
 
 static char self[PATH_MAX];
@@ -251,6 +256,35 @@ static void add_flbs(void)
 	keep(s, eventfd(0, EFD_CLOEXEC), 102);
 }
 
+/* A small device tree (luo-devices-v1 node): four devices preserved. */
+static int fz_dev_prepare(struct liveupdate_device *dev, uint64_t *data)
+{
+	*data = 0x1000 + strlen(dev->name);
+	return 0;
+}
+
+static const struct liveupdate_device_cbs fz_dev_cbs = {.prepare =
+								fz_dev_prepare};
+static const struct liveupdate_bus fz_bus = {.name = "fz-bus",
+					     .liveupdate = &fz_dev_cbs};
+static const struct liveupdate_driver fz_drv = {.name = "fz-drv",
+						.liveupdate = &fz_dev_cbs};
+static struct liveupdate_device fz_devs[5] = {
+	{.name = "vm", .bus = &fz_bus, .driver = &fz_drv},
+	{.name = "pci0", .parent = &fz_devs[0], .bus = &fz_bus},
+	{.name = "net0", .parent = &fz_devs[1], .driver = &fz_drv},
+	{.name = "serial0", .parent = &fz_devs[0]},
+	{.name = "not-preserved", .parent = &fz_devs[0], .bus = &fz_bus},
+};
+
+static void add_devices(void)
+{
+	for (int i = 0; i < 5; i++)
+		try(liveupdate_device_register(&fz_devs[i]));
+	try(liveupdate_device_request(&fz_devs[2], true));
+	try(liveupdate_device_request(&fz_devs[3], true));
+}
+
 static int gen(enum variant v, const char *outdir)
 {
 	struct luo_init_opts opts = {.flags = LUO_INIT_SYNC_TEARDOWN};
@@ -264,6 +298,8 @@ static int gen(enum variant v, const char *outdir)
 		add_sessions();
 	if (v >= V_FLB)
 		add_flbs();
+	if (v >= V_DEVICES)
+		add_devices();
 	try(liveupdate_prepare());
 	try(liveupdate_reboot(self, argv, NULL));
 	die("liveupdate_reboot returned");

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../src/luo_control_proto.h"
 #include "luoctl.h"
 
 static bool json;
@@ -35,21 +36,6 @@ static void usage(FILE *f)
 		"  device PATH requested 0|1    ask for a device to be kept (or not)\n"
 		"  dump [incoming|outgoing] [--blob NAME]\n"
 		"                               the handover as device-tree source\n");
-}
-
-static int default_path(const char *name, char *path, size_t len)
-{
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	int n;
-
-	if (geteuid() == 0)
-		n = snprintf(path, len, "/run/luo/%s.sock", name);
-	else if (xdg && *xdg == '/')
-		n = snprintf(path, len, "%s/luo/%s.sock", xdg, name);
-	else
-		n = snprintf(path, len, "/tmp/luo-%u/%s.sock",
-			     (unsigned)geteuid(), name);
-	return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
 static int lost(int code)
@@ -247,8 +233,34 @@ static int cmd_update(struct client *c, int argc, char **argv)
 	}
 	if (finish && r.nrows &&
 	    !strcmp(row_get(&r.rows[0], "state") ?: "", "updated")) {
+		char *fin = "finish", *st = "status";
+		struct reply f;
+
 		reply_free(&r);
-		return cmd_simple(c, "finish");
+		code = client_send(c, 1, &fin);
+		if (!code)
+			code = client_reply(c, &f, NULL, NULL);
+		if (code)
+			return lost(code);
+		if (f.ok) {
+			if (!json)
+				printf("%s: finish done\n", c->name);
+			reply_free(&f);
+			return 0;
+		}
+		/* The service may have finished on its own meanwhile. */
+		code = request(c, 1, &st, &r);
+		if (!code && r.nrows &&
+		    !strcmp(row_get(&r.rows[0], "state") ?: "", "normal")) {
+			if (!json)
+				printf("%s: already finished by the service\n",
+				       c->name);
+		} else if (!code) {
+			code = refused(&f);
+		}
+		reply_free(&f);
+		reply_free(&r);
+		return code;
 	}
 	if (finish && !json)
 		printf("%s: already finished by the service\n", c->name);
@@ -321,7 +333,7 @@ int main(int argc, char **argv)
 		case 's':
 			service = optarg;
 			snprintf(target, sizeof(target), "-s %s", optarg);
-			if (default_path(optarg, path, sizeof(path))) {
+			if (ctl_default_path(optarg, path, sizeof(path))) {
 				fprintf(stderr, "luoctl: name too long\n");
 				return EXIT_USAGE;
 			}
@@ -385,7 +397,11 @@ int main(int argc, char **argv)
 						      "incoming_data",
 						      "outgoing_data", NULL});
 	else if (!strcmp(cmd, "devices") && argc == 1)
-		code = cmd_list(&c, 1, argv, NULL);
+		code = cmd_list(&c, 1, argv,
+				(const char *const[]){"path", "bus", "driver",
+						      "registered", "requested",
+						      "preserved", "reclaimed",
+						      NULL});
 	else if (!strcmp(cmd, "device") && argc == 4 &&
 		 !strcmp(argv[2], "requested") &&
 		 (!strcmp(argv[3], "0") || !strcmp(argv[3], "1")))
