@@ -282,6 +282,12 @@ uint32_t conn_count(void);
 /* proto.c */
 enum proto_result { PROTO_OK, PROTO_NEED_MORE, PROTO_CLOSE, PROTO_BLOCKED };
 enum proto_result proto_process(struct conn *c);
+typedef void (*stat_emit_fn)(struct conn *c, const char *name, const char *val);
+void proto_stats(struct conn *c, stat_emit_fn emit);
+void proto_stats_reset(void);
+
+/* binproto.c: the binary protocol, for requests starting with 0x80 */
+ssize_t bin_process(struct conn *c, const char *p, size_t avail, bool *close);
 
 /* ---- the live update glue (liveupdate.c) ---- */
 

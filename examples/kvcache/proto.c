@@ -393,27 +393,59 @@ static void cmd_flush(struct conn *c, struct token *t, size_t n)
 	reply(c, "OK");
 }
 
+static stat_emit_fn stat_emit;
+
+static void stat_str(struct conn *c, const char *name, const char *v)
+{
+	if (stat_emit)
+		stat_emit(c, name, v);
+	else
+		conn_printf(c, "STAT %s %s\r\n", name, v);
+}
+
 static void stat_u64(struct conn *c, const char *name, uint64_t v)
 {
-	conn_printf(c, "STAT %s %" PRIu64 "\r\n", name, v);
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	stat_str(c, name, buf);
+}
+
+static void stats_general(struct conn *c);
+
+/**
+ * proto_stats() - the general statistics, one name/value pair at a time
+ * @c: the connection asking.
+ * @emit: called for each pair (the binary protocol's stat responses).
+ */
+void proto_stats(struct conn *c, stat_emit_fn emit)
+{
+	stat_emit = emit;
+	stats_general(c);
+	stat_emit = NULL;
+}
+
+/**
+ * proto_stats_reset() - "stats reset": zero the counters
+ *
+ * What describes the current contents (items, bytes) and the live
+ * update figures are kept.
+ */
+void proto_stats_reset(void)
+{
+	struct kv_stats *s = &store->stats, keep = *s;
+
+	memset(s, 0, sizeof(*s));
+	s->curr_items = keep.curr_items;
+	s->bytes = keep.bytes;
+	s->live_updates = keep.live_updates;
+	s->last_blackout_ns = keep.last_blackout_ns;
 }
 
 static void cmd_stats(struct conn *c, struct token *t, size_t n)
 {
-	const struct kv_stats *s = &store->stats;
-	struct rusage ru;
-	int64_t now = kv_now();
-
 	if (n == 2 && tok_is(&t[1], "reset")) {
-		uint64_t keep_items = s->curr_items, keep_bytes = s->bytes,
-			 keep_lu = s->live_updates,
-			 keep_bo = s->last_blackout_ns;
-
-		memset(&store->stats, 0, sizeof(store->stats));
-		store->stats.curr_items = keep_items;
-		store->stats.bytes = keep_bytes;
-		store->stats.live_updates = keep_lu;
-		store->stats.last_blackout_ns = keep_bo;
+		proto_stats_reset();
 		conn_out(c, "RESET\r\n", 7);
 		return;
 	}
@@ -477,17 +509,30 @@ static void cmd_stats(struct conn *c, struct token *t, size_t n)
 		reply_err(c, "ERROR");
 		return;
 	}
+	stats_general(c);
+	conn_out(c, "END\r\n", 5);
+}
+
+static void stats_general(struct conn *c)
+{
+	const struct kv_stats *s = &store->stats;
+	struct rusage ru;
+	int64_t now = kv_now();
+	char buf[64];
+
 	getrusage(RUSAGE_SELF, &ru);
 	stat_u64(c, "pid", (uint64_t)getpid());
 	stat_u64(c, "uptime", (uint64_t)(now - store->started));
 	stat_u64(c, "time", (uint64_t)now);
-	conn_printf(c, "STAT version %s\r\n", KV_VERSION_STRING);
-	conn_printf(c, "STAT libevent none\r\n");
+	stat_str(c, "version", KV_VERSION_STRING);
+	stat_str(c, "libevent", "none");
 	stat_u64(c, "pointer_size", sizeof(void *) * 8);
-	conn_printf(c, "STAT rusage_user %ld.%06ld\r\n",
-		    (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
-	conn_printf(c, "STAT rusage_system %ld.%06ld\r\n",
-		    (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec);
+	snprintf(buf, sizeof(buf), "%ld.%06ld", (long)ru.ru_utime.tv_sec,
+		 (long)ru.ru_utime.tv_usec);
+	stat_str(c, "rusage_user", buf);
+	snprintf(buf, sizeof(buf), "%ld.%06ld", (long)ru.ru_stime.tv_sec,
+		 (long)ru.ru_stime.tv_usec);
+	stat_str(c, "rusage_system", buf);
 	stat_u64(c, "max_connections", settings.maxconns);
 	stat_u64(c, "curr_connections", conn_count());
 	stat_u64(c, "total_connections", s->total_connections);
@@ -528,7 +573,6 @@ static void cmd_stats(struct conn *c, struct token *t, size_t n)
 	stat_u64(c, "reclaimed", s->reclaimed);
 	stat_u64(c, "live_updates", liveupdate_get_num());
 	stat_u64(c, "live_update_last_blackout_us", s->last_blackout_ns / 1000);
-	conn_out(c, "END\r\n", 5);
 }
 
 /* Run one command line. Return: bytes of data block consumed, -1: wait. */
@@ -631,6 +675,18 @@ enum proto_result proto_process(struct conn *c)
 		if (r->wlen - r->wpos > OUT_HIGH_WATER) {
 			res = PROTO_BLOCKED;
 			break;
+		}
+		if ((unsigned char)*p == 0x80) { /* the binary protocol */
+			used = bin_process(c, p, avail, &close);
+			if (!used)
+				break;
+			store->stats.bytes_read += (uint64_t)used;
+			pos += (size_t)used;
+			if (close) {
+				res = PROTO_CLOSE;
+				break;
+			}
+			continue;
 		}
 		nl = memchr(p, '\n', avail);
 		if (!nl) {

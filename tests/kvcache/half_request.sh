@@ -38,9 +38,16 @@ kv_update 2 || fail "second update"
 printf 'sion\r\n' >&3
 read -r -t 5 line <&3 || fail "no version"
 [ "$line" = $'VERSION 1.6.0-kvcache-v2\r' ] || fail "version: $line"
+# A binary protocol request (version) cut in the middle of its header.
+printf '\x80\x0b\x00\x00\x00\x00\x00\x00\x00\x00' >&3
+kv_update 3 || fail "third update"
+printf '\x00\x00\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x00' >&3
+# (bash drops the NULs of the header: read up to the version's last byte)
+read -r -t 5 -d 2 line <&3 || fail "no binary answer"
+[[ "$line" == $'\x81\x0b'*$'\x07'*"1.6.0-kvcache-v" ]] || fail "binary version: $(printf '%q' "$line")"
 printf 'stats\r\nquit\r\n' >&3
 stats=$(timeout 5 cat <&3)
-echo "$stats" | grep -q "STAT live_updates 2" || fail "stats: $stats"
+echo "$stats" | grep -q "STAT live_updates 3" || fail "stats: $stats"
 echo "$stats" | grep -q "STAT curr_items 2" || fail "stats: $stats"
 echo "$stats" | grep -q "STAT cmd_set 2" || fail "stats: $stats"
 exec 3<&-

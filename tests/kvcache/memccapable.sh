@@ -1,7 +1,7 @@
 #!/bin/bash
-# memccapable (libmemcached-tools) in ASCII mode against kvcache: every
-# test must pass before a live update, after one into the v2 build, and
-# after another back into v1.  Skipped (77) without memccapable.
+# memccapable (libmemcached-tools) against kvcache, ASCII (-a) and binary
+# (-b) protocol: every test must pass before a live update, after one into
+# the v2 build, and after another.  Skipped (77) without memccapable.
 # usage: memccapable.sh KVCACHE KVCACHE_V2
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -12,10 +12,12 @@ V1=$1 V2=$2
 kv_start "$V1" --update-to "$V2" || fail "kvcache did not start"
 
 run_capable() {
-	local out
-	out=$(timeout 60 memccapable -h 127.0.0.1 -p "$KV_PORT" -a 2>&1)
-	echo "$out" | tail -1
-	echo "$out" | grep -q "All tests passed" || fail "memccapable $1: $out"
+	local out mode
+	for mode in -a -b; do
+		out=$(timeout 60 memccapable -h 127.0.0.1 -p "$KV_PORT" $mode 2>&1)
+		echo "memccapable $mode $1: $(echo "$out" | grep -c '\[pass\]') passed; $(echo "$out" | tail -1)"
+		echo "$out" | grep -q "All tests passed" || fail "memccapable $mode $1: $out"
+	done
 }
 
 run_capable "before any update"
@@ -25,4 +27,4 @@ run_capable "after the update into v2"
 kv_update 2 || fail "update 2"
 run_capable "after a second update"
 cat "$KV_LOG"
-echo "memccapable: all ASCII tests pass before and after live updates"
+echo "memccapable: all ASCII and binary tests pass before and after live updates"
