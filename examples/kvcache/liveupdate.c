@@ -304,7 +304,7 @@ static void report_update(void)
 	       (unsigned long long)store->stats.curr_items, conns_kept,
 	       (now - t.freeze_ns) / 1e6, (t.adopted_ns - t.freeze_ns) / 1e6);
 	kv_log(1,
-	       "kvcache: blackout: freeze to exec %.3f ms, exec to adopted %.3f ms, descriptors retrieved +%.3f ms, session made +%.3f ms, pending work resumed +%.3f ms\n",
+	       "kvcache: blackout: freeze to exec %.3f ms, exec to adopted %.3f ms, descriptors retrieved and finish +%.3f ms, session made +%.3f ms, pending work resumed +%.3f ms\n",
 	       (t.exec_ns - t.freeze_ns) / 1e6,
 	       (t.adopted_ns - t.exec_ns) / 1e6,
 	       (t_retrieved - t.adopted_ns) / 1e6,
