@@ -22,6 +22,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <luo/abi.h>
+
 #include "kv.h"
 #include "kvlu.h"
 
@@ -102,12 +104,16 @@ static void raise_nofile(void)
 	getrlimit(RLIMIT_NOFILE, &rl);
 	room = rl.rlim_cur > 64 ? (rl.rlim_cur - 64) / 2 : 1;
 	if (settings.maxconns > room) {
+		uint32_t asked = settings.maxconns;
+
+		settings.maxconns = (uint32_t)room;
+		/* Said once, by the first image; later ones adopt its table. */
+		if (getenv(LUO_HANDOVER_ENV))
+			return;
 		fprintf(stderr,
 			"kvcache: -c %u needs %u descriptors; the limit is %llu: serving at most %llu connections\n",
-			settings.maxconns, settings.maxconns * 2 + 64,
-			(unsigned long long)rl.rlim_cur,
+			asked, asked * 2 + 64, (unsigned long long)rl.rlim_cur,
 			(unsigned long long)room);
-		settings.maxconns = (uint32_t)room;
 	}
 }
 
