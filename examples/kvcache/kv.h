@@ -49,6 +49,7 @@ struct kv_settings {
 	double factor;		/* -f */
 	const char *name;	/* control socket name */
 	const char *update_to;	/* --update-to */
+	bool trust_carrier;	/* --trust-carrier: LUO_INIT_TRUST_CARRIER */
 	char self[4096];	/* our binary, for updates */
 	char **argv;		/* for the exec of an update */
 };

@@ -132,6 +132,7 @@ static void usage(FILE *f)
 		"  -v, --verbose          more messages (-vv more)\n"
 		"      --name=NAME        control socket name (default kvcache)\n"
 		"      --update-to=PATH   binary a live update executes\n"
+		"      --trust-carrier    retrieve clients without a per-file check\n"
 		"  -V, --version          print the version\n");
 }
 
@@ -149,6 +150,7 @@ int main(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},
 		{"name", required_argument, NULL, 'N'},
 		{"update-to", required_argument, NULL, 'T'},
+		{"trust-carrier", no_argument, NULL, 'C'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -218,6 +220,9 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			settings.update_to = update_to;
+			break;
+		case 'C':
+			settings.trust_carrier = true;
 			break;
 		case 'V':
 			printf("kvcache %s\n", KV_VERSION_STRING);
