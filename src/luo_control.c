@@ -365,7 +365,9 @@ static int adopt_incoming(struct luo_control *ctl, int *requester)
 		close(fd);
 		fd = -1;
 	}
-	if (liveupdate_session_retrieve_fd(s, CTL_TOKEN_REQUESTER, requester))
+	/* Only an update asked for here carries a requester. */
+	if (!luo_session_has_token(s, CTL_TOKEN_REQUESTER) ||
+	    liveupdate_session_retrieve_fd(s, CTL_TOKEN_REQUESTER, requester))
 		*requester = -1;
 	liveupdate_session_finish(s);
 	if (fd < 0)

@@ -99,8 +99,18 @@ static void cmd_status(struct luo_control *ctl, struct ctl_buf *out)
 static void cmd_transition(struct luo_control *ctl, const char *cmd,
 			   struct ctl_buf *out)
 {
+	enum liveupdate_state st = liveupdate_get_state();
 	int err;
 
+	/* Refused here, in the client's words, rather than in the log. */
+	if ((!strcmp(cmd, "prepare") && st != LIVEUPDATE_STATE_NORMAL) ||
+	    (!strcmp(cmd, "freeze") && st != LIVEUPDATE_STATE_PREPARED) ||
+	    (!strcmp(cmd, "cancel") && st != LIVEUPDATE_STATE_PREPARED &&
+	     st != LIVEUPDATE_STATE_FROZEN) ||
+	    (!strcmp(cmd, "finish") && st != LIVEUPDATE_STATE_UPDATED)) {
+		state_error(ctl, out, -EINVAL, cmd);
+		return;
+	}
 	if (!strcmp(cmd, "prepare"))
 		err = liveupdate_prepare();
 	else if (!strcmp(cmd, "freeze"))

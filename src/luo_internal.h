@@ -77,6 +77,8 @@ struct ctl_buf;
 void luo_sessions_describe(struct ctl_buf *b, bool files);
 void luo_subsystems_describe(struct ctl_buf *b);
 int kho_blobs_describe(struct ctl_buf *b, bool incoming);
+struct luo_session;
+bool luo_session_has_token(struct luo_session *s, uint64_t token);
 
 /* luo_session.c, luo_file.c, luo_flb.c, luo_fd_handlers.c */
 struct luo_session;

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -122,10 +123,21 @@ void luo_discard_handover(const char *value)
 	luo_teardown_release(false);
 }
 
+static pthread_t reaper;
+static bool reaper_running;
+
+static void *reap_helper(void *arg)
+{
+	/* Blocks only this thread; the service may have reaped it first. */
+	waitpid((pid_t)(intptr_t)arg, NULL, 0);
+	return NULL;
+}
+
 /*
  * Let go of the previous image's address space: closing our end wakes the
- * holder, which exits and so frees it.  @wait reaps it; otherwise it is
- * reaped later, by the next prepare or luo_exit().
+ * holder, which exits and so frees it.  @wait reaps it; otherwise a
+ * short-lived thread does when it exits, and the next prepare or
+ * luo_exit() joins that thread.
  */
 void luo_teardown_release(bool wait)
 {
@@ -137,9 +149,21 @@ void luo_teardown_release(bool wait)
 			close(luo_global.teardown_fd);
 		luo_global.teardown_fd = -1;
 	}
+	if (reaper_running && wait) {
+		pthread_join(reaper, NULL);
+		reaper_running = false;
+	}
 	if (luo_global.teardown_pid > 0 &&
 	    waitpid(luo_global.teardown_pid, NULL, wait ? 0 : WNOHANG) != 0)
 		luo_global.teardown_pid = 0;
+	/* Still tearing down: reap it when it is done, not at the next
+	 * prepare, so that it never lingers as a zombie. */
+	if (luo_global.teardown_pid > 0 && !reaper_running &&
+	    !pthread_create(&reaper, NULL, reap_helper,
+			    (void *)(intptr_t)luo_global.teardown_pid)) {
+		reaper_running = true;
+		luo_global.teardown_pid = 0;
+	}
 }
 
 /* Runs in the helper, on its own stack, in the shared address space:

@@ -60,6 +60,16 @@ struct luo_file *luo_file_by_token(const struct luo_session *s, uint64_t token)
 	return n ? luo_hash_entry(n, struct luo_file, token_node) : NULL;
 }
 
+bool luo_session_has_token(struct luo_session *s, uint64_t token)
+{
+	bool has;
+
+	pthread_mutex_lock(&luo_sessions_lock);
+	has = luo_file_by_token(s, token);
+	pthread_mutex_unlock(&luo_sessions_lock);
+	return has;
+}
+
 int luo_session_add_file(struct luo_session *s, struct luo_file *f)
 {
 	int err;

@@ -57,7 +57,11 @@ struct luo_control_opts {
  * @opts: options; @opts->name is required.
  * @ctl: set to the server on success.
  *
- * Call it after luo_init().  In a new image that came from an update the
+ * Call it after luo_init() and, in a new image, before liveupdate_finish():
+ * finish closes whatever of the control session was not taken back, and
+ * the client that asked for the update would never hear the outcome.
+ * Call it once the service serves again: the blackout it reports ends
+ * here.  In a new image that came from an update the
  * control session carried over is retrieved: the same listening socket
  * is served again (no connection is ever refused during the update) and
  * the connection that asked for the update gets the outcome.
