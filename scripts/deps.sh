@@ -2,8 +2,9 @@
 # Install (as root) or name (otherwise) the Debian packages the build,
 # the tests and the demo need.  Sourced by demo.sh and test.sh.
 
+# libmemcached-tools: memccapable and memcaslap, the kvcache tests' peers.
 LUO_DEPS=(meson ninja-build gcc pkg-config python3 libfdt-dev libcmocka-dev
-	  device-tree-compiler)
+	  device-tree-compiler libmemcached-tools)
 
 luo_install_deps() {
 	local missing=() p
