@@ -133,6 +133,20 @@ static bool want_tokens(struct conn *c, size_t n, size_t lo, size_t hi)
 	return false;
 }
 
+/* The common start of a keyed command: token count, noreply, key length. */
+static bool keyed_command(struct conn *c, struct token *t, size_t n, size_t lo,
+			  size_t hi)
+{
+	if (!want_tokens(c, n, lo, hi))
+		return false;
+	noreply_check(c, t, n);
+	if (t[1].len > KEY_MAX_LENGTH) {
+		reply_err(c, "CLIENT_ERROR bad command line format");
+		return false;
+	}
+	return true;
+}
+
 static void out_value(struct conn *c, struct kv_item *it, bool with_cas)
 {
 	char hdr[KEY_MAX_LENGTH + 96];
@@ -213,13 +227,9 @@ static ssize_t cmd_store(struct conn *c, struct token *t, size_t n,
 	struct kv_item *it;
 	const char *msg;
 
-	if (!want_tokens(c, n, want, want + 1))
+	/* One more token is noreply; another extra token is ignored. */
+	if (!keyed_command(c, t, n, want, want + 1))
 		return 0;
-	noreply_check(c, t, n); /* another extra token is ignored */
-	if (t[1].len > KEY_MAX_LENGTH) {
-		reply_err(c, "CLIENT_ERROR bad command line format");
-		return 0;
-	}
 	if (!parse_u32(&t[2], &flags) || !parse_i32(&t[3], &exptime) ||
 	    !parse_i32(&t[4], &vlen) ||
 	    (op == OP_CAS && !parse_u64(&t[5], &cas))) {
@@ -311,13 +321,8 @@ static void cmd_delta(struct conn *c, struct token *t, size_t n, bool incr)
 	uint64_t delta, v;
 	char buf[24];
 
-	if (!want_tokens(c, n, 3, 4))
+	if (!keyed_command(c, t, n, 3, 4))
 		return;
-	noreply_check(c, t, n);
-	if (t[1].len > KEY_MAX_LENGTH) {
-		reply_err(c, "CLIENT_ERROR bad command line format");
-		return;
-	}
 	if (!parse_u64(&t[2], &delta)) {
 		reply_err(c, "CLIENT_ERROR invalid numeric delta argument");
 		return;
@@ -354,13 +359,8 @@ static void cmd_touch(struct conn *c, struct token *t, size_t n)
 	struct kv_item *it;
 	int32_t e;
 
-	if (!want_tokens(c, n, 3, 4))
+	if (!keyed_command(c, t, n, 3, 4))
 		return;
-	noreply_check(c, t, n);
-	if (t[1].len > KEY_MAX_LENGTH) {
-		reply_err(c, "CLIENT_ERROR bad command line format");
-		return;
-	}
 	if (!parse_i32(&t[2], &e)) {
 		reply_err(c, "CLIENT_ERROR invalid exptime argument");
 		return;
