@@ -9,13 +9,15 @@
  *   gapclient verify -p PORT --bytes N [--vsize 4096]
  *       read every key back (pipelined multi-gets) and compare each value
  *       with the one derived from its key: how many came back correct
- *   gapclient gap    -p PORT --bytes N --trigger 'CMD' [--conns 4]
- *                    [--warmup-ms 1000] [--tail-ms 1000] [--max-s 300]
+ *   gapclient gap    -p PORT --bytes N [--pid PID --signal N] [--trigger CMD]
+ *                    [--conns 4] [--warmup-ms 1000] [--tail-ms 1000]
+ *                    [--max-s 300]
  *       poll the server from several connections (one thread each, get and
- *       set back to back, reconnect when a connection drops), run CMD with
- *       /bin/sh after the warm-up, and report the longest interval without
- *       any successful response, when service came back, and how many
- *       connections had to reconnect
+ *       set back to back, reconnect when a connection drops); after the
+ *       warm-up send signal N to PID (the trigger time is taken right
+ *       before), then run CMD with /bin/sh if given; report the longest
+ *       interval without any successful response, when service came back,
+ *       and how many connections had to reconnect
  *   gapclient bench  -p PORT --bytes N [--conns 4] [--depth 16]
  *                    [--seconds 10] [--set-pct 10]
  *       throughput: each connection keeps DEPTH requests in flight
@@ -33,6 +35,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -55,6 +58,8 @@ static unsigned nconns;
 static const char *trigger;
 static unsigned warmup_ms = 1000, tail_ms = 1000, max_s = 300;
 static unsigned depth = 16, seconds = 10, set_pct = 10;
+static pid_t sig_pid;
+static int sig_no;
 static uint64_t nkeys;
 
 static uint64_t now_ns(void)
@@ -499,7 +504,9 @@ static void *trigger_thread(void *arg)
 	(void)arg;
 	t_trigger = now_ns();
 	atomic_store(&t_trigger_atomic, t_trigger);
-	trigger_status = system(trigger);
+	if (sig_pid > 0 && kill(sig_pid, sig_no) < 0)
+		die("kill");
+	trigger_status = trigger ? system(trigger) : 0;
 	t_trigger_done = now_ns();
 	return NULL;
 }
@@ -740,6 +747,7 @@ int main(int argc, char **argv)
 		{"warmup-ms", 1, 0, 'w'}, {"tail-ms", 1, 0, 'T'},
 		{"max-s", 1, 0, 'M'},	  {"depth", 1, 0, 'd'},
 		{"seconds", 1, 0, 's'},	  {"set-pct", 1, 0, 'S'},
+		{"pid", 1, 0, 'P'},	  {"signal", 1, 0, 'k'},
 		{0, 0, 0, 0}};
 	int o;
 
@@ -750,7 +758,7 @@ int main(int argc, char **argv)
 	}
 	const char *mode = argv[1];
 	optind = 2;
-	while ((o = getopt_long(argc, argv, "p:H:b:v:c:t:w:T:M:d:s:S:", opts,
+	while ((o = getopt_long(argc, argv, "p:H:b:v:c:t:w:T:M:d:s:S:P:k:", opts,
 				NULL)) != -1) {
 		switch (o) {
 		case 'p': port = atoi(optarg); break;
@@ -765,6 +773,8 @@ int main(int argc, char **argv)
 		case 'd': depth = atoi(optarg); break;
 		case 's': seconds = atoi(optarg); break;
 		case 'S': set_pct = atoi(optarg); break;
+		case 'P': sig_pid = atoi(optarg); break;
+		case 'k': sig_no = atoi(optarg); break;
 		default: return 2;
 		}
 	}
@@ -778,8 +788,9 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "verify"))
 		return run_ranges(verify_thread, "verify");
 	if (!strcmp(mode, "gap")) {
-		if (!trigger) {
-			fprintf(stderr, "gapclient: gap needs --trigger CMD\n");
+		if (!trigger && !(sig_pid && sig_no)) {
+			fprintf(stderr, "gapclient: gap needs --trigger CMD "
+					"and/or --pid PID --signal N\n");
 			return 2;
 		}
 		return run_gap();

@@ -16,8 +16,9 @@
 #       [--systems "idle kvcache mc-warm mc-restart criu"] [--conns 4]
 #       [--kvcache PATH] [--kvsrc DIR] [--build DIR] [--out DIR]
 #       [--tput-size MiB] [--tput-seconds S] [--quick]
-#   KV_TRIGGER   how to update kvcache; $PID, $BIN, $PORT are set
-#                (default: kill -USR1 $PID)
+#   KV_TRIGGER   how to update kvcache; $PID, $BIN, $PORT are set, the
+#                control socket is named luo-gap (luoctl -s luo-gap)
+#                (default: gapclient sends SIGUSR1 to the server itself)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -47,16 +48,12 @@ start_server() { # STATE LOG cmd...
 }
 if [ "${1:-}" = __trigger ]; then
 	sys=$2 st=$3
+	exec >>"$st/trigger.log" 2>&1 # gapclient's stdout is its JSON
 	pid=$(cat "$st/pid")
 	read -r -a cmd <"$st/cmd"
 	case $sys in
 	idle) ;;
-	kvcache)
-		PID=$pid BIN=$(cat "$st/bin") PORT=$(cat "$st/port") \
-			sh -c "${KV_TRIGGER:-kill -USR1 \$PID}"
-		;;
-	mc-warm | mc-restart)
-		if [ "$sys" = mc-warm ]; then kill -USR1 "$pid"; else kill -TERM "$pid"; fi
+	mc-warm | mc-restart) # gapclient has sent SIGUSR1 or SIGTERM
 		wait_dead "$pid"
 		if [ "$sys" = mc-warm ]; then
 			# memcached 1.6.18 refuses its memory file ("restart
@@ -123,6 +120,7 @@ tput_size=${tput_size:-${sizes%% *}}
 port=22100
 port2=22101
 cmdline="bench/kvcache/run-gap.sh --sizes \"$sizes\" --runs $runs --systems \"$systems\" --conns $conns"
+[ -z "${KV_TRIGGER:-}" ] || cmdline="KV_TRIGGER='$KV_TRIGGER' $cmdline"
 [ "$(id -u)" = 0 ] || { echo "run-gap.sh: run as root (memcached -u root, CRIU)" >&2; exit 2; }
 for t in memcached gnuplot python3 cc; do
 	command -v $t >/dev/null || { echo "run-gap.sh: needs $t (apt-get install memcached gnuplot-nox)" >&2; exit 2; }
@@ -196,7 +194,7 @@ server_cmd() { # SYSTEM SIZE PORT STATE
 	local m
 	m=$(mem_mib "$2")
 	case $1 in
-	kvcache) echo "$kvbin -p $3 -l 127.0.0.1 -m $m -c 1024 -v" ;;
+	kvcache) echo "$kvbin -p $3 -l 127.0.0.1 -m $m -c 1024 -v --name luo-gap" ;;
 	mc-warm) echo "memcached -u root -t 1 -U 0 -p $3 -l 127.0.0.1 -m $m -c 1024 -e $4/mc.mem" ;;
 	*) echo "memcached -u root -t 1 -U 0 -p $3 -l 127.0.0.1 -m $m -c 1024" ;;
 	esac
@@ -220,8 +218,8 @@ stop() { # STATE
 	rm -f "$1"/mc.mem*
 	rm -rf "$1/criu"
 }
-jget() { # JSON KEY
-	python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
+jget() { # JSON KEY (the last line of JSON)
+	python3 -c 'import json,sys; print(json.loads(sys.argv[1].strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
 }
 
 runs_csv=$tmp/runs.csv
@@ -268,8 +266,23 @@ for size in $sizes; do
 			pid0=$(cat "$st/pid")
 			ul0=$(grep -c 'live update #' "$st/server.log" || true)
 			rm -f "$st/wait_us"
+			# The signal is sent by gapclient itself, right after it
+			# takes the trigger time; the rest of the procedure (wait
+			# for the exit, start again; CRIU; KV_TRIGGER) follows.
+			trig=(--trigger "'$here/run-gap.sh' __trigger $sys '$st'")
+			case $sys in
+			idle) trig=(--trigger true) ;;
+			kvcache)
+				if [ -n "${KV_TRIGGER:-}" ]; then
+					trig=(--trigger "PID=$pid0 BIN='$kvbin' PORT=$port; export PID BIN PORT; { $KV_TRIGGER; } >>'$st/trigger.log' 2>&1")
+				else
+					trig=(--pid "$pid0" --signal "$(kill -l USR1)")
+				fi ;;
+			mc-warm) trig+=(--pid "$pid0" --signal "$(kill -l USR1)") ;;
+			mc-restart) trig+=(--pid "$pid0" --signal "$(kill -l TERM)") ;;
+			esac
 			j=$("$gc" gap -p $port --bytes "${size}M" --conns "$conns" \
-				--trigger "'$here/run-gap.sh' __trigger $sys '$st'" --warmup-ms 1000 \
+				"${trig[@]}" --warmup-ms 1000 \
 				--tail-ms 1500 --max-s 600 2>"$st/gaps.log")
 			cat "$st/gaps.log" >>"$tmp/gaps.log"
 			status=$(jget "$j" trigger_status)
