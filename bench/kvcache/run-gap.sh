@@ -25,11 +25,18 @@ repo=$(cd "$here/../.." && pwd)
 
 # ---- the trigger, run by gapclient through /bin/sh -------------------------
 # run-gap.sh __trigger SYSTEM STATE_DIR
-alive() { # a pid that exists and is not a zombie
-	[ -r "/proc/$1/stat" ] || return 1
-	local st
-	st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+alive() { # a pid with a thread that is not a zombie (the group leader of
+	# a multi-threaded server is a zombie while its other threads exit)
+	[ -d "/proc/$1/task" ] || return 1
+	cat /proc/"$1"/task/*/stat 2>/dev/null | awk '$3 != "Z" && $3 != "X" {a=1} END {exit !a}'
+}
+port_free() { # wait until nothing listens on PORT (up to 60 s)
+	local i
+	for ((i = 0; i < 60000; i++)); do
+		[ -z "$(ss -Hltn "sport = :$1")" ] && return 0
+		sleep 0.001
+	done
+	return 1
 }
 wait_dead() {
 	local i
@@ -55,6 +62,7 @@ if [ "${1:-}" = __trigger ]; then
 	idle) ;;
 	mc-warm | mc-restart) # gapclient has sent SIGUSR1 or SIGTERM
 		wait_dead "$pid"
+		port_free "$(cat "$st/port")"
 		if [ "$sys" = mc-warm ]; then
 			# memcached 1.6.18 refuses its memory file ("restart
 			# incompatible due to setting for [stop_time]") when started
@@ -135,7 +143,9 @@ cleanup() {
 		kill -TERM "$p" 2>/dev/null || true
 	done
 	for p in "${servers[@]}" $(cat "$tmp"/*/pid 2>/dev/null); do
-		wait_dead "$p" || kill -KILL "$p" 2>/dev/null || true
+		local i
+		for ((i = 0; i < 100; i++)); do alive "$p" || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null || true
 	done
 	rm -rf "$tmp"
 }
@@ -157,7 +167,9 @@ if [[ " $systems " == *" kvcache "* ]] && [ -z "$kvbin" ]; then
 		fi
 		if ninja -C "$b" examples/kvcache/kvcache >>"$tmp/kvbuild.log" 2>&1; then
 			kvbin=$b/examples/kvcache/kvcache
-			kvnote="built from $src ($(git -C "$src" rev-parse --short HEAD)$(git -C "$src" status --porcelain examples/kvcache | grep -q . && echo ', with uncommitted changes'))"
+			dirty=
+			[ -z "$(git -C "$src" status --porcelain examples/kvcache 2>/dev/null)" ] || dirty=", with uncommitted changes"
+			kvnote="built from $src ($(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo '?')$dirty)"
 			break
 		fi
 		kvnote="kvcache did not build from $src: $(grep -m1 -i error "$tmp/kvbuild.log" || tail -1 "$tmp/kvbuild.log")"
@@ -167,10 +179,11 @@ fi
 [ -z "$kvbin" ] || kvnote=${kvnote:-"$kvbin"}
 
 # ---- helpers ---------------------------------------------------------------
-wait_port() { # PORT [seconds]
+wait_port() { # PORT [seconds [PID]]: until it answers (and PID lives)
 	local i n=$((${2:-120} * 100))
 	for ((i = 0; i < n; i++)); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		[ -z "${3:-}" ] || alive "$3" || return 1
 		sleep 0.01
 	done
 	return 1
@@ -206,15 +219,17 @@ start() { # SYSTEM SIZE PORT STATE
 	echo "$3" >"$st/port"
 	echo "$kvbin" >"$st/bin"
 	read -r -a c <"$st/cmd"
+	port_free "$3" || { echo "port $3 still busy:"; ss -ltnp "sport = :$3"; exit 1; }
 	start_server "$st" "$st/server.log" "${c[@]}"
 	servers+=("$(cat "$st/pid")")
-	wait_port "$3" 120 || { echo "server $1 did not come up:"; tail "$st/server.log"; exit 1; }
+	wait_port "$3" 120 "$(cat "$st/pid")" || { echo "server $1 did not come up:"; tail "$st/server.log"; exit 1; }
 }
 stop() { # STATE
 	local p
 	p=$(cat "$1/pid")
 	kill -TERM "$p" 2>/dev/null || true
 	wait_dead "$p" || kill -KILL "$p" 2>/dev/null || true
+	port_free "$(cat "$1/port")" || true
 	rm -f "$1"/mc.mem*
 	rm -rf "$1/criu"
 }
