@@ -594,7 +594,8 @@ static int run_gap(void)
 	       "\"trigger_status\":%d,\"all_back\":%s,\"dropped_conns\":%llu,"
 	       "\"reconnects\":%llu,\"failed_connects\":%llu,\"errors\":%llu,"
 	       "\"ops\":%llu,\"hits\":%llu,\"misses\":%llu,\"bad\":%llu,"
-	       "\"stored\":%llu,\"gaps_over_1ms\":%u,\"run_s\":%.3f}\n",
+	       "\"stored\":%llu,\"gaps_over_1ms\":%u,\"run_s\":%.3f,"
+	       "\"t_trigger_ns\":%llu}\n",
 	       t, gmax / 1e6,
 	       gto ? ((double)gfrom - (double)t_trigger) / 1e6 : 0.0,
 	       recover ? (recover - t_trigger) / 1e6 : -1.0,
@@ -606,7 +607,7 @@ static int run_gap(void)
 	       (unsigned long long)err, (unsigned long long)ops,
 	       (unsigned long long)hits, (unsigned long long)misses,
 	       (unsigned long long)bad, (unsigned long long)stored, ngaps,
-	       (t_end - t0) / 1e9);
+	       (t_end - t0) / 1e9, (unsigned long long)t_trigger);
 	/* The gaps of 1 ms or more from 1 s before the trigger on, relative
 	 * to the trigger (ms), on stderr for the logs: */
 	/* the 8 longest, in time order */
