@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kho_internal.h"
@@ -43,7 +44,19 @@ static struct {
 	int release_fd; /* our end; the holder exits when it closes */
 	int hold_fd;	/* the holder's end, closed in the parent */
 	void *stack;
+	/* The old arena mapping, which the holder unmaps slice by slice. */
+	uint8_t *arena;
+	uint64_t arena_len;
 } holder = {.release_fd = -1, .hold_fd = -1};
+
+/*
+ * Tearing down a large mapping in one go stalls the new image's page
+ * faults on the same memfd for as long as it takes (tens of ms per GiB
+ * seen on a VM).  In 16 MiB slices with a pause between them, each stall
+ * is short and the new image's faults get through in between.
+ */
+#define HOLDER_SLICE (16ULL << 20)
+#define HOLDER_PAUSE_NS 200000
 
 /* The fds travel by value: the parent changes @holder right after clone. */
 #define HOLDER_ARG(hold, release)                                              \
@@ -181,12 +194,26 @@ __attribute__((no_sanitize_address)) static int holder_main(void *arg)
 	syscall(SYS_close_range, hold + 1, ~0U, 0);
 	while (syscall(SYS_read, hold, &c, 1) < 0)
 		;
+	for (uint64_t off = 0;
+	     off < __atomic_load_n(&holder.arena_len, __ATOMIC_SEQ_CST);
+	     off += HOLDER_SLICE) {
+		struct timespec pause = {0, HOLDER_PAUSE_NS};
+		uint64_t len = holder.arena_len - off < HOLDER_SLICE
+				       ? holder.arena_len - off
+				       : HOLDER_SLICE;
+
+		syscall(SYS_munmap, holder.arena + off, len);
+		syscall(SYS_nanosleep, &pause, NULL);
+	}
 	syscall(SYS_exit, 0);
 	return 0;
 }
 
 static void holder_stop(void)
 {
+	/* The exec failed: this address space lives on, unmap nothing.  The
+	 * holder shares it and reads this only after the close wakes it. */
+	__atomic_store_n(&holder.arena_len, 0, __ATOMIC_SEQ_CST);
 	if (holder.release_fd >= 0)
 		close(holder.release_fd);
 	if (holder.hold_fd >= 0)
@@ -215,6 +242,8 @@ static int holder_start(void)
 		holder_stop();
 		return -ENOMEM;
 	}
+	holder.arena = kho.base;
+	holder.arena_len = kho.size;
 	holder.pid = clone(holder_main, (char *)holder.stack + HOLDER_STACK,
 			   CLONE_VM | SIGCHLD,
 			   HOLDER_ARG(holder.hold_fd, holder.release_fd));
