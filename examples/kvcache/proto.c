@@ -575,14 +575,37 @@ static void stats_general(struct conn *c)
 	stat_u64(c, "live_update_last_blackout_us", s->last_blackout_ns / 1000);
 }
 
+static bool is_get(const char *p, size_t n)
+{
+	return (n >= 4 && !memcmp(p, "get ", 4)) ||
+	       (n >= 5 && (!memcmp(p, "gets ", 5) || !memcmp(p, "gat ", 4))) ||
+	       (n >= 5 && !memcmp(p, "gats ", 5));
+}
+
 /* Run one command line. Return: bytes of data block consumed, -1: wait. */
 static ssize_t dispatch(struct conn *c, char *line, size_t len,
 			const char *data, size_t avail, bool *close)
 {
 	struct token t[MAX_TOKENS];
-	size_t n = tokenize(line, len, t, MAX_TOKENS);
+	size_t n;
 
 	c->noreply = false;
+	if (is_get(line, len)) {
+		/* As many keys as the line holds, like memcached. */
+		size_t max = len / 2 + 2;
+		struct token *keys = malloc(max * sizeof(*keys));
+
+		if (!keys) {
+			reply_err(c, "SERVER_ERROR out of memory");
+			return 0;
+		}
+		n = tokenize(line, len, keys, max);
+		/* get, gets, gat, gats: a trailing 's' asks for the CAS. */
+		cmd_get(c, keys, n, keys[0].len == 4, keys[0].s[1] == 'a');
+		free(keys);
+		return 0;
+	}
+	n = tokenize(line, len, t, MAX_TOKENS);
 	if (!n) {
 		reply_err(c, "ERROR");
 		return 0;
@@ -632,13 +655,6 @@ static ssize_t dispatch(struct conn *c, char *line, size_t len,
 	else
 		reply_err(c, "ERROR");
 	return 0;
-}
-
-static bool is_get(const char *p, size_t n)
-{
-	return (n >= 4 && !memcmp(p, "get ", 4)) ||
-	       (n >= 5 && (!memcmp(p, "gets ", 5) || !memcmp(p, "gat ", 4))) ||
-	       (n >= 5 && !memcmp(p, "gats ", 5));
 }
 
 /**

@@ -20,10 +20,28 @@ run_capable() {
 	done
 }
 
+# A multi-get of 300 keys answers every one of them, as memcached does.
+multiget() {
+	local req="" i
+	for i in $(seq 300); do
+		req+="set mk$i 0 0 ${#i}\r\n$i\r\n"
+	done
+	req+="get"
+	for i in $(seq 300); do req+=" mk$i"; done
+	req+="\r\nquit\r\n"
+	exec 7<>/dev/tcp/127.0.0.1/"$KV_PORT"
+	printf "$req" >&7
+	n=$(timeout 5 cat <&7 | tr -d '\r' | grep -c '^VALUE mk')
+	exec 7<&-
+	[ "$n" = 300 ] || fail "multi-get of 300 keys $1: $n values"
+}
+
+multiget "before any update"
 run_capable "before any update"
 kv_update 1 || fail "update 1"
 grep -q "kvcache v2: .*live update #1 from v1" "$KV_LOG" || fail "v2 did not take over"
 run_capable "after the update into v2"
+multiget "after an update"
 kv_update 2 || fail "update 2"
 run_capable "after a second update"
 cat "$KV_LOG"
