@@ -19,6 +19,16 @@ int failures;
 const char *test_name = "files";
 const char *where = "";
 
+static int value_prepare(struct liveupdate_subsystem *h, uint64_t *data)
+{
+	*data = *(const uint64_t *)h->arg;
+	return 0;
+}
+
+const struct liveupdate_subsystem_ops test_value_ops = {
+	.prepare = value_prepare,
+};
+
 void self_exe(char *buf, size_t len)
 {
 	ssize_t n = readlink("/proc/self/exe", buf, len - 1);

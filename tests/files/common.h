@@ -14,6 +14,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <luo/luo.h>
+
 extern int failures;
 extern const char *test_name; /* prefix of every message */
 extern const char *where;     /* which image or phase, in messages */
@@ -49,6 +51,17 @@ extern const char *where;     /* which image or phase, in messages */
 			_exit(1);                                              \
 		}                                                              \
 	} while (0)
+
+/*
+ * A subsystem whose only job is to hand one u64 to the next image: the
+ * value *@value_ holds at prepare.  The new image reads it back with
+ * liveupdate_get_subsystem_data().
+ */
+extern const struct liveupdate_subsystem_ops test_value_ops;
+#define TEST_VALUE_SUBSYSTEM(name_, value_)                                    \
+	{                                                                      \
+		.ops = &test_value_ops, .name = (name_), .arg = (value_)       \
+	}
 
 /* This executable's path, for liveupdate_reboot(). */
 void self_exe(char *buf, size_t len);

@@ -141,21 +141,10 @@ struct hello {
 
 static struct state *st;
 
-static int sub_prepare(struct liveupdate_subsystem *h, uint64_t *data)
-{
-	(void)h;
-	*data = kho_ptr_to_offset(st);
-	return 0;
-}
-
-static const struct liveupdate_subsystem_ops sub_ops = {
-	.prepare = sub_prepare,
-};
-
-static struct liveupdate_subsystem sub = {
-	.ops = &sub_ops,
-	.name = "files-test",
-};
+/* Image 1 hands the offset of @st to image 2. */
+static uint64_t st_off;
+static struct liveupdate_subsystem sub =
+	TEST_VALUE_SUBSYSTEM("files-test", &st_off);
 
 /* ---- sockets ---- */
 
@@ -504,6 +493,7 @@ static int image1(const char *self)
 	REQUIRE(!luo_init(NULL), "luo_init failed");
 	REQUIRE(!kho_alloc_preserve(sizeof(*st), (void **)&st),
 		"kho_alloc_preserve failed");
+	st_off = kho_ptr_to_offset(st);
 	REQUIRE(!liveupdate_register_subsystem(&sub), "register failed");
 	st->magic = STATE_MAGIC;
 	st->helper = pid;

@@ -112,21 +112,9 @@ static struct ident ids[T_COUNT];
 /* A subsystem, to show the rest of the handover is adopted. */
 #define SUB_DATA 0x5eed1234ULL
 
-static int sub_prepare(struct liveupdate_subsystem *h, uint64_t *data)
-{
-	(void)h;
-	*data = SUB_DATA;
-	return 0;
-}
-
-static const struct liveupdate_subsystem_ops sub_ops = {
-	.prepare = sub_prepare,
-};
-
-static struct liveupdate_subsystem sub = {
-	.ops = &sub_ops,
-	.name = "replaced-test",
-};
+static uint64_t sub_data = SUB_DATA;
+static struct liveupdate_subsystem sub =
+	TEST_VALUE_SUBSYSTEM("replaced-test", &sub_data);
 enum mode { M_REPLACED, M_ANON, M_REUSED };
 static enum mode mode;
 

@@ -67,21 +67,10 @@ struct state {
 
 static struct state *st;
 
-static int sub_prepare(struct liveupdate_subsystem *h, uint64_t *data)
-{
-	(void)h;
-	*data = kho_ptr_to_offset(st);
-	return 0;
-}
-
-static const struct liveupdate_subsystem_ops sub_ops = {
-	.prepare = sub_prepare,
-};
-
-static struct liveupdate_subsystem sub = {
-	.ops = &sub_ops,
-	.name = "tcp-stream",
-};
+/* Each image hands the offset of @st to the next. */
+static uint64_t st_off;
+static struct liveupdate_subsystem sub =
+	TEST_VALUE_SUBSYSTEM("tcp-stream", &st_off);
 
 /* ---- the peer: never exec'd, no library ---- */
 
@@ -373,6 +362,7 @@ int main(int argc, char **argv __attribute__((unused)))
 		REQUIRE(!luo_init(NULL), "luo_init");
 		REQUIRE(!kho_alloc_preserve(sizeof(*st), (void **)&st),
 			"kho_alloc_preserve");
+		st_off = kho_ptr_to_offset(st);
 		st->magic = STATE_MAGIC;
 		st->peer = pid;
 		st->sum = SUM_INIT;
@@ -387,6 +377,7 @@ int main(int argc, char **argv __attribute__((unused)))
 				!kho_restore(data, sizeof(*st), (void **)&st) &&
 				st->magic == STATE_MAGIC,
 			"no state from the previous image");
+		st_off = data;
 		REQUIRE(!liveupdate_register_subsystem(&sub), "register");
 		snprintf(name, sizeof(name), "stream-%u", st->updates);
 		st->updates++;
