@@ -280,10 +280,10 @@ static bool serve_conn(struct luo_control *ctl, struct ctl_conn *c)
 	return alive;
 }
 
-static void serve_events(struct luo_control *ctl, int timeout_ms, bool *stop)
+static void serve_events(struct luo_control *ctl, bool *stop)
 {
 	struct epoll_event ev[16];
-	int n = epoll_wait(ctl->epfd, ev, 16, timeout_ms);
+	int n = epoll_wait(ctl->epfd, ev, 16, 0);
 
 	for (int i = 0; i < n; i++) {
 		void *p = ev[i].data.ptr;
@@ -292,17 +292,10 @@ static void serve_events(struct luo_control *ctl, int timeout_ms, bool *stop)
 			*stop = true;
 		} else if (p == EP_LISTENER) {
 			accept_all(ctl);
-		} else {
-			struct ctl_conn *c = p;
-
-			/* The peer may have been closed by an earlier event. */
-			bool known = false;
-
-			for (struct ctl_conn *it = ctl->conns; it;
-			     it = it->next)
-				known |= it == c;
-			if (known && !serve_conn(ctl, c))
-				conn_close(ctl, c);
+		} else if (!serve_conn(ctl, p)) {
+			/* Only this connection is closed: no command closes
+			 * another, so later events of the batch stay valid. */
+			conn_close(ctl, p);
 		}
 	}
 }
@@ -314,7 +307,7 @@ static void *control_thread(void *arg)
 
 	while (!stop) {
 		pthread_mutex_lock(&ctl->lock);
-		serve_events(ctl, 0, &stop);
+		serve_events(ctl, &stop);
 		pthread_mutex_unlock(&ctl->lock);
 		if (!stop) {
 			struct pollfd p = {.fd = ctl->epfd, .events = POLLIN};
@@ -555,7 +548,7 @@ int luo_control_dispatch(struct luo_control *ctl)
 	if (!ctl || (ctl->flags & LUO_CONTROL_THREAD))
 		return -EINVAL;
 	pthread_mutex_lock(&ctl->lock);
-	serve_events(ctl, 0, &stop);
+	serve_events(ctl, &stop);
 	pthread_mutex_unlock(&ctl->lock);
 	return 0;
 }

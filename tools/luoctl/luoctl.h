@@ -44,7 +44,8 @@ struct client {
 /* luoctl_client.c */
 int client_connect(struct client *c, const char *path);
 int client_send(struct client *c, int argc, char **argv);
-/* Next line, without its newline; NULL at EOF/error (*code says which). */
+/* Next line, without its newline, valid until the next call; NULL at
+ * EOF/error/timeout (*code says which). */
 char *client_line(struct client *c, int *code);
 int client_reply(struct client *c, struct reply *r,
 		 void (*on_stage)(const char *name, const char *us, void *arg),

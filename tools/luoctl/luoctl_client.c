@@ -13,50 +13,14 @@
 #include "../../src/luo_control_proto.h"
 #include "luoctl.h"
 
+/*
+ * The next line, without its newline, in a buffer that grows as needed
+ * (dump rows are long) and stays valid until the next call; NULL at end of
+ * file, on error or timeout (*code says which).
+ */
 char *client_line(struct client *c, int *code)
 {
-	for (;;) {
-		char *nl = memchr(c->buf, '\n', c->len);
-		struct pollfd p = {.fd = c->fd, .events = POLLIN};
-		ssize_t n;
-		int r;
-
-		if (nl) {
-			static char line[sizeof(c->buf)];
-			size_t used = (size_t)(nl - c->buf);
-
-			memcpy(line, c->buf, used);
-			line[used] = '\0';
-			memmove(c->buf, nl + 1, c->len - used - 1);
-			c->len -= used + 1;
-			return line;
-		}
-		if (c->len == sizeof(c->buf)) {
-			*code = EXIT_LOST;
-			return NULL;
-		}
-		r = poll(&p, 1, c->timeout_ms);
-		if (r == 0) {
-			*code = EXIT_TIMEOUT;
-			return NULL;
-		}
-		if (r < 0 && errno == EINTR)
-			continue;
-		n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			*code = EXIT_LOST;
-			return NULL;
-		}
-		c->len += (size_t)n;
-	}
-}
-
-/* Replies longer than the buffer (dump) are read with a growing one. */
-static char *long_line(struct client *c, int *code)
-{
-	static char *big;
+	static char *line;
 	static size_t cap;
 	size_t len = 0;
 
@@ -65,32 +29,38 @@ static char *long_line(struct client *c, int *code)
 		size_t take = nl ? (size_t)(nl - c->buf) : c->len;
 		struct pollfd p = {.fd = c->fd, .events = POLLIN};
 		ssize_t n;
+		int r;
 
 		if (len + take + 1 > cap) {
 			size_t ncap = (len + take + 1) * 2;
-			char *nb = realloc(big, ncap);
+			char *nb = realloc(line, ncap);
 
 			if (!nb) {
 				*code = EXIT_LOST;
 				return NULL;
 			}
-			big = nb;
+			line = nb;
 			cap = ncap;
 		}
-		memcpy(big + len, c->buf, take);
+		memcpy(line + len, c->buf, take);
 		len += take;
-		big[len] = '\0';
+		line[len] = '\0';
 		if (nl) {
 			memmove(c->buf, nl + 1, c->len - take - 1);
 			c->len -= take + 1;
-			return big;
+			return line;
 		}
 		c->len = 0;
-		if (poll(&p, 1, c->timeout_ms) == 0) {
+		r = poll(&p, 1, c->timeout_ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0) {
 			*code = EXIT_TIMEOUT;
 			return NULL;
 		}
-		n = read(c->fd, c->buf, sizeof(c->buf));
+		do
+			n = read(c->fd, c->buf, sizeof(c->buf));
+		while (n < 0 && errno == EINTR);
 		if (n <= 0) {
 			*code = EXIT_LOST;
 			return NULL;
@@ -209,7 +179,7 @@ int client_reply(struct client *c, struct reply *r,
 
 	memset(r, 0, sizeof(*r));
 	for (;;) {
-		char *line = long_line(c, &code);
+		char *line = client_line(c, &code);
 
 		if (!line)
 			return code;
