@@ -96,34 +96,41 @@ static void cmd_status(struct luo_control *ctl, struct ctl_buf *out)
 	ctl_ok(out);
 }
 
-static void cmd_transition(struct luo_control *ctl, const char *cmd,
+#define STATE_BIT(s) (1U << LIVEUPDATE_STATE_##s)
+
+/* The transitions, and the states the library allows each in. */
+static const struct {
+	const char *name;
+	int (*run)(void);
+	unsigned int allowed;
+} transitions[] = {
+	{"prepare", liveupdate_prepare, STATE_BIT(NORMAL)},
+	{"freeze", liveupdate_freeze, STATE_BIT(PREPARED)},
+	{"cancel", liveupdate_cancel, STATE_BIT(PREPARED) | STATE_BIT(FROZEN)},
+	{"finish", liveupdate_finish, STATE_BIT(UPDATED)},
+};
+
+/* Return: false if @cmd is not a transition. */
+static bool cmd_transition(struct luo_control *ctl, const char *cmd,
 			   struct ctl_buf *out)
 {
-	enum liveupdate_state st = liveupdate_get_state();
+	size_t i;
 	int err;
 
+	for (i = 0; i < sizeof(transitions) / sizeof(transitions[0]); i++)
+		if (!strcmp(cmd, transitions[i].name))
+			break;
+	if (i == sizeof(transitions) / sizeof(transitions[0]))
+		return false;
 	/* Refused here, in the client's words, rather than in the log. */
-	if ((!strcmp(cmd, "prepare") && st != LIVEUPDATE_STATE_NORMAL) ||
-	    (!strcmp(cmd, "freeze") && st != LIVEUPDATE_STATE_PREPARED) ||
-	    (!strcmp(cmd, "cancel") && st != LIVEUPDATE_STATE_PREPARED &&
-	     st != LIVEUPDATE_STATE_FROZEN) ||
-	    (!strcmp(cmd, "finish") && st != LIVEUPDATE_STATE_UPDATED)) {
+	if (!(transitions[i].allowed & (1U << liveupdate_get_state()))) {
 		state_error(ctl, out, -EINVAL, cmd);
-		return;
+		return true;
 	}
-	if (!strcmp(cmd, "prepare"))
-		err = liveupdate_prepare();
-	else if (!strcmp(cmd, "freeze"))
-		err = liveupdate_freeze();
-	else if (!strcmp(cmd, "cancel"))
-		err = liveupdate_cancel();
-	else
-		err = liveupdate_finish();
-	if (!err) {
+	err = transitions[i].run();
+	if (!err)
 		ctl_ok(out);
-		return;
-	}
-	if (err == -EINVAL)
+	else if (err == -EINVAL) /* the state changed meanwhile */
 		state_error(ctl, out, err, cmd);
 	else
 		ctl_error(
@@ -131,6 +138,7 @@ static void cmd_transition(struct luo_control *ctl, const char *cmd,
 			"%s: a participant refused (%s); the service log says which, and the service is in state %s",
 			cmd, strerror(-err),
 			liveupdate_state_name(liveupdate_get_state()));
+	return true;
 }
 
 /* argv for the new image: @path, then the current arguments. */
@@ -392,12 +400,10 @@ void ctl_run(struct luo_control *ctl, struct ctl_conn *conn, char **w, int n,
 {
 	const char *cmd = w[0];
 
+	if (n == 1 && cmd_transition(ctl, cmd, out))
+		return;
 	if (!strcmp(cmd, "status") && n == 1) {
 		cmd_status(ctl, out);
-	} else if ((!strcmp(cmd, "prepare") || !strcmp(cmd, "freeze") ||
-		    !strcmp(cmd, "cancel") || !strcmp(cmd, "finish")) &&
-		   n == 1) {
-		cmd_transition(ctl, cmd, out);
 	} else if (!strcmp(cmd, "update")) {
 		cmd_update(ctl, conn, w, n, out);
 	} else if ((!strcmp(cmd, "sessions") || !strcmp(cmd, "files")) &&
