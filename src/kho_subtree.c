@@ -349,14 +349,14 @@ void kho_forget_incoming(void)
 	pthread_mutex_unlock(&kho_lock);
 }
 
-static void describe_blob(struct ctl_buf *b, const char *name, uint64_t off)
+/* One row for a sound blob; false for a missing or half-built one. */
+static bool describe_blob(struct ctl_buf *b, const char *name, uint64_t off)
 {
 	const void *fdt = kho.base + off;
 	struct kho_block *blk = kho_block_by_payload(off);
 
-	/* Only what still checks out is shown; a blob may be half built. */
-	if (!blk || !kho_fdt_valid(fdt, blk->payload_size))
-		return;
+	if (!off || !blk || !kho_fdt_valid(fdt, blk->payload_size))
+		return false;
 	ctl_row_begin(b);
 	ctl_row_str(b, "name", name);
 	ctl_row_u64(b, "offset", off);
@@ -365,6 +365,7 @@ static void describe_blob(struct ctl_buf *b, const char *name, uint64_t off)
 	for (uint32_t i = 0; i < fdt_totalsize(fdt); i++)
 		ctl_buf_printf(b, "%02x", ((const uint8_t *)fdt)[i]);
 	ctl_row_end(b);
+	return true;
 }
 
 int kho_blobs_describe(struct ctl_buf *b, bool incoming)
@@ -373,17 +374,13 @@ int kho_blobs_describe(struct ctl_buf *b, bool incoming)
 
 	pthread_mutex_lock(&kho_lock);
 	if (incoming && kho.in) {
-		describe_blob(b, "root", kho_header()->root_fdt);
-		for (size_t i = 0; i < kho.nin; i++, n++)
-			describe_blob(b, kho.in[i].name, kho.in[i].off);
-		n++;
+		n += describe_blob(b, "root", kho_header()->root_fdt);
+		for (size_t i = 0; i < kho.nin; i++)
+			n += describe_blob(b, kho.in[i].name, kho.in[i].off);
 	} else if (!incoming) {
-		if (kho.root_fdt) {
-			describe_blob(b, "root", kho.root_fdt);
-			n++;
-		}
-		for (size_t i = 0; i < kho.nout; i++, n++)
-			describe_blob(b, kho.out[i].name, kho.out[i].off);
+		n += describe_blob(b, "root", kho.root_fdt);
+		for (size_t i = 0; i < kho.nout; i++)
+			n += describe_blob(b, kho.out[i].name, kho.out[i].off);
 	}
 	pthread_mutex_unlock(&kho_lock);
 	return n ? 0 : -ENODATA;
