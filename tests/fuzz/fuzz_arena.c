@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "../../src/luo_session_internal.h"
 #include "fuzz_arena.h"
 
 #define HDR_SIZE ((uint64_t)sizeof(struct kho_block_header))
@@ -105,18 +106,6 @@ void fz_arena_fix_checksums(uint8_t *buf, size_t len)
 	memcpy(buf, &h, sizeof(h));
 }
 
-static bool printable(const char *s, size_t max)
-{
-	size_t n = strnlen(s, max);
-
-	if (n == 0 || n >= max)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] <= ' ' || s[i] > '~')
-			return false;
-	return true;
-}
-
 struct files_walk {
 	fz_file_fn fn;
 	void *arg;
@@ -141,7 +130,9 @@ static bool files_block(uint8_t *buf, uint64_t off, uint64_t limit, void *arg)
 	fs = (struct luo_file_ser *)(buf + off + HDR_SIZE);
 	fds = (struct luo_file_fd_ser *)(fs + n);
 	for (uint64_t i = 0; i < n; i++)
-		if (!printable(fs[i].compatible, sizeof(fs[i].compatible)))
+		/* The library's own rule for a handler compatible. */
+		if (!luo_compatible_valid(fs[i].compatible,
+					  sizeof(fs[i].compatible)))
 			return true;
 	for (uint64_t i = 0; i < n; i++, w->visited++)
 		w->fn(&fs[i], &fds[i], w->arg);
