@@ -77,10 +77,56 @@ static int make_dir(const char *path, bool ours)
 	return 0;
 }
 
+/*
+ * Whether a live process listens on @sa.  The probe never blocks: a
+ * listener whose backlog is full (its owner alive but not accepting) makes
+ * a blocking connect() wait for ever, a non-blocking one answers EAGAIN.
+ * Return: 1 live, 0 nobody listens (a stale socket file), negative errno
+ * when it cannot tell.
+ */
+static int probe_listener(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int err, live;
+
+	if (fd < 0)
+		return -errno;
+	err = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) ? errno : 0;
+	if (err == EINPROGRESS) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		socklen_t len = sizeof(err);
+
+		err = poll(&p, 1, 1000) == 1 &&
+				      !getsockopt(fd, SOL_SOCKET, SO_ERROR,
+						  &err, &len)
+			      ? err
+			      : EAGAIN;
+	}
+	close(fd);
+	if (!err || err == EAGAIN)
+		live = 1;
+	else if (err == ECONNREFUSED || err == ENOENT)
+		live = 0;
+	else
+		live = -err;
+	return live;
+}
+
+/* Remember which socket file is ours, so that stop removes only it. */
+static void note_socket_file(struct luo_control *ctl)
+{
+	struct stat st;
+
+	ctl->have_file = !lstat(ctl->path, &st) && S_ISSOCK(st.st_mode);
+	ctl->file_dev = st.st_dev;
+	ctl->file_ino = st.st_ino;
+}
+
 static int bind_listener(struct luo_control *ctl)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd, err;
+	struct stat st;
+	int fd, err, live;
 
 	memcpy(sa.sun_path, ctl->path, strlen(ctl->path) + 1);
 	err = make_dir(ctl->path, ctl->default_path);
@@ -94,19 +140,26 @@ static int bind_listener(struct luo_control *ctl)
 		return -errno;
 	err = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
 	if (err == -EADDRINUSE) {
-		/* A live server answers; a stale socket file does not. */
-		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		bool live = probe >= 0 &&
-			    !connect(probe, (struct sockaddr *)&sa, sizeof(sa));
-
-		if (probe >= 0)
-			close(probe);
-		if (live) {
-			pr_err("control socket %s is served by another process; stop it or choose another path",
+		/* Only a socket file is ever replaced: anything else at the
+		 * path is someone's data. */
+		if (lstat(ctl->path, &st) || !S_ISSOCK(st.st_mode)) {
+			pr_err("control socket: %s exists and is not a socket; remove it or choose another path",
 			       ctl->path);
 			close(fd);
-			return -EADDRINUSE;
+			return -ENOTSOCK;
 		}
+		live = probe_listener(&sa);
+		if (live) {
+			if (live > 0)
+				pr_err("control socket %s is served by another process; stop it or choose another path",
+				       ctl->path);
+			else
+				pr_err("control socket: cannot tell whether %s is in use (%s); remove it or choose another path",
+				       ctl->path, strerror(-live));
+			close(fd);
+			return live > 0 ? -EADDRINUSE : live;
+		}
+		/* A stale socket file: nobody listens on it. */
 		unlink(ctl->path);
 		err = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
 	}
@@ -119,6 +172,7 @@ static int bind_listener(struct luo_control *ctl)
 		return err;
 	}
 	ctl->listen_fd = fd;
+	note_socket_file(ctl);
 	return 0;
 }
 
@@ -371,6 +425,7 @@ static int adopt_incoming(struct luo_control *ctl, int *requester)
 			sa.sun_path, ctl->path);
 	snprintf(ctl->path, sizeof(ctl->path), "%s", sa.sun_path);
 	ctl->listen_fd = fd;
+	note_socket_file(ctl);
 	return 0;
 }
 
@@ -401,8 +456,14 @@ static void control_free(struct luo_control *ctl)
 	if (ctl->session)
 		liveupdate_session_close(ctl->session);
 	if (ctl->listen_fd >= 0) {
+		struct stat st;
+
 		close(ctl->listen_fd);
-		unlink(ctl->path);
+		/* Only the socket file this server bound or took over. */
+		if (ctl->have_file && !lstat(ctl->path, &st) &&
+		    S_ISSOCK(st.st_mode) && st.st_dev == ctl->file_dev &&
+		    st.st_ino == ctl->file_ino)
+			unlink(ctl->path);
 	}
 	if (ctl->epfd >= 0)
 		close(ctl->epfd);

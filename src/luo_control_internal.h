@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 #include <luo/control.h>
@@ -31,6 +32,10 @@ struct luo_control {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	unsigned int flags;
 	bool default_path; /* its directory must be ours alone */
+	/* The socket file at @path when it was bound: stop removes only it. */
+	bool have_file;
+	dev_t file_dev;
+	ino_t file_ino;
 	int listen_fd;
 	int epfd;
 	int stop_fd; /* eventfd waking the thread to stop */

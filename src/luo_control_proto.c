@@ -203,6 +203,9 @@ static const struct {
 	{EPROTONOSUPPORT, "EPROTONOSUPPORT"},
 	{ECANCELED, "ECANCELED"},
 	{EPROTO, "EPROTO"},
+	{ENOTSOCK, "ENOTSOCK"},
+	{EPIPE, "EPIPE"},
+	{ECONNRESET, "ECONNRESET"},
 };
 
 const char *ctl_errno_name(int err)
