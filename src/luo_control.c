@@ -17,6 +17,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@ static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define EP_LISTENER ((void *)1)
 #define EP_STOP ((void *)2)
+#define EP_TIMER ((void *)3)
 
 static bool name_valid(const char *name)
 {
@@ -176,29 +178,6 @@ static int bind_listener(struct luo_control *ctl)
 	return 0;
 }
 
-int ctl_send_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EAGAIN) {
-			struct pollfd p = {.fd = fd, .events = POLLOUT};
-
-			/* A peer that stops reading is dropped, not waited on. */
-			if (poll(&p, 1, 2000) <= 0)
-				return -ETIMEDOUT;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int ep_add(struct luo_control *ctl, int fd, void *ptr)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = ptr};
@@ -206,53 +185,39 @@ static int ep_add(struct luo_control *ctl, int fd, void *ptr)
 	return epoll_ctl(ctl->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
-static void conn_close(struct luo_control *ctl, struct ctl_conn *c)
+static void greet(struct luo_control *ctl, struct ctl_conn *c)
 {
-	for (struct ctl_conn **p = &ctl->conns; *p; p = &(*p)->next) {
-		if (*p == c) {
-			*p = c->next;
-			break;
-		}
-	}
-	epoll_ctl(ctl->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
-	free(c->in);
-	free(c);
+	ctl_buf_printf(&c->out, "luo %d %s %d\n", LUO_CONTROL_PROTOCOL,
+		       ctl->name, (int)getpid());
+	ctl_conn_flush(c);
+	ctl_conn_watch(ctl, c);
 }
 
-static struct ctl_conn *conn_add(struct luo_control *ctl, int fd)
+/* One refusal line (a new socket always has room for it), then a close
+ * the peer sees as end of file. */
+static void refuse(struct luo_control *ctl, int fd, const struct ucred *cred)
 {
-	struct ctl_conn *c = calloc(1, sizeof(*c));
+	char line[256];
+	int n = snprintf(
+		line, sizeof(line),
+		"error EACCES uid %u may not control service %s: only uid %u and root may\n",
+		(unsigned)cred->uid, ctl->name, (unsigned)geteuid());
 
-	if (c)
-		c->in = malloc(CTL_LINE_MAX);
-	if (!c || !c->in || ep_add(ctl, fd, c)) {
-		if (c)
-			free(c->in);
-		free(c);
-		close(fd);
-		return NULL;
-	}
-	c->fd = fd;
-	c->next = ctl->conns;
-	ctl->conns = c;
-	return c;
+	pr_warn("control socket %s: refused a peer with uid %u (pid %d)",
+		ctl->path, (unsigned)cred->uid, (int)cred->pid);
+	if (send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n)
+		pr_warn("control socket %s: could not tell the refused peer why",
+			ctl->path);
+	ctl_close_socket(fd);
 }
 
-static void greet(struct luo_control *ctl, int fd)
+/* A bounded number per event: a flood of connections waits its turn. */
+static void accept_some(struct luo_control *ctl)
 {
-	char line[128];
-	int n = snprintf(line, sizeof(line), "luo %d %s %d\n",
-			 LUO_CONTROL_PROTOCOL, ctl->name, (int)getpid());
-
-	ctl_send_all(fd, line, (size_t)n);
-}
-
-static void accept_all(struct luo_control *ctl)
-{
-	for (;;) {
-		struct ucred cred;
+	for (int i = 0; i < 64; i++) {
+		struct ucred cred = {.uid = (uid_t)-1, .pid = 0};
 		socklen_t len = sizeof(cred);
+		struct ctl_conn *c;
 		int fd = accept4(ctl->listen_fd, NULL, NULL,
 				 SOCK_CLOEXEC | SOCK_NONBLOCK);
 
@@ -260,78 +225,13 @@ static void accept_all(struct luo_control *ctl)
 			return;
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ||
 		    (cred.uid != geteuid() && cred.uid != 0)) {
-			char line[256];
-			int n = snprintf(
-				line, sizeof(line),
-				"error EACCES uid %u may not control service %s: only uid %u and root may\n",
-				(unsigned)cred.uid, ctl->name,
-				(unsigned)geteuid());
-
-			pr_warn("control socket %s: refused a peer with uid %u (pid %d)",
-				ctl->path, (unsigned)cred.uid, (int)cred.pid);
-			ctl_send_all(fd, line, (size_t)n);
-			close(fd);
+			refuse(ctl, fd, &cred);
 			continue;
 		}
-		if (conn_add(ctl, fd))
-			greet(ctl, fd);
+		c = ctl_conn_add(ctl, fd, (int)cred.pid);
+		if (c)
+			greet(ctl, c);
 	}
-}
-
-/* Run every complete line that arrived; false when the peer is gone. */
-static bool serve_conn(struct luo_control *ctl, struct ctl_conn *c)
-{
-	struct ctl_buf out = {0};
-	bool alive = true;
-
-	for (;;) {
-		ssize_t n = recv(c->fd, c->in + c->inlen,
-				 CTL_LINE_MAX - c->inlen, 0);
-		char *nl;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n <= 0) {
-			alive = false;
-			break;
-		}
-		c->inlen += (size_t)n;
-		while ((nl = memchr(c->in, '\n', c->inlen))) {
-			char *words[256];
-			size_t used = (size_t)(nl - c->in) + 1;
-			int nw;
-
-			*nl = '\0';
-			ctl_buf_reset(&out);
-			nw = ctl_split(c->in, words, 256);
-			if (nw < 0)
-				ctl_error(
-					&out, nw,
-					"malformed request: too many words or a bad %%-escape");
-			else if (nw > 0)
-				ctl_run(ctl, c, words, nw, &out);
-			memmove(c->in, c->in + used, c->inlen - used);
-			c->inlen -= used;
-			if (out.len && ctl_send_all(c->fd, out.data, out.len)) {
-				alive = false;
-				break;
-			}
-		}
-		if (!alive)
-			break;
-		if (c->inlen == CTL_LINE_MAX) {
-			ctl_buf_reset(&out);
-			ctl_error(&out, -E2BIG, "request longer than %d bytes",
-				  CTL_LINE_MAX);
-			ctl_send_all(c->fd, out.data, out.len);
-			alive = false;
-			break;
-		}
-	}
-	ctl_buf_free(&out);
-	return alive;
 }
 
 static void serve_events(struct luo_control *ctl, bool *stop)
@@ -345,13 +245,24 @@ static void serve_events(struct luo_control *ctl, bool *stop)
 		if (p == EP_STOP) {
 			*stop = true;
 		} else if (p == EP_LISTENER) {
-			accept_all(ctl);
-		} else if (!serve_conn(ctl, p)) {
+			accept_some(ctl);
+		} else if (p == EP_TIMER) {
+			uint64_t count;
+
+			if (read(ctl->timer_fd, &count, sizeof(count)) < 0)
+				ctl->timer_at_ns = 0; /* re-armed below */
+			else
+				ctl->timer_at_ns = 0; /* fired */
+		} else if (!ctl_conn_serve(ctl, p, ev[i].events)) {
 			/* Only this connection is closed: no command closes
-			 * another, so later events of the batch stay valid. */
-			conn_close(ctl, p);
+			 * another (the update shuts the others down but leaves
+			 * them listed), so later events of the batch stay
+			 * valid. */
+			ctl_conn_close(ctl, p);
 		}
 	}
+	/* After the batch: it may close connections the batch names. */
+	ctl_conns_sweep(ctl);
 }
 
 static void *control_thread(void *arg)
@@ -452,7 +363,7 @@ static void note_update(struct luo_control *ctl)
 static void control_free(struct luo_control *ctl)
 {
 	while (ctl->conns)
-		conn_close(ctl, ctl->conns);
+		ctl_conn_close(ctl, ctl->conns);
 	if (ctl->session)
 		liveupdate_session_close(ctl->session);
 	if (ctl->listen_fd >= 0) {
@@ -469,6 +380,8 @@ static void control_free(struct luo_control *ctl)
 		close(ctl->epfd);
 	if (ctl->stop_fd >= 0)
 		close(ctl->stop_fd);
+	if (ctl->timer_fd >= 0)
+		close(ctl->timer_fd);
 	pthread_mutex_destroy(&ctl->lock);
 	free(ctl);
 }
@@ -493,6 +406,13 @@ static int control_setup(struct luo_control *ctl, int *requester)
 	if (ctl->epfd < 0)
 		return -errno;
 	err = ep_add(ctl, ctl->listen_fd, EP_LISTENER);
+	if (err)
+		return err;
+	ctl->timer_fd =
+		timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (ctl->timer_fd < 0)
+		return -errno;
+	err = ep_add(ctl, ctl->timer_fd, EP_TIMER);
 	if (err)
 		return err;
 	/* Kept in a session from now on: the update never closes it. */
@@ -534,8 +454,13 @@ int luo_control_start(const struct luo_control_opts *opts,
 	ctl = calloc(1, sizeof(*ctl));
 	if (!ctl)
 		return -ENOMEM;
-	ctl->listen_fd = ctl->epfd = ctl->stop_fd = -1;
+	ctl->listen_fd = ctl->epfd = ctl->stop_fd = ctl->timer_fd = -1;
 	ctl->flags = opts->flags;
+	ctl->peer_timeout_ns =
+		(uint64_t)(opts->peer_timeout_ms
+				   ? opts->peer_timeout_ms
+				   : CTL_PEER_TIMEOUT_MS_DEFAULT) *
+		1000000ULL;
 	pthread_mutex_init(&ctl->lock, NULL);
 	snprintf(ctl->name, sizeof(ctl->name), "%s", opts->name);
 	if (opts->path) {
@@ -575,9 +500,11 @@ int luo_control_start(const struct luo_control_opts *opts,
 				&out, err,
 				"the new image could not serve the control socket: %s",
 				strerror(-err));
-			ctl_send_all(requester, out.data, out.len);
+			if (!out.err)
+				send(requester, out.data, out.len,
+				     MSG_NOSIGNAL | MSG_DONTWAIT);
 			ctl_buf_free(&out);
-			close(requester);
+			ctl_close_socket(requester);
 		}
 		control_free(ctl);
 		return err;
@@ -585,10 +512,18 @@ int luo_control_start(const struct luo_control_opts *opts,
 	active = ctl;
 	pthread_mutex_unlock(&active_lock);
 	if (requester >= 0) {
+		struct ctl_conn *c;
+
 		pthread_mutex_lock(&ctl->lock);
-		ctl_report_update(requester);
-		/* It stays a client: "update --finish" goes on on it. */
-		conn_add(ctl, requester);
+		/* It stays a client: "update --finish" goes on on it, and the
+		 * requests it sent after the update wait in it. */
+		c = ctl_conn_add(ctl, requester, 0);
+		if (c) {
+			ctl_report_update(&c->out);
+			ctl_conn_flush(c);
+			ctl_conn_watch(ctl, c);
+			ctl_conns_sweep(ctl);
+		}
 		pthread_mutex_unlock(&ctl->lock);
 	}
 	*ctlp = ctl;

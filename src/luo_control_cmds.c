@@ -183,13 +183,12 @@ static void free_args(char **argv)
 	free(argv);
 }
 
-static void stage(int fd, const char *name, uint64_t ns)
+/* One stage line, sent at once: the client shows progress as it goes. */
+static void stage(struct ctl_conn *conn, const char *name, uint64_t ns)
 {
-	char line[96];
-	int n = snprintf(line, sizeof(line), "stage %s us=%llu\n", name,
-			 (unsigned long long)(ns / 1000));
-
-	ctl_send_all(fd, line, (size_t)n);
+	ctl_buf_printf(&conn->out, "stage %s us=%llu\n", name,
+		       (unsigned long long)(ns / 1000));
+	ctl_conn_flush(conn);
 }
 
 /*
@@ -253,7 +252,7 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 			strerror(-err));
 		goto out;
 	}
-	stage(conn->fd, "prepare", t1 - t0);
+	stage(conn, "prepare", t1 - t0);
 	err = liveupdate_freeze();
 	t2 = mono_ns();
 	if (err) {
@@ -264,7 +263,12 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 			strerror(-err));
 		goto out;
 	}
-	stage(conn->fd, "freeze", t2 - t1);
+	stage(conn, "freeze", t2 - t1);
+	/* The other peers get their answers and a clean end of file now:
+	 * the exec would close them with their requests unread. */
+	ctl_conns_quiesce(ctl, conn);
+	if (ctl_conn_flush(conn) || conn->out_off < conn->out.len)
+		pr_warn("control socket: the peer that asked for the update does not read; it misses the prepare and freeze stages");
 	pr_info("control socket: live update to %s", path);
 	err = liveupdate_reboot(path, argv, NULL);
 	/* Still here: the exec failed and the library cancelled. */
@@ -278,35 +282,31 @@ out:
 	free_args(argv);
 }
 
-void ctl_report_update(int fd)
+void ctl_report_update(struct ctl_buf *out)
 {
 	struct liveupdate_timing t;
-	struct ctl_buf out = {0};
 	uint64_t now = mono_ns();
 
 	if (liveupdate_get_timing(&t)) {
-		ctl_error(&out, -ENODATA, "the new image has no update timing");
+		ctl_error(out, -ENODATA, "the new image has no update timing");
 	} else {
-		ctl_buf_printf(&out, "stage exec us=%llu\n",
+		ctl_buf_printf(out, "stage exec us=%llu\n",
 			       (unsigned long long)(t.exec_ns - t.freeze_ns) /
 				       1000);
-		ctl_buf_printf(&out, "stage boot us=%llu\n",
+		ctl_buf_printf(out, "stage boot us=%llu\n",
 			       (unsigned long long)(t.adopted_ns - t.exec_ns) /
 				       1000);
-		ctl_buf_printf(&out, "stage ready us=%llu\n",
+		ctl_buf_printf(out, "stage ready us=%llu\n",
 			       (unsigned long long)(now - t.adopted_ns) / 1000);
-		ctl_row_begin(&out);
-		ctl_row_u64(&out, "pid", (uint64_t)getpid());
-		ctl_row_u64(&out, "num", liveupdate_get_num());
-		ctl_row_str(&out, "state",
+		ctl_row_begin(out);
+		ctl_row_u64(out, "pid", (uint64_t)getpid());
+		ctl_row_u64(out, "num", liveupdate_get_num());
+		ctl_row_str(out, "state",
 			    liveupdate_state_name(liveupdate_get_state()));
-		ctl_row_u64(&out, "blackout_ns", now - t.freeze_ns);
-		ctl_row_end(&out);
-		ctl_ok(&out);
+		ctl_row_u64(out, "blackout_ns", now - t.freeze_ns);
+		ctl_row_end(out);
+		ctl_ok(out);
 	}
-	if (!out.err)
-		ctl_send_all(fd, out.data, out.len);
-	ctl_buf_free(&out);
 }
 
 static void cmd_dump(struct luo_control *ctl, char **w, int n,

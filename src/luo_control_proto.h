@@ -37,7 +37,7 @@ void ctl_row_u64(struct ctl_buf *b, const char *key, uint64_t val);
 void ctl_row_i64(struct ctl_buf *b, const char *key, int64_t val);
 void ctl_row_end(struct ctl_buf *b);
 
-/* Decode @s in place; -EINVAL for a bad escape. */
+/* Decode @s in place; -EINVAL for a bad escape or %00 (a NUL). */
 int ctl_decode(char *s);
 /* Split @line in place into at most @max decoded words; -E2BIG, -EINVAL. */
 int ctl_split(char *line, char **words, int max);

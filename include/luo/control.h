@@ -45,11 +45,15 @@ struct luo_control;
  *        created, mode 0700, if missing).
  * @flags: %LUO_CONTROL_THREAD, or 0 to be served through
  *         luo_control_fd() and luo_control_dispatch().
+ * @peer_timeout_ms: how long a peer may leave a reply unread before it is
+ *         dropped (and logged); 0 for 10,000.  The service never waits for
+ *         a peer: replies are sent as the peer reads them.
  */
 struct luo_control_opts {
 	const char *name;
 	const char *path;
 	unsigned int flags;
+	unsigned int peer_timeout_ms;
 };
 
 /**
