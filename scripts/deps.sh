@@ -3,8 +3,9 @@
 # the tests and the demo need.  Sourced by demo.sh and test.sh.
 
 # libmemcached-tools: memccapable and memcaslap, the kvcache tests' peers.
+# libjson-c-dev: luoctl --json.
 LUO_DEPS=(meson ninja-build gcc pkg-config python3 libfdt-dev libcmocka-dev
-	  device-tree-compiler libmemcached-tools)
+	  device-tree-compiler libmemcached-tools libjson-c-dev)
 
 luo_install_deps() {
 	local missing=() p

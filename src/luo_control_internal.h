@@ -67,8 +67,6 @@ struct luo_control {
 	uint64_t update_realtime_ns, blackout_ns;
 };
 
-/* The largest reply one peer may have pending (luoctl's line cap too). */
-#define CTL_REPLY_MAX (64U << 20)
 /* How long a peer may leave a reply unread before it is dropped. */
 #define CTL_PEER_TIMEOUT_MS_DEFAULT 10000
 

@@ -14,6 +14,8 @@
 
 /* Longest request line the server reads, newline included. */
 #define CTL_LINE_MAX 65536
+/* Largest reply the server sends (luoctl reads no more either). */
+#define CTL_REPLY_MAX (64U << 20)
 
 /* A growable output buffer; @err is set (-ENOMEM) once a write failed. */
 struct ctl_buf {
