@@ -174,9 +174,13 @@ static void list_in(const char *dir, unsigned uid, void *arg)
 		char path[PATH_MAX_LUO];
 		unsigned owner;
 
-		if (l > 5 && !strcmp(names[i]->d_name + l - 5, ".sock")) {
-			snprintf(path, sizeof(path), "%s/%s", dir,
-				 names[i]->d_name);
+		size_t dl = strlen(dir);
+
+		if (l > 5 && !strcmp(names[i]->d_name + l - 5, ".sock") &&
+		    dl + 1 + l < sizeof(path)) {
+			memcpy(path, dir, dl);
+			path[dl] = '/';
+			memcpy(path + dl + 1, names[i]->d_name, l + 1);
 			if (is_socket(path, &owner) && owner == uid)
 				each->fn(path, uid, each->arg);
 		}
