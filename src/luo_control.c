@@ -513,11 +513,14 @@ int luo_control_start(const struct luo_control_opts *opts,
 	pthread_mutex_unlock(&active_lock);
 	if (requester >= 0) {
 		struct ctl_conn *c;
+		struct ucred cred = {0};
+		socklen_t len = sizeof(cred);
 
 		pthread_mutex_lock(&ctl->lock);
 		/* It stays a client: "update --finish" goes on on it, and the
 		 * requests it sent after the update wait in it. */
-		c = ctl_conn_add(ctl, requester, 0);
+		getsockopt(requester, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+		c = ctl_conn_add(ctl, requester, (int)cred.pid);
 		if (c) {
 			ctl_report_update(&c->out);
 			ctl_conn_flush(c);

@@ -146,6 +146,7 @@ try:
                "--control", name, "--no-finish")
     if u and (not u["finished"] or u["num"] != 2):
         fail("update --finish: %r" % u)
+    luoctl("list", "--all")
     lst = luoctl("list")
     if lst is not None:
         mine = [x for x in lst if x["name"] == name]

@@ -285,7 +285,14 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	case " $got " in *" $uname "*) ;; *) fail "completion as uid 12345: '$got'" ;; esac
 	got=$(complete_s)
 	case " $got " in *" $uname "*) ;; *) fail "completion as root: '$got'" ;; esac
+	# A stale socket file: listed with --all only.
+	python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' \
+		"/run/luo/luoctl-stale-$$.sock" 2>/dev/null
+	run 0 "list --all" -- list --all
+	expect_out "luoctl-stale-$$ .*not running" "list --all shows a stale socket"
 	run 0 "list" -- list
+	expect_no "luoctl-stale-$$" "list leaves stale sockets out"
+	rm -f "/run/luo/luoctl-stale-$$.sock"
 	grep -E "^$uname +$upid +normal +0 +12345 +/tmp/luo-12345/$uname.sock" \
 		"$dir/out" >/dev/null || fail "list lacks $uname: $(cat "$dir/out")"
 	kill "$upid"

@@ -3,7 +3,7 @@
  * DOC: luoctl - drive and inspect live updates of a service
  *
  *   luoctl [-s NAME | -S PATH] [--json] [--timeout SEC] COMMAND [ARGS]
- *   luoctl list | --version | --help
+ *   luoctl list [--all] | --version | --help
  *
  * See luoctl(1) (tools/luoctl/luoctl.1) for the commands and exit codes,
  * docs/luoctl-json.md for the JSON.
@@ -77,7 +77,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: luoctl [-s NAME | -S PATH] [--json] [--timeout SEC] COMMAND\n"
-		"       luoctl [--json] list | --version | --help\n"
+		"       luoctl [--json] list [--all] | --version | --help\n"
 		"commands:\n"
 		"  status                       state, update counter, last update\n"
 		"  prepare | freeze | cancel | finish\n"
@@ -87,7 +87,8 @@ static void usage(FILE *f)
 		"  device PATH requested 0|1    ask for a device to be kept (or not)\n"
 		"  dump [incoming|outgoing] [--blob NAME]\n"
 		"                               the handover as device-tree source\n"
-		"  list                         the services running on this machine\n");
+		"  list [--all]                 the services running on this machine\n"
+		"                               (--all: and stale sockets)\n");
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -534,6 +535,7 @@ static int cmd_dump(struct client *c, int argc, char **argv)
 
 /* luoctl list: one row per socket file in the directories services use. */
 struct listing {
+	bool all;	   /* stale sockets too */
 	struct reply rows; /* for the table */
 	struct json_object *json;
 	uint64_t deadline_ns;
@@ -602,6 +604,10 @@ static void list_one(const char *path, unsigned uid, void *arg)
 		error = "no answer in time";
 	else
 		error = "bad answer";
+	if (code == EXIT_UNREACHABLE && !l->all) {
+		client_close(&c);
+		return; /* a stale socket file: no service */
+	}
 	{
 		const char *kv[] = {
 			"name",	     row ? row_get(row, "name") : name,
@@ -626,11 +632,12 @@ static void list_one(const char *path, unsigned uid, void *arg)
 	client_close(&c);
 }
 
-static int cmd_services(void)
+static int cmd_services(int argc)
 {
 	static const char *const cols[] = {"name", "pid",    "state", "num",
 					   "uid",  "socket", "error", NULL};
-	struct listing l = {.deadline_ns = mono_ns() + timeout_ns};
+	struct listing l = {.deadline_ns = mono_ns() + timeout_ns,
+			    .all = argc > 1};
 
 	if (json)
 		l.json = json_object_new_array();
@@ -680,12 +687,14 @@ static const struct command {
 	{"devices", cmd_list, 0, 0, ""},
 	{"device", cmd_simple, 3, 3, " PATH requested 0|1"},
 	{"dump", cmd_dump, 0, 3, " [incoming|outgoing] [--blob NAME]"},
-	{"list", NULL, 0, 0, ""},
+	{"list", NULL, 0, 1, " [--all]"},
 };
 
 static int check_args(const struct command *cmd, int argc, char **argv)
 {
 	if (argc - 1 < cmd->min || argc - 1 > cmd->max ||
+	    (!strcmp(cmd->name, "list") && argc == 2 &&
+	     strcmp(argv[1], "--all")) ||
 	    (!strcmp(cmd->name, "device") &&
 	     (strcmp(argv[2], "requested") ||
 	      (strcmp(argv[3], "0") && strcmp(argv[3], "1"))))) {
@@ -774,7 +783,7 @@ int main(int argc, char **argv)
 		timeout_ns = (strcmp(cmd->name, "update") ? 30ULL : 60ULL) *
 			     1000000000ULL;
 	if (!cmd->run)
-		return cmd_services();
+		return cmd_services(argc);
 	if (!name && !path)
 		return usage_error("name the service: -s NAME or -S PATH%s",
 				   "");
