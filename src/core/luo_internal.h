@@ -10,6 +10,8 @@
 
 #include <luo/luo.h>
 
+#include "luo_clock.h"
+
 /*
  * A participant in the update: one class of state (subsystems, sessions,
  * devices).  They are prepared and frozen in array order and cancelled in
@@ -28,7 +30,7 @@ extern const struct luo_participant luo_subsystems_participant;
 extern const struct luo_participant luo_sessions_participant;
 extern const struct luo_participant luo_devices_participant;
 
-/* luo_core.c */
+/* luo_state.c: the state word, the counter, the state lock */
 struct luo_global {
 	enum liveupdate_state state;
 	uint64_t liveupdate_num; /* updates this service has been through */
@@ -50,7 +52,6 @@ void luo_set_state(enum liveupdate_state s);
 int luo_freeze_locked(void);
 void luo_cancel_locked(void);
 int luo_participants_reboot(void);
-uint64_t luo_now_ns(void);
 
 /* luo_abi.c: the outgoing LUO FDT and struct luo_ser, and the incoming. */
 int luo_abi_out_create(void);
