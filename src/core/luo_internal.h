@@ -54,17 +54,18 @@ void luo_cancel_locked(void);
 int luo_participants_reboot(void);
 
 /* luo_abi.c: the outgoing LUO FDT and struct luo_ser, and the incoming. */
-int luo_abi_out_create(void);
+int luo_abi_out_create(size_t extra);
 void luo_abi_out_destroy(void);
 int luo_abi_out_set_subsystem(const char *name, uint64_t data);
 int luo_abi_out_set_time(const char *prop, uint64_t ns);
 void luo_abi_out_set_sessions(uint64_t sessions_pa, uint64_t flbs_pa);
 int luo_abi_out_set_carrier(int fd, uint64_t ino, uint64_t count);
-int luo_abi_in_parse(char *why, size_t whylen);
-void luo_abi_in_release(void);
-int luo_abi_in_subsystem(const char *name, uint64_t *data);
-void luo_abi_in_subsystem_mark(const char *name);
-void luo_abi_in_warn_unclaimed(void);
+struct luo_ser;
+int luo_abi_in_parse(const void **fdt, struct luo_ser **ser, uint64_t t[3],
+		     char *why, size_t whylen);
+int luo_fdt_get_u64(const void *fdt, int node, const char *prop, uint64_t *val);
+int luo_fdt_check_node(const void *fdt, const char *name, const char *compat,
+		       int *node, char *why, size_t whylen);
 void *luo_abi_out_fdt(void);
 
 /* luo_device.c, luo_device_abi.c */
@@ -95,8 +96,13 @@ int luo_builtin_handler_add(struct liveupdate_file_handler *fh);
 void luo_handlers_forget(void);
 void luo_sessions_in_adopt(void);
 
-/* luo_subsystems.c */
+/* luo_subsystems.c: registration, and the incoming values it owns */
 size_t luo_subsystems_names_len(size_t *count);
+int luo_subsystems_in_parse(const void *fdt, char *why, size_t whylen);
+void luo_subsystems_in_release(void);
+int luo_abi_in_subsystem(const char *name, uint64_t *data);
+void luo_abi_in_subsystem_mark(const char *name);
+void luo_abi_in_warn_unclaimed(void);
 void luo_subsystems_forget(void);
 
 /* luo_reboot.c */

@@ -54,6 +54,53 @@ static const char *printable(const char *value, char *buf, size_t len)
 	return buf;
 }
 
+/* The incoming values every participant owns, dropped together. */
+static void incoming_release(void)
+{
+	luo_devices_in_release();
+	luo_subsystems_in_release();
+}
+
+/*
+ * The incoming LUO FDT: the codec checks its header and exec node, then
+ * each participant parses and keeps its own part.  Nothing is kept unless
+ * every part checks out.
+ */
+static int incoming_parse(char *why, size_t whylen)
+{
+	const void *fdt;
+	struct luo_ser *ser;
+	uint64_t t[3];
+	int err;
+
+	err = luo_abi_in_parse(&fdt, &ser, t, why, whylen);
+	if (err)
+		return err;
+	err = luo_subsystems_in_parse(fdt, why, whylen);
+	err = err ?: luo_sessions_in_parse(fdt, ser->sessions_pa, why, whylen);
+	err = err ?: luo_flbs_in_parse(ser->flbs_pa, why, whylen);
+	err = err ?: luo_devices_in_parse(fdt, why, whylen);
+	if (err) {
+		luo_sessions_in_refuse();
+		luo_flbs_forget();
+		incoming_release();
+		return err;
+	}
+	luo_global.liveupdate_num = ser->liveupdate_num;
+	luo_global.timing.prepare_ns = t[0];
+	luo_global.timing.freeze_ns = t[1];
+	luo_global.timing.exec_ns = t[2];
+	return 0;
+}
+
+/* Room in the outgoing LUO FDT for what the participants will write. */
+static size_t outgoing_fdt_extra(void)
+{
+	size_t nsubsys, names = luo_subsystems_names_len(&nsubsys);
+
+	return names + nsubsys * 32 + luo_devices_fdt_size();
+}
+
 /* Adopt the handover named by the environment, or refuse it whole. */
 static int adopt_handover(const char *value, uint64_t reserve)
 {
@@ -76,7 +123,7 @@ static int adopt_handover(const char *value, uint64_t reserve)
 	if (err)
 		goto refuse;
 	t[1] = luo_now_ns();
-	err = luo_abi_in_parse(why, sizeof(why));
+	err = incoming_parse(why, sizeof(why));
 	if (err) {
 		kho_forget_incoming();
 		kho_arena_destroy();
@@ -187,7 +234,7 @@ int luo_exit(void)
 		return -EBUSY;
 	}
 	luo_teardown_release(true);
-	luo_abi_in_release();
+	incoming_release();
 	luo_sessions_forget();
 	luo_flbs_forget();
 	luo_handlers_forget();
@@ -231,7 +278,7 @@ int liveupdate_prepare(void)
 	}
 	/* The previous update's old image must be gone before a new one. */
 	luo_teardown_release(true);
-	err = luo_abi_out_create();
+	err = luo_abi_out_create(outgoing_fdt_extra());
 	if (err)
 		goto out;
 	for (i = 0; i < NPARTICIPANTS; i++) {
@@ -331,7 +378,7 @@ int liveupdate_finish(void)
 	for (size_t i = 0; i < NPARTICIPANTS; i++)
 		participants[i]->finish();
 	luo_abi_in_warn_unclaimed();
-	luo_abi_in_release();
+	incoming_release();
 	kho_forget_incoming();
 	kho_release_unclaimed();
 	luo_teardown_release(false);
