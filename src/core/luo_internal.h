@@ -92,6 +92,7 @@ void luo_sessions_forget(void);
 void luo_sessions_in_refuse(void);
 void luo_flbs_forget(void);
 int luo_fd_handlers_register(void);
+struct liveupdate_file_handler *luo_fd_handlers(size_t *count);
 int luo_builtin_handler_add(struct liveupdate_file_handler *fh);
 void luo_handlers_forget(void);
 void luo_sessions_in_adopt(void);

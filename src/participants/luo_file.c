@@ -114,6 +114,22 @@ int luo_builtin_handler_add(struct liveupdate_file_handler *fh)
 	return handler_add(fh, true);
 }
 
+int luo_fd_handlers_register(void)
+{
+	size_t n;
+	struct liveupdate_file_handler *builtins = luo_fd_handlers(&n);
+
+	for (size_t i = 0; i < n; i++) {
+		int err;
+
+		builtins[i].next = NULL;
+		err = luo_builtin_handler_add(&builtins[i]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 void luo_handlers_forget(void)
 {
 	while (handlers) {
