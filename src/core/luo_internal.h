@@ -74,11 +74,63 @@ int luo_devices_in_parse(const void *luo_fdt, char *why, size_t whylen);
 void luo_devices_in_release(void);
 void luo_devices_forget(void);
 
-/* Listings for the control socket (luo_control_cmds.c). */
-struct ctl_buf;
-void luo_sessions_describe(struct ctl_buf *b, bool files);
-void luo_subsystems_describe(struct ctl_buf *b);
-int kho_blobs_describe(struct ctl_buf *b, bool incoming);
+/*
+ * What the participants list for the control layer: one row each, walked
+ * under the participant's own lock (a callback must not call back into
+ * that participant).  Only the control layer formats them.
+ */
+struct luo_subsystem_row {
+	const char *name;
+	bool prepared;
+	bool incoming; /* the old image left data for it */
+	uint64_t incoming_data;
+	uint64_t outgoing_data;
+};
+
+struct luo_session_row {
+	const char *name;
+	bool incoming;
+	size_t nfiles;
+	const char *status; /* open, waiting, retrieved, finished */
+};
+
+struct luo_file_row {
+	const char *session;
+	bool incoming;
+	uint64_t token;
+	const char *handler; /* its compatible string */
+	const char *kind;    /* file, socket, fifo, chardev, dir, anon */
+	uint64_t ino;
+	const char *status;
+};
+
+/**
+ * luo_subsystems_foreach() - one row per registered subsystem.
+ * @fn: called in registration order, under the subsystems' lock.
+ * @arg: passed to @fn.
+ */
+void luo_subsystems_foreach(void (*fn)(const struct luo_subsystem_row *row,
+				       void *arg),
+			    void *arg);
+
+/**
+ * luo_sessions_foreach() - one row per session, outgoing then incoming.
+ * @fn: called under the sessions lock.
+ * @arg: passed to @fn.
+ */
+void luo_sessions_foreach(void (*fn)(const struct luo_session_row *row,
+				     void *arg),
+			  void *arg);
+
+/**
+ * luo_session_files_foreach() - one row per preserved file, outgoing
+ * sessions then incoming, each session's files in order.
+ * @fn: called under the sessions lock.
+ * @arg: passed to @fn.
+ */
+void luo_session_files_foreach(void (*fn)(const struct luo_file_row *row,
+					  void *arg),
+			       void *arg);
 struct luo_session;
 bool luo_session_has_token(struct luo_session *s, uint64_t token);
 

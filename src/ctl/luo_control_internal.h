@@ -54,6 +54,11 @@ void ctl_run(struct luo_control *ctl, struct ctl_conn *conn, char **words,
 	     int nwords, struct ctl_buf *out);
 void ctl_error(struct ctl_buf *out, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* luo_control_list.c: the listings, formatted from the lower layers'
+ * iterators. */
+void luo_sessions_describe(struct ctl_buf *b, bool files);
+void luo_subsystems_describe(struct ctl_buf *b);
+int kho_blobs_describe(struct ctl_buf *b, bool incoming);
 /* The new image's report to the connection that asked for the update. */
 void ctl_report_update(int fd);
 

@@ -115,4 +115,26 @@ int kho_incoming_block(uint64_t payload_off, size_t min_size, bool meta,
 		       void **ptr);
 int kho_fd(void);
 
+/**
+ * typedef kho_blob_fn - called by kho_blobs_foreach() for one FDT blob.
+ * @name: "root" or the subtree's name.
+ * @off: its offset in the arena.
+ * @fdt: the blob.
+ * @size: its total size.
+ * @arg: the caller's argument.
+ */
+typedef void (*kho_blob_fn)(const char *name, uint64_t off, const void *fdt,
+			    uint32_t size, void *arg);
+
+/**
+ * kho_blobs_foreach() - walk the root FDT and every subtree FDT.
+ * @incoming: the incoming handover's blobs, else the outgoing ones.
+ * @fn: called, under the arena lock, for each sound blob (a missing or
+ *      half-built one is skipped); it must not call the kho_* API.
+ * @arg: passed to @fn.
+ *
+ * Return: the number of blobs @fn was called for.
+ */
+size_t kho_blobs_foreach(bool incoming, kho_blob_fn fn, void *arg);
+
 #endif

@@ -16,7 +16,6 @@
 #include "crc32c.h"
 #include "kho_internal.h"
 #include "log.h"
-#include "luo_control_proto.h"
 
 /*
  * A sound FDT of @size bytes at most.  Only version 17 blobs (what libfdt
@@ -349,39 +348,34 @@ void kho_forget_incoming(void)
 	pthread_mutex_unlock(&kho_lock);
 }
 
-/* One row for a sound blob; false for a missing or half-built one. */
-static bool describe_blob(struct ctl_buf *b, const char *name, uint64_t off)
+/* Hand @fn a sound blob; false for a missing or half-built one. */
+static bool blob_visit(const char *name, uint64_t off, kho_blob_fn fn,
+		       void *arg)
 {
 	const void *fdt = kho.base + off;
 	struct kho_block *blk = kho_block_by_payload(off);
 
 	if (!off || !blk || !kho_fdt_valid(fdt, blk->payload_size))
 		return false;
-	ctl_row_begin(b);
-	ctl_row_str(b, "name", name);
-	ctl_row_u64(b, "offset", off);
-	ctl_row_u64(b, "size", fdt_totalsize(fdt));
-	ctl_buf_printf(b, " hex=");
-	for (uint32_t i = 0; i < fdt_totalsize(fdt); i++)
-		ctl_buf_printf(b, "%02x", ((const uint8_t *)fdt)[i]);
-	ctl_row_end(b);
+	fn(name, off, fdt, fdt_totalsize(fdt), arg);
 	return true;
 }
 
-int kho_blobs_describe(struct ctl_buf *b, bool incoming)
+size_t kho_blobs_foreach(bool incoming, kho_blob_fn fn, void *arg)
 {
 	size_t n = 0;
 
 	pthread_mutex_lock(&kho_lock);
 	if (incoming && kho.in) {
-		n += describe_blob(b, "root", kho_header()->root_fdt);
+		n += blob_visit("root", kho_header()->root_fdt, fn, arg);
 		for (size_t i = 0; i < kho.nin; i++)
-			n += describe_blob(b, kho.in[i].name, kho.in[i].off);
+			n += blob_visit(kho.in[i].name, kho.in[i].off, fn, arg);
 	} else if (!incoming) {
-		n += describe_blob(b, "root", kho.root_fdt);
+		n += blob_visit("root", kho.root_fdt, fn, arg);
 		for (size_t i = 0; i < kho.nout; i++)
-			n += describe_blob(b, kho.out[i].name, kho.out[i].off);
+			n += blob_visit(kho.out[i].name, kho.out[i].off, fn,
+					arg);
 	}
 	pthread_mutex_unlock(&kho_lock);
-	return n ? 0 : -ENODATA;
+	return n;
 }

@@ -19,7 +19,6 @@
 
 #include "kho_internal.h"
 #include "log.h"
-#include "luo_control_proto.h"
 #include "luo_internal.h"
 #include "luo_mem.h"
 #include "luo_session_internal.h"
@@ -806,48 +805,64 @@ static const char *file_status(const struct luo_file *f)
 	return f->fd >= 0 ? "waiting" : "in-flight";
 }
 
-static void describe_list(struct ctl_buf *b, struct luo_session *list,
-			  bool files)
+static void list_sessions(struct luo_session *list,
+			  void (*fn)(const struct luo_session_row *row,
+				     void *arg),
+			  void *arg)
 {
 	for (struct luo_session *s = list; s; s = s->next) {
-		if (!files) {
-			ctl_row_begin(b);
-			ctl_row_str(b, "name", s->name);
-			ctl_row_str(b, "direction",
-				    s->incoming ? "incoming" : "outgoing");
-			ctl_row_u64(b, "files", s->nfiles);
-			ctl_row_str(b, "status",
-				    !s->incoming   ? "open"
-				    : s->finished  ? "finished"
-				    : s->retrieved ? "retrieved"
-						   : "waiting");
-			ctl_row_end(b);
-			continue;
-		}
+		struct luo_session_row row = {
+			.name = s->name,
+			.incoming = s->incoming,
+			.nfiles = s->nfiles,
+			.status = !s->incoming	 ? "open"
+				  : s->finished	 ? "finished"
+				  : s->retrieved ? "retrieved"
+						 : "waiting",
+		};
+
+		fn(&row, arg);
+	}
+}
+
+static void list_files(struct luo_session *list,
+		       void (*fn)(const struct luo_file_row *row, void *arg),
+		       void *arg)
+{
+	for (struct luo_session *s = list; s; s = s->next) {
 		for (size_t i = 0; i < s->nfiles; i++) {
 			const struct luo_file *f = s->files[i];
-			char token[24];
+			struct luo_file_row row = {
+				.session = s->name,
+				.incoming = s->incoming,
+				.token = f->token,
+				.handler = f->compatible,
+				.kind = file_kind(f->mode),
+				.ino = f->ino,
+				.status = file_status(f),
+			};
 
-			snprintf(token, sizeof(token), "%#llx",
-				 (unsigned long long)f->token);
-			ctl_row_begin(b);
-			ctl_row_str(b, "session", s->name);
-			ctl_row_str(b, "direction",
-				    s->incoming ? "incoming" : "outgoing");
-			ctl_row_str(b, "token", token);
-			ctl_row_str(b, "handler", f->compatible);
-			ctl_row_str(b, "kind", file_kind(f->mode));
-			ctl_row_u64(b, "inode", f->ino);
-			ctl_row_str(b, "status", file_status(f));
-			ctl_row_end(b);
+			fn(&row, arg);
 		}
 	}
 }
 
-void luo_sessions_describe(struct ctl_buf *b, bool files)
+void luo_sessions_foreach(void (*fn)(const struct luo_session_row *row,
+				     void *arg),
+			  void *arg)
 {
 	pthread_mutex_lock(&luo_sessions_lock);
-	describe_list(b, outgoing, files);
-	describe_list(b, incoming, files);
+	list_sessions(outgoing, fn, arg);
+	list_sessions(incoming, fn, arg);
+	pthread_mutex_unlock(&luo_sessions_lock);
+}
+
+void luo_session_files_foreach(void (*fn)(const struct luo_file_row *row,
+					  void *arg),
+			       void *arg)
+{
+	pthread_mutex_lock(&luo_sessions_lock);
+	list_files(outgoing, fn, arg);
+	list_files(incoming, fn, arg);
 	pthread_mutex_unlock(&luo_sessions_lock);
 }

@@ -18,7 +18,6 @@
 
 #include "kho_internal.h"
 #include "log.h"
-#include "luo_control_proto.h"
 #include "luo_internal.h"
 
 /* Guarded by the state lock: written only in NORMAL/UPDATED (read side,
@@ -388,22 +387,25 @@ const struct luo_participant luo_subsystems_participant = {
 	.finish = subsystems_finish,
 };
 
-void luo_subsystems_describe(struct ctl_buf *b)
+void luo_subsystems_foreach(void (*fn)(const struct luo_subsystem_row *row,
+				       void *arg),
+			    void *arg)
 {
 	struct liveupdate_subsystem *h;
 
 	pthread_mutex_lock(&subsys_lock);
 	for_each_subsystem(h) {
-		uint64_t data;
-		bool in = !luo_abi_in_subsystem(h->name, &data);
+		struct luo_subsystem_row row = {
+			.name = h->name,
+			.prepared = h->prepared,
+			.outgoing_data = h->private_data,
+		};
 
-		ctl_row_begin(b);
-		ctl_row_str(b, "name", h->name);
-		ctl_row_str(b, "prepared", h->prepared ? "yes" : "no");
-		ctl_row_str(b, "incoming", in ? "yes" : "no");
-		ctl_row_u64(b, "incoming_data", in ? data : 0);
-		ctl_row_u64(b, "outgoing_data", h->private_data);
-		ctl_row_end(b);
+		row.incoming =
+			!luo_abi_in_subsystem(h->name, &row.incoming_data);
+		if (!row.incoming)
+			row.incoming_data = 0;
+		fn(&row, arg);
 	}
 	pthread_mutex_unlock(&subsys_lock);
 }
