@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../src/ctl/proto/luo_control_proto.h"
+#include "luo_control_proto.h"
 #include "luoctl.h"
 
 static bool json;

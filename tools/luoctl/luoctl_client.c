@@ -10,7 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../../src/ctl/proto/luo_control_proto.h"
+#include "luo_control_proto.h"
 #include "luoctl.h"
 
 /*
