@@ -29,10 +29,10 @@ int luo_abi_out_create(size_t extra)
 	size_t size = 1024 + extra;
 	int err, node;
 
-	err = kho_alloc_meta(sizeof(*out.ser), (void **)&out.ser);
+	err = luo_kho_alloc_meta(sizeof(*out.ser), (void **)&out.ser);
 	if (err)
 		goto fail;
-	err = kho_alloc_meta(size, &out.fdt);
+	err = luo_kho_alloc_meta(size, &out.fdt);
 	if (err)
 		goto fail;
 	out.ser->liveupdate_num = luo_global.liveupdate_num + 1;
@@ -68,7 +68,7 @@ int luo_abi_out_create(size_t extra)
 		err = -ENOSPC;
 		goto fail;
 	}
-	err = kho_publish(LUO_FDT_KHO_ENTRY_NAME, out.fdt);
+	err = luo_kho_publish(LUO_FDT_KHO_ENTRY_NAME, out.fdt);
 	if (err)
 		goto fail;
 	return 0;
@@ -86,10 +86,10 @@ void luo_abi_out_destroy(void)
 {
 	if (out.fdt) {
 		kho_remove_subtree(out.fdt);
-		kho_free(out.fdt);
+		luo_kho_free(out.fdt);
 	}
 	if (out.ser)
-		kho_free(out.ser);
+		luo_kho_free(out.ser);
 	out.fdt = NULL;
 	out.ser = NULL;
 }
@@ -224,7 +224,7 @@ int luo_abi_in_parse(const void **fdtp, struct luo_ser **serp, uint64_t t[3],
 		return luo_reason(why, whylen, -EBADMSG,
 				  "LUO FDT has no valid '%s'",
 				  LUO_FDT_ABI_HEADER);
-	if (kho_incoming_block(ser_off, sizeof(*ser), true, (void **)&ser))
+	if (luo_kho_incoming_block(ser_off, sizeof(*ser), true, (void **)&ser))
 		return luo_reason(
 			why, whylen, -EBADMSG,
 			"'%s' offset %#llx is not a preserved struct luo_ser",

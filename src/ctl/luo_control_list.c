@@ -18,13 +18,13 @@ static void subsystem_row(const struct luo_subsystem_row *r, void *arg)
 {
 	struct ctl_buf *b = arg;
 
-	ctl_row_begin(b);
-	ctl_row_str(b, "name", r->name);
-	ctl_row_str(b, "prepared", r->prepared ? "yes" : "no");
-	ctl_row_str(b, "incoming", r->incoming ? "yes" : "no");
-	ctl_row_u64(b, "incoming_data", r->incoming_data);
-	ctl_row_u64(b, "outgoing_data", r->outgoing_data);
-	ctl_row_end(b);
+	luo_ctl_row_begin(b);
+	luo_ctl_row_str(b, "name", r->name);
+	luo_ctl_row_str(b, "prepared", r->prepared ? "yes" : "no");
+	luo_ctl_row_str(b, "incoming", r->incoming ? "yes" : "no");
+	luo_ctl_row_u64(b, "incoming_data", r->incoming_data);
+	luo_ctl_row_u64(b, "outgoing_data", r->outgoing_data);
+	luo_ctl_row_end(b);
 }
 
 void luo_subsystems_describe(struct ctl_buf *b)
@@ -36,12 +36,12 @@ static void session_row(const struct luo_session_row *r, void *arg)
 {
 	struct ctl_buf *b = arg;
 
-	ctl_row_begin(b);
-	ctl_row_str(b, "name", r->name);
-	ctl_row_str(b, "direction", r->incoming ? "incoming" : "outgoing");
-	ctl_row_u64(b, "files", r->nfiles);
-	ctl_row_str(b, "status", r->status);
-	ctl_row_end(b);
+	luo_ctl_row_begin(b);
+	luo_ctl_row_str(b, "name", r->name);
+	luo_ctl_row_str(b, "direction", r->incoming ? "incoming" : "outgoing");
+	luo_ctl_row_u64(b, "files", r->nfiles);
+	luo_ctl_row_str(b, "status", r->status);
+	luo_ctl_row_end(b);
 }
 
 static void file_row(const struct luo_file_row *r, void *arg)
@@ -50,15 +50,15 @@ static void file_row(const struct luo_file_row *r, void *arg)
 	char token[24];
 
 	snprintf(token, sizeof(token), "%#llx", (unsigned long long)r->token);
-	ctl_row_begin(b);
-	ctl_row_str(b, "session", r->session);
-	ctl_row_str(b, "direction", r->incoming ? "incoming" : "outgoing");
-	ctl_row_str(b, "token", token);
-	ctl_row_str(b, "handler", r->handler);
-	ctl_row_str(b, "kind", r->kind);
-	ctl_row_u64(b, "inode", r->ino);
-	ctl_row_str(b, "status", r->status);
-	ctl_row_end(b);
+	luo_ctl_row_begin(b);
+	luo_ctl_row_str(b, "session", r->session);
+	luo_ctl_row_str(b, "direction", r->incoming ? "incoming" : "outgoing");
+	luo_ctl_row_str(b, "token", token);
+	luo_ctl_row_str(b, "handler", r->handler);
+	luo_ctl_row_str(b, "kind", r->kind);
+	luo_ctl_row_u64(b, "inode", r->ino);
+	luo_ctl_row_str(b, "status", r->status);
+	luo_ctl_row_end(b);
 }
 
 void luo_sessions_describe(struct ctl_buf *b, bool files)
@@ -74,17 +74,17 @@ static void blob_row(const char *name, uint64_t off, const void *fdt,
 {
 	struct ctl_buf *b = arg;
 
-	ctl_row_begin(b);
-	ctl_row_str(b, "name", name);
-	ctl_row_u64(b, "offset", off);
-	ctl_row_u64(b, "size", size);
-	ctl_buf_printf(b, " hex=");
+	luo_ctl_row_begin(b);
+	luo_ctl_row_str(b, "name", name);
+	luo_ctl_row_u64(b, "offset", off);
+	luo_ctl_row_u64(b, "size", size);
+	luo_ctl_buf_printf(b, " hex=");
 	for (uint32_t i = 0; i < size; i++)
-		ctl_buf_printf(b, "%02x", ((const uint8_t *)fdt)[i]);
-	ctl_row_end(b);
+		luo_ctl_buf_printf(b, "%02x", ((const uint8_t *)fdt)[i]);
+	luo_ctl_row_end(b);
 }
 
-int kho_blobs_describe(struct ctl_buf *b, bool incoming)
+int luo_kho_blobs_describe(struct ctl_buf *b, bool incoming)
 {
-	return kho_blobs_foreach(incoming, blob_row, b) ? 0 : -ENODATA;
+	return luo_kho_blobs_foreach(incoming, blob_row, b) ? 0 : -ENODATA;
 }

@@ -58,8 +58,8 @@ struct kho_arena {
 	uint64_t root_fdt; /* outgoing root FDT payload offset, 0 if none */
 };
 
-extern struct kho_arena kho;
-extern pthread_mutex_t kho_lock;
+extern struct kho_arena luo_kho;
+extern pthread_mutex_t luo_kho_lock;
 
 static inline uint64_t kho_round_up(uint64_t v, uint64_t a)
 {
@@ -68,55 +68,55 @@ static inline uint64_t kho_round_up(uint64_t v, uint64_t a)
 
 static inline struct kho_arena_header *kho_header(void)
 {
-	return (struct kho_arena_header *)kho.base;
+	return (struct kho_arena_header *)luo_kho.base;
 }
 
 static inline struct kho_block_header *kho_block_hdr(uint64_t off)
 {
-	return (struct kho_block_header *)(kho.base + off);
+	return (struct kho_block_header *)(luo_kho.base + off);
 }
 
-bool kho_ready(void);
-bool kho_name_valid(const char *name);
+bool luo_kho_ready(void);
+bool luo_kho_name_valid(const char *name);
 
 /* kho_arena.c */
-int kho_arena_create(unsigned int arena_flags, uint64_t reserve);
-int kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen);
-void kho_arena_destroy(void);
-int kho_arena_grow(uint64_t new_size);
-void kho_header_write(void);
-void kho_zero_range(uint64_t off, uint64_t len);
+int luo_kho_arena_create(unsigned int arena_flags, uint64_t reserve);
+int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen);
+void luo_kho_arena_destroy(void);
+int luo_kho_arena_grow(uint64_t new_size);
+void luo_kho_header_write(void);
+void luo_kho_zero_range(uint64_t off, uint64_t len);
 
 /* kho_alloc.c */
-void kho_block_write(const struct kho_block *b, uint32_t payload_crc,
-		     uint64_t checked_size);
-int kho_index_insert(size_t at, const struct kho_block *b);
-int kho_free_add(uint64_t off);
-struct kho_block *kho_block_by_payload(uint64_t payload_off);
-int kho_alloc_locked(size_t size, uint32_t flags, void **ptr);
-int kho_free_locked(uint64_t payload_off);
-int kho_walk_incoming(char *why, size_t whylen);
+void luo_kho_block_write(const struct kho_block *b, uint32_t payload_crc,
+			 uint64_t checked_size);
+int luo_kho_index_insert(size_t at, const struct kho_block *b);
+int luo_kho_free_add(uint64_t off);
+struct kho_block *luo_kho_block_by_payload(uint64_t payload_off);
+int luo_kho_alloc_locked(size_t size, uint32_t flags, void **ptr);
+int luo_kho_free_locked(uint64_t payload_off);
+int luo_kho_walk_incoming(char *why, size_t whylen);
 
 /* kho_subtree.c */
-int kho_parse_incoming_root(char *why, size_t whylen);
-bool kho_is_published(uint64_t payload_off);
-bool kho_fdt_valid(const void *fdt, size_t size);
-int kho_publish(const char *name, void *fdt);
-void kho_forget_incoming(void);
+int luo_kho_parse_incoming_root(char *why, size_t whylen);
+bool luo_kho_is_published(uint64_t payload_off);
+bool luo_kho_fdt_valid(const void *fdt, size_t size);
+int luo_kho_publish(const char *name, void *fdt);
+void luo_kho_forget_incoming(void);
 
 /* Used by the LUO core. */
-int kho_alloc_meta(size_t size, void **ptr);
-int kho_free(void *ptr);
-void kho_freeze(void);
-int kho_finalize(void);
-void kho_unfreeze(void);
-void kho_release_unclaimed(void);
-int kho_incoming_block(uint64_t payload_off, size_t min_size, bool meta,
-		       void **ptr);
-int kho_fd(void);
+int luo_kho_alloc_meta(size_t size, void **ptr);
+int luo_kho_free(void *ptr);
+void luo_kho_freeze(void);
+int luo_kho_finalize(void);
+void luo_kho_unfreeze(void);
+void luo_kho_release_unclaimed(void);
+int luo_kho_incoming_block(uint64_t payload_off, size_t min_size, bool meta,
+			   void **ptr);
+int luo_kho_fd(void);
 
 /**
- * typedef kho_blob_fn - called by kho_blobs_foreach() for one FDT blob.
+ * typedef kho_blob_fn - called by luo_kho_blobs_foreach() for one FDT blob.
  * @name: "root" or the subtree's name.
  * @off: its offset in the arena.
  * @fdt: the blob.
@@ -127,7 +127,7 @@ typedef void (*kho_blob_fn)(const char *name, uint64_t off, const void *fdt,
 			    uint32_t size, void *arg);
 
 /**
- * kho_blobs_foreach() - walk the root FDT and every subtree FDT.
+ * luo_kho_blobs_foreach() - walk the root FDT and every subtree FDT.
  * @incoming: the incoming handover's blobs, else the outgoing ones.
  * @fn: called, under the arena lock, for each sound blob (a missing or
  *      half-built one is skipped); it must not call the kho_* API.
@@ -135,6 +135,6 @@ typedef void (*kho_blob_fn)(const char *name, uint64_t off, const void *fdt,
  *
  * Return: the number of blobs @fn was called for.
  */
-size_t kho_blobs_foreach(bool incoming, kho_blob_fn fn, void *arg);
+size_t luo_kho_blobs_foreach(bool incoming, kho_blob_fn fn, void *arg);
 
 #endif

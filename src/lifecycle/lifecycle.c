@@ -119,14 +119,14 @@ static int adopt_handover(const char *value, uint64_t reserve)
 		goto refuse;
 	}
 	t[0] = luo_now_ns();
-	err = kho_arena_adopt(arena_fd, reserve, why, sizeof(why));
+	err = luo_kho_arena_adopt(arena_fd, reserve, why, sizeof(why));
 	if (err)
 		goto refuse;
 	t[1] = luo_now_ns();
 	err = incoming_parse(why, sizeof(why));
 	if (err) {
-		kho_forget_incoming();
-		kho_arena_destroy();
+		luo_kho_forget_incoming();
+		luo_kho_arena_destroy();
 		goto refuse;
 	}
 	t[2] = luo_now_ns();
@@ -208,7 +208,7 @@ int luo_init(const struct luo_init_opts *opts)
 		arena_flags |= KHO_ARENA_HUGETLB;
 	if (opts->flags & LUO_INIT_THP)
 		arena_flags |= KHO_ARENA_THP;
-	err = kho_arena_create(arena_flags, reserve);
+	err = luo_kho_arena_create(arena_flags, reserve);
 	if (!err) {
 		luo_global.liveupdate_num = 0;
 		luo_set_state(LIVEUPDATE_STATE_NORMAL);
@@ -238,8 +238,8 @@ int luo_exit(void)
 	luo_sessions_forget();
 	luo_flbs_forget();
 	luo_handlers_forget();
-	kho_forget_incoming();
-	kho_arena_destroy();
+	luo_kho_forget_incoming();
+	luo_kho_arena_destroy();
 	luo_subsystems_forget();
 	luo_devices_forget();
 	luo_global.liveupdate_num = 0;
@@ -315,7 +315,7 @@ void luo_cancel_locked(void)
 {
 	for (size_t i = NPARTICIPANTS; i--;)
 		participants[i]->cancel();
-	kho_unfreeze();
+	luo_kho_unfreeze();
 	luo_abi_out_destroy();
 	luo_set_state(LIVEUPDATE_STATE_NORMAL);
 }
@@ -335,7 +335,7 @@ int luo_freeze_locked(void)
 			return err;
 		}
 	}
-	kho_freeze();
+	luo_kho_freeze();
 	luo_set_state(LIVEUPDATE_STATE_FROZEN);
 	return 0;
 }
@@ -379,8 +379,8 @@ int liveupdate_finish(void)
 		participants[i]->finish();
 	luo_abi_in_warn_unclaimed();
 	incoming_release();
-	kho_forget_incoming();
-	kho_release_unclaimed();
+	luo_kho_forget_incoming();
+	luo_kho_release_unclaimed();
 	luo_teardown_release(false);
 	luo_set_state(LIVEUPDATE_STATE_NORMAL);
 out:

@@ -242,8 +242,8 @@ static int holder_start(void)
 		holder_stop();
 		return -ENOMEM;
 	}
-	holder.arena = kho.base;
-	holder.arena_len = kho.size;
+	holder.arena = luo_kho.base;
+	holder.arena_len = luo_kho.size;
 	holder.pid = clone(holder_main, (char *)holder.stack + HOLDER_STACK,
 			   CLONE_VM | SIGCHLD,
 			   HOLDER_ARG(holder.hold_fd, holder.release_fd));
@@ -332,10 +332,10 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 		goto out;
 	}
 	luo_abi_out_set_time("exec-ns", luo_now_ns());
-	err = kho_finalize();
+	err = luo_kho_finalize();
 	if (err)
 		goto cancel;
-	fd = kho_fd();
+	fd = luo_kho_fd();
 	if (async && (err = holder_start()))
 		pr_warn("cannot keep the old address space aside (%s); the exec will tear it down inline",
 			strerror(-err));

@@ -359,10 +359,10 @@ static void serialized_free(void)
 {
 	for (size_t i = 0; i < out_ser.nsessions; i++)
 		if (out_ser.file_blocks[i])
-			kho_free(out_ser.file_blocks[i]);
+			luo_kho_free(out_ser.file_blocks[i]);
 	free(out_ser.file_blocks);
 	if (out_ser.header)
-		kho_free(out_ser.header);
+		luo_kho_free(out_ser.header);
 	memset(&out_ser, 0, sizeof(out_ser));
 	luo_flbs_unserialize();
 	luo_abi_out_set_sessions(0, 0);
@@ -402,7 +402,7 @@ static int sessions_prepare(void)
 	size = sizeof(*out_ser.header) + n * sizeof(*out_ser.ser);
 	out_ser.file_blocks = calloc(n, sizeof(void *));
 	err = out_ser.file_blocks
-		      ? kho_alloc_meta(size, (void **)&out_ser.header)
+		      ? luo_kho_alloc_meta(size, (void **)&out_ser.header)
 		      : -ENOMEM;
 	if (err)
 		goto fail;
@@ -423,8 +423,8 @@ static int sessions_prepare(void)
 			if (err)
 				goto fail;
 		}
-		err = kho_alloc_meta(s->nfiles * FILE_SER_SIZE,
-				     &out_ser.file_blocks[i]);
+		err = luo_kho_alloc_meta(s->nfiles * FILE_SER_SIZE,
+					 &out_ser.file_blocks[i]);
 		if (err)
 			goto fail;
 		serialize_files(s, out_ser.file_blocks[i], &index);
@@ -583,8 +583,8 @@ static int parse_files(struct luo_session *s,
 					 s->name)
 			       : 0;
 	if (set->count > (1ULL << 24) ||
-	    kho_incoming_block(set->files, set->count * FILE_SER_SIZE, true,
-			       &block))
+	    luo_kho_incoming_block(set->files, set->count * FILE_SER_SIZE, true,
+				   &block))
 		return luo_reason(
 			why, whylen, -EBADMSG,
 			"session '%s': file set (%llu files at %#llx) is not a preserved block of that size",
@@ -678,15 +678,16 @@ int luo_sessions_in_parse(const void *luo_fdt, uint64_t sessions_pa, char *why,
 			why, whylen, -EPROTONOSUPPORT,
 			"sessions present but no '%s' node compatible with '%s'",
 			LUO_FILES_NODE, LUO_FILES_COMPATIBLE);
-	if (kho_incoming_block(sessions_pa, sizeof(*h), true, &block))
+	if (luo_kho_incoming_block(sessions_pa, sizeof(*h), true, &block))
 		return luo_reason(
 			why, whylen, -EBADMSG,
 			"session header at %#llx is not a preserved block",
 			(unsigned long long)sessions_pa);
 	h = block;
 	if (h->count > (1ULL << 20) ||
-	    kho_incoming_block(sessions_pa, sizeof(*h) + h->count * sizeof(*ss),
-			       true, &block) ||
+	    luo_kho_incoming_block(sessions_pa,
+				   sizeof(*h) + h->count * sizeof(*ss), true,
+				   &block) ||
 	    h->pgcnt != (sizeof(*h) + h->count * sizeof(*ss) + 4095) / 4096)
 		return luo_reason(
 			why, whylen, -EBADMSG,

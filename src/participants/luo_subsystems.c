@@ -77,7 +77,7 @@ int luo_subsystems_in_parse(const void *fdt, char *why, size_t whylen)
 					  "unreadable subsystems property");
 		if (!strcmp(name, "compatible"))
 			continue;
-		if (!kho_name_valid(name) || len != sizeof(*val))
+		if (!luo_kho_name_valid(name) || len != sizeof(*val))
 			return luo_reason(
 				why, whylen, -EBADMSG,
 				"subsystem entry '%.63s' is malformed", name);
@@ -158,7 +158,7 @@ static int check_registrable(struct liveupdate_subsystem *h, const char *op)
 {
 	enum liveupdate_state s = liveupdate_get_state();
 
-	if (!h || !h->ops || !kho_name_valid(h->name)) {
+	if (!h || !h->ops || !luo_kho_name_valid(h->name)) {
 		pr_err("%s: needs ops and a name of 1 to 63 characters of [A-Za-z0-9,._+-]",
 		       op);
 		return -EINVAL;

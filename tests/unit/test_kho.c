@@ -41,14 +41,14 @@ static int arena_start(unsigned int flags, uint64_t reserve)
 {
 	log_errors = 0;
 	luo_set_log_handler(count_log, NULL);
-	return kho_arena_create(flags, reserve);
+	return luo_kho_arena_create(flags, reserve);
 }
 
 static void arena_stop(void)
 {
-	kho_unfreeze();
-	kho_forget_incoming();
-	kho_arena_destroy();
+	luo_kho_unfreeze();
+	luo_kho_forget_incoming();
+	luo_kho_arena_destroy();
 }
 
 static int setup(void **state)
@@ -314,11 +314,11 @@ static void test_subtree_frozen(void **state)
 	/* Still allowed while prepared: prepare callbacks publish state. */
 	assert_int_equal(kho_add_subtree("late", late), 0);
 	assert_int_equal(kho_remove_subtree(late), 0);
-	kho_freeze(); /* what liveupdate_freeze() does to this layer */
+	luo_kho_freeze(); /* what liveupdate_freeze() does to this layer */
 	assert_int_equal(kho_add_subtree("late", late), -EBUSY);
 	assert_int_equal(kho_remove_subtree(fdt), -EBUSY);
 	assert_int_equal(kho_unpreserve_free(late), -EBUSY);
-	kho_unfreeze(); /* what liveupdate_cancel() does to it */
+	luo_kho_unfreeze(); /* what liveupdate_cancel() does to it */
 	assert_int_equal(kho_remove_subtree(fdt), 0);
 }
 
