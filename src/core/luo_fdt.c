@@ -22,7 +22,8 @@ static struct {
 	struct luo_ser *ser;
 } out;
 
-static const char *const exec_props[] = {"prepare-ns", "freeze-ns", "exec-ns"};
+static const char *const exec_props[] = {LUO_EXEC_PREPARE_NS,
+					 LUO_EXEC_FREEZE_NS, LUO_EXEC_EXEC_NS};
 
 int luo_abi_out_create(size_t extra)
 {

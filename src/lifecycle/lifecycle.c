@@ -292,7 +292,7 @@ int liveupdate_prepare(void)
 		luo_abi_out_destroy();
 		goto out;
 	}
-	luo_abi_out_set_time("prepare-ns", start);
+	luo_abi_out_set_time(LUO_EXEC_PREPARE_NS, start);
 	luo_set_state(LIVEUPDATE_STATE_PREPARED);
 out:
 	luo_state_write_unlock();
@@ -326,7 +326,7 @@ int luo_freeze_locked(void)
 
 	if (!luo_state_is(LIVEUPDATE_STATE_PREPARED))
 		return wrong_state("liveupdate_freeze", "it needs prepared");
-	luo_abi_out_set_time("freeze-ns", luo_now_ns());
+	luo_abi_out_set_time(LUO_EXEC_FREEZE_NS, luo_now_ns());
 	for (size_t i = 0; i < NPARTICIPANTS; i++) {
 		err = participants[i]->freeze();
 		if (err) {

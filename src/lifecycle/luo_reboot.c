@@ -331,7 +331,7 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 		err = -EINVAL;
 		goto out;
 	}
-	luo_abi_out_set_time("exec-ns", luo_now_ns());
+	luo_abi_out_set_time(LUO_EXEC_EXEC_NS, luo_now_ns());
 	err = luo_kho_finalize();
 	if (err)
 		goto cancel;

@@ -2160,6 +2160,15 @@ static int decode(const char *dtc, const char *dir, const char *name,
 	if (!text)
 		die("reading %s", out);
 	printf("--- %s (%zu bytes) decoded by dtc ---\n%s", name, len, text);
+	/* Kept for tests/abi/handover_names.py, which checks them against
+	 * luo/abi.h. */
+	if (getenv("LUO_E2E_DTS_DIR")) {
+		char keep[PATH_MAX];
+
+		snprintf(keep, sizeof(keep), "%s/%s.dts",
+			 getenv("LUO_E2E_DTS_DIR"), name);
+		write_blob(keep, text, strlen(text));
+	}
 	for (size_t i = 0; i < nwant; i++)
 		if (!strstr(text, want[i])) {
 			printf("handover-dtc: FAIL: %s: no \"%s\" in the dtc output\n",
