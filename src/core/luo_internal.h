@@ -24,6 +24,9 @@ struct luo_participant {
 	void (*cancel)(void);
 	void (*finish)(void);
 	int (*reboot)(void); /* optional: the last step before execve() */
+	/* optional: drop the incoming data it parsed (refusal, finish) */
+	void (*release_incoming)(void);
+	void (*forget)(void); /* luo_exit(): drop everything it holds */
 };
 
 extern const struct luo_participant luo_subsystems_participant;

@@ -54,11 +54,12 @@ static const char *printable(const char *value, char *buf, size_t len)
 	return buf;
 }
 
-/* The incoming values every participant owns, dropped together. */
+/* The incoming data the participants parsed, dropped in reverse order. */
 static void incoming_release(void)
 {
-	luo_devices_in_release();
-	luo_subsystems_in_release();
+	for (size_t i = NPARTICIPANTS; i--;)
+		if (participants[i]->release_incoming)
+			participants[i]->release_incoming();
 }
 
 /*
@@ -234,14 +235,10 @@ int luo_exit(void)
 		return -EBUSY;
 	}
 	luo_teardown_release(true);
-	incoming_release();
-	luo_sessions_forget();
-	luo_flbs_forget();
-	luo_handlers_forget();
+	for (size_t i = NPARTICIPANTS; i--;)
+		participants[i]->forget();
 	luo_kho_forget_incoming();
 	luo_kho_arena_destroy();
-	luo_subsystems_forget();
-	luo_devices_forget();
 	luo_global.liveupdate_num = 0;
 	memset(&luo_global.timing, 0, sizeof(luo_global.timing));
 	luo_set_state(LIVEUPDATE_STATE_UNDEFINED);

@@ -530,6 +530,14 @@ static void sessions_finish(void)
 	}
 }
 
+/* Sessions, the files in them, the FLBs and handlers those files use. */
+static void sessions_forget(void)
+{
+	luo_sessions_forget();
+	luo_flbs_forget();
+	luo_handlers_forget();
+}
+
 const struct luo_participant luo_sessions_participant = {
 	.name = "sessions",
 	.prepare = sessions_prepare,
@@ -537,6 +545,7 @@ const struct luo_participant luo_sessions_participant = {
 	.cancel = sessions_cancel,
 	.finish = sessions_finish,
 	.reboot = sessions_reboot,
+	.forget = sessions_forget,
 };
 
 /* Forget everything without touching the arena (luo_exit, refusal). */

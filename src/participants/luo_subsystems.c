@@ -379,12 +379,20 @@ static void subsystems_finish(void)
 	}
 }
 
+static void subsystems_forget(void)
+{
+	luo_subsystems_in_release();
+	luo_subsystems_forget();
+}
+
 const struct luo_participant luo_subsystems_participant = {
 	.name = "subsystems",
 	.prepare = subsystems_prepare,
 	.freeze = subsystems_freeze,
 	.cancel = subsystems_cancel,
 	.finish = subsystems_finish,
+	.release_incoming = luo_subsystems_in_release,
+	.forget = subsystems_forget,
 };
 
 void luo_subsystems_foreach(void (*fn)(const struct luo_subsystem_row *row,
