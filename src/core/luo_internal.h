@@ -15,7 +15,7 @@
 /*
  * A participant in the update: one class of state (subsystems, sessions,
  * devices).  They are prepared and frozen in array order and cancelled in
- * reverse; see participants[] in luo_core.c.
+ * reverse; see participants[] in lifecycle/lifecycle.c.
  */
 struct luo_participant {
 	const char *name;
@@ -56,7 +56,8 @@ int luo_freeze_locked(void);
 void luo_cancel_locked(void);
 int luo_participants_reboot(void);
 
-/* luo_abi.c: the outgoing LUO FDT and struct luo_ser, and the incoming. */
+/* luo_fdt.c: the LUO FDT codec: the outgoing FDT and struct luo_ser, the
+ * incoming header and exec node. */
 int luo_abi_out_create(size_t extra);
 void luo_abi_out_destroy(void);
 int luo_abi_out_set_subsystem(const char *name, uint64_t data);
@@ -161,7 +162,7 @@ void luo_abi_in_subsystem_mark(const char *name);
 void luo_abi_in_warn_unclaimed(void);
 void luo_subsystems_forget(void);
 
-/* luo_reboot.c */
+/* lifecycle.c: the environment variable, the old address space */
 /* The handover environment variable, parsed. */
 struct luo_handover_env {
 	int arena_fd;
