@@ -23,8 +23,6 @@
 #include "luo_internal.h"
 #include "luo_session_internal.h"
 
-pthread_mutex_t luo_sessions_lock = PTHREAD_MUTEX_INITIALIZER;
-
 static struct liveupdate_file_handler *handlers;
 /*
  * Outgoing files ordered by device, inode and then kcmp(2)'s order of open

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libfdt.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +23,10 @@
 #include "luo_internal.h"
 #include "luo_mem.h"
 #include "luo_session_internal.h"
+
+/* The sessions and their files: guards the lists below and every file in
+ * them (luo_file.c takes it too). */
+pthread_mutex_t luo_sessions_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct luo_session *outgoing, *incoming;
 
