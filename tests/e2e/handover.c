@@ -41,6 +41,8 @@
 
 #include <luo/luo.h>
 
+#include "../common/mix.h"
+
 #define BIG_SIZE (8u << 20)
 #define SMALL_SIZE 1000
 #define TWIN_SIZE 256
@@ -58,16 +60,6 @@
 
 static char self[PATH_MAX];
 static char selfdir[PATH_MAX];
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
 
 static void fill(void *p, size_t len, uint64_t seed)
 {
