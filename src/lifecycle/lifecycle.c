@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -425,6 +426,9 @@ static struct {
 	/* The old arena mapping, which the holder unmaps slice by slice. */
 	uint8_t *arena;
 	uint64_t arena_len;
+	/* Set by the holder once its copy of the descriptor table is closed;
+	 * the exec waits for it (a futex word in the shared address space). */
+	uint32_t closed;
 } holder = {.release_fd = -1, .hold_fd = -1};
 
 /*
@@ -496,6 +500,8 @@ __attribute__((no_sanitize_address)) static int holder_main(void *arg)
 	if (hold > 0)
 		syscall(SYS_close_range, 0, hold - 1, 0);
 	syscall(SYS_close_range, hold + 1, ~0U, 0);
+	__atomic_store_n(&holder.closed, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &holder.closed, FUTEX_WAKE, 1, NULL, NULL, 0);
 	while (syscall(SYS_read, hold, &c, 1) < 0)
 		;
 	for (uint64_t off = 0;
@@ -548,6 +554,7 @@ static int holder_start(void)
 	}
 	holder.arena = luo_kho.base;
 	holder.arena_len = luo_kho.size;
+	holder.closed = 0;
 	holder.pid = clone(holder_main, (char *)holder.stack + HOLDER_STACK,
 			   CLONE_VM | SIGCHLD,
 			   HOLDER_ARG(holder.hold_fd, holder.release_fd));
@@ -560,6 +567,23 @@ static int holder_start(void)
 	}
 	close(holder.hold_fd);
 	holder.hold_fd = -1;
+	/*
+	 * Until the holder has closed its copy of our descriptors, the old
+	 * image's files (a listening socket above all) outlive the exec in
+	 * it: a new image that drops one and binds its address again would
+	 * find it still in use.  So wait for that, a few microseconds; at
+	 * most a second, should the holder have been killed meanwhile.
+	 */
+	for (int i = 0;
+	     i < 1000 && !__atomic_load_n(&holder.closed, __ATOMIC_SEQ_CST);
+	     i++) {
+		struct timespec ms = {0, 1000000};
+
+		syscall(SYS_futex, &holder.closed, FUTEX_WAIT, 0, &ms, NULL, 0);
+	}
+	if (!__atomic_load_n(&holder.closed, __ATOMIC_SEQ_CST))
+		pr_warn("the old address space holder (pid %d) did not close its copy of the descriptors within 1 s; the old image's files may outlive the update until it does",
+			(int)holder.pid);
 	/* Our end must reach the new image. */
 	fcntl(holder.release_fd, F_SETFD, 0);
 	return 0;
