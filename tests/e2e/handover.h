@@ -169,7 +169,7 @@ size_t bad_words(const void *p, size_t len, uint64_t seed);
 uint32_t crc32c(uint32_t seed, const void *buf, size_t len);
 
 /* handover_layout.c */
-int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void take_handover(void);
 const struct blk *blk_at(uint64_t hdr_off);
 uint64_t u64_prop(const void *fdt, const char *path, const char *prop);
