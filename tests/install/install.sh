@@ -36,7 +36,9 @@ lib=$(find "$dest" -name 'libluo.so.*.*' | head -1)
 inc=$(find "$dest" -type d -path '*/include/luo' | head -1)
 [ -n "$lib" ] && [ -n "$inc" ] || { fail "no libluo.so or headers"; exit 1; }
 
-nm -D --defined-only "$lib" | awk '{print $3}' | grep -v '^$' | sort -u >"$dest/exported"
+# Functions and data, without the version nodes (type A) and versions.
+nm -D --defined-only "$lib" | awk '$2 != "A" {sub(/@.*/, "", $3); print $3}' |
+	grep -v '^$' | sort -u >"$dest/exported"
 grep -ohE '\b(liveupdate|luo|kho)_[a-z_0-9]+\(' "$inc"/*.h | tr -d '(' |
 	sort -u >"$dest/declared"
 n=0

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../src/luo_control_proto.h"
+#include "luo_control_proto.h"
 #include "luoctl.h"
 
 #ifndef LUOCTL_VERSION

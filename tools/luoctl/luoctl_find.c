@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Where services listen, by the library's rule (ctl_default_path()):
+ * Where services listen, by the library's rule (luo_ctl_default_path()):
  * /run/luo/NAME.sock for root, $XDG_RUNTIME_DIR/luo/NAME.sock for other
  * users, /tmp/luo-UID/NAME.sock for those started without
  * XDG_RUNTIME_DIR.  A service and luoctl may not share an environment,
@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../src/luo_control_proto.h"
+#include "luo_control_proto.h"
 #include "luoctl.h"
 
 /*
@@ -132,7 +132,7 @@ int find_service(const char *name, char *path, size_t len)
 	struct find f = {.name = name};
 
 	if (!*name || strchr(name, '/') ||
-	    ctl_default_path(name, f.first, sizeof(f.first)) ||
+	    luo_ctl_default_path(name, f.first, sizeof(f.first)) ||
 	    strlen(f.first) >= len) {
 		fprintf(stderr, "luoctl: '%s' is not a service name\n", name);
 		return EXIT_USAGE;
