@@ -44,7 +44,8 @@ grep -ohE '\b(liveupdate|luo|kho)_[a-z_0-9]+\(' "$inc"/*.h | tr -d '(' |
 n=0
 while read -r sym; do
 	n=$((n + 1))
-	[ -f "$man/man3/$sym.3" ] || fail "exported $sym has no man page"
+	[ -f "$man/man3/$sym.3" ] ||
+		fail "exported $sym has no man page (is its header in public_headers, meson.build?)"
 	man -l "$man/man3/$sym.3" 2>/dev/null | grep -q "^NAME" ||
 		fail "$sym.3 does not render"
 done <"$dest/exported"
