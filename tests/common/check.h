@@ -40,7 +40,7 @@ extern const char *where;     /* which image or process, in messages */
 #define CHECK_STREQ(a, b)                                                      \
 	do {                                                                   \
 		const char *a_ = (a), *b_ = (b);                               \
-		CHECK(a_ &&b_ && !strcmp(a_, b_),                              \
+		CHECK(a_ != NULL && b_ != NULL && !strcmp(a_, b_),             \
 		      "%s is \"%s\", expected \"%s\"", #a, a_ ? a_ : "(null)", \
 		      b_ ? b_ : "(null)");                                     \
 	} while (0)
