@@ -410,8 +410,12 @@ static int control_setup(struct luo_control *ctl, int *requester)
 		return err;
 	ctl->timer_fd =
 		timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (ctl->timer_fd < 0)
-		return -errno;
+	if (ctl->timer_fd < 0) {
+		err = -errno;
+		pr_err("control socket: cannot create the peer timer: %s",
+		       strerror(-err));
+		return err;
+	}
 	err = ep_add(ctl, ctl->timer_fd, EP_TIMER);
 	if (err)
 		return err;
