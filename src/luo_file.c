@@ -277,10 +277,18 @@ int luo_file_preserve(struct luo_session *s, int fd, uint64_t token)
 	struct liveupdate_file_op_args args;
 	struct luo_file *f;
 	struct stat st;
-	int err;
+	int err, fl;
 
-	if (fd < 0 || fstat(fd, &st))
+	if (fd < 0 || fstat(fd, &st) || (fl = fcntl(fd, F_GETFL)) < 0) {
+		pr_err("liveupdate_session_preserve_fd: fd %d is not open", fd);
 		return -EBADF;
+	}
+	/* As the kernel: an O_PATH descriptor opens no file to preserve. */
+	if (fl & O_PATH) {
+		pr_err("liveupdate_session_preserve_fd: fd %d is an O_PATH descriptor, which opens no file; open the file itself",
+		       fd);
+		return -EBADF;
+	}
 	if (s->nfiles >= luo_global.session_max_files) {
 		pr_err("session '%s' is full (%u files)", s->name,
 		       luo_global.session_max_files);

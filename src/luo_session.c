@@ -220,13 +220,23 @@ int liveupdate_retrieve_session(const char *name, struct luo_session **session)
 	struct luo_session *s;
 	int err;
 
-	if (!name_valid(name) || !session)
+	if (!session) {
+		pr_err("liveupdate_retrieve_session: needs a place for the session");
 		return -EINVAL;
+	}
+	/* As the kernel: a name no session can have is simply not found. */
+	if (!name_valid(name)) {
+		pr_info("liveupdate_retrieve_session: no incoming session has an empty name or one not NUL terminated within %d bytes",
+			LIVEUPDATE_SESSION_NAME_LENGTH);
+		return -ENOENT;
+	}
 	err = enter_any();
 	if (err)
 		return err;
 	s = find(incoming, name);
 	if (!s || s->finished) {
+		pr_info("liveupdate_retrieve_session: no incoming session '%s'%s",
+			name, s ? " (finished already)" : "");
 		err = -ENOENT;
 	} else if (s->retrieved) {
 		pr_err("liveupdate_retrieve_session: '%s' was already retrieved",

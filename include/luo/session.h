@@ -62,7 +62,9 @@ int liveupdate_create_session(const char *name, struct luo_session **session);
  * @session: set to the session.
  *
  * Return: 0; -ENOENT if the old image had no such session (or this image
- * did not start from a live update); -EINVAL if already retrieved.
+ * did not start from a live update, or @name is empty or not NUL
+ * terminated within 64 bytes: as in the kernel, no session has such a
+ * name); -EINVAL if already retrieved or @session is NULL.
  */
 int liveupdate_retrieve_session(const char *name, struct luo_session **session);
 
@@ -72,7 +74,8 @@ int liveupdate_retrieve_session(const char *name, struct luo_session **session);
  * @fd: the file; the library keeps its own reference.
  * @token: the key to retrieve it by, unique within @session.
  *
- * Return: 0; -EBADF if @fd is not open; -EEXIST if @token is taken;
+ * Return: 0; -EBADF if @fd is not open or is an O_PATH descriptor (as in
+ * the kernel); -EEXIST if @token is taken;
  * -EBUSY if this open file is already preserved (in any session) or an
  * update is in progress; -ENOENT if no handler can preserve it; -ENOSPC
  * if the session is full or the FLB table is; -EINVAL for an incoming

@@ -218,6 +218,23 @@ static void test_preserve_rules(void **state)
 	assert_int_equal(liveupdate_session_preserve_fd(a, devnull, 3),
 			 -ENOENT);
 	close(devnull);
+	/* As the kernel: an O_PATH descriptor is no open file. */
+	{
+		char path[64];
+		int opath;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", other);
+		opath = open(path, O_PATH | O_CLOEXEC);
+		assert_true(opath >= 0);
+		assert_int_equal(liveupdate_session_preserve_fd(a, opath, 4),
+				 -EBADF);
+		close(opath);
+		opath = open("/tmp", O_PATH | O_CLOEXEC);
+		assert_true(opath >= 0);
+		assert_int_equal(liveupdate_session_preserve_fd(a, opath, 4),
+				 -EBADF);
+		close(opath);
+	}
 	/* Tokens are per session. */
 	assert_int_equal(liveupdate_session_preserve_fd(b, other, 1), 0);
 	assert_int_equal(liveupdate_session_preserve_fd(NULL, other, 1),
@@ -348,6 +365,18 @@ static void test_incoming_calls_in_normal(void **state)
 
 	(void)state;
 	assert_int_equal(liveupdate_retrieve_session("x", &s), -ENOENT);
+	/* As the kernel, which only compares names: not found. */
+	{
+		char name[65];
+
+		assert_int_equal(liveupdate_retrieve_session("", &s), -ENOENT);
+		memset(name, 'n', 64);
+		name[64] = 0; /* no NUL within 64 bytes */
+		assert_int_equal(liveupdate_retrieve_session(name, &s),
+				 -ENOENT);
+		assert_int_equal(liveupdate_retrieve_session("x", NULL),
+				 -EINVAL);
+	}
 	assert_int_equal(liveupdate_create_session("out", &out), 0);
 	assert_int_equal(liveupdate_session_retrieve_fd(out, 1, &fd), -EINVAL);
 	assert_int_equal(liveupdate_session_finish(out), -EINVAL);
