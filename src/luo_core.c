@@ -213,6 +213,7 @@ int luo_init(const struct luo_init_opts *opts)
 	uint64_t reserve;
 	int err = 0;
 
+	luo_log_read_env();
 	if (!opts)
 		opts = &defaults;
 	reserve = opts->arena_max ? opts->arena_max : KHO_DEFAULT_RESERVE;

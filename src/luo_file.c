@@ -313,8 +313,11 @@ int luo_file_preserve(struct luo_session *s, int fd, uint64_t token)
 	f->ino = st.st_ino;
 	f->fh = pick_handler(fd);
 	if (!f->fh) {
-		pr_err("no file handler can preserve fd %d (mode %#o)", fd,
-		       f->mode);
+		char kind[192];
+
+		pr_err("no file handler can preserve fd %d: it is %s; the built-in handlers take %s; register a file handler for other kinds",
+		       fd, luo_fd_kind(fd, &st, kind, sizeof(kind)),
+		       luo_fd_handlers_supported);
 		err = -ENOENT;
 		goto free;
 	}

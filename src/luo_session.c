@@ -366,6 +366,31 @@ const char *liveupdate_session_name(const struct luo_session *s)
 	return s ? s->name : NULL;
 }
 
+int liveupdate_session_get_tokens(struct luo_session *s, uint64_t *tokens,
+				  size_t max)
+{
+	int err;
+
+	if (!s || (max && !tokens)) {
+		pr_err("liveupdate_session_get_tokens: needs a session and room for the tokens");
+		return -EINVAL;
+	}
+	err = enter_any();
+	if (err)
+		return err;
+	if (s->incoming && (!s->retrieved || s->finished)) {
+		pr_err("liveupdate_session_get_tokens: incoming session '%s' is %s",
+		       s->name, s->finished ? "finished" : "not retrieved");
+		err = -EINVAL;
+	} else {
+		for (size_t i = 0; i < s->nfiles && i < max; i++)
+			tokens[i] = s->files[i]->token;
+		err = (int)s->nfiles;
+	}
+	leave();
+	return err;
+}
+
 static void serialized_free(void)
 {
 	for (size_t i = 0; i < out_ser.nsessions; i++)

@@ -144,6 +144,23 @@ int liveupdate_session_close(struct luo_session *session);
  */
 const char *liveupdate_session_name(const struct luo_session *session);
 
+/**
+ * liveupdate_session_get_tokens() - the tokens of a session's files
+ * @session: a retrieved, unfinished incoming session, or an outgoing one.
+ * @tokens: filled with up to @max tokens; may be NULL if @max is 0.
+ * @max: room in @tokens.
+ *
+ * For an incoming session these are all the files the old image carried
+ * in it, retrieved or not, in the order the handover lists them; call
+ * with @max 0 first to learn how many there are.
+ *
+ * Return: the number of files in @session (if more than @max, only @max
+ * tokens were written); -EINVAL for a NULL @session, a NULL @tokens with
+ * a non-zero @max, or an incoming session not retrieved or finished.
+ */
+int liveupdate_session_get_tokens(struct luo_session *session, uint64_t *tokens,
+				  size_t max);
+
 struct liveupdate_file_handler;
 struct liveupdate_flb;
 

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -218,6 +219,27 @@ static void test_preserve_rules(void **state)
 	assert_int_equal(liveupdate_session_preserve_fd(a, devnull, 3),
 			 -ENOENT);
 	close(devnull);
+	/* The message names the kind of file and what is supported. */
+	{
+		int ep = epoll_create1(EPOLL_CLOEXEC), dir;
+
+		assert_int_equal(liveupdate_session_preserve_fd(a, ep, 5),
+				 -ENOENT);
+		assert_non_null(strstr(rec.last_error, "an epoll instance"));
+		assert_non_null(strstr(rec.last_error, "memfds"));
+		close(ep);
+		devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		assert_int_equal(liveupdate_session_preserve_fd(a, devnull, 5),
+				 -ENOENT);
+		assert_non_null(strstr(rec.last_error,
+				       "a character device (/dev/null)"));
+		close(devnull);
+		dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		assert_int_equal(liveupdate_session_preserve_fd(a, dir, 5),
+				 -ENOENT);
+		assert_non_null(strstr(rec.last_error, "a directory (/)"));
+		close(dir);
+	}
 	/* As the kernel: an O_PATH descriptor is no open file. */
 	{
 		char path[64];
@@ -239,6 +261,35 @@ static void test_preserve_rules(void **state)
 	assert_int_equal(liveupdate_session_preserve_fd(b, other, 1), 0);
 	assert_int_equal(liveupdate_session_preserve_fd(NULL, other, 1),
 			 -EINVAL);
+}
+
+static void test_tokens_listed(void **state)
+{
+	struct luo_session *s;
+	uint64_t tok[4] = {0}, sum = 0;
+	int a = memfd("t1"), b = memfd("t2"), c = memfd("t3");
+
+	(void)state;
+	assert_int_equal(liveupdate_create_session("toks", &s), 0);
+	assert_int_equal(liveupdate_session_get_tokens(s, NULL, 0), 0);
+	assert_int_equal(liveupdate_session_preserve_fd(s, a, 10), 0);
+	assert_int_equal(liveupdate_session_preserve_fd(s, b, 20), 0);
+	assert_int_equal(liveupdate_session_preserve_fd(s, c, 30), 0);
+	assert_int_equal(liveupdate_session_get_tokens(s, NULL, 0), 3);
+	/* Too little room: the count, and only what fits. */
+	assert_int_equal(liveupdate_session_get_tokens(s, tok, 1), 3);
+	assert_true(tok[0] == 10 || tok[0] == 20 || tok[0] == 30);
+	assert_int_equal(tok[1], 0);
+	assert_int_equal(liveupdate_session_get_tokens(s, tok, 4), 3);
+	for (int i = 0; i < 3; i++)
+		sum += tok[i];
+	assert_int_equal(sum, 60);
+	assert_int_equal(liveupdate_session_get_tokens(NULL, tok, 4), -EINVAL);
+	assert_int_equal(liveupdate_session_get_tokens(s, NULL, 4), -EINVAL);
+	assert_int_equal(liveupdate_session_close(s), 0);
+	close(a);
+	close(b);
+	close(c);
 }
 
 static void test_two_opens_of_one_file_are_two_files(void **state)
@@ -668,6 +719,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_create_rules),
 		T(test_preserve_rules),
+		T(test_tokens_listed),
 		T(test_two_opens_of_one_file_are_two_files),
 		T(test_library_keeps_its_reference),
 		T(test_prepare_refuses_clobbered_file),
