@@ -28,6 +28,8 @@ static pthread_rwlock_t state_lock;
 static pthread_once_t state_lock_once = PTHREAD_ONCE_INIT;
 /* Set while this thread holds the write lock (and so runs callbacks). */
 static __thread bool state_writer;
+/* How many times this thread entered the read lock (held once). */
+static __thread unsigned int state_readers;
 
 /*
  * Prepared and frozen in this order, cancelled in reverse.  Devices come
@@ -56,11 +58,22 @@ static void state_lock_init(void)
 	pthread_rwlockattr_destroy(&attr);
 }
 
-void luo_state_write_lock(void)
+/*
+ * Take the state lock for writing, or say why not: from a callback the
+ * lock is already held by this very thread (for writing by a transition,
+ * for reading by the call that runs the callback), so waiting would hang.
+ */
+int luo_state_write_lock(const char *op)
 {
+	if (state_writer || state_readers) {
+		pr_err("%s: not allowed from a live update callback, a file handler or FLB callback, or while this thread holds liveupdate_state_read_enter()",
+		       op);
+		return -EDEADLK;
+	}
 	pthread_once(&state_lock_once, state_lock_init);
 	pthread_rwlock_wrlock(&state_lock);
 	state_writer = true;
+	return 0;
 }
 
 void luo_state_write_unlock(void)
@@ -69,12 +82,24 @@ void luo_state_write_unlock(void)
 	pthread_rwlock_unlock(&state_lock);
 }
 
+bool luo_state_writer(void)
+{
+	return state_writer;
+}
+
+/*
+ * Readers are counted per thread and only the first takes the lock: the
+ * lock prefers writers, so a second read lock taken while a writer waits
+ * would wait behind that writer, which waits for the first: a deadlock.
+ */
 int liveupdate_state_read_enter(void)
 {
 	if (state_writer) {
 		pr_err("the live update state cannot be locked from inside a live update callback");
 		return -EDEADLK;
 	}
+	if (state_readers++)
+		return 0;
 	pthread_once(&state_lock_once, state_lock_init);
 	pthread_rwlock_rdlock(&state_lock);
 	return 0;
@@ -82,7 +107,19 @@ int liveupdate_state_read_enter(void)
 
 void liveupdate_state_read_exit(void)
 {
-	pthread_rwlock_unlock(&state_lock);
+	if (state_readers && !--state_readers)
+		pthread_rwlock_unlock(&state_lock);
+}
+
+int luo_state_hold(void)
+{
+	return state_writer ? 0 : liveupdate_state_read_enter();
+}
+
+void luo_state_unhold(void)
+{
+	if (!state_writer)
+		liveupdate_state_read_exit();
 }
 
 enum liveupdate_state liveupdate_get_state(void)
@@ -217,7 +254,9 @@ int luo_init(const struct luo_init_opts *opts)
 	if (!opts)
 		opts = &defaults;
 	reserve = opts->arena_max ? opts->arena_max : KHO_DEFAULT_RESERVE;
-	luo_state_write_lock();
+	err = luo_state_write_lock("luo_init");
+	if (err)
+		return err;
 	if (!luo_state_is(LIVEUPDATE_STATE_UNDEFINED)) {
 		luo_state_write_unlock();
 		pr_err("luo_init: already initialised");
@@ -282,7 +321,8 @@ int luo_exit(void)
 {
 	enum liveupdate_state s;
 
-	luo_state_write_lock();
+	if (luo_state_write_lock("luo_exit"))
+		return -EDEADLK;
 	s = liveupdate_get_state();
 	if (s == LIVEUPDATE_STATE_PREPARED || s == LIVEUPDATE_STATE_FROZEN) {
 		luo_state_write_unlock();
@@ -325,7 +365,9 @@ int liveupdate_prepare(void)
 					    0, false, __ATOMIC_RELAXED,
 					    __ATOMIC_RELAXED);
 	start = luo_now_ns();
-	luo_state_write_lock();
+	err = luo_state_write_lock("liveupdate_prepare");
+	if (err)
+		return err;
 	if (!luo_state_is(LIVEUPDATE_STATE_NORMAL)) {
 		err = wrong_state("liveupdate_prepare",
 				  luo_state_is(LIVEUPDATE_STATE_UPDATED)
@@ -399,9 +441,10 @@ int luo_freeze_locked(void)
 
 int liveupdate_freeze(void)
 {
-	int err;
+	int err = luo_state_write_lock("liveupdate_freeze");
 
-	luo_state_write_lock();
+	if (err)
+		return err;
 	err = luo_freeze_locked();
 	luo_state_write_unlock();
 	return err;
@@ -409,9 +452,10 @@ int liveupdate_freeze(void)
 
 int liveupdate_cancel(void)
 {
-	int err = 0;
+	int err = luo_state_write_lock("liveupdate_cancel");
 
-	luo_state_write_lock();
+	if (err)
+		return err;
 	if (luo_state_is(LIVEUPDATE_STATE_PREPARED) ||
 	    luo_state_is(LIVEUPDATE_STATE_FROZEN))
 		luo_cancel_locked();
@@ -424,9 +468,10 @@ int liveupdate_cancel(void)
 
 int liveupdate_finish(void)
 {
-	int err = 0;
+	int err = luo_state_write_lock("liveupdate_finish");
 
-	luo_state_write_lock();
+	if (err)
+		return err;
 	if (!luo_state_is(LIVEUPDATE_STATE_UPDATED)) {
 		err = wrong_state("liveupdate_finish",
 				  "only updated can be finished");

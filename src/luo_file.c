@@ -24,6 +24,32 @@
 #include "luo_session_internal.h"
 
 pthread_mutex_t luo_sessions_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Set while this thread holds luo_sessions_lock: every file handler and
+ * FLB callback runs so, and the calls allowed there must not take it. */
+static __thread bool sessions_held;
+
+int luo_sessions_lock_enter(const char *op)
+{
+	if (sessions_held) {
+		pr_err("%s: not allowed from a file handler or FLB callback (see include/luo/session.h for the calls that are)",
+		       op);
+		return -EDEADLK;
+	}
+	pthread_mutex_lock(&luo_sessions_lock);
+	sessions_held = true;
+	return 0;
+}
+
+void luo_sessions_lock_leave(void)
+{
+	sessions_held = false;
+	pthread_mutex_unlock(&luo_sessions_lock);
+}
+
+bool luo_sessions_lock_held(void)
+{
+	return sessions_held;
+}
 
 static struct liveupdate_file_handler *handlers;
 /*
@@ -134,10 +160,12 @@ int liveupdate_register_file_handler(struct liveupdate_file_handler *fh)
 	if (err)
 		return err;
 	err = handler_check_state("liveupdate_register_file_handler");
+	err = err
+		      ?: luo_sessions_lock_enter(
+				 "liveupdate_register_file_handler");
 	if (!err) {
-		pthread_mutex_lock(&luo_sessions_lock);
 		err = handler_add(fh, false);
-		pthread_mutex_unlock(&luo_sessions_lock);
+		luo_sessions_lock_leave();
 	}
 	liveupdate_state_read_exit();
 	return err;
@@ -151,9 +179,11 @@ int liveupdate_unregister_file_handler(struct liveupdate_file_handler *fh)
 	if (err)
 		return err;
 	err = handler_check_state("liveupdate_unregister_file_handler");
+	err = err
+		      ?: luo_sessions_lock_enter(
+				 "liveupdate_unregister_file_handler");
 	if (err)
 		goto out;
-	pthread_mutex_lock(&luo_sessions_lock);
 	err = -ENOENT;
 	for (pp = &handlers; *pp; pp = &(*pp)->next) {
 		if (*pp != fh)
@@ -169,7 +199,7 @@ int liveupdate_unregister_file_handler(struct liveupdate_file_handler *fh)
 		}
 		break;
 	}
-	pthread_mutex_unlock(&luo_sessions_lock);
+	luo_sessions_lock_leave();
 out:
 	liveupdate_state_read_exit();
 	return err;

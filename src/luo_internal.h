@@ -43,8 +43,13 @@ struct luo_global {
 
 extern struct luo_global luo_global;
 
-void luo_state_write_lock(void);
+int luo_state_write_lock(const char *op);
 void luo_state_write_unlock(void);
+bool luo_state_writer(void);
+/* Hold the state stable: a read lock, or nothing if this thread already
+ * holds it for writing (a transition runs the callback that calls). */
+int luo_state_hold(void);
+void luo_state_unhold(void);
 bool luo_state_is(enum liveupdate_state s);
 void luo_set_state(enum liveupdate_state s);
 int luo_freeze_locked(void);

@@ -320,7 +320,9 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 		pr_err("liveupdate_reboot: needs a path and argv with at least argv[0]");
 		return -EINVAL;
 	}
-	luo_state_write_lock();
+	err = luo_state_write_lock("liveupdate_reboot");
+	if (err)
+		return err;
 	if (luo_state_is(LIVEUPDATE_STATE_PREPARED)) {
 		err = luo_freeze_locked();
 		if (err)

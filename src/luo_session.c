@@ -150,20 +150,31 @@ static void session_free(struct luo_session *s)
 	free(s);
 }
 
-/* Enter for an outgoing change: read lock, a state that allows it. */
+/*
+ * Enter for an outgoing change: the state held, a state that allows it,
+ * the sessions lock.  Not from a transition's callback (the state is
+ * changing under it), nor from a file handler or FLB callback.
+ */
 static int enter_outgoing(const char *op)
 {
 	enum liveupdate_state st;
-	int err = liveupdate_state_read_enter();
+	int err;
 
+	if (luo_state_writer()) {
+		pr_err("%s: not allowed from a live update callback", op);
+		return -EDEADLK;
+	}
+	err = luo_state_hold();
 	if (err)
 		return err;
 	st = liveupdate_get_state();
 	if (st == LIVEUPDATE_STATE_NORMAL || st == LIVEUPDATE_STATE_UPDATED) {
-		pthread_mutex_lock(&luo_sessions_lock);
-		return 0;
+		err = luo_sessions_lock_enter(op);
+		if (err)
+			luo_state_unhold();
+		return err;
 	}
-	liveupdate_state_read_exit();
+	luo_state_unhold();
 	if (st == LIVEUPDATE_STATE_UNDEFINED) {
 		pr_err("%s: call luo_init() first", op);
 		return -ENODEV;
@@ -173,19 +184,23 @@ static int enter_outgoing(const char *op)
 	return -EBUSY;
 }
 
-static int enter_any(void)
+/* Enter for the incoming side and listings: any state. */
+static int enter_any(const char *op)
 {
-	int err = liveupdate_state_read_enter();
+	int err = luo_state_hold();
 
-	if (!err)
-		pthread_mutex_lock(&luo_sessions_lock);
+	if (err)
+		return err;
+	err = luo_sessions_lock_enter(op);
+	if (err)
+		luo_state_unhold();
 	return err;
 }
 
 static void leave(void)
 {
-	pthread_mutex_unlock(&luo_sessions_lock);
-	liveupdate_state_read_exit();
+	luo_sessions_lock_leave();
+	luo_state_unhold();
 }
 
 int liveupdate_create_session(const char *name, struct luo_session **session)
@@ -230,7 +245,7 @@ int liveupdate_retrieve_session(const char *name, struct luo_session **session)
 			LIVEUPDATE_SESSION_NAME_LENGTH);
 		return -ENOENT;
 	}
-	err = enter_any();
+	err = enter_any("liveupdate_retrieve_session");
 	if (err)
 		return err;
 	s = find(incoming, name);
@@ -292,7 +307,7 @@ int liveupdate_session_retrieve_fd(struct luo_session *s, uint64_t token,
 
 	if (!s || !fd)
 		return -EINVAL;
-	err = enter_any();
+	err = enter_any("liveupdate_session_retrieve_fd");
 	if (err)
 		return err;
 	if (!s->incoming || !s->retrieved || s->finished) {
@@ -326,7 +341,7 @@ int liveupdate_session_finish(struct luo_session *s)
 
 	if (!s)
 		return -EINVAL;
-	err = enter_any();
+	err = enter_any("liveupdate_session_finish");
 	if (err)
 		return err;
 	if (!s->incoming || !s->retrieved || s->finished) {
@@ -369,13 +384,16 @@ const char *liveupdate_session_name(const struct luo_session *s)
 int liveupdate_session_get_tokens(struct luo_session *s, uint64_t *tokens,
 				  size_t max)
 {
+	bool nested;
 	int err;
 
 	if (!s || (max && !tokens)) {
 		pr_err("liveupdate_session_get_tokens: needs a session and room for the tokens");
 		return -EINVAL;
 	}
-	err = enter_any();
+	/* Read only: allowed inside file handler and FLB callbacks too. */
+	nested = luo_sessions_lock_held();
+	err = nested ? 0 : enter_any("liveupdate_session_get_tokens");
 	if (err)
 		return err;
 	if (s->incoming && (!s->retrieved || s->finished)) {
@@ -387,7 +405,8 @@ int liveupdate_session_get_tokens(struct luo_session *s, uint64_t *tokens,
 			tokens[i] = s->files[i]->token;
 		err = (int)s->nfiles;
 	}
-	leave();
+	if (!nested)
+		leave();
 	return err;
 }
 
@@ -517,22 +536,26 @@ static int send_files(void)
 	return err;
 }
 
+/* Handlers' callbacks run with the sessions lock held, as everywhere. */
 static int sessions_freeze(void)
 {
 	size_t k = 0;
-	int err;
+	int err = 0;
 
-	for (struct luo_session *s = outgoing; s; s = s->next, k++) {
+	luo_sessions_lock_enter("liveupdate_freeze");
+	for (struct luo_session *s = outgoing; s && !err; s = s->next, k++) {
 		struct luo_file_ser *fs = out_ser.file_blocks[k];
 
-		for (size_t i = 0; i < s->nfiles; i++) {
+		for (size_t i = 0; i < s->nfiles && !err; i++) {
+			/* On failure the core cancels: unfreeze. */
 			err = luo_file_freeze(s->files[i]);
-			if (err)
-				return err; /* the core cancels: unfreeze */
-			fs[i].data = s->files[i]->data;
+			if (!err)
+				fs[i].data = s->files[i]->data;
 		}
 	}
-	return send_files();
+	err = err ?: send_files();
+	luo_sessions_lock_leave();
+	return err;
 }
 
 /* The carrier is the only descriptor the exec must keep. */
@@ -545,15 +568,18 @@ static int sessions_reboot(void)
 
 static void sessions_cancel(void)
 {
+	luo_sessions_lock_enter("liveupdate_cancel");
 	if (carrier_out.fd >= 0)
 		close(carrier_out.fd); /* the files in flight are dropped */
 	carrier_out.fd = -1;
 	unfreeze_all();
 	serialized_free();
+	luo_sessions_lock_leave();
 }
 
 static void sessions_finish(void)
 {
+	luo_sessions_lock_enter("liveupdate_finish");
 	for (struct luo_session *s = incoming; s; s = s->next)
 		if (!s->finished)
 			session_finish_files(s);
@@ -564,6 +590,7 @@ static void sessions_finish(void)
 		incoming = s->next;
 		session_free(s);
 	}
+	luo_sessions_lock_leave();
 }
 
 const struct luo_participant luo_sessions_participant = {

@@ -46,6 +46,11 @@ struct luo_session {
 
 /* Guards every structure of sessions, files, handlers and FLBs. */
 extern pthread_mutex_t luo_sessions_lock;
+/* Take it; -EDEADLK (logged, naming @op) if this thread holds it already,
+ * i.e. from a file handler or FLB callback. */
+int luo_sessions_lock_enter(const char *op);
+void luo_sessions_lock_leave(void);
+bool luo_sessions_lock_held(void);
 
 /* luo_file.c */
 int luo_file_preserve(struct luo_session *s, int fd, uint64_t token);

@@ -28,6 +28,19 @@
  * Error codes follow the kernel uAPI.  Outgoing changes (create, preserve,
  * unpreserve, close) are allowed in NORMAL and UPDATED and return -EBUSY
  * otherwise.
+ *
+ * Callbacks.  Every file handler and FLB callback runs with the library's
+ * sessions lock held by the calling thread (and the state held stable).
+ * From inside one, these calls work: liveupdate_flb_get_outgoing() (the
+ * old image: can_preserve, preserve, unpreserve, freeze, unfreeze),
+ * liveupdate_flb_get_incoming() (the new image: retrieve, finish),
+ * liveupdate_session_name(), liveupdate_session_get_tokens(), the kho_*
+ * memory calls, liveupdate_get_state(), liveupdate_get_num() and
+ * liveupdate_state_read_enter() where the callback does not run inside a
+ * transition.  Every other call of this header (sessions, files, handler
+ * and FLB registration) and every transition (prepare, freeze, cancel,
+ * reboot, finish, luo_init(), luo_exit()) returns -EDEADLK at once and
+ * logs why; none of them waits.
  */
 #ifndef LUO_SESSION_H
 #define LUO_SESSION_H
@@ -186,6 +199,11 @@ struct liveupdate_file_op_args {
 
 /**
  * struct liveupdate_file_ops - a file handler's callbacks
+ *
+ * Each runs with the sessions lock held; see the DOC section above for
+ * the calls allowed inside (in short: the FLB getters, the kho_* calls,
+ * liveupdate_session_name() and liveupdate_session_get_tokens()).
+ *
  * @can_preserve: required; whether this handler knows @fd's kind of file.
  * @preserve: required; save what the new image needs, into
  *            @args->serialized_data (typically a kho offset).
@@ -258,6 +276,10 @@ struct liveupdate_flb_op_args {
 
 /**
  * struct liveupdate_flb_ops - an FLB's callbacks
+ *
+ * They run inside the file handler callback or library call that causes
+ * them, with the same calls allowed (see the DOC section above).
+ *
  * @preserve: required; with the first dependent file preserved.
  * @unpreserve: optional; with the last dependent file unpreserved.
  * @retrieve: required; in the new image, once, when first asked for (or
@@ -322,7 +344,8 @@ int liveupdate_unregister_flb(struct liveupdate_file_handler *handler,
  * @flb: a registered FLB.
  * @objp: set to the object its retrieve callback produced.
  *
- * Retrieves it on the first call.
+ * Retrieves it on the first call.  Allowed inside file handler and FLB
+ * callbacks, e.g. from a handler's retrieve.
  *
  * Return: 0; -ENODATA if nothing came for it or it was finished; -ENOENT
  * if the old image did not preserve it; the retrieve callback's error.
@@ -333,6 +356,9 @@ int liveupdate_flb_get_incoming(struct liveupdate_flb *flb, void **objp);
  * liveupdate_flb_get_outgoing() - the FLB's object being preserved
  * @flb: a registered FLB.
  * @objp: set to the object its preserve callback produced.
+ *
+ * Allowed inside file handler and FLB callbacks, e.g. from a handler's
+ * preserve (the FLB is preserved before the file's own preserve runs).
  *
  * Return: 0; -ENOENT if no dependent file is preserved.
  */
