@@ -108,6 +108,7 @@ void kho_forget_incoming(void);
 int kho_alloc_meta(size_t size, void **ptr);
 int kho_free(void *ptr);
 void kho_freeze(void);
+bool kho_sealed(void);
 int kho_finalize(void);
 void kho_unfreeze(void);
 void kho_release_unclaimed(void);

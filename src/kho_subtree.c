@@ -316,6 +316,17 @@ void kho_freeze(void)
 	pthread_mutex_unlock(&kho_lock);
 }
 
+/* Sealed: kho_finalize() checksummed the metadata; nothing may change. */
+bool kho_sealed(void)
+{
+	bool sealed;
+
+	pthread_mutex_lock(&kho_lock);
+	sealed = kho.root_fdt != 0;
+	pthread_mutex_unlock(&kho_lock);
+	return sealed;
+}
+
 /*
  * Seal the handover right before the exec: build the root FDT, checksum
  * every metadata block and point the arena header at the root.

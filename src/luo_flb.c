@@ -361,21 +361,13 @@ int liveupdate_flb_get_outgoing(struct liveupdate_flb *flb, void **objp)
 	return err;
 }
 
-int luo_flbs_serialize(uint64_t *flbs_pa)
+/* The active FLBs into the (one page) block. */
+static void flbs_write(void)
 {
-	struct luo_flb_ser *e;
-	size_t n = active_outgoing();
-	int err;
+	struct luo_flb_ser *e = (void *)(out_block + 1);
 
-	*flbs_pa = 0;
-	if (!n)
-		return 0;
-	err = kho_alloc_meta(LUO_FLB_PGCNT * 4096, (void **)&out_block);
-	if (err)
-		return err;
 	out_block->pgcnt = LUO_FLB_PGCNT;
-	out_block->count = n;
-	e = (void *)(out_block + 1);
+	out_block->count = active_outgoing();
 	for (struct liveupdate_flb *f = flbs; f; f = f->next) {
 		if (!f->outgoing.count)
 			continue;
@@ -385,8 +377,32 @@ int luo_flbs_serialize(uint64_t *flbs_pa)
 		e->count = f->outgoing.count;
 		e++;
 	}
+}
+
+int luo_flbs_serialize(uint64_t *flbs_pa)
+{
+	int err;
+
+	*flbs_pa = 0;
+	if (!active_outgoing())
+		return 0;
+	err = kho_alloc_meta(LUO_FLB_PGCNT * 4096, (void **)&out_block);
+	if (err)
+		return err;
+	flbs_write();
 	*flbs_pa = kho_ptr_to_offset(out_block);
 	return 0;
+}
+
+/*
+ * A file was unpreserved during the update: the counts changed, and an
+ * FLB may have gone.  Rewritten in place (before the handover is sealed,
+ * which checksums it); an FLB that had no file at prepare stays out.
+ */
+void luo_flbs_reserialize(void)
+{
+	if (out_block)
+		flbs_write();
 }
 
 void luo_flbs_unserialize(void)

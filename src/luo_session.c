@@ -39,7 +39,16 @@ static struct {
 	struct luo_session_ser *ser;
 	void **file_blocks; /* one per outgoing session, may be NULL */
 	size_t nsessions;
+	/* Where the outgoing files are: serialized (prepare), in flight
+	 * (freeze), and whether one was dropped before freeze. */
+	bool serialized, in_flight, dropped;
 } out_ser;
+
+/* Carrier indexes of incoming files closed before the exec. */
+static struct {
+	uint32_t *v;
+	size_t n, cap;
+} in_closed;
 
 #define FILE_SER_SIZE                                                          \
 	(sizeof(struct luo_file_ser) + sizeof(struct luo_file_fd_ser))
@@ -155,12 +164,12 @@ static void session_free(struct luo_session *s)
  * the sessions lock.  Not from a transition's callback (the state is
  * changing under it), nor from a file handler or FLB callback.
  */
-static int enter_outgoing(const char *op)
+static int enter_outgoing_how(const char *op, bool any_time)
 {
 	enum liveupdate_state st;
 	int err;
 
-	if (luo_state_writer()) {
+	if (luo_state_writer() && !any_time) {
 		pr_err("%s: not allowed from a live update callback", op);
 		return -EDEADLK;
 	}
@@ -168,7 +177,9 @@ static int enter_outgoing(const char *op)
 	if (err)
 		return err;
 	st = liveupdate_get_state();
-	if (st == LIVEUPDATE_STATE_NORMAL || st == LIVEUPDATE_STATE_UPDATED) {
+	if (st == LIVEUPDATE_STATE_NORMAL || st == LIVEUPDATE_STATE_UPDATED ||
+	    (any_time && (st == LIVEUPDATE_STATE_PREPARED ||
+			  st == LIVEUPDATE_STATE_FROZEN))) {
 		err = luo_sessions_lock_enter(op);
 		if (err)
 			luo_state_unhold();
@@ -182,6 +193,11 @@ static int enter_outgoing(const char *op)
 	pr_err("%s: not allowed in state %s; cancel or finish the update first",
 	       op, liveupdate_state_name(st));
 	return -EBUSY;
+}
+
+static int enter_outgoing(const char *op)
+{
+	return enter_outgoing_how(op, false);
 }
 
 /* Enter for the incoming side and listings: any state. */
@@ -280,6 +296,36 @@ int liveupdate_session_preserve_fd(struct luo_session *s, int fd,
 	return err;
 }
 
+/*
+ * Drop a file while an update is in progress.  Serialized but not yet in
+ * flight: simply gone, and freeze writes the blocks again without it.
+ * In flight: it keeps its place in the stream, its entry is marked
+ * closed and the new image closes it on arrival.  Either way the token
+ * is free at once and a cancel does not bring the file back.
+ */
+static int unpreserve_updating(struct luo_file *f)
+{
+	if (out_ser.in_flight) {
+		struct luo_file_ser *e = &f->session->ser_files[f->ser_pos];
+
+		/* The handover is sealed (checksummed): too late. */
+		if (kho_sealed()) {
+			pr_err("session '%s' token %#llx: the handover is sealed for the exec; unpreserve before liveupdate_reboot()'s reboot step",
+			       f->session->name, (unsigned long long)f->token);
+			return -EBUSY;
+		}
+		memset(e->compatible, 0, sizeof(e->compatible));
+		strcpy(e->compatible, LUO_FILE_CLOSED_COMPATIBLE);
+		e->data = 0;
+		luo_file_unfreeze(f);
+	} else {
+		out_ser.dropped = true;
+	}
+	luo_file_unpreserve(f);
+	luo_flbs_reserialize();
+	return 0;
+}
+
 int liveupdate_session_unpreserve_fd(struct luo_session *s, uint64_t token)
 {
 	struct luo_file *f;
@@ -287,14 +333,21 @@ int liveupdate_session_unpreserve_fd(struct luo_session *s, uint64_t token)
 
 	if (!s)
 		return -EINVAL;
-	err = enter_outgoing("liveupdate_session_unpreserve_fd");
+	/* Allowed until the exec, from cancel and freeze callbacks too. */
+	err = enter_outgoing_how("liveupdate_session_unpreserve_fd", true);
 	if (err)
 		return err;
 	f = s->incoming ? NULL : luo_file_by_token(s, token);
-	if (f)
-		luo_file_unpreserve(f);
-	else
+	if (!f) {
+		pr_err("liveupdate_session_unpreserve_fd: %s",
+		       s->incoming ? "the session is incoming"
+				   : "no file with that token");
 		err = s->incoming ? -EINVAL : -ENOENT;
+	} else if (out_ser.serialized) {
+		err = unpreserve_updating(f);
+	} else {
+		luo_file_unpreserve(f);
+	}
 	leave();
 	return err;
 }
@@ -419,21 +472,23 @@ static void serialized_free(void)
 	if (out_ser.header)
 		kho_free(out_ser.header);
 	memset(&out_ser, 0, sizeof(out_ser));
+	for (struct luo_session *s = outgoing; s; s = s->next)
+		s->ser_files = NULL;
 	luo_flbs_unserialize();
 	luo_abi_out_set_sessions(0, 0);
 }
 
 /* Write a session's files: the kernel's luo_file_ser, then how they
  * travel; @index counts files across sessions. */
-static void serialize_files(const struct luo_session *s, void *block,
-			    uint32_t *index)
+static void serialize_files(struct luo_session *s, void *block, uint32_t *index)
 {
 	struct luo_file_ser *fs = block;
 	struct luo_file_fd_ser *fds = (void *)(fs + s->nfiles);
 
 	for (size_t i = 0; i < s->nfiles; i++) {
-		const struct luo_file *f = s->files[i];
+		struct luo_file *f = s->files[i];
 
+		f->ser_pos = i;
 		memset(&fs[i], 0, sizeof(fs[i]));
 		strcpy(fs[i].compatible, f->compatible);
 		fs[i].data = f->data;
@@ -483,6 +538,7 @@ static int sessions_prepare(void)
 		if (err)
 			goto fail;
 		serialize_files(s, out_ser.file_blocks[i], &index);
+		s->ser_files = out_ser.file_blocks[i];
 		ss->file_set_ser.files =
 			kho_ptr_to_offset(out_ser.file_blocks[i]);
 	}
@@ -493,6 +549,7 @@ flbs:
 	luo_abi_out_set_sessions(
 		out_ser.header ? kho_ptr_to_offset(out_ser.header) : 0,
 		flbs_pa);
+	out_ser.serialized = true;
 	return 0;
 fail:
 	pr_err("cannot serialize the sessions: %s", strerror(-err));
@@ -536,6 +593,33 @@ static int send_files(void)
 	return err;
 }
 
+/*
+ * Files were dropped after prepare: write every session's file block
+ * again from what is left (they only shrink), renumbering the stream.
+ */
+static void reserialize_files(void)
+{
+	uint32_t index = 0;
+	size_t k = 0;
+
+	for (struct luo_session *s = outgoing; s; s = s->next, k++) {
+		struct luo_session_ser *ss = &out_ser.ser[k];
+
+		ss->file_set_ser.count = s->nfiles;
+		if (s->nfiles) {
+			serialize_files(s, out_ser.file_blocks[k], &index);
+			continue;
+		}
+		if (out_ser.file_blocks[k])
+			kho_free(out_ser.file_blocks[k]);
+		out_ser.file_blocks[k] = NULL;
+		s->ser_files = NULL;
+		ss->file_set_ser.files = 0;
+	}
+	luo_flbs_reserialize();
+	out_ser.dropped = false;
+}
+
 /* Handlers' callbacks run with the sessions lock held, as everywhere. */
 static int sessions_freeze(void)
 {
@@ -549,11 +633,14 @@ static int sessions_freeze(void)
 		for (size_t i = 0; i < s->nfiles && !err; i++) {
 			/* On failure the core cancels: unfreeze. */
 			err = luo_file_freeze(s->files[i]);
-			if (!err)
+			if (!err && !out_ser.dropped)
 				fs[i].data = s->files[i]->data;
 		}
 	}
+	if (!err && out_ser.dropped)
+		reserialize_files();
 	err = err ?: send_files();
+	out_ser.in_flight = !err;
 	luo_sessions_lock_leave();
 	return err;
 }
@@ -628,6 +715,8 @@ void luo_sessions_forget(void)
 	outgoing = incoming = NULL;
 	free(out_ser.file_blocks);
 	memset(&out_ser, 0, sizeof(out_ser));
+	free(in_closed.v);
+	memset(&in_closed, 0, sizeof(in_closed));
 }
 
 static int parse_files(struct luo_session *s,
@@ -669,6 +758,23 @@ static int parse_files(struct luo_session *s,
 			return luo_reason(why, whylen, -EBADMSG,
 					  "session '%s': file %zu is malformed",
 					  s->name, i);
+		/* Unpreserved after freeze: closed on arrival, not listed. */
+		if (!strcmp(fs[i].compatible, LUO_FILE_CLOSED_COMPATIBLE)) {
+			if (in_closed.n == in_closed.cap) {
+				size_t cap =
+					in_closed.cap ? 2 * in_closed.cap : 16;
+				uint32_t *v =
+					realloc(in_closed.v, cap * sizeof(*v));
+
+				if (!v)
+					return luo_reason(why, whylen, -ENOMEM,
+							  "out of memory");
+				in_closed.v = v;
+				in_closed.cap = cap;
+			}
+			in_closed.v[in_closed.n++] = (*index)++;
+			continue;
+		}
 		if (luo_file_by_token(s, fs[i].token))
 			return luo_reason(
 				why, whylen, -EBADMSG,
@@ -836,6 +942,14 @@ void luo_sessions_in_adopt(void)
 				f->fd = fds[f->carrier_index];
 		}
 	}
+	for (size_t i = 0; !err && i < in_closed.n; i++)
+		close(fds[in_closed.v[i]]);
+	if (in_closed.n)
+		pr_debug(
+			"%zu files unpreserved after the freeze were closed on arrival",
+			in_closed.n);
+	free(in_closed.v);
+	memset(&in_closed, 0, sizeof(in_closed));
 	luo_bulk_free(fds, n * sizeof(*fds));
 }
 

@@ -28,9 +28,10 @@ struct luo_file {
 	uint32_t mode;
 	uint64_t dev, ino;
 	bool frozen;
-	int retrieve_status;	/* incoming: 0 not yet, 1 done, < 0 the error */
-	size_t index;		/* in session->files */
-	uint32_t carrier_index; /* incoming: place in the carrier stream */
+	int retrieve_status; /* incoming: 0 not yet, 1 done, < 0 the error */
+	size_t index;	     /* in session->files */
+	size_t ser_pos;	     /* outgoing: entry in the session's file block */
+	uint32_t carrier_index;	     /* incoming: place in the carrier stream */
 	struct luo_hnode token_node; /* session->tokens */
 };
 
@@ -40,6 +41,7 @@ struct luo_session {
 	struct luo_file **files;
 	size_t nfiles, cap;
 	struct luo_file *pool; /* incoming: all files in one allocation */
+	struct luo_file_ser *ser_files; /* outgoing: its block while updating */
 	struct luo_htable tokens;
 	struct luo_session *next;
 };
@@ -71,6 +73,7 @@ void luo_flb_file_finish(struct liveupdate_file_handler *fh);
 bool luo_flb_handler_has(struct liveupdate_file_handler *fh);
 void luo_flb_links_free(struct liveupdate_file_handler *fh);
 int luo_flbs_serialize(uint64_t *flbs_pa);
+void luo_flbs_reserialize(void);
 void luo_flbs_unserialize(void);
 void luo_flbs_finish_all(void);
 

@@ -135,6 +135,13 @@ struct kho_block_header {
 #define LUO_FILES_COUNT "count"
 /* Files travel in batches of at most this many per message. */
 #define LUO_CARRIER_BATCH 253
+/*
+ * The compatible of a file unpreserved after freeze: it is in flight
+ * already, so it keeps its place in the stream, and the new image closes
+ * it on arrival.  No handler may have this name (an older library sees
+ * an unknown handler: -ENXIO on retrieval, closed at finish).
+ */
+#define LUO_FILE_CLOSED_COMPATIBLE "luo-closed-v1"
 
 #define LIVEUPDATE_SESSION_NAME_LENGTH 64
 #define LIVEUPDATE_HNDL_COMPAT_LENGTH 48

@@ -25,9 +25,12 @@
  * with the first such file, unpreserved with the last, retrieved once on
  * demand in the new image, finished with the last file there.
  *
- * Error codes follow the kernel uAPI.  Outgoing changes (create, preserve,
- * unpreserve, close) are allowed in NORMAL and UPDATED and return -EBUSY
- * otherwise.
+ * Error codes follow the kernel uAPI.  Creating, preserving into and
+ * closing a session are allowed in NORMAL and UPDATED and return -EBUSY
+ * otherwise: preserve before liveupdate_prepare().  Unpreserving is
+ * allowed at any time before the exec, as in the kernel, so a connection
+ * that closes during an update is simply dropped (see
+ * liveupdate_session_unpreserve_fd()).
  *
  * Callbacks.  Every file handler and FLB callback runs with the library's
  * sessions lock held by the calling thread (and the state held stable).
@@ -102,7 +105,19 @@ int liveupdate_session_preserve_fd(struct luo_session *session, int fd,
  * @session: an outgoing session.
  * @token: the file's token.
  *
- * Return: 0; -ENOENT for an unknown token; -EBUSY while updating.
+ * Allowed in every state until the exec, also from subsystem and device
+ * live update callbacks (cancel and freeze included).  The library's
+ * reference is closed at once and the token is free again at once (a
+ * cancel brings neither back).  In PREPARED the file is left out of the
+ * handover; in FROZEN it is already in flight, so its entry is marked
+ * closed and the new image closes it on arrival, without listing it.
+ * The handler's unpreserve runs (after its unfreeze, if frozen); in
+ * FROZEN the handover memory is frozen, so what that callback frees there
+ * is released in the new image instead.
+ *
+ * Return: 0; -ENOENT for an unknown token; -EINVAL for an incoming
+ * session; -EBUSY once the exec step has sealed the handover (from a
+ * device's reboot callback); -EDEADLK from a file handler or FLB callback.
  */
 int liveupdate_session_unpreserve_fd(struct luo_session *session,
 				     uint64_t token);

@@ -392,21 +392,31 @@ static void test_busy_during_update(void **state)
 	int m = memfd("busy"), n = memfd("busy2");
 
 	(void)state;
+	int o = memfd("busy3");
+
 	assert_int_equal(liveupdate_create_session("s", &s), 0);
 	assert_int_equal(liveupdate_session_preserve_fd(s, m, 1), 0);
+	assert_int_equal(liveupdate_session_preserve_fd(s, n, 2), 0);
 	assert_int_equal(liveupdate_prepare(), 0);
 	assert_int_equal(liveupdate_create_session("t", &t), -EBUSY);
-	assert_int_equal(liveupdate_session_preserve_fd(s, n, 2), -EBUSY);
-	assert_int_equal(liveupdate_session_unpreserve_fd(s, 1), -EBUSY);
+	assert_int_equal(liveupdate_session_preserve_fd(s, o, 3), -EBUSY);
 	assert_int_equal(liveupdate_session_close(s), -EBUSY);
 	assert_int_equal(liveupdate_register_file_handler(&unit_handler),
 			 -EBUSY);
+	/* Dropping a file is allowed until the exec. */
+	assert_int_equal(liveupdate_session_unpreserve_fd(s, 1), 0);
+	assert_int_equal(liveupdate_session_unpreserve_fd(s, 1), -ENOENT);
 	assert_int_equal(liveupdate_freeze(), 0);
-	assert_int_equal(liveupdate_session_preserve_fd(s, n, 2), -EBUSY);
+	assert_int_equal(liveupdate_session_unpreserve_fd(s, 2), 0);
+	assert_int_equal(liveupdate_session_preserve_fd(s, o, 3), -EBUSY);
 	assert_int_equal(liveupdate_session_close(s), -EBUSY);
 	assert_int_equal(liveupdate_cancel(), 0);
+	/* The cancel brings neither back: both tokens and files are free. */
+	assert_int_equal(liveupdate_session_get_tokens(s, NULL, 0), 0);
+	assert_int_equal(liveupdate_session_preserve_fd(s, m, 1), 0);
 	assert_int_equal(liveupdate_session_preserve_fd(s, n, 2), 0);
 	assert_int_equal(liveupdate_session_close(s), 0);
+	close(o);
 }
 
 static void test_incoming_calls_in_normal(void **state)
