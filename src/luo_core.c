@@ -203,8 +203,8 @@ static int adopt_handover(const char *value, uint64_t reserve)
 	uint64_t t[4];
 
 	err = luo_parse_handover_env(value, &env);
-	luo_global.teardown_fd = err ? -1 : env.release_fd;
-	luo_global.teardown_pid = err ? 0 : env.helper_pid;
+	/* Numbers from the environment are acted on only once verified. */
+	luo_teardown_adopt(err ? -1 : env.release_fd, err ? 0 : env.helper_pid);
 	luo_global.carrier_fd = err ? -1 : env.carrier_fd;
 	arena_fd = env.arena_fd;
 	if (err) {

@@ -119,6 +119,7 @@ int luo_parse_handover_env(const char *value, struct luo_handover_env *e);
 int luo_sessions_carrier_fd(void);
 void luo_carrier_discard_unverified(int fd);
 void luo_teardown_release(bool wait);
+void luo_teardown_adopt(int fd, pid_t pid);
 void luo_discard_handover(const char *value);
 
 #endif

@@ -13,8 +13,10 @@
  * blackout.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -119,20 +121,125 @@ int luo_parse_handover_env(const char *value, struct luo_handover_env *e)
 	return *p ? -EBADF : 0;
 }
 
+/* The parent of process @pid, from /proc; -1 if unknown. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	/* "pid (comm) state ppid ...": comm may hold anything, even ')' */
+	p = strrchr(buf, ')');
+	if (!p || p[1] != ' ' || !p[2] || p[3] != ' ')
+		return -1;
+	return (pid_t)strtol(p + 4, NULL, 10);
+}
+
+/*
+ * Whether process @pid holds the pipe with inode @ino and nothing else,
+ * as the helper does once it closed its copy of the old image's table:
+ * 1 yes, 0 no, 2 not yet (it holds more), -1 unreadable.
+ */
+static int holds_only_pipe(pid_t pid, uint64_t ino)
+{
+	char dir[64], path[384], target[64], want[40];
+	int found = 0, others = 0;
+	struct dirent *d;
+	DIR *dp;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	snprintf(want, sizeof(want), "pipe:[%llu]", (unsigned long long)ino);
+	dp = opendir(dir);
+	if (!dp)
+		return -1; /* not readable (a non-dumpable service, no /proc) */
+	while ((d = readdir(dp))) {
+		ssize_t n;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		n = readlink(path, target, sizeof(target) - 1);
+		target[n > 0 ? n : 0] = 0;
+		if (!strcmp(target, want))
+			found++;
+		else
+			others++;
+	}
+	closedir(dp);
+	if (!found)
+		return 0;
+	return others || found > 1 ? 2 : 1;
+}
+
+/* The helper closes its copy of the table first thing; give it 200 ms. */
+static int helper_holds_pipe(pid_t pid, uint64_t ino)
+{
+	int r = 2;
+
+	for (int i = 0; i < 200 && r == 2; i++) {
+		struct timespec ms = {0, 1000000};
+
+		r = holds_only_pipe(pid, ino);
+		if (r == 2)
+			nanosleep(&ms, NULL);
+	}
+	return r == 2 ? 0 : r;
+}
+
+/*
+ * Take the teardown helper named by the environment only if it is ours:
+ * @fd the write end of a pipe, @pid a child of this process that holds
+ * that very pipe and no other descriptor.  Anything else (stdin, somebody else's
+ * pipe or child) is left alone: closing it or waiting for it would act on
+ * what the service owns.
+ */
+void luo_teardown_adopt(int fd, pid_t pid)
+{
+	struct stat st;
+	int fl;
+
+	luo_global.teardown_fd = -1;
+	luo_global.teardown_pid = 0;
+	if (fd < 0 && pid <= 0)
+		return;
+	if (fd >= 0 && pid > 0 && !fstat(fd, &st) && S_ISFIFO(st.st_mode) &&
+	    (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_ACCMODE) == O_WRONLY &&
+	    parent_of(pid) == getpid()) {
+		int held = helper_holds_pipe(pid, (uint64_t)st.st_ino);
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+		/* Unreadable: a reader on the other end must do. */
+		if (held > 0 || (held < 0 && poll(&p, 1, 0) >= 0 &&
+				 !(p.revents & (POLLERR | POLLNVAL)))) {
+			luo_global.teardown_fd = fd;
+			luo_global.teardown_pid = pid;
+			return;
+		}
+	}
+	pr_warn("the handover names descriptor %d and process %d as its teardown helper, but they are not this library's: left alone",
+		fd, (int)pid);
+}
+
 /* Drop an incoming handover unread: close what is verifiably ours. */
 void luo_discard_handover(const char *value)
 {
 	struct luo_handover_env e;
-	struct stat st;
 
 	if (luo_parse_handover_env(value, &e))
 		return;
-	if (!fstat(e.arena_fd, &st) && S_ISREG(st.st_mode) &&
-	    fcntl(e.arena_fd, F_GET_SEALS) >= 0)
+	if (kho_fd_is_arena_memfd(e.arena_fd))
 		close(e.arena_fd);
 	luo_carrier_discard_unverified(e.carrier_fd);
-	luo_global.teardown_fd = e.release_fd;
-	luo_global.teardown_pid = e.helper_pid;
+	luo_teardown_adopt(e.release_fd, e.helper_pid);
 	luo_teardown_release(false);
 }
 
