@@ -355,6 +355,8 @@ int luo_file_preserve(struct luo_session *s, int fd, uint64_t token)
 	f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (f->fd < 0) {
 		err = -errno;
+		luo_log_fd_shortage("liveupdate_session_preserve_fd",
+				    "the library's reference to the file", err);
 		goto free;
 	}
 	err = luo_flb_file_preserve(f->fh);

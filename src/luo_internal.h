@@ -118,6 +118,8 @@ struct luo_handover_env {
 int luo_parse_handover_env(const char *value, struct luo_handover_env *e);
 int luo_sessions_carrier_fd(void);
 void luo_carrier_discard_unverified(int fd);
+/* luo_carrier.c: the one message for a descriptor that could not be had. */
+void luo_log_fd_shortage(const char *op, const char *what, int err);
 void luo_teardown_release(bool wait);
 void luo_teardown_adopt(int fd, pid_t pid);
 void luo_discard_handover(const char *value);

@@ -461,6 +461,7 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 	env = handover_env(envp ? envp : environ, value);
 	if (!env) {
 		err = -ENOMEM;
+		pr_err("liveupdate_reboot: out of memory copying the environment; live update cancelled");
 		goto cancel;
 	}
 	/*

@@ -575,8 +575,11 @@ static int send_files(void)
 	if (!total)
 		return 0;
 	fds = malloc(total * sizeof(*fds));
-	if (!fds)
+	if (!fds) {
+		pr_err("liveupdate_freeze: out of memory listing %zu preserved files",
+		       total);
 		return -ENOMEM;
+	}
 	for (struct luo_session *s = outgoing; s; s = s->next)
 		for (size_t i = 0; i < s->nfiles; i++)
 			fds[k++] = s->files[i]->fd;
@@ -648,8 +651,13 @@ static int sessions_freeze(void)
 /* The carrier is the only descriptor the exec must keep. */
 static int sessions_reboot(void)
 {
-	if (carrier_out.fd >= 0 && fcntl(carrier_out.fd, F_SETFD, 0))
-		return -errno;
+	if (carrier_out.fd >= 0 && fcntl(carrier_out.fd, F_SETFD, 0)) {
+		int err = -errno;
+
+		pr_err("liveupdate_reboot: cannot let the carrier of the preserved files cross the exec: %s",
+		       strerror(-err));
+		return err;
+	}
 	return 0;
 }
 

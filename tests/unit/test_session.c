@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -290,6 +291,74 @@ static void test_tokens_listed(void **state)
 	close(a);
 	close(b);
 	close(c);
+}
+
+/* A limit that leaves exactly @room free descriptor numbers. */
+static rlim_t limit_with_room(int room)
+{
+	int fd = 0;
+
+	for (; room > 0; fd++)
+		room -= fcntl(fd, F_GETFD) < 0;
+	return (rlim_t)fd;
+}
+
+/*
+ * Under a low RLIMIT_NOFILE: each preserved file costs the library one
+ * descriptor; running out, at preserve or for the carrier at freeze, is
+ * an error that says so, with the counts and what to do.
+ */
+static void test_descriptor_budget(void **state)
+{
+	struct rlimit old, low;
+	struct luo_session *s;
+	int mine[64], fill[64], nmine = 0, nfill = 0, err = 0;
+
+	(void)state;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	/* Odd: the library's duplicate is what runs out, not a memfd. */
+	low.rlim_cur = limit_with_room(21);
+	assert_int_equal(liveupdate_create_session("budget", &s), 0);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	/* The service keeps its own descriptors: two per file. */
+	while (nmine < 64) {
+		int fd = memfd_create("budget", MFD_CLOEXEC);
+
+		if (fd < 0)
+			break;
+		mine[nmine++] = fd;
+		rec.log_errors = 0;
+		err = liveupdate_session_preserve_fd(s, fd, (uint64_t)nmine);
+		if (err)
+			break;
+	}
+	assert_int_equal(err, -EMFILE);
+	assert_true(nmine > 5 && nmine < 20);
+	assert_int_equal(rec.log_errors, 1);
+	assert_non_null(strstr(rec.last_error, "RLIMIT_NOFILE"));
+	assert_non_null(strstr(rec.last_error, "one descriptor per preserved"));
+	/* Closing ours frees room: the library's reference is enough. */
+	for (int i = 0; i < nmine; i++)
+		close(mine[i]);
+	/* The table full: no room for the carrier at freeze. */
+	while (nfill < 64 && (fill[nfill] = open("/dev/null", O_RDONLY)) >= 0)
+		nfill++;
+	assert_int_equal(liveupdate_prepare(), 0);
+	rec.log_errors = 0;
+	assert_int_equal(liveupdate_freeze(), -EMFILE);
+	assert_int_equal(liveupdate_get_state(), LIVEUPDATE_STATE_NORMAL);
+	assert_true(rec.log_errors >= 1);
+	assert_non_null(strstr(rec.last_error, "carrier"));
+	assert_non_null(strstr(rec.last_error, "RLIMIT_NOFILE"));
+	while (nfill)
+		close(fill[--nfill]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	/* With room again the update gets through. */
+	assert_int_equal(liveupdate_prepare(), 0);
+	assert_int_equal(liveupdate_freeze(), 0);
+	assert_int_equal(liveupdate_cancel(), 0);
+	assert_int_equal(liveupdate_session_close(s), 0);
 }
 
 static void test_two_opens_of_one_file_are_two_files(void **state)
@@ -730,6 +799,7 @@ int main(void)
 		T(test_create_rules),
 		T(test_preserve_rules),
 		T(test_tokens_listed),
+		T(test_descriptor_budget),
 		T(test_two_opens_of_one_file_are_two_files),
 		T(test_library_keeps_its_reference),
 		T(test_prepare_refuses_clobbered_file),
