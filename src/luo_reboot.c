@@ -14,8 +14,10 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -368,18 +370,149 @@ static int holder_start(void)
 	return 0;
 }
 
-/* The errors execve() would give for a missing or non-executable file. */
-static int exec_precheck(const char *path)
+/* Whether binfmt_misc has handlers: then any format may run. */
+static bool binfmt_misc_handlers(void)
 {
-	struct stat st;
+	DIR *d = opendir("/proc/sys/fs/binfmt_misc");
+	struct dirent *e;
+	bool any = false;
 
+	if (!d)
+		return false;
+	while (!any && (e = readdir(d)))
+		any = e->d_name[0] != '.' && strcmp(e->d_name, "register") &&
+		      strcmp(e->d_name, "status");
+	closedir(d);
+	return any;
+}
+
+static int precheck_file(const char *path, int depth);
+
+/*
+ * An ELF file: an executable or shared object for this machine (when of
+ * this word size; the kernel may run the other one), and its program
+ * interpreter (the dynamic loader) present.
+ */
+static int precheck_elf(int fd, const unsigned char *buf, size_t n, int depth)
+{
+	Elf64_Ehdr eh;
+	char interp[PATH_MAX];
+
+	if (n < EI_NIDENT + 4)
+		return -ENOEXEC;
+	if (buf[EI_CLASS] != ELFCLASS64)
+		return 0; /* 32-bit: compat emulation decides; not checked */
+	if (n < sizeof(eh))
+		return -ENOEXEC;
+	memcpy(&eh, buf, sizeof(eh));
+	if ((eh.e_type != ET_EXEC && eh.e_type != ET_DYN) ||
+	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 4096)
+		return -ENOEXEC;
+#if defined(__x86_64__)
+	if (eh.e_machine != EM_X86_64)
+		return -ENOEXEC;
+#elif defined(__aarch64__)
+	if (eh.e_machine != EM_AARCH64)
+		return -ENOEXEC;
+#endif
+	for (unsigned int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+
+		if (pread(fd, &ph, sizeof(ph),
+			  (off_t)(eh.e_phoff + (uint64_t)i * sizeof(ph))) !=
+		    (ssize_t)sizeof(ph))
+			return -ENOEXEC;
+		if (ph.p_type != PT_INTERP)
+			continue;
+		if (ph.p_filesz < 2 || ph.p_filesz > sizeof(interp) ||
+		    pread(fd, interp, ph.p_filesz, (off_t)ph.p_offset) !=
+			    (ssize_t)ph.p_filesz ||
+		    interp[ph.p_filesz - 1])
+			return -ENOEXEC;
+		return precheck_file(interp, depth + 1);
+	}
+	return 0;
+}
+
+/* A "#!" line: its interpreter must be runnable itself. */
+static int precheck_script(const unsigned char *buf, size_t n, int depth)
+{
+	char interp[PATH_MAX];
+	size_t i = 2, k = 0;
+
+	while (i < n && (buf[i] == ' ' || buf[i] == '\t'))
+		i++;
+	while (i < n && buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' &&
+	       buf[i] && k + 1 < sizeof(interp))
+		interp[k++] = (char)buf[i++];
+	interp[k] = 0;
+	/* No interpreter, or a name cut off by the kernel's 256 bytes. */
+	if (!k || (i >= n && n == 256))
+		return -ENOEXEC;
+	return precheck_file(interp, depth + 1);
+}
+
+/*
+ * The errors execve() would give, found before the devices' reboot step
+ * shuts anything down: the file missing or not an executable regular
+ * file, a format the kernel cannot run (no ELF executable for this
+ * machine, no "#!" line, unless binfmt_misc has handlers), an
+ * interpreter (dynamic loader or "#!" program) missing or unrunnable, or
+ * interpreters nested deeper than the kernel follows.
+ */
+static int precheck_file(const char *path, int depth)
+{
+	unsigned char buf[256];
+	struct stat st;
+	ssize_t n;
+	int fd, err;
+
+	if (depth > 4)
+		return -ELOOP;
 	if (stat(path, &st))
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EACCES;
 	if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS))
 		return -errno;
-	return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* executable but unreadable: cannot look inside */
+	n = pread(fd, buf, sizeof(buf), 0);
+	if (n >= 4 && !memcmp(buf, ELFMAG, SELFMAG))
+		err = precheck_elf(fd, buf, (size_t)n, depth);
+	else if (n >= 2 && buf[0] == '#' && buf[1] == '!')
+		err = precheck_script(buf, (size_t)n, depth);
+	else
+		err = binfmt_misc_handlers() ? 0 : -ENOEXEC;
+	close(fd);
+	return err;
+}
+
+/* Arguments and environment within what execve() takes. */
+static int precheck_args(char *const argv[], char *const envp[])
+{
+	long max = sysconf(_SC_ARG_MAX);
+	size_t total = 0;
+
+	for (int k = 0; k < 2; k++) {
+		for (char *const *p = k ? envp : argv; *p; p++) {
+			size_t len = strlen(*p) + 1;
+
+			if (len > 32 * 4096) /* one string at most */
+				return -E2BIG;
+			total += len + sizeof(char *);
+		}
+	}
+	return max > 0 && total > (size_t)max ? -E2BIG : 0;
+}
+
+static int exec_precheck(const char *path, char *const argv[],
+			 char *const envp[])
+{
+	int err = precheck_file(path, 0);
+
+	return err ? err : precheck_args(argv, envp);
 }
 
 /* A copy of @envp with our variable set; NULL on allocation failure. */
@@ -466,10 +599,11 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 	}
 	/*
 	 * The devices' reboot step shuts down those not preserved, which
-	 * cannot be undone: fail the usual ways (no such file, not an
-	 * executable file) before it runs.
+	 * cannot be undone: fail every way the kernel would (no such file,
+	 * not executable, bad format, interpreter missing, arguments too
+	 * long) before it runs.
 	 */
-	err = exec_precheck(path);
+	err = exec_precheck(path, argv, env);
 	if (err)
 		goto exec_failed;
 	err = luo_participants_reboot();

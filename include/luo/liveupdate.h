@@ -144,13 +144,19 @@ int liveupdate_cancel(void);
  *        is set in a copy; the caller's array is not changed.
  *
  * From PREPARED, freeze runs first.  On success this does not return: the
- * same process continues as @path.  If the exec fails, every participant is
- * cancelled, the state is NORMAL again, the service keeps everything it had
- * and the exec's error is returned.
+ * same process continues as @path.  Before the devices that are not
+ * preserved are shut down, everything execve() would refuse is checked:
+ * the file, its format (an ELF executable for this machine or a "#!"
+ * line), its interpreter (dynamic loader or "#!" program) and the size of
+ * @argv and the environment.  Such a failure cancels every participant,
+ * the state is NORMAL again, the service keeps everything it had and the
+ * error is returned.  Only an exec failure no check can foresee (the file
+ * replaced meanwhile, no memory) comes after that shutdown: those devices
+ * stay shut down (a warning says so), the rest is as above.
  *
  * Return: only on failure: -EINVAL if not PREPARED or FROZEN or for a NULL
  * @path or @argv; a freeze error; the execve() error (-ENOENT, -EACCES,
- * -ENOEXEC, ...).
+ * -ENOEXEC, -E2BIG, -ELOOP, ...), found by the check or by execve().
  */
 int liveupdate_reboot(const char *path, char *const argv[], char *const envp[]);
 
