@@ -405,6 +405,8 @@ static void test_callbacks_cannot_lock_state(void **state)
 	assert_int_equal(liveupdate_cancel(), 0);
 	/* three prepares and three cancels, each refused */
 	assert_int_equal(rec.deadlk_seen, 6);
+	assert_int_equal(rec.allowed_refused, 0);
+	assert_int_equal(rec.refusal_missing, 0);
 	rec.try_lock_in_callback = 0;
 	assert_int_equal(liveupdate_state_read_enter(), 0);
 	liveupdate_state_read_exit();
