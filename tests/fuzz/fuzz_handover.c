@@ -32,7 +32,8 @@
  * library never reads, so the seeds keep them 0, the defaults.  Control:
  *
  *   0-1  how LUO_HANDOVER_FD names the arena: 0 "FD", 1 "FD,PIPE,PID" (a
- *        real pipe as the teardown descriptor), 2 malformed (variant in bits
+ *        real pipe as the teardown descriptor, its read end held by a
+ *        child shaped like the library's helper), 2 malformed (variant in bits
  *        4-5), 3 "FD" with LUO_INIT_IGNORE_HANDOVER
  *   2    raw: no carrier, no checksum repair
  *   3    the memfd is extended (sparse) to 4 MiB, so that arenas of 2 MiB
