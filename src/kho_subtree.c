@@ -14,108 +14,20 @@
 #include <luo/kho.h>
 
 #include "crc32c.h"
+#include "fdt_bounded.h"
 #include "kho_internal.h"
 #include "log.h"
 #include "luo_control_proto.h"
-
-static uint32_t be32_at(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
-
-/*
- * Every structure of an FDT bounded, with 64-bit arithmetic, before any
- * libfdt walker sees it: libfdt 1.6.1 adds property lengths in int, and
- * fdt_check_full() loops forever on a property of length 0xfffffff4.
- * Checks the header's blocks lie inside the blob, the reservation map
- * ends inside it, and every tag, node name and property of the structure
- * block lies inside that block, with its name inside the strings block,
- * nodes balanced under one root and FDT_END last.
- */
-static bool fdt_bounded(const uint8_t *b, size_t size)
-{
-	uint64_t total, off_st, size_st, off_str, size_str, off_rsv, p = 0;
-	static const uint8_t zero[16];
-	const uint8_t *st, *str;
-	unsigned int depth = 0;
-	bool root = false;
-
-	if (size < sizeof(struct fdt_header) || be32_at(b) != FDT_MAGIC)
-		return false;
-	total = be32_at(b + 4);
-	off_st = be32_at(b + 8);
-	off_str = be32_at(b + 12);
-	off_rsv = be32_at(b + 16);
-	size_str = be32_at(b + 32);
-	size_st = be32_at(b + 36);
-	if (be32_at(b + 20) < 17 || total > size ||
-	    total < sizeof(struct fdt_header) || off_rsv % 8 ||
-	    off_rsv < sizeof(struct fdt_header) || off_st % 4 ||
-	    off_st < sizeof(struct fdt_header) || size_st % 4 ||
-	    off_st + size_st > total || off_str + size_str > total)
-		return false;
-	for (;; off_rsv += 16) { /* address and size, both 0 at the end */
-		if (off_rsv + 16 > total)
-			return false;
-		if (!memcmp(b + off_rsv, zero, sizeof(zero)))
-			break;
-	}
-	st = b + off_st;
-	str = b + off_str;
-	while (p + 4 <= size_st) {
-		uint32_t tag = be32_at(st + p);
-		uint64_t len, name;
-
-		p += 4;
-		switch (tag) {
-		case FDT_BEGIN_NODE:
-			if (!depth && root)
-				return false; /* a second root */
-			len = 0;
-			while (p + len < size_st && st[p + len])
-				len++;
-			if (p + len >= size_st)
-				return false;
-			p += (len + 1 + 3) / 4 * 4;
-			depth++;
-			root = true;
-			break;
-		case FDT_END_NODE:
-			if (!depth--)
-				return false;
-			break;
-		case FDT_PROP:
-			if (!depth || p + 8 > size_st)
-				return false;
-			len = be32_at(st + p);
-			name = be32_at(st + p + 4);
-			p += 8;
-			if (len > size_st - p || name >= size_str ||
-			    !memchr(str + name, 0, size_str - name))
-				return false;
-			p += (len + 3) / 4 * 4;
-			break;
-		case FDT_NOP:
-			break;
-		case FDT_END:
-			return root && !depth;
-		default:
-			return false;
-		}
-	}
-	return false;
-}
 
 /*
  * A sound FDT of @size bytes at most.  Only version 17 blobs (what libfdt
  * writes) are accepted: libfdt 1.6.1's fdt_check_full() can crash on an
  * older header, and loop forever on lengths it does not bound, so every
- * structure is bounded first (fdt_bounded()).
+ * structure is bounded first (luo_fdt_bounded()).
  */
 bool kho_fdt_valid(const void *fdt, size_t size)
 {
-	if (!fdt_bounded(fdt, size) || fdt_check_header(fdt) ||
+	if (!luo_fdt_bounded(fdt, size) || fdt_check_header(fdt) ||
 	    fdt_version(fdt) < 17 || fdt_totalsize(fdt) > size)
 		return false;
 	return !fdt_check_full(fdt, size);
