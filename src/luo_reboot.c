@@ -182,12 +182,16 @@ static int holds_only_pipe(pid_t pid, uint64_t ino)
 	return others || found > 1 ? 2 : 1;
 }
 
-/* The helper closes its copy of the table first thing; give it 200 ms. */
+/*
+ * The helper closes its copy of the table first thing, long before the
+ * new image gets here; only a starved one needs the wait (at most 2 s,
+ * and only when something is named that still holds more).
+ */
 static int helper_holds_pipe(pid_t pid, uint64_t ino)
 {
 	int r = 2;
 
-	for (int i = 0; i < 200 && r == 2; i++) {
+	for (int i = 0; i < 2000 && r == 2; i++) {
 		struct timespec ms = {0, 1000000};
 
 		r = holds_only_pipe(pid, ino);
