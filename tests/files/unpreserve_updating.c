@@ -29,24 +29,12 @@
 
 #include <luo/luo.h>
 
+#include "stage.h"
+
 enum { A, B, C, D, E, F, G, N };
 
-static char self[4096];
-static int failures;
 static struct luo_session *conns, *peers;
 static int peer[N];
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr,                                        \
-				"unpreserve-updating: FAIL %s:%d: ", __FILE__, \
-				__LINE__);                                     \
-			fprintf(stderr, __VA_ARGS__);                          \
-			fprintf(stderr, "\n");                                 \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
 
 /* Whether the other end of @fd's connection is gone (EOF now). */
 static bool at_eof(int fd)
@@ -88,9 +76,6 @@ static struct liveupdate_subsystem sub = {.ops = &sub_ops,
 
 static int image1(void)
 {
-	char *const argv[] = {self, "--image2", NULL};
-	int err;
-
 	CHECK(liveupdate_register_subsystem(&sub) == 0, "subsystem");
 	CHECK(liveupdate_create_session("conns", &conns) == 0, "session");
 	for (int i = A; i <= C; i++)
@@ -127,11 +112,7 @@ static int image1(void)
 	CHECK(liveupdate_freeze() == 0, "freeze");
 	CHECK(liveupdate_session_unpreserve_fd(conns, F) == 0, "drop F");
 	CHECK(!at_eof(peer[F]), "F is in flight until the exec");
-	if (failures)
-		return 1;
-	err = liveupdate_reboot(self, argv, NULL);
-	fprintf(stderr, "unpreserve-updating: reboot failed: %s\n",
-		strerror(-err));
+	stage_reboot(NULL); /* from FROZEN; returns only on failure */
 	return 1;
 }
 
@@ -163,22 +144,19 @@ static int image2(void)
 	CHECK(write(g, "g", 1) == 1 && read(peer[G], &c, 1) == 1 && c == 'g',
 	      "G still works");
 	CHECK(liveupdate_finish() == 0, "finish");
-	if (!failures)
-		printf("unpreserve-updating: PASS\n");
-	return failures ? 1 : 0;
+	return stage_done(
+		"dropped connections closed, tokens freed, none carried");
 }
+
+static int run(const struct stage *s)
+{
+	REQUIRE(!luo_init(NULL), "luo_init");
+	return s->n == 1 ? image1() : image2();
+}
+
+static const struct stage_test test = {"unpreserve-updating", 20, run};
 
 int main(int argc, char **argv)
 {
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-	if (n < 0)
-		return 1;
-	self[n] = 0;
-	alarm(20);
-	if (luo_init(NULL)) {
-		fprintf(stderr, "unpreserve-updating: luo_init failed\n");
-		return 1;
-	}
-	return argc > 1 && !strcmp(argv[1], "--image2") ? image2() : image1();
+	return stage_main(argc, argv, &test);
 }
