@@ -261,8 +261,8 @@ struct liveupdate_file_handler {
  * liveupdate_register_file_handler() - add a kind of preservable file
  * @handler: the handler; must stay valid while registered.
  *
- * Return: 0; -EINVAL for bad ops or compatible; -EEXIST if the compatible
- * is taken; -EBUSY while an update is in progress; -ENODEV before
+ * Return: 0; -EINVAL for bad ops or compatible (also the reserved
+ * "luo-closed-v1"); -EEXIST if the compatible is taken; -EBUSY while an update is in progress; -ENODEV before
  * luo_init().
  */
 int liveupdate_register_file_handler(struct liveupdate_file_handler *handler);

@@ -86,6 +86,11 @@ static int handler_add(struct liveupdate_file_handler *fh, bool builtin)
 		pr_err("liveupdate_register_file_handler: needs can_preserve, preserve and a compatible of 1 to 47 printable bytes");
 		return -EINVAL;
 	}
+	if (!strcmp(fh->compatible, LUO_FILE_CLOSED_COMPATIBLE)) {
+		pr_err("liveupdate_register_file_handler: '%s' is reserved: it marks a file unpreserved after freeze",
+		       fh->compatible);
+		return -EINVAL;
+	}
 	for (struct liveupdate_file_handler *h = handlers; h; h = h->next) {
 		if (h == fh || !strcmp(h->compatible, fh->compatible)) {
 			pr_err("liveupdate_register_file_handler: '%s' is already registered",

@@ -533,6 +533,9 @@ static void test_handler_registration(void **state)
 	longname[sizeof(longname) - 1] = 0;
 	bad.compatible = longname; /* 59 bytes: over 47 */
 	assert_int_equal(liveupdate_register_file_handler(&bad), -EINVAL);
+	/* Reserved: marks a file unpreserved after freeze. */
+	bad.compatible = "luo-closed-v1";
+	assert_int_equal(liveupdate_register_file_handler(&bad), -EINVAL);
 	assert_int_equal(liveupdate_register_file_handler(&taken), -EEXIST);
 	assert_int_equal(liveupdate_register_file_handler(&unit_handler), 0);
 	assert_int_equal(liveupdate_register_file_handler(&unit_handler),
