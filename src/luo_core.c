@@ -348,6 +348,8 @@ int liveupdate_prepare(void)
 		luo_abi_out_destroy();
 		goto out;
 	}
+	/* Outside the blackout; on failure the exec tears down inline. */
+	luo_holder_prepare();
 	luo_abi_out_set_time("prepare-ns", start);
 	luo_set_state(LIVEUPDATE_STATE_PREPARED);
 out:
@@ -371,6 +373,7 @@ void luo_cancel_locked(void)
 {
 	for (size_t i = NPARTICIPANTS; i--;)
 		participants[i]->cancel();
+	luo_holder_cancel();
 	kho_unfreeze();
 	luo_abi_out_destroy();
 	luo_set_state(LIVEUPDATE_STATE_NORMAL);

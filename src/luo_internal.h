@@ -111,6 +111,8 @@ int luo_parse_handover_env(const char *value, struct luo_handover_env *e);
 int luo_sessions_carrier_fd(void);
 void luo_carrier_discard_unverified(int fd);
 void luo_teardown_release(bool wait);
+int luo_holder_prepare(void);
+void luo_holder_cancel(void);
 void luo_discard_handover(const char *value);
 
 #endif

@@ -6,15 +6,18 @@
  *
  * Blackout and the old address space: execve() frees the old image's page
  * tables before the new image runs, tens of milliseconds per GiB of 4 KiB
- * pages.  Unless told otherwise, a helper child created with CLONE_VM
- * shares the old address space just before the exec, so the kernel only
- * drops a reference; the helper holds it until the new image reaches
+ * pages.  Unless told otherwise, a helper child created with CLONE_VM at
+ * prepare shares the old address space, so the exec only drops a
+ * reference; it empties its copy of the descriptor table before prepare
+ * returns, so no file of the old image outlives the exec because of it.
+ * The helper holds the address space until the new image reaches
  * liveupdate_finish(), then exits and the teardown happens off the
  * blackout.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -44,6 +47,7 @@ static struct {
 	int release_fd; /* our end; the holder exits when it closes */
 	int hold_fd;	/* the holder's end, closed in the parent */
 	void *stack;
+	int ready; /* futex: the holder's descriptor table is empty */
 	/* The old arena mapping, which the holder unmaps slice by slice. */
 	uint8_t *arena;
 	uint64_t arena_len;
@@ -187,11 +191,16 @@ __attribute__((no_sanitize_address)) static int holder_main(void *arg)
 	int hold = (int)(uint32_t)fds;
 	char c;
 
-	/* Its copy of the descriptor table must not keep the old image's
-	 * files open past the exec: keep only the pipe it waits on. */
+	/*
+	 * Its copy of the descriptor table must not keep any of the old
+	 * image's files open: keep only the pipe it waits on, and say so
+	 * before the service goes on (and long before the exec).
+	 */
 	if (hold > 0)
 		syscall(SYS_close_range, 0, hold - 1, 0);
 	syscall(SYS_close_range, hold + 1, ~0U, 0);
+	__atomic_store_n(&holder.ready, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &holder.ready, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	while (syscall(SYS_read, hold, &c, 1) < 0)
 		;
 	for (uint64_t off = 0;
@@ -209,10 +218,12 @@ __attribute__((no_sanitize_address)) static int holder_main(void *arg)
 	return 0;
 }
 
+/* Stop the helper without unmapping anything: this address space lives on
+ * (cancel, failed exec, refused prepare). */
 static void holder_stop(void)
 {
-	/* The exec failed: this address space lives on, unmap nothing.  The
-	 * holder shares it and reads this only after the close wakes it. */
+	/* The holder shares this memory and reads it only after the close
+	 * wakes it. */
 	__atomic_store_n(&holder.arena_len, 0, __ATOMIC_SEQ_CST);
 	if (holder.release_fd >= 0)
 		close(holder.release_fd);
@@ -227,38 +238,92 @@ static void holder_stop(void)
 	holder.stack = NULL;
 }
 
-static int holder_start(void)
+/* Wait until the helper has emptied its descriptor table; false if it
+ * died first. */
+static bool holder_wait_ready(void)
 {
-	int fds[2];
+	while (!__atomic_load_n(&holder.ready, __ATOMIC_SEQ_CST)) {
+		struct timespec step = {0, 20000000};
 
-	if (pipe2(fds, O_CLOEXEC))
-		return -errno;
+		syscall(SYS_futex, &holder.ready, FUTEX_WAIT_PRIVATE, 0, &step,
+			NULL, 0);
+		if (!__atomic_load_n(&holder.ready, __ATOMIC_SEQ_CST) &&
+		    waitpid(holder.pid, NULL, WNOHANG) == holder.pid) {
+			holder.pid = 0;
+			return false;
+		}
+	}
+	return true;
+}
+
+/**
+ * luo_holder_prepare() - start the helper that will hold the old address
+ * space across the exec
+ *
+ * Called by liveupdate_prepare(), outside the blackout.  The helper's copy
+ * of the descriptor table is emptied (all but its own pipe end) before
+ * this returns, so from the exec on no process but the new image holds any
+ * of this image's files (a listening port can be bound again at once).
+ * Nothing happens with LUO_INIT_SYNC_TEARDOWN.
+ *
+ * Return: 0, or a negative errno after a warning line: the update goes on
+ * with the teardown inside execve().
+ */
+int luo_holder_prepare(void)
+{
+	int fds[2], err;
+
+	if (luo_global.init_flags & LUO_INIT_SYNC_TEARDOWN)
+		return 0;
+	if (pipe2(fds, O_CLOEXEC)) {
+		err = -errno;
+		goto fail;
+	}
 	holder.hold_fd = fds[0];
 	holder.release_fd = fds[1];
+	holder.ready = 0;
+	holder.arena = NULL;
+	holder.arena_len = 0;
 	holder.stack = mmap(NULL, HOLDER_STACK, PROT_READ | PROT_WRITE,
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (holder.stack == MAP_FAILED) {
 		holder.stack = NULL;
 		holder_stop();
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto fail;
 	}
-	holder.arena = kho.base;
-	holder.arena_len = kho.size;
 	holder.pid = clone(holder_main, (char *)holder.stack + HOLDER_STACK,
 			   CLONE_VM | SIGCHLD,
 			   HOLDER_ARG(holder.hold_fd, holder.release_fd));
 	if (holder.pid < 0) {
-		int err = -errno;
-
+		err = -errno;
 		holder.pid = 0;
 		holder_stop();
-		return err;
+		goto fail;
 	}
 	close(holder.hold_fd);
 	holder.hold_fd = -1;
-	/* Our end must reach the new image. */
-	fcntl(holder.release_fd, F_SETFD, 0);
+	if (!holder_wait_ready()) {
+		holder_stop();
+		err = -ECHILD;
+		goto fail;
+	}
 	return 0;
+fail:
+	pr_warn("cannot start the helper that keeps the old address space aside (%s); the exec will tear it down inline",
+		strerror(-err));
+	return err;
+}
+
+/**
+ * luo_holder_cancel() - stop the helper of an update that will not happen
+ *
+ * Called when a prepared or frozen update is cancelled (and so after a
+ * failed exec).  Unmaps nothing.  Safe to call without a helper.
+ */
+void luo_holder_cancel(void)
+{
+	holder_stop();
 }
 
 /* The errors execve() would give for a missing or non-executable file. */
@@ -311,7 +376,6 @@ static void free_env(char **env)
 
 int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 {
-	bool async = !(luo_global.init_flags & LUO_INIT_SYNC_TEARDOWN);
 	char value[64];
 	char **env = NULL;
 	int err, fd, carrier;
@@ -336,9 +400,11 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 	if (err)
 		goto cancel;
 	fd = kho_fd();
-	if (async && (err = holder_start()))
-		pr_warn("cannot keep the old address space aside (%s); the exec will tear it down inline",
-			strerror(-err));
+	if (holder.pid > 0) {
+		/* Read by the holder only once the new image lets it go. */
+		holder.arena = kho.base;
+		__atomic_store_n(&holder.arena_len, kho.size, __ATOMIC_SEQ_CST);
+	}
 	carrier = luo_sessions_carrier_fd();
 	if (carrier >= 0)
 		snprintf(value, sizeof(value), "%d,%d,%d,%d", fd,
@@ -366,6 +432,9 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 	if (err)
 		goto cancel;
 	fcntl(fd, F_SETFD, 0);
+	/* Our end of the holder's pipe must reach the new image. */
+	if (holder.pid > 0)
+		fcntl(holder.release_fd, F_SETFD, 0);
 	fflush(NULL);
 	execve(path, argv, env);
 	err = -errno;
@@ -375,8 +444,7 @@ exec_failed:
 	       path, strerror(-err));
 cancel:
 	free_env(env);
-	holder_stop();
-	luo_cancel_locked();
+	luo_cancel_locked(); /* stops the holder too */
 out:
 	luo_state_write_unlock();
 	return err;
