@@ -41,6 +41,7 @@ struct luo_session {
 	size_t nfiles, cap;
 	struct luo_file *pool; /* incoming: all files in one allocation */
 	struct luo_htable tokens;
+	struct luo_hnode name_node; /* in the outgoing or incoming names */
 	struct luo_session *next;
 };
 
