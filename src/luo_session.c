@@ -2,9 +2,10 @@
 /*
  * Sessions: named sets of preserved files, as in the kernel's LUO uAPI.
  *
- * Outgoing sessions are serialized at prepare (files cannot change while
- * an update is in progress), their handlers' data refreshed at freeze, and
- * FD_CLOEXEC lifted from their files only for the exec itself.  Incoming
+ * Outgoing sessions are serialized and their files put in flight on the
+ * carrier at prepare (files cannot change while an update is in progress,
+ * and this keeps the sending out of the blackout), their handlers' data
+ * refreshed at freeze.  Incoming
  * sessions are read back, fully checked, by luo_init().
  */
 #define _GNU_SOURCE
@@ -415,6 +416,35 @@ static void serialize_files(const struct luo_session *s, void *block,
 	}
 }
 
+/* Put every outgoing file in flight, in serialization order. */
+static int send_files(void)
+{
+	size_t total = 0, k = 0;
+	int *fds, err;
+
+	for (struct luo_session *s = outgoing; s; s = s->next)
+		total += s->nfiles;
+	if (!total)
+		return 0;
+	fds = malloc(total * sizeof(*fds));
+	if (!fds)
+		return -ENOMEM;
+	for (struct luo_session *s = outgoing; s; s = s->next)
+		for (size_t i = 0; i < s->nfiles; i++)
+			fds[k++] = s->files[i]->fd;
+	err = luo_carrier_send(fds, total, &carrier_out.fd, &carrier_out.ino);
+	free(fds);
+	if (err)
+		return err;
+	carrier_out.count = total;
+	err = luo_abi_out_set_carrier(carrier_out.fd, carrier_out.ino, total);
+	if (err) {
+		close(carrier_out.fd);
+		carrier_out.fd = -1;
+	}
+	return err;
+}
+
 static int sessions_prepare(void)
 {
 	size_t n = session_list_len(outgoing), i = 0, size;
@@ -463,6 +493,11 @@ flbs:
 	luo_abi_out_set_sessions(
 		out_ser.header ? kho_ptr_to_offset(out_ser.header) : 0,
 		flbs_pa);
+	/* In flight from now on, outside the blackout: the descriptors
+	 * cannot change until the update ends (cancel drops them). */
+	err = send_files();
+	if (err)
+		goto fail;
 	return 0;
 fail:
 	pr_err("cannot serialize the sessions: %s", strerror(-err));
@@ -475,35 +510,6 @@ static void unfreeze_all(void)
 	for (struct luo_session *s = outgoing; s; s = s->next)
 		for (size_t i = s->nfiles; i--;)
 			luo_file_unfreeze(s->files[i]);
-}
-
-/* Put every outgoing file in flight, in serialization order. */
-static int send_files(void)
-{
-	size_t total = 0, k = 0;
-	int *fds, err;
-
-	for (struct luo_session *s = outgoing; s; s = s->next)
-		total += s->nfiles;
-	if (!total)
-		return 0;
-	fds = malloc(total * sizeof(*fds));
-	if (!fds)
-		return -ENOMEM;
-	for (struct luo_session *s = outgoing; s; s = s->next)
-		for (size_t i = 0; i < s->nfiles; i++)
-			fds[k++] = s->files[i]->fd;
-	err = luo_carrier_send(fds, total, &carrier_out.fd, &carrier_out.ino);
-	free(fds);
-	if (err)
-		return err;
-	carrier_out.count = total;
-	err = luo_abi_out_set_carrier(carrier_out.fd, carrier_out.ino, total);
-	if (err) {
-		close(carrier_out.fd);
-		carrier_out.fd = -1;
-	}
-	return err;
 }
 
 static int sessions_freeze(void)
@@ -521,7 +527,7 @@ static int sessions_freeze(void)
 			fs[i].data = s->files[i]->data;
 		}
 	}
-	return send_files();
+	return 0;
 }
 
 /* The carrier is the only descriptor the exec must keep. */
