@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # How the old image's arena mapping is best torn down: bench/teardown_bench
 # for every way (HOW) and page size, interleaved over passes, at SIZE MiB.
-# "slice-pause" is the previous library's way, "whole" (hugetlb) and
-# "slice" (4 KiB pages, THP) the current one.  Writes bench/results/teardown.md
+# "slice-pause" is the previous library's way, "whole" (huge pages) and
+# "slice" (4 KiB pages) the current one.  Writes bench/results/teardown.md
 # and teardown.csv.  As root it reserves hugetlb pages and sets
 # shmem_enabled to advise for the thp rows, and restores both.
 #
@@ -61,7 +61,7 @@ print(f"Command: `bench/run-teardown.sh BUILD {passes} {size}`: {size} MiB arena
       "**linger**: go until the helper is reaped (the old address space is gone).  **max fault** and **p99 fault**: "
       "the new image's slowest and 99th-percentile page touch while it lingers.  Medians over the passes (max fault: "
       "median of the per-pass maxima, and the worst).  `slice-pause` (16 MiB slices, 0.2 ms sleep between) was the "
-      "library's way; now hugetlb uses `whole` and 4 KiB and THP pages `slice` (16 MiB slices, nothing between).\n")
+      "library's way; now huge pages (hugetlb, THP) use `whole` and 4 KiB pages `slice` (16 MiB slices, nothing between).\n")
 print("| pages | how | linger ms | max fault ms (median) | max fault ms (worst) | p99 fault us | faults |")
 print("|---|---|---:|---:|---:|---:|---:|")
 for (p, how), rs in by.items():

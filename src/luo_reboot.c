@@ -49,10 +49,10 @@ static struct {
 	void *stack;
 	int ready; /* futex: the holder's descriptor table is empty */
 	/* The old arena mapping, which the holder unmaps slice by slice
-	 * (or whole, on hugetlb). */
+	 * (or whole, on huge pages). */
 	uint8_t *arena;
 	uint64_t arena_len;
-	bool hugetlb;
+	bool huge;
 } holder = {.release_fd = -1, .hold_fd = -1};
 
 /*
@@ -61,9 +61,9 @@ static struct {
  * ms per GiB seen on a VM).  In 16 MiB slices each stall is short and the
  * new image's faults get through in between; no pause is needed between
  * slices (a 0.2 ms sleep made 4 GiB linger 240 ms instead of ~140 ms).
- * hugetlb mappings have 512 times fewer entries and go in one munmap
- * (~1 ms for 4 GiB); shmem THP ones are sliced too, as fast (~2 ms), since
- * one munmap there stalled faults for ~1 ms (bench/results/teardown.md).
+ * Huge-page mappings (hugetlb, shmem THP) have 512 times fewer entries
+ * and go in one munmap: 4 GiB in ~1-5 ms, the new image's faults held up
+ * ~1.5 ms at most (bench/results/teardown.md).
  */
 #define HOLDER_SLICE (16ULL << 20)
 
@@ -210,7 +210,7 @@ __attribute__((no_sanitize_address)) static int holder_main(void *arg)
 	while (syscall(SYS_read, hold, &c, 1) < 0)
 		;
 	len = __atomic_load_n(&holder.arena_len, __ATOMIC_SEQ_CST);
-	slice = holder.hugetlb ? len : HOLDER_SLICE;
+	slice = holder.huge ? len : HOLDER_SLICE;
 	for (uint64_t off = 0; off < len; off += slice)
 		syscall(SYS_munmap, holder.arena + off,
 			len - off < slice ? len - off : slice);
@@ -403,7 +403,7 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 	if (holder.pid > 0) {
 		/* Read by the holder only once the new image lets it go. */
 		holder.arena = kho.base;
-		holder.hugetlb = kho.flags & KHO_ARENA_HUGETLB;
+		holder.huge = kho.flags & (KHO_ARENA_HUGETLB | KHO_ARENA_THP);
 		__atomic_store_n(&holder.arena_len, kho.size, __ATOMIC_SEQ_CST);
 	}
 	carrier = luo_sessions_carrier_fd();
