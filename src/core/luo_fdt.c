@@ -22,31 +22,18 @@ static struct {
 	struct luo_ser *ser;
 } out;
 
-/* Incoming subsystem data, copied out of the FDT at adoption. */
-struct incoming_subsystem {
-	char name[KHO_NAME_MAX + 1];
-	uint64_t data;
-	bool claimed;
-};
+static const char *const exec_props[] = {LUO_EXEC_PREPARE_NS,
+					 LUO_EXEC_FREEZE_NS, LUO_EXEC_EXEC_NS};
 
-static struct {
-	struct incoming_subsystem *subsys;
-	size_t nsubsys;
-	bool active;
-} in;
-
-static const char *const exec_props[] = {"prepare-ns", "freeze-ns", "exec-ns"};
-
-int luo_abi_out_create(void)
+int luo_abi_out_create(size_t extra)
 {
-	size_t nsubsys, names = luo_subsystems_names_len(&nsubsys);
-	size_t size = 1024 + names + nsubsys * 32 + luo_devices_fdt_size();
+	size_t size = 1024 + extra;
 	int err, node;
 
-	err = kho_alloc_meta(sizeof(*out.ser), (void **)&out.ser);
+	err = luo_kho_alloc_meta(sizeof(*out.ser), (void **)&out.ser);
 	if (err)
 		goto fail;
-	err = kho_alloc_meta(size, &out.fdt);
+	err = luo_kho_alloc_meta(size, &out.fdt);
 	if (err)
 		goto fail;
 	out.ser->liveupdate_num = luo_global.liveupdate_num + 1;
@@ -82,7 +69,7 @@ int luo_abi_out_create(void)
 		err = -ENOSPC;
 		goto fail;
 	}
-	err = kho_publish(LUO_FDT_KHO_ENTRY_NAME, out.fdt);
+	err = luo_kho_publish(LUO_FDT_KHO_ENTRY_NAME, out.fdt);
 	if (err)
 		goto fail;
 	return 0;
@@ -100,10 +87,10 @@ void luo_abi_out_destroy(void)
 {
 	if (out.fdt) {
 		kho_remove_subtree(out.fdt);
-		kho_free(out.fdt);
+		luo_kho_free(out.fdt);
 	}
 	if (out.ser)
-		kho_free(out.ser);
+		luo_kho_free(out.ser);
 	out.fdt = NULL;
 	out.ser = NULL;
 }
@@ -152,8 +139,16 @@ int luo_abi_out_set_time(const char *prop, uint64_t ns)
 	return 0;
 }
 
-/* Fetch a u64 property that must be exactly 8 bytes. */
-static int get_u64(const void *fdt, int node, const char *prop, uint64_t *val)
+/**
+ * luo_fdt_get_u64() - fetch a u64 property that must be exactly 8 bytes.
+ * @fdt: the blob.
+ * @node: node offset.
+ * @prop: property name.
+ * @val: the value, big-endian in the blob.
+ *
+ * Return: 0, or -1 if absent or of another size.
+ */
+int luo_fdt_get_u64(const void *fdt, int node, const char *prop, uint64_t *val)
 {
 	int len;
 	const fdt64_t *p = fdt_getprop(fdt, node, prop, &len);
@@ -164,8 +159,19 @@ static int get_u64(const void *fdt, int node, const char *prop, uint64_t *val)
 	return 0;
 }
 
-static int check_node(const void *fdt, const char *name, const char *compat,
-		      int *node, char *why, size_t whylen)
+/**
+ * luo_fdt_check_node() - find a subnode of the root and check its compatible.
+ * @fdt: the LUO FDT.
+ * @name: node name.
+ * @compat: the compatible string this library reads.
+ * @node: the node offset found.
+ * @why: buffer for the reason of a refusal.
+ * @whylen: its size.
+ *
+ * Return: 0, -EBADMSG (missing) or -EPROTONOSUPPORT (other version).
+ */
+int luo_fdt_check_node(const void *fdt, const char *name, const char *compat,
+		       int *node, char *why, size_t whylen)
 {
 	const char *have;
 
@@ -183,48 +189,25 @@ static int check_node(const void *fdt, const char *name, const char *compat,
 	return 0;
 }
 
-static struct incoming_subsystem *in_find(const char *name);
-
-static int parse_subsystems(const void *fdt, int node, char *why, size_t whylen)
-{
-	int prop;
-	size_t n = 0;
-
-	fdt_for_each_property_offset(prop, fdt, node)
-		n++;
-	in.subsys = calloc(n ? n : 1, sizeof(*in.subsys));
-	if (!in.subsys)
-		return luo_reason(why, whylen, -ENOMEM, "out of memory");
-	fdt_for_each_property_offset(prop, fdt, node) {
-		const char *name;
-		const fdt64_t *val;
-		int len;
-
-		val = fdt_getprop_by_offset(fdt, prop, &name, &len);
-		if (!val || !name)
-			return luo_reason(why, whylen, -EBADMSG,
-					  "unreadable subsystems property");
-		if (!strcmp(name, "compatible"))
-			continue;
-		if (!kho_name_valid(name) || len != sizeof(*val))
-			return luo_reason(
-				why, whylen, -EBADMSG,
-				"subsystem entry '%.63s' is malformed", name);
-		if (in_find(name))
-			return luo_reason(why, whylen, -EBADMSG,
-					  "subsystem '%s' appears twice", name);
-		strcpy(in.subsys[in.nsubsys].name, name);
-		in.subsys[in.nsubsys].data = fdt64_ld(val);
-		in.nsubsys++;
-	}
-	return 0;
-}
-
-int luo_abi_in_parse(char *why, size_t whylen)
+/**
+ * luo_abi_in_parse() - check the incoming LUO FDT's header and exec node.
+ * @fdtp: the incoming LUO FDT.
+ * @serp: its struct luo_ser, in a checked block.
+ * @t: the prepare, freeze and exec times of the exec node.
+ * @why: buffer for the reason of a refusal.
+ * @whylen: its size.
+ *
+ * The participants' nodes and blocks are theirs to check; the lifecycle
+ * hands them @fdtp and @serp.
+ *
+ * Return: 0, -EBADMSG or -EPROTONOSUPPORT with @why set.
+ */
+int luo_abi_in_parse(const void **fdtp, struct luo_ser **serp, uint64_t t[3],
+		     char *why, size_t whylen)
 {
 	const void *fdt;
 	struct luo_ser *ser;
-	uint64_t ser_off, t[3];
+	uint64_t ser_off;
 	const char *have;
 	int node, err;
 
@@ -238,11 +221,11 @@ int luo_abi_in_parse(char *why, size_t whylen)
 				  "LUO ABI is '%.32s', this library reads '%s'",
 				  have ? have : "(none)", LUO_FDT_COMPATIBLE);
 	}
-	if (get_u64(fdt, 0, LUO_FDT_ABI_HEADER, &ser_off))
+	if (luo_fdt_get_u64(fdt, 0, LUO_FDT_ABI_HEADER, &ser_off))
 		return luo_reason(why, whylen, -EBADMSG,
 				  "LUO FDT has no valid '%s'",
 				  LUO_FDT_ABI_HEADER);
-	if (kho_incoming_block(ser_off, sizeof(*ser), true, (void **)&ser))
+	if (luo_kho_incoming_block(ser_off, sizeof(*ser), true, (void **)&ser))
 		return luo_reason(
 			why, whylen, -EBADMSG,
 			"'%s' offset %#llx is not a preserved struct luo_ser",
@@ -250,79 +233,17 @@ int luo_abi_in_parse(char *why, size_t whylen)
 	if (!ser->liveupdate_num)
 		return luo_reason(why, whylen, -EBADMSG,
 				  "live update number is 0");
-	/* sessions_pa and flbs_pa are checked by their own parsers below. */
-	err = check_node(fdt, LUO_EXEC_NODE, LUO_EXEC_COMPATIBLE, &node, why,
-			 whylen);
+	/* sessions_pa and flbs_pa are checked by their own participants. */
+	err = luo_fdt_check_node(fdt, LUO_EXEC_NODE, LUO_EXEC_COMPATIBLE, &node,
+				 why, whylen);
 	if (err)
 		return err;
 	for (int i = 0; i < 3; i++)
-		if (get_u64(fdt, node, exec_props[i], &t[i]))
+		if (luo_fdt_get_u64(fdt, node, exec_props[i], &t[i]))
 			return luo_reason(why, whylen, -EBADMSG,
 					  "exec node lacks '%s'",
 					  exec_props[i]);
-	err = check_node(fdt, LUO_SUBSYSTEMS_NODE, LUO_SUBSYSTEMS_COMPATIBLE,
-			 &node, why, whylen);
-	err = err ?: parse_subsystems(fdt, node, why, whylen);
-	err = err ?: luo_sessions_in_parse(fdt, ser->sessions_pa, why, whylen);
-	err = err ?: luo_flbs_in_parse(ser->flbs_pa, why, whylen);
-	err = err ?: luo_devices_in_parse(fdt, why, whylen);
-	if (err) {
-		luo_sessions_in_refuse();
-		luo_flbs_forget();
-		luo_abi_in_release();
-		return err;
-	}
-	luo_global.liveupdate_num = ser->liveupdate_num;
-	luo_global.timing.prepare_ns = t[0];
-	luo_global.timing.freeze_ns = t[1];
-	luo_global.timing.exec_ns = t[2];
-	in.active = true;
+	*fdtp = fdt;
+	*serp = ser;
 	return 0;
-}
-
-void luo_abi_in_release(void)
-{
-	luo_devices_in_release();
-	free(in.subsys);
-	in.subsys = NULL;
-	in.nsubsys = 0;
-	in.active = false;
-}
-
-static struct incoming_subsystem *in_find(const char *name)
-{
-	for (size_t i = 0; name && i < in.nsubsys; i++)
-		if (!strcmp(in.subsys[i].name, name))
-			return &in.subsys[i];
-	return NULL;
-}
-
-int luo_abi_in_subsystem(const char *name, uint64_t *data)
-{
-	struct incoming_subsystem *s;
-
-	if (!in.active)
-		return -ENODATA;
-	s = in_find(name);
-	if (!s)
-		return -ENOENT;
-	*data = s->data;
-	return 0;
-}
-
-void luo_abi_in_subsystem_mark(const char *name)
-{
-	struct incoming_subsystem *s = in_find(name);
-
-	if (s)
-		s->claimed = true;
-}
-
-void luo_abi_in_warn_unclaimed(void)
-{
-	for (size_t i = 0; i < in.nsubsys; i++)
-		if (!in.subsys[i].claimed)
-			pr_warn("subsystem '%s' left data (%#llx) but never registered in this image; it is dropped",
-				in.subsys[i].name,
-				(unsigned long long)in.subsys[i].data);
 }

@@ -342,7 +342,7 @@ int luo_flbs_serialize(uint64_t *flbs_pa)
 	*flbs_pa = 0;
 	if (!n)
 		return 0;
-	err = kho_alloc_meta(LUO_FLB_PGCNT * 4096, (void **)&out_block);
+	err = luo_kho_alloc_meta(LUO_FLB_PGCNT * 4096, (void **)&out_block);
 	if (err)
 		return err;
 	out_block->pgcnt = LUO_FLB_PGCNT;
@@ -364,7 +364,7 @@ int luo_flbs_serialize(uint64_t *flbs_pa)
 void luo_flbs_unserialize(void)
 {
 	if (out_block)
-		kho_free(out_block);
+		luo_kho_free(out_block);
 	out_block = NULL;
 }
 
@@ -376,7 +376,7 @@ int luo_flbs_in_parse(uint64_t flbs_pa, char *why, size_t whylen)
 
 	if (!flbs_pa)
 		return 0;
-	if (kho_incoming_block(flbs_pa, LUO_FLB_PGCNT * 4096, true, &block))
+	if (luo_kho_incoming_block(flbs_pa, LUO_FLB_PGCNT * 4096, true, &block))
 		return luo_reason(
 			why, whylen, -EBADMSG,
 			"FLB block at %#llx is not a preserved %d-page block",

@@ -10,13 +10,14 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <libfdt.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kho_internal.h"
 #include "log.h"
-#include "luo_control_proto.h"
 #include "luo_internal.h"
 
 /* Guarded by the state lock: written only in NORMAL/UPDATED (read side,
@@ -26,6 +27,119 @@ static struct liveupdate_subsystem *head, *tail;
 
 #define for_each_subsystem(h) for (h = head; h; h = h->next)
 #define for_each_subsystem_reverse(h) for (h = tail; h; h = h->prev)
+
+/* Incoming subsystem data, copied out of the FDT at adoption. */
+struct incoming_subsystem {
+	char name[KHO_NAME_MAX + 1];
+	uint64_t data;
+	bool claimed;
+};
+
+static struct {
+	struct incoming_subsystem *subsys;
+	size_t nsubsys;
+	bool active;
+} in;
+
+static struct incoming_subsystem *in_find(const char *name);
+
+/**
+ * luo_subsystems_in_parse() - check and keep the incoming "subsystems" node.
+ * @fdt: the incoming LUO FDT, already checked by luo_abi_in_parse().
+ * @why: buffer for the reason of a refusal.
+ * @whylen: its size.
+ *
+ * Return: 0, -EBADMSG or -EPROTONOSUPPORT (with @why set), -ENOMEM.
+ */
+int luo_subsystems_in_parse(const void *fdt, char *why, size_t whylen)
+{
+	int prop, node, err;
+	size_t n = 0;
+
+	err = luo_fdt_check_node(fdt, LUO_SUBSYSTEMS_NODE,
+				 LUO_SUBSYSTEMS_COMPATIBLE, &node, why, whylen);
+	if (err)
+		return err;
+
+	fdt_for_each_property_offset(prop, fdt, node)
+		n++;
+	in.subsys = calloc(n ? n : 1, sizeof(*in.subsys));
+	if (!in.subsys)
+		return luo_reason(why, whylen, -ENOMEM, "out of memory");
+	fdt_for_each_property_offset(prop, fdt, node) {
+		const char *name;
+		const fdt64_t *val;
+		int len;
+
+		val = fdt_getprop_by_offset(fdt, prop, &name, &len);
+		if (!val || !name)
+			return luo_reason(why, whylen, -EBADMSG,
+					  "unreadable subsystems property");
+		if (!strcmp(name, "compatible"))
+			continue;
+		if (!luo_kho_name_valid(name) || len != sizeof(*val))
+			return luo_reason(
+				why, whylen, -EBADMSG,
+				"subsystem entry '%.63s' is malformed", name);
+		if (in_find(name))
+			return luo_reason(why, whylen, -EBADMSG,
+					  "subsystem '%s' appears twice", name);
+		strcpy(in.subsys[in.nsubsys].name, name);
+		in.subsys[in.nsubsys].data = fdt64_ld(val);
+		in.nsubsys++;
+	}
+	in.active = true;
+	return 0;
+}
+
+/**
+ * luo_subsystems_in_release() - drop the incoming subsystem values.
+ */
+void luo_subsystems_in_release(void)
+{
+	free(in.subsys);
+	in.subsys = NULL;
+	in.nsubsys = 0;
+	in.active = false;
+}
+
+static struct incoming_subsystem *in_find(const char *name)
+{
+	for (size_t i = 0; name && i < in.nsubsys; i++)
+		if (!strcmp(in.subsys[i].name, name))
+			return &in.subsys[i];
+	return NULL;
+}
+
+int luo_abi_in_subsystem(const char *name, uint64_t *data)
+{
+	struct incoming_subsystem *s;
+
+	if (!in.active)
+		return -ENODATA;
+	s = in_find(name);
+	if (!s)
+		return -ENOENT;
+	*data = s->data;
+	return 0;
+}
+
+void luo_abi_in_subsystem_mark(const char *name)
+{
+	struct incoming_subsystem *s = in_find(name);
+
+	if (s)
+		s->claimed = true;
+}
+
+void luo_abi_in_warn_unclaimed(void)
+{
+	for (size_t i = 0; i < in.nsubsys; i++)
+		if (!in.subsys[i].claimed)
+			pr_warn("subsystem '%s' left data (%#llx) but never registered in this image; it is dropped",
+				in.subsys[i].name,
+				(unsigned long long)in.subsys[i].data);
+}
 
 size_t luo_subsystems_names_len(size_t *count)
 {
@@ -44,7 +158,7 @@ static int check_registrable(struct liveupdate_subsystem *h, const char *op)
 {
 	enum liveupdate_state s = liveupdate_get_state();
 
-	if (!h || !h->ops || !kho_name_valid(h->name)) {
+	if (!h || !h->ops || !luo_kho_name_valid(h->name)) {
 		pr_err("%s: needs ops and a name of 1 to 63 characters of [A-Za-z0-9,._+-]",
 		       op);
 		return -EINVAL;
@@ -265,30 +379,41 @@ static void subsystems_finish(void)
 	}
 }
 
+static void subsystems_forget(void)
+{
+	luo_subsystems_in_release();
+	luo_subsystems_forget();
+}
+
 const struct luo_participant luo_subsystems_participant = {
 	.name = "subsystems",
 	.prepare = subsystems_prepare,
 	.freeze = subsystems_freeze,
 	.cancel = subsystems_cancel,
 	.finish = subsystems_finish,
+	.release_incoming = luo_subsystems_in_release,
+	.forget = subsystems_forget,
 };
 
-void luo_subsystems_describe(struct ctl_buf *b)
+void luo_subsystems_foreach(void (*fn)(const struct luo_subsystem_row *row,
+				       void *arg),
+			    void *arg)
 {
 	struct liveupdate_subsystem *h;
 
 	pthread_mutex_lock(&subsys_lock);
 	for_each_subsystem(h) {
-		uint64_t data;
-		bool in = !luo_abi_in_subsystem(h->name, &data);
+		struct luo_subsystem_row row = {
+			.name = h->name,
+			.prepared = h->prepared,
+			.outgoing_data = h->private_data,
+		};
 
-		ctl_row_begin(b);
-		ctl_row_str(b, "name", h->name);
-		ctl_row_str(b, "prepared", h->prepared ? "yes" : "no");
-		ctl_row_str(b, "incoming", in ? "yes" : "no");
-		ctl_row_u64(b, "incoming_data", in ? data : 0);
-		ctl_row_u64(b, "outgoing_data", h->private_data);
-		ctl_row_end(b);
+		row.incoming =
+			!luo_abi_in_subsystem(h->name, &row.incoming_data);
+		if (!row.incoming)
+			row.incoming_data = 0;
+		fn(&row, arg);
 	}
 	pthread_mutex_unlock(&subsys_lock);
 }

@@ -821,4 +821,6 @@ const struct luo_participant luo_devices_participant = {
 	.cancel = devices_cancel,
 	.finish = devices_finish,
 	.reboot = devices_reboot,
+	.release_incoming = luo_devices_in_release,
+	.forget = luo_devices_forget,
 };

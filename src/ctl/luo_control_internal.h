@@ -45,16 +45,21 @@ struct luo_control {
 };
 
 /* luo_control.c */
-int ctl_send_all(int fd, const char *buf, size_t len);
-int ctl_preserve_requester(struct luo_control *ctl, int fd);
-void ctl_unpreserve_requester(struct luo_control *ctl);
+int luo_ctl_send_all(int fd, const char *buf, size_t len);
+int luo_ctl_preserve_requester(struct luo_control *ctl, int fd);
+void luo_ctl_unpreserve_requester(struct luo_control *ctl);
 
 /* luo_control_cmds.c: run one request; writes rows and the final line. */
-void ctl_run(struct luo_control *ctl, struct ctl_conn *conn, char **words,
-	     int nwords, struct ctl_buf *out);
-void ctl_error(struct ctl_buf *out, int err, const char *fmt, ...)
+void luo_ctl_run(struct luo_control *ctl, struct ctl_conn *conn, char **words,
+		 int nwords, struct ctl_buf *out);
+void luo_ctl_error(struct ctl_buf *out, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* luo_control_list.c: the listings, formatted from the lower layers'
+ * iterators. */
+void luo_sessions_describe(struct ctl_buf *b, bool files);
+void luo_subsystems_describe(struct ctl_buf *b);
+int luo_kho_blobs_describe(struct ctl_buf *b, bool incoming);
 /* The new image's report to the connection that asked for the update. */
-void ctl_report_update(int fd);
+void luo_ctl_report_update(int fd);
 
 #endif

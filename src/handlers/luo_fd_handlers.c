@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "luo_internal.h"
-#include "luo_session_internal.h"
 
 static bool is_type(int fd, mode_t type)
 {
@@ -174,15 +173,16 @@ static struct liveupdate_file_handler builtins[] = {
 	{.ops = &file_ops, .compatible = "file-v1"},
 };
 
-int luo_fd_handlers_register(void)
+/**
+ * luo_fd_handlers() - the built-in file handlers.
+ * @count: their number.
+ *
+ * The participants' file registry adds them at luo_init().
+ *
+ * Return: the table.
+ */
+struct liveupdate_file_handler *luo_fd_handlers(size_t *count)
 {
-	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
-		int err;
-
-		builtins[i].next = NULL;
-		err = luo_builtin_handler_add(&builtins[i]);
-		if (err)
-			return err;
-	}
-	return 0;
+	*count = sizeof(builtins) / sizeof(builtins[0]);
+	return builtins;
 }

@@ -29,13 +29,6 @@
 #include "luo_device_internal.h"
 #include "luo_internal.h"
 
-#define PROP_COUNT "count"
-#define PROP_PATHS "paths"
-#define PROP_BUSES "buses"
-#define PROP_DRIVERS "drivers"
-#define PROP_DRIVER_DATA "driver-data"
-#define PROP_BUS_DATA "bus-data"
-
 static struct {
 	struct luo_device_in *v;
 	size_t n;
@@ -74,15 +67,21 @@ int luo_devices_out_record(const struct luo_device_lu *const *v, size_t n)
 	err = node < 0 ? node
 		       : fdt_setprop_string(fdt, node, "compatible",
 					    LUO_DEVICES_COMPATIBLE);
-	err = err ?: fdt_setprop_u64(fdt, node, PROP_COUNT, n);
-	err = err ?: fdt_setprop(fdt, node, PROP_PATHS, paths, (int)plen);
-	err = err ?: fdt_setprop(fdt, node, PROP_BUSES, buses, (int)blen);
-	err = err ?: fdt_setprop(fdt, node, PROP_DRIVERS, drivers, (int)dlen);
+	err = err ?: fdt_setprop_u64(fdt, node, LUO_DEVICES_COUNT, n);
 	err = err
-		      ?: fdt_setprop(fdt, node, PROP_DRIVER_DATA, dd,
+		      ?: fdt_setprop(fdt, node, LUO_DEVICES_PATHS, paths,
+				     (int)plen);
+	err = err
+		      ?: fdt_setprop(fdt, node, LUO_DEVICES_BUSES, buses,
+				     (int)blen);
+	err = err
+		      ?: fdt_setprop(fdt, node, LUO_DEVICES_DRIVERS, drivers,
+				     (int)dlen);
+	err = err
+		      ?: fdt_setprop(fdt, node, LUO_DEVICES_DRIVER_DATA, dd,
 				     (int)(n * sizeof(*dd)));
 	err = err
-		      ?: fdt_setprop(fdt, node, PROP_BUS_DATA, bd,
+		      ?: fdt_setprop(fdt, node, LUO_DEVICES_BUS_DATA, bd,
 				     (int)(n * sizeof(*bd)));
 out:
 	if (err)
@@ -197,9 +196,9 @@ struct string_list {
 int luo_devices_in_parse(const void *fdt, char *why, size_t whylen)
 {
 	struct string_list lists[3] = {
-		{PROP_PATHS, NULL, NULL, LIVEUPDATE_DEVICE_PATH_MAX - 1},
-		{PROP_BUSES, NULL, NULL, LIVEUPDATE_DEVICE_NAME_MAX},
-		{PROP_DRIVERS, NULL, NULL, LIVEUPDATE_DEVICE_NAME_MAX},
+		{LUO_DEVICES_PATHS, NULL, NULL, LIVEUPDATE_DEVICE_PATH_MAX - 1},
+		{LUO_DEVICES_BUSES, NULL, NULL, LIVEUPDATE_DEVICE_NAME_MAX},
+		{LUO_DEVICES_DRIVERS, NULL, NULL, LIVEUPDATE_DEVICE_NAME_MAX},
 	};
 	const fdt64_t *cnt, *dd, *bd;
 	const char *have;
@@ -223,26 +222,29 @@ int luo_devices_in_parse(const void *fdt, char *why, size_t whylen)
 			LUO_DEVICES_NODE, have ? have : "(none)",
 			LUO_DEVICES_COMPATIBLE);
 	}
-	cnt = fdt_getprop(fdt, node, PROP_COUNT, &len);
+	cnt = fdt_getprop(fdt, node, LUO_DEVICES_COUNT, &len);
 	if (!cnt || len != sizeof(*cnt))
 		return luo_reason(why, whylen, -EBADMSG,
-				  "devices node has no valid '%s'", PROP_COUNT);
+				  "devices node has no valid '%s'",
+				  LUO_DEVICES_COUNT);
 	count = fdt64_ld(cnt);
 	if (count > LIVEUPDATE_DEVICES_MAX)
 		return luo_reason(
 			why, whylen, -EBADMSG,
 			"devices node counts %llu devices, at most %u are allowed",
 			(unsigned long long)count, LIVEUPDATE_DEVICES_MAX);
-	dd = fdt_getprop(fdt, node, PROP_DRIVER_DATA, &len);
+	dd = fdt_getprop(fdt, node, LUO_DEVICES_DRIVER_DATA, &len);
 	if (!dd || (uint64_t)len != count * sizeof(*dd))
 		return luo_reason(why, whylen, -EBADMSG,
 				  "devices node '%s' is not %llu u64 values",
-				  PROP_DRIVER_DATA, (unsigned long long)count);
-	bd = fdt_getprop(fdt, node, PROP_BUS_DATA, &len);
+				  LUO_DEVICES_DRIVER_DATA,
+				  (unsigned long long)count);
+	bd = fdt_getprop(fdt, node, LUO_DEVICES_BUS_DATA, &len);
 	if (!bd || (uint64_t)len != count * sizeof(*bd))
 		return luo_reason(why, whylen, -EBADMSG,
 				  "devices node '%s' is not %llu u64 values",
-				  PROP_BUS_DATA, (unsigned long long)count);
+				  LUO_DEVICES_BUS_DATA,
+				  (unsigned long long)count);
 	for (int k = 0; k < 3; k++) {
 		lists[k].cur = fdt_getprop(fdt, node, lists[k].name, &len);
 		if (!lists[k].cur || len < 0)

@@ -29,8 +29,8 @@ static uint32_t block_header_crc(uint64_t off, const struct kho_block_header *h)
 			  sizeof(tmp));
 }
 
-void kho_block_write(const struct kho_block *b, uint32_t payload_crc,
-		     uint64_t checked_size)
+void luo_kho_block_write(const struct kho_block *b, uint32_t payload_crc,
+			 uint64_t checked_size)
 {
 	struct kho_block_header *h = kho_block_hdr(b->off);
 
@@ -44,42 +44,42 @@ void kho_block_write(const struct kho_block *b, uint32_t payload_crc,
 	h->header_crc = block_header_crc(b->off, h);
 }
 
-int kho_index_insert(size_t at, const struct kho_block *b)
+int luo_kho_index_insert(size_t at, const struct kho_block *b)
 {
-	if (kho.nblocks == kho.blocks_cap) {
-		size_t cap = kho.blocks_cap ? kho.blocks_cap * 2 : 64;
-		struct kho_block *n = realloc(kho.blocks, cap * sizeof(*n));
+	if (luo_kho.nblocks == luo_kho.blocks_cap) {
+		size_t cap = luo_kho.blocks_cap ? luo_kho.blocks_cap * 2 : 64;
+		struct kho_block *n = realloc(luo_kho.blocks, cap * sizeof(*n));
 
 		if (!n)
 			return -ENOMEM;
-		kho.blocks = n;
-		kho.blocks_cap = cap;
+		luo_kho.blocks = n;
+		luo_kho.blocks_cap = cap;
 	}
-	memmove(&kho.blocks[at + 1], &kho.blocks[at],
-		(kho.nblocks - at) * sizeof(*b));
-	kho.blocks[at] = *b;
-	kho.nblocks++;
+	memmove(&luo_kho.blocks[at + 1], &luo_kho.blocks[at],
+		(luo_kho.nblocks - at) * sizeof(*b));
+	luo_kho.blocks[at] = *b;
+	luo_kho.nblocks++;
 	return 0;
 }
 
 static void index_erase(size_t at)
 {
-	memmove(&kho.blocks[at], &kho.blocks[at + 1],
-		(kho.nblocks - at - 1) * sizeof(kho.blocks[0]));
-	kho.nblocks--;
+	memmove(&luo_kho.blocks[at], &luo_kho.blocks[at + 1],
+		(luo_kho.nblocks - at - 1) * sizeof(luo_kho.blocks[0]));
+	luo_kho.nblocks--;
 }
 
 /* Index of the block whose header is at @off, or -1. */
 static ssize_t index_find(uint64_t off)
 {
-	size_t lo = 0, hi = kho.nblocks;
+	size_t lo = 0, hi = luo_kho.nblocks;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (kho.blocks[mid].off == off)
+		if (luo_kho.blocks[mid].off == off)
 			return (ssize_t)mid;
-		if (kho.blocks[mid].off < off)
+		if (luo_kho.blocks[mid].off < off)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -87,22 +87,22 @@ static ssize_t index_find(uint64_t off)
 	return -1;
 }
 
-struct kho_block *kho_block_by_payload(uint64_t payload_off)
+struct kho_block *luo_kho_block_by_payload(uint64_t payload_off)
 {
 	ssize_t i;
 
 	if (payload_off < KHO_DATA_START + KHO_HDR_SIZE)
 		return NULL;
 	i = index_find(payload_off - KHO_HDR_SIZE);
-	if (i < 0 || !(kho.blocks[i].flags & KHO_BLOCK_USED))
+	if (i < 0 || !(luo_kho.blocks[i].flags & KHO_BLOCK_USED))
 		return NULL;
-	return &kho.blocks[i];
+	return &luo_kho.blocks[i];
 }
 
 /* Payload alignment: large regions start on (huge) page boundaries. */
 static uint64_t alloc_align(uint64_t size)
 {
-	bool huge = kho.flags & (KHO_ARENA_HUGETLB | KHO_ARENA_THP);
+	bool huge = luo_kho.flags & (KHO_ARENA_HUGETLB | KHO_ARENA_THP);
 
 	if (huge && size >= KHO_HUGE_SIZE)
 		return KHO_HUGE_SIZE;
@@ -117,26 +117,27 @@ static uint64_t fit_start(const struct kho_block *b, uint64_t align)
 	return kho_round_up(b->off + KHO_HDR_SIZE, align) - KHO_HDR_SIZE;
 }
 
-int kho_free_add(uint64_t off)
+int luo_kho_free_add(uint64_t off)
 {
-	if (kho.nfree == kho.free_cap) {
-		size_t cap = kho.free_cap ? kho.free_cap * 2 : 16;
-		uint64_t *n = realloc(kho.free_offs, cap * sizeof(*n));
+	if (luo_kho.nfree == luo_kho.free_cap) {
+		size_t cap = luo_kho.free_cap ? luo_kho.free_cap * 2 : 16;
+		uint64_t *n = realloc(luo_kho.free_offs, cap * sizeof(*n));
 
 		if (!n)
 			return -ENOMEM;
-		kho.free_offs = n;
-		kho.free_cap = cap;
+		luo_kho.free_offs = n;
+		luo_kho.free_cap = cap;
 	}
-	kho.free_offs[kho.nfree++] = off;
+	luo_kho.free_offs[luo_kho.nfree++] = off;
 	return 0;
 }
 
 static void free_del(uint64_t off)
 {
-	for (size_t i = 0; i < kho.nfree; i++) {
-		if (kho.free_offs[i] == off) {
-			kho.free_offs[i] = kho.free_offs[--kho.nfree];
+	for (size_t i = 0; i < luo_kho.nfree; i++) {
+		if (luo_kho.free_offs[i] == off) {
+			luo_kho.free_offs[i] =
+				luo_kho.free_offs[--luo_kho.nfree];
 			return;
 		}
 	}
@@ -148,14 +149,14 @@ static ssize_t find_fit(uint64_t need, uint64_t align)
 	ssize_t best = -1;
 	uint64_t best_left = UINT64_MAX;
 
-	for (size_t k = 0; k < kho.nfree; k++) {
-		ssize_t i = index_find(kho.free_offs[k]);
+	for (size_t k = 0; k < luo_kho.nfree; k++) {
+		ssize_t i = index_find(luo_kho.free_offs[k]);
 		const struct kho_block *b;
 		uint64_t start, end;
 
 		if (i < 0)
 			continue;
-		b = &kho.blocks[i];
+		b = &luo_kho.blocks[i];
 		start = fit_start(b, align);
 		end = b->off + b->size;
 		if (start + need > end)
@@ -171,33 +172,33 @@ static ssize_t find_fit(uint64_t need, uint64_t align)
 /* Make the arena big enough that its last block can hold the request. */
 static ssize_t grow_for(uint64_t need, uint64_t align)
 {
-	struct kho_block *last = &kho.blocks[kho.nblocks - 1];
+	struct kho_block *last = &luo_kho.blocks[luo_kho.nblocks - 1];
 	struct kho_block tail;
-	uint64_t from, old_size = kho.size;
+	uint64_t from, old_size = luo_kho.size;
 	int err;
 
-	from = (last->flags & KHO_BLOCK_USED) ? kho.size : last->off;
+	from = (last->flags & KHO_BLOCK_USED) ? luo_kho.size : last->off;
 	tail.off = from;
-	err = kho_arena_grow(
+	err = luo_kho_arena_grow(
 		kho_round_up(fit_start(&tail, align) + need, KHO_HUGE_SIZE));
 	if (err)
 		return err;
 	if (last->flags & KHO_BLOCK_USED) {
 		tail = (struct kho_block){.off = old_size,
-					  .size = kho.size - old_size};
-		err = kho_index_insert(kho.nblocks, &tail);
-		err = err ?: kho_free_add(tail.off);
+					  .size = luo_kho.size - old_size};
+		err = luo_kho_index_insert(luo_kho.nblocks, &tail);
+		err = err ?: luo_kho_free_add(tail.off);
 		if (err)
 			return err;
 	} else {
-		last->size = kho.size - last->off;
+		last->size = luo_kho.size - last->off;
 	}
-	kho_block_write(&kho.blocks[kho.nblocks - 1], 0, 0);
-	kho_header_write();
-	return (ssize_t)kho.nblocks - 1;
+	luo_kho_block_write(&luo_kho.blocks[luo_kho.nblocks - 1], 0, 0);
+	luo_kho_header_write();
+	return (ssize_t)luo_kho.nblocks - 1;
 }
 
-int kho_alloc_locked(size_t size, uint32_t flags, void **ptr)
+int luo_kho_alloc_locked(size_t size, uint32_t flags, void **ptr)
 {
 	uint64_t align = alloc_align(size);
 	uint64_t need = KHO_HDR_SIZE + kho_round_up(size, KHO_BLOCK_ALIGN);
@@ -214,7 +215,7 @@ int kho_alloc_locked(size_t size, uint32_t flags, void **ptr)
 	if (i < 0)
 		return (int)i;
 
-	b = &kho.blocks[i];
+	b = &luo_kho.blocks[i];
 	start = fit_start(b, align);
 	end = b->off + b->size;
 	used = (struct kho_block){.off = start,
@@ -224,74 +225,75 @@ int kho_alloc_locked(size_t size, uint32_t flags, void **ptr)
 	tail = (struct kho_block){.off = start + need,
 				  .size = end - (start + need)};
 	/* Reserve room first so nothing below can fail half way. */
-	if (kho.nfree == kho.free_cap) {
-		err = kho_free_add(0);
+	if (luo_kho.nfree == luo_kho.free_cap) {
+		err = luo_kho_free_add(0);
 		if (err)
 			return err;
-		kho.nfree--;
+		luo_kho.nfree--;
 	}
-	if (kho.nblocks + 2 > kho.blocks_cap) {
-		size_t cap = kho.blocks_cap * 2 + 2;
-		struct kho_block *n = realloc(kho.blocks, cap * sizeof(*n));
+	if (luo_kho.nblocks + 2 > luo_kho.blocks_cap) {
+		size_t cap = luo_kho.blocks_cap * 2 + 2;
+		struct kho_block *n = realloc(luo_kho.blocks, cap * sizeof(*n));
 
 		if (!n)
 			return -ENOMEM;
-		kho.blocks = n;
-		kho.blocks_cap = cap;
-		b = &kho.blocks[i];
+		luo_kho.blocks = n;
+		luo_kho.blocks_cap = cap;
+		b = &luo_kho.blocks[i];
 	}
 	if (start > b->off) {
 		b->size = start - b->off; /* leading gap stays free */
-		kho_block_write(b, 0, 0);
+		luo_kho_block_write(b, 0, 0);
 		i++;
-		err = kho_index_insert((size_t)i, &used);
+		err = luo_kho_index_insert((size_t)i, &used);
 	} else {
 		free_del(b->off);
 		*b = used;
 		err = 0;
 	}
 	if (!err && tail.size) {
-		kho_block_write(&tail, 0, 0);
-		err = kho_index_insert((size_t)i + 1, &tail);
+		luo_kho_block_write(&tail, 0, 0);
+		err = luo_kho_index_insert((size_t)i + 1, &tail);
 		if (!err)
-			kho.free_offs[kho.nfree++] = tail.off;
+			luo_kho.free_offs[luo_kho.nfree++] = tail.off;
 	}
 	if (err) /* cannot happen: room was reserved above */
 		return err;
-	kho_block_write(&used, 0, 0);
-	*ptr = kho.base + start + KHO_HDR_SIZE;
+	luo_kho_block_write(&used, 0, 0);
+	*ptr = luo_kho.base + start + KHO_HDR_SIZE;
 	return 0;
 }
 
-int kho_free_locked(uint64_t payload_off)
+int luo_kho_free_locked(uint64_t payload_off)
 {
-	struct kho_block *b = kho_block_by_payload(payload_off);
+	struct kho_block *b = luo_kho_block_by_payload(payload_off);
 	size_t i;
 
 	if (!b)
 		return -EINVAL;
-	i = (size_t)(b - kho.blocks);
-	kho_zero_range(payload_off, b->size - KHO_HDR_SIZE);
+	i = (size_t)(b - luo_kho.blocks);
+	luo_kho_zero_range(payload_off, b->size - KHO_HDR_SIZE);
 	b->flags = 0;
 	b->payload_size = 0;
 	b->incoming = false;
-	if (i + 1 < kho.nblocks &&
-	    !(kho.blocks[i + 1].flags & KHO_BLOCK_USED)) {
-		free_del(kho.blocks[i + 1].off);
-		memset(kho_block_hdr(kho.blocks[i + 1].off), 0, KHO_HDR_SIZE);
-		b->size += kho.blocks[i + 1].size;
+	if (i + 1 < luo_kho.nblocks &&
+	    !(luo_kho.blocks[i + 1].flags & KHO_BLOCK_USED)) {
+		free_del(luo_kho.blocks[i + 1].off);
+		memset(kho_block_hdr(luo_kho.blocks[i + 1].off), 0,
+		       KHO_HDR_SIZE);
+		b->size += luo_kho.blocks[i + 1].size;
 		index_erase(i + 1);
 	}
-	if (i > 0 && !(kho.blocks[i - 1].flags & KHO_BLOCK_USED)) {
+	if (i > 0 && !(luo_kho.blocks[i - 1].flags & KHO_BLOCK_USED)) {
 		memset(kho_block_hdr(b->off), 0, KHO_HDR_SIZE);
-		kho.blocks[i - 1].size += b->size;
+		luo_kho.blocks[i - 1].size += b->size;
 		index_erase(i);
 		i--;
-	} else if (kho_free_add(b->off)) {
+	} else if (luo_kho_free_add(b->off)) {
 		/* The block stays free but unused until the next boot walk. */
 		pr_warn("out of memory tracking a freed handover block");
 	}
-	kho_block_write(&kho.blocks[i], 0, 0);
+	luo_kho_block_write(&luo_kho.blocks[i], 0, 0);
 	return 0;
 }
 
@@ -305,7 +307,7 @@ static void populate(uint64_t off, uint64_t len)
 	uint64_t lo = off / 4096 * 4096;
 
 	if (len >= (16 << 10))
-		madvise(kho.base + lo, off + len - lo, MADV_POPULATE_READ);
+		madvise(luo_kho.base + lo, off + len - lo, MADV_POPULATE_READ);
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -320,20 +322,20 @@ static bool all_zero(const uint8_t *p, size_t n)
  * Walk and check every block of an incoming arena, building the index.
  * Nothing in a block's payload is read except for checked metadata.
  */
-int kho_walk_incoming(char *why, size_t whylen)
+int luo_kho_walk_incoming(char *why, size_t whylen)
 {
 	uint64_t off = KHO_DATA_START;
 
-	while (off < kho.size) {
+	while (off < luo_kho.size) {
 		const struct kho_block_header *h;
 		struct kho_block b;
 
-		if (kho.size - off < KHO_HDR_SIZE)
+		if (luo_kho.size - off < KHO_HDR_SIZE)
 			return luo_reason(
 				why, whylen, -EBADMSG,
 				"block at %#llx runs past the arena end %#llx",
 				(unsigned long long)off,
-				(unsigned long long)kho.size);
+				(unsigned long long)luo_kho.size);
 		h = kho_block_hdr(off);
 		if (h->magic != KHO_BLOCK_MAGIC ||
 		    luo_crc_mismatch(h->header_crc, block_header_crc(off, h)))
@@ -341,7 +343,8 @@ int kho_walk_incoming(char *why, size_t whylen)
 					  "block header at %#llx is corrupt",
 					  (unsigned long long)off);
 		if (h->size < KHO_HDR_SIZE || h->size % KHO_BLOCK_ALIGN ||
-		    h->size > kho.size - off || (h->flags & ~KHO_BLOCK_FLAGS) ||
+		    h->size > luo_kho.size - off ||
+		    (h->flags & ~KHO_BLOCK_FLAGS) ||
 		    h->payload_size > h->size - KHO_HDR_SIZE ||
 		    h->checked_size > h->payload_size)
 			return luo_reason(
@@ -369,10 +372,10 @@ int kho_walk_incoming(char *why, size_t whylen)
 		if (h->flags & KHO_BLOCK_CHECKED)
 			populate(off + KHO_HDR_SIZE, h->checked_size);
 		if ((h->flags & KHO_BLOCK_CHECKED) &&
-		    luo_crc_mismatch(luo_crc32c(0,
-						kho.base + off + KHO_HDR_SIZE,
-						h->checked_size),
-				     h->payload_crc))
+		    luo_crc_mismatch(
+			    luo_crc32c(0, luo_kho.base + off + KHO_HDR_SIZE,
+				       h->checked_size),
+			    h->payload_crc))
 			return luo_reason(
 				why, whylen, -EBADMSG,
 				"metadata block at %#llx fails its checksum",
@@ -383,8 +386,8 @@ int kho_walk_incoming(char *why, size_t whylen)
 				       .checked_size = h->checked_size,
 				       .flags = h->flags,
 				       .incoming = h->flags & KHO_BLOCK_USED};
-		if (kho_index_insert(kho.nblocks, &b) ||
-		    (!(h->flags & KHO_BLOCK_USED) && kho_free_add(off)))
+		if (luo_kho_index_insert(luo_kho.nblocks, &b) ||
+		    (!(h->flags & KHO_BLOCK_USED) && luo_kho_free_add(off)))
 			return luo_reason(why, whylen, -ENOMEM,
 					  "out of memory indexing the arena");
 		off += h->size;
@@ -394,22 +397,22 @@ int kho_walk_incoming(char *why, size_t whylen)
 
 static int kho_enter(void)
 {
-	pthread_mutex_lock(&kho_lock);
-	if (!kho_ready()) {
-		pthread_mutex_unlock(&kho_lock);
+	pthread_mutex_lock(&luo_kho_lock);
+	if (!luo_kho_ready()) {
+		pthread_mutex_unlock(&luo_kho_lock);
 		return -ENODEV;
 	}
 	return 0;
 }
 
-int kho_alloc_meta(size_t size, void **ptr)
+int luo_kho_alloc_meta(size_t size, void **ptr)
 {
 	int err = kho_enter();
 
 	if (err)
 		return err;
-	err = kho_alloc_locked(size, KHO_BLOCK_CHECKED, ptr);
-	pthread_mutex_unlock(&kho_lock);
+	err = luo_kho_alloc_locked(size, KHO_BLOCK_CHECKED, ptr);
+	pthread_mutex_unlock(&luo_kho_lock);
 	return err;
 }
 
@@ -422,25 +425,25 @@ int kho_alloc_preserve(size_t size, void **ptr)
 	err = kho_enter();
 	if (err)
 		return err;
-	if (kho.frozen)
+	if (luo_kho.frozen)
 		err = -EBUSY;
 	else
-		err = kho_alloc_locked(size, 0, ptr);
-	pthread_mutex_unlock(&kho_lock);
+		err = luo_kho_alloc_locked(size, 0, ptr);
+	pthread_mutex_unlock(&luo_kho_lock);
 	if (err == -EBUSY)
 		pr_err("kho_alloc_preserve: the handover is frozen; allocate before liveupdate_freeze() or after a cancel");
 	return err;
 }
 
 /* Free without the frozen check: the core frees its own metadata. */
-int kho_free(void *ptr)
+int luo_kho_free(void *ptr)
 {
 	int err = kho_enter();
 
 	if (err)
 		return err;
-	err = kho_free_locked(kho_ptr_to_offset(ptr));
-	pthread_mutex_unlock(&kho_lock);
+	err = luo_kho_free_locked(kho_ptr_to_offset(ptr));
+	pthread_mutex_unlock(&luo_kho_lock);
 	return err;
 }
 
@@ -452,13 +455,13 @@ int kho_unpreserve_free(void *ptr)
 	if (err)
 		return err;
 	off = kho_ptr_to_offset(ptr);
-	if (kho.frozen)
+	if (luo_kho.frozen)
 		err = -EBUSY;
-	else if (kho_is_published(off))
+	else if (luo_kho_is_published(off))
 		err = -EBUSY;
 	else
-		err = kho_free_locked(off);
-	pthread_mutex_unlock(&kho_lock);
+		err = luo_kho_free_locked(off);
+	pthread_mutex_unlock(&luo_kho_lock);
 	if (err == -EINVAL)
 		pr_err("kho_unpreserve_free: %p is not the start of a handover allocation",
 		       ptr);
@@ -472,34 +475,34 @@ uint64_t kho_ptr_to_offset(const void *ptr)
 {
 	const uint8_t *p = ptr;
 
-	if (!kho.base || p < kho.base + KHO_DATA_START ||
-	    p >= kho.base + kho.size)
+	if (!luo_kho.base || p < luo_kho.base + KHO_DATA_START ||
+	    p >= luo_kho.base + luo_kho.size)
 		return 0;
-	return (uint64_t)(p - kho.base);
+	return (uint64_t)(p - luo_kho.base);
 }
 
 void *kho_offset_to_ptr(uint64_t offset)
 {
-	if (!kho.base || offset < KHO_DATA_START || offset >= kho.size)
+	if (!luo_kho.base || offset < KHO_DATA_START || offset >= luo_kho.size)
 		return NULL;
-	return kho.base + offset;
+	return luo_kho.base + offset;
 }
 
 /*
  * Claim an incoming block.  @meta is for the library's own structures,
  * which must be checked blocks; they stay "incoming" so finish frees them.
  */
-int kho_incoming_block(uint64_t payload_off, size_t min_size, bool meta,
-		       void **ptr)
+int luo_kho_incoming_block(uint64_t payload_off, size_t min_size, bool meta,
+			   void **ptr)
 {
-	struct kho_block *b = kho_block_by_payload(payload_off);
+	struct kho_block *b = luo_kho_block_by_payload(payload_off);
 
 	if (!b || (meta && !(b->flags & KHO_BLOCK_CHECKED)))
 		return -ENOENT;
 	/* Metadata is read only where its checksum covers it. */
 	if (b->payload_size < min_size || (meta && b->checked_size < min_size))
 		return -EINVAL;
-	*ptr = kho.base + payload_off;
+	*ptr = luo_kho.base + payload_off;
 	return 0;
 }
 
@@ -513,7 +516,7 @@ int kho_restore(uint64_t offset, size_t size, void **ptr)
 	err = kho_enter();
 	if (err)
 		return err;
-	b = kho_block_by_payload(offset);
+	b = luo_kho_block_by_payload(offset);
 	if (!b) {
 		err = -ENOENT;
 	} else if (b->payload_size < size) {
@@ -522,12 +525,12 @@ int kho_restore(uint64_t offset, size_t size, void **ptr)
 		if (b->incoming && (b->flags & KHO_BLOCK_CHECKED)) {
 			/* From now on it is plain user memory. */
 			b->flags &= ~KHO_BLOCK_CHECKED;
-			kho_block_write(b, 0, 0);
+			luo_kho_block_write(b, 0, 0);
 		}
 		b->incoming = false;
-		*ptr = kho.base + offset;
+		*ptr = luo_kho.base + offset;
 	}
-	pthread_mutex_unlock(&kho_lock);
+	pthread_mutex_unlock(&luo_kho_lock);
 	if (err == -ENOENT)
 		pr_err("kho_restore: no handover allocation starts at offset %#llx",
 		       (unsigned long long)offset);
@@ -544,12 +547,12 @@ int kho_restore(uint64_t offset, size_t size, void **ptr)
  */
 static void release_run_end(size_t w, bool freed)
 {
-	struct kho_block *b = &kho.blocks[w];
+	struct kho_block *b = &luo_kho.blocks[w];
 
 	if (!freed)
 		return;
-	kho_zero_range(b->off + KHO_HDR_SIZE, b->size - KHO_HDR_SIZE);
-	kho_block_write(b, 0, 0);
+	luo_kho_zero_range(b->off + KHO_HDR_SIZE, b->size - KHO_HDR_SIZE);
+	luo_kho_block_write(b, 0, 0);
 }
 
 /*
@@ -559,15 +562,15 @@ static void release_run_end(size_t w, bool freed)
  * shifted the index and searched the free list per block: quadratic, 16,000
  * sessions' file blocks took seconds.
  */
-void kho_release_unclaimed(void)
+void luo_kho_release_unclaimed(void)
 {
 	size_t freed = 0, w = 0;
 	uint64_t bytes = 0;
 	bool run_freed = false;
 
-	pthread_mutex_lock(&kho_lock);
-	for (size_t r = 0; r < kho.nblocks; r++) {
-		struct kho_block b = kho.blocks[r];
+	pthread_mutex_lock(&luo_kho_lock);
+	for (size_t r = 0; r < luo_kho.nblocks; r++) {
+		struct kho_block b = luo_kho.blocks[r];
 		bool now_freed = b.incoming;
 
 		if (now_freed) {
@@ -576,29 +579,29 @@ void kho_release_unclaimed(void)
 			b = (struct kho_block){.off = b.off, .size = b.size};
 		}
 		if (!(b.flags & KHO_BLOCK_USED) && w > 0 &&
-		    !(kho.blocks[w - 1].flags & KHO_BLOCK_USED)) {
+		    !(luo_kho.blocks[w - 1].flags & KHO_BLOCK_USED)) {
 			/* Joins the free block before it; its header goes. */
-			kho.blocks[w - 1].size += b.size;
+			luo_kho.blocks[w - 1].size += b.size;
 			run_freed = true;
 			continue;
 		}
-		if (w > 0 && !(kho.blocks[w - 1].flags & KHO_BLOCK_USED))
+		if (w > 0 && !(luo_kho.blocks[w - 1].flags & KHO_BLOCK_USED))
 			release_run_end(w - 1, run_freed);
 		run_freed = now_freed;
-		kho.blocks[w++] = b;
+		luo_kho.blocks[w++] = b;
 	}
-	if (w > 0 && !(kho.blocks[w - 1].flags & KHO_BLOCK_USED))
+	if (w > 0 && !(luo_kho.blocks[w - 1].flags & KHO_BLOCK_USED))
 		release_run_end(w - 1, run_freed);
-	kho.nblocks = w;
+	luo_kho.nblocks = w;
 	if (freed) {
-		kho.nfree = 0;
+		luo_kho.nfree = 0;
 		for (size_t i = 0; i < w; i++)
-			if (!(kho.blocks[i].flags & KHO_BLOCK_USED) &&
-			    kho_free_add(kho.blocks[i].off))
+			if (!(luo_kho.blocks[i].flags & KHO_BLOCK_USED) &&
+			    luo_kho_free_add(luo_kho.blocks[i].off))
 				/* Stays free but unused until the next walk. */
 				pr_warn("out of memory tracking a freed handover block");
 	}
-	pthread_mutex_unlock(&kho_lock);
+	pthread_mutex_unlock(&luo_kho_lock);
 	if (freed)
 		pr_info("released %zu unclaimed handover allocations (%llu bytes)",
 			freed, (unsigned long long)bytes);
@@ -614,18 +617,18 @@ int kho_get_stats(struct kho_arena_stats *st)
 	if (err)
 		return err;
 	memset(st, 0, sizeof(*st));
-	st->page_size = kho.page_size;
-	st->arena_size = kho.size;
-	st->reserved = kho.reserved;
-	st->hugetlb = !!(kho.flags & KHO_ARENA_HUGETLB);
-	st->thp = !!(kho.flags & KHO_ARENA_THP);
-	for (size_t i = 0; i < kho.nblocks; i++) {
-		if (!(kho.blocks[i].flags & KHO_BLOCK_USED))
+	st->page_size = luo_kho.page_size;
+	st->arena_size = luo_kho.size;
+	st->reserved = luo_kho.reserved;
+	st->hugetlb = !!(luo_kho.flags & KHO_ARENA_HUGETLB);
+	st->thp = !!(luo_kho.flags & KHO_ARENA_THP);
+	for (size_t i = 0; i < luo_kho.nblocks; i++) {
+		if (!(luo_kho.blocks[i].flags & KHO_BLOCK_USED))
 			continue;
 		st->allocations++;
-		st->allocated += kho.blocks[i].payload_size;
-		st->incoming_unclaimed += kho.blocks[i].incoming;
+		st->allocated += luo_kho.blocks[i].payload_size;
+		st->incoming_unclaimed += luo_kho.blocks[i].incoming;
 	}
-	pthread_mutex_unlock(&kho_lock);
+	pthread_mutex_unlock(&luo_kho_lock);
 	return 0;
 }

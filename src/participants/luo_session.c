@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libfdt.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,10 +21,13 @@
 
 #include "kho_internal.h"
 #include "log.h"
-#include "luo_control_proto.h"
 #include "luo_internal.h"
 #include "luo_mem.h"
 #include "luo_session_internal.h"
+
+/* The sessions and their files: guards the lists below and every file in
+ * them (luo_file.c takes it too). */
+pthread_mutex_t luo_sessions_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct luo_session *outgoing, *incoming;
 /* The same sessions by name: create, retrieve and adoption look names up
@@ -385,10 +389,10 @@ static void serialized_free(void)
 {
 	for (size_t i = 0; i < out_ser.nsessions; i++)
 		if (out_ser.file_blocks[i])
-			kho_free(out_ser.file_blocks[i]);
+			luo_kho_free(out_ser.file_blocks[i]);
 	free(out_ser.file_blocks);
 	if (out_ser.header)
-		kho_free(out_ser.header);
+		luo_kho_free(out_ser.header);
 	memset(&out_ser, 0, sizeof(out_ser));
 	luo_flbs_unserialize();
 	luo_abi_out_set_sessions(0, 0);
@@ -457,7 +461,7 @@ static int sessions_prepare(void)
 	size = sizeof(*out_ser.header) + n * sizeof(*out_ser.ser);
 	out_ser.file_blocks = calloc(n, sizeof(void *));
 	err = out_ser.file_blocks
-		      ? kho_alloc_meta(size, (void **)&out_ser.header)
+		      ? luo_kho_alloc_meta(size, (void **)&out_ser.header)
 		      : -ENOMEM;
 	if (err)
 		goto fail;
@@ -478,8 +482,8 @@ static int sessions_prepare(void)
 			if (err)
 				goto fail;
 		}
-		err = kho_alloc_meta(s->nfiles * FILE_SER_SIZE,
-				     &out_ser.file_blocks[i]);
+		err = luo_kho_alloc_meta(s->nfiles * FILE_SER_SIZE,
+					 &out_ser.file_blocks[i]);
 		if (err)
 			goto fail;
 		serialize_files(s, out_ser.file_blocks[i], &index);
@@ -562,6 +566,14 @@ static void sessions_finish(void)
 	luo_hash_free(&incoming_names);
 }
 
+/* Sessions, the files in them, the FLBs and handlers those files use. */
+static void sessions_forget(void)
+{
+	luo_sessions_forget();
+	luo_flbs_forget();
+	luo_handlers_forget();
+}
+
 const struct luo_participant luo_sessions_participant = {
 	.name = "sessions",
 	.prepare = sessions_prepare,
@@ -569,6 +581,7 @@ const struct luo_participant luo_sessions_participant = {
 	.cancel = sessions_cancel,
 	.finish = sessions_finish,
 	.reboot = sessions_reboot,
+	.forget = sessions_forget,
 };
 
 /* Forget everything without touching the arena (luo_exit, refusal). */
@@ -617,8 +630,8 @@ static int parse_files(struct luo_session *s,
 					 s->name)
 			       : 0;
 	if (set->count > (1ULL << 24) ||
-	    kho_incoming_block(set->files, set->count * FILE_SER_SIZE, true,
-			       &block))
+	    luo_kho_incoming_block(set->files, set->count * FILE_SER_SIZE, true,
+				   &block))
 		return luo_reason(
 			why, whylen, -EBADMSG,
 			"session '%s': file set (%llu files at %#llx) is not a preserved block of that size",
@@ -712,15 +725,16 @@ int luo_sessions_in_parse(const void *luo_fdt, uint64_t sessions_pa, char *why,
 			why, whylen, -EPROTONOSUPPORT,
 			"sessions present but no '%s' node compatible with '%s'",
 			LUO_FILES_NODE, LUO_FILES_COMPATIBLE);
-	if (kho_incoming_block(sessions_pa, sizeof(*h), true, &block))
+	if (luo_kho_incoming_block(sessions_pa, sizeof(*h), true, &block))
 		return luo_reason(
 			why, whylen, -EBADMSG,
 			"session header at %#llx is not a preserved block",
 			(unsigned long long)sessions_pa);
 	h = block;
 	if (h->count > (1ULL << 20) ||
-	    kho_incoming_block(sessions_pa, sizeof(*h) + h->count * sizeof(*ss),
-			       true, &block) ||
+	    luo_kho_incoming_block(sessions_pa,
+				   sizeof(*h) + h->count * sizeof(*ss), true,
+				   &block) ||
 	    h->pgcnt != (sizeof(*h) + h->count * sizeof(*ss) + 4095) / 4096)
 		return luo_reason(
 			why, whylen, -EBADMSG,
@@ -842,48 +856,64 @@ static const char *file_status(const struct luo_file *f)
 	return f->fd >= 0 ? "waiting" : "in-flight";
 }
 
-static void describe_list(struct ctl_buf *b, struct luo_session *list,
-			  bool files)
+static void list_sessions(struct luo_session *list,
+			  void (*fn)(const struct luo_session_row *row,
+				     void *arg),
+			  void *arg)
 {
 	for (struct luo_session *s = list; s; s = s->next) {
-		if (!files) {
-			ctl_row_begin(b);
-			ctl_row_str(b, "name", s->name);
-			ctl_row_str(b, "direction",
-				    s->incoming ? "incoming" : "outgoing");
-			ctl_row_u64(b, "files", s->nfiles);
-			ctl_row_str(b, "status",
-				    !s->incoming   ? "open"
-				    : s->finished  ? "finished"
-				    : s->retrieved ? "retrieved"
-						   : "waiting");
-			ctl_row_end(b);
-			continue;
-		}
+		struct luo_session_row row = {
+			.name = s->name,
+			.incoming = s->incoming,
+			.nfiles = s->nfiles,
+			.status = !s->incoming	 ? "open"
+				  : s->finished	 ? "finished"
+				  : s->retrieved ? "retrieved"
+						 : "waiting",
+		};
+
+		fn(&row, arg);
+	}
+}
+
+static void list_files(struct luo_session *list,
+		       void (*fn)(const struct luo_file_row *row, void *arg),
+		       void *arg)
+{
+	for (struct luo_session *s = list; s; s = s->next) {
 		for (size_t i = 0; i < s->nfiles; i++) {
 			const struct luo_file *f = s->files[i];
-			char token[24];
+			struct luo_file_row row = {
+				.session = s->name,
+				.incoming = s->incoming,
+				.token = f->token,
+				.handler = f->compatible,
+				.kind = file_kind(f->mode),
+				.ino = f->ino,
+				.status = file_status(f),
+			};
 
-			snprintf(token, sizeof(token), "%#llx",
-				 (unsigned long long)f->token);
-			ctl_row_begin(b);
-			ctl_row_str(b, "session", s->name);
-			ctl_row_str(b, "direction",
-				    s->incoming ? "incoming" : "outgoing");
-			ctl_row_str(b, "token", token);
-			ctl_row_str(b, "handler", f->compatible);
-			ctl_row_str(b, "kind", file_kind(f->mode));
-			ctl_row_u64(b, "inode", f->ino);
-			ctl_row_str(b, "status", file_status(f));
-			ctl_row_end(b);
+			fn(&row, arg);
 		}
 	}
 }
 
-void luo_sessions_describe(struct ctl_buf *b, bool files)
+void luo_sessions_foreach(void (*fn)(const struct luo_session_row *row,
+				     void *arg),
+			  void *arg)
 {
 	pthread_mutex_lock(&luo_sessions_lock);
-	describe_list(b, outgoing, files);
-	describe_list(b, incoming, files);
+	list_sessions(outgoing, fn, arg);
+	list_sessions(incoming, fn, arg);
+	pthread_mutex_unlock(&luo_sessions_lock);
+}
+
+void luo_session_files_foreach(void (*fn)(const struct luo_file_row *row,
+					  void *arg),
+			       void *arg)
+{
+	pthread_mutex_lock(&luo_sessions_lock);
+	list_files(outgoing, fn, arg);
+	list_files(incoming, fn, arg);
 	pthread_mutex_unlock(&luo_sessions_lock);
 }

@@ -23,8 +23,6 @@
 #include "luo_internal.h"
 #include "luo_session_internal.h"
 
-pthread_mutex_t luo_sessions_lock = PTHREAD_MUTEX_INITIALIZER;
-
 static struct liveupdate_file_handler *handlers;
 /*
  * Outgoing files ordered by device, inode and then kcmp(2)'s order of open
@@ -112,6 +110,22 @@ static int handler_add(struct liveupdate_file_handler *fh, bool builtin)
 int luo_builtin_handler_add(struct liveupdate_file_handler *fh)
 {
 	return handler_add(fh, true);
+}
+
+int luo_fd_handlers_register(void)
+{
+	size_t n;
+	struct liveupdate_file_handler *builtins = luo_fd_handlers(&n);
+
+	for (size_t i = 0; i < n; i++) {
+		int err;
+
+		builtins[i].next = NULL;
+		err = luo_builtin_handler_add(&builtins[i]);
+		if (err)
+			return err;
+	}
+	return 0;
 }
 
 void luo_handlers_forget(void)

@@ -10,13 +10,13 @@
 
 #include "luo_control_proto.h"
 
-void ctl_buf_free(struct ctl_buf *b)
+void luo_ctl_buf_free(struct ctl_buf *b)
 {
 	free(b->data);
 	*b = (struct ctl_buf){0};
 }
 
-void ctl_buf_reset(struct ctl_buf *b)
+void luo_ctl_buf_reset(struct ctl_buf *b)
 {
 	b->len = 0;
 	b->err = 0;
@@ -44,7 +44,7 @@ static int reserve(struct ctl_buf *b, size_t more)
 	return 0;
 }
 
-void ctl_buf_vprintf(struct ctl_buf *b, const char *fmt, va_list ap)
+void luo_ctl_buf_vprintf(struct ctl_buf *b, const char *fmt, va_list ap)
 {
 	va_list again;
 	int n;
@@ -58,12 +58,12 @@ void ctl_buf_vprintf(struct ctl_buf *b, const char *fmt, va_list ap)
 	b->len += (size_t)n;
 }
 
-void ctl_buf_printf(struct ctl_buf *b, const char *fmt, ...)
+void luo_ctl_buf_printf(struct ctl_buf *b, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	ctl_buf_vprintf(b, fmt, ap);
+	luo_ctl_buf_vprintf(b, fmt, ap);
 	va_end(ap);
 }
 
@@ -72,7 +72,7 @@ static int must_escape(unsigned char c)
 	return c <= ' ' || c >= 0x7f || c == '%' || c == '=';
 }
 
-void ctl_buf_encode(struct ctl_buf *b, const char *s, size_t len)
+void luo_ctl_buf_encode(struct ctl_buf *b, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
@@ -92,30 +92,30 @@ void ctl_buf_encode(struct ctl_buf *b, const char *s, size_t len)
 	b->data[b->len] = '\0';
 }
 
-void ctl_row_begin(struct ctl_buf *b)
+void luo_ctl_row_begin(struct ctl_buf *b)
 {
-	ctl_buf_printf(b, "data");
+	luo_ctl_buf_printf(b, "data");
 }
 
-void ctl_row_str(struct ctl_buf *b, const char *key, const char *val)
+void luo_ctl_row_str(struct ctl_buf *b, const char *key, const char *val)
 {
-	ctl_buf_printf(b, " %s=", key);
-	ctl_buf_encode(b, val ? val : "", val ? strlen(val) : 0);
+	luo_ctl_buf_printf(b, " %s=", key);
+	luo_ctl_buf_encode(b, val ? val : "", val ? strlen(val) : 0);
 }
 
-void ctl_row_u64(struct ctl_buf *b, const char *key, uint64_t val)
+void luo_ctl_row_u64(struct ctl_buf *b, const char *key, uint64_t val)
 {
-	ctl_buf_printf(b, " %s=%" PRIu64, key, val);
+	luo_ctl_buf_printf(b, " %s=%" PRIu64, key, val);
 }
 
-void ctl_row_i64(struct ctl_buf *b, const char *key, int64_t val)
+void luo_ctl_row_i64(struct ctl_buf *b, const char *key, int64_t val)
 {
-	ctl_buf_printf(b, " %s=%" PRId64, key, val);
+	luo_ctl_buf_printf(b, " %s=%" PRId64, key, val);
 }
 
-void ctl_row_end(struct ctl_buf *b)
+void luo_ctl_row_end(struct ctl_buf *b)
 {
-	ctl_buf_printf(b, "\n");
+	luo_ctl_buf_printf(b, "\n");
 }
 
 static int hexval(char c)
@@ -129,7 +129,7 @@ static int hexval(char c)
 	return -1;
 }
 
-int ctl_decode(char *s)
+int luo_ctl_decode(char *s)
 {
 	char *out = s;
 
@@ -151,7 +151,7 @@ int ctl_decode(char *s)
 	return 0;
 }
 
-int ctl_split(char *line, char **words, int max)
+int luo_ctl_split(char *line, char **words, int max)
 {
 	int n = 0;
 	char *save = NULL;
@@ -160,7 +160,7 @@ int ctl_split(char *line, char **words, int max)
 	     w = strtok_r(NULL, " ", &save)) {
 		if (n == max)
 			return -E2BIG;
-		if (ctl_decode(w))
+		if (luo_ctl_decode(w))
 			return -EINVAL;
 		words[n++] = w;
 	}
@@ -205,7 +205,7 @@ static const struct {
 	{EPROTO, "EPROTO"},
 };
 
-const char *ctl_errno_name(int err)
+const char *luo_ctl_errno_name(int err)
 {
 	if (err < 0)
 		err = -err;
@@ -215,7 +215,7 @@ const char *ctl_errno_name(int err)
 	return "EUNKNOWN";
 }
 
-int ctl_errno_from_name(const char *name)
+int luo_ctl_errno_from_name(const char *name)
 {
 	for (size_t i = 0; i < sizeof(errnames) / sizeof(errnames[0]); i++)
 		if (!strcmp(errnames[i].name, name))
@@ -223,7 +223,7 @@ int ctl_errno_from_name(const char *name)
 	return 0;
 }
 
-int ctl_default_path(const char *name, char *path, size_t len)
+int luo_ctl_default_path(const char *name, char *path, size_t len)
 {
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
 	int n;

@@ -122,7 +122,7 @@ static int bind_listener(struct luo_control *ctl)
 	return 0;
 }
 
-int ctl_send_all(int fd, const char *buf, size_t len)
+int luo_ctl_send_all(int fd, const char *buf, size_t len)
 {
 	while (len) {
 		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
@@ -191,7 +191,7 @@ static void greet(struct luo_control *ctl, int fd)
 	int n = snprintf(line, sizeof(line), "luo %d %s %d\n",
 			 LUO_CONTROL_PROTOCOL, ctl->name, (int)getpid());
 
-	ctl_send_all(fd, line, (size_t)n);
+	luo_ctl_send_all(fd, line, (size_t)n);
 }
 
 static void accept_all(struct luo_control *ctl)
@@ -215,7 +215,7 @@ static void accept_all(struct luo_control *ctl)
 
 			pr_warn("control socket %s: refused a peer with uid %u (pid %d)",
 				ctl->path, (unsigned)cred.uid, (int)cred.pid);
-			ctl_send_all(fd, line, (size_t)n);
+			luo_ctl_send_all(fd, line, (size_t)n);
 			close(fd);
 			continue;
 		}
@@ -250,17 +250,18 @@ static bool serve_conn(struct luo_control *ctl, struct ctl_conn *c)
 			int nw;
 
 			*nl = '\0';
-			ctl_buf_reset(&out);
-			nw = ctl_split(c->in, words, 256);
+			luo_ctl_buf_reset(&out);
+			nw = luo_ctl_split(c->in, words, 256);
 			if (nw < 0)
-				ctl_error(
+				luo_ctl_error(
 					&out, nw,
 					"malformed request: too many words or a bad %%-escape");
 			else if (nw > 0)
-				ctl_run(ctl, c, words, nw, &out);
+				luo_ctl_run(ctl, c, words, nw, &out);
 			memmove(c->in, c->in + used, c->inlen - used);
 			c->inlen -= used;
-			if (out.len && ctl_send_all(c->fd, out.data, out.len)) {
+			if (out.len &&
+			    luo_ctl_send_all(c->fd, out.data, out.len)) {
 				alive = false;
 				break;
 			}
@@ -268,15 +269,16 @@ static bool serve_conn(struct luo_control *ctl, struct ctl_conn *c)
 		if (!alive)
 			break;
 		if (c->inlen == CTL_LINE_MAX) {
-			ctl_buf_reset(&out);
-			ctl_error(&out, -E2BIG, "request longer than %d bytes",
-				  CTL_LINE_MAX);
-			ctl_send_all(c->fd, out.data, out.len);
+			luo_ctl_buf_reset(&out);
+			luo_ctl_error(&out, -E2BIG,
+				      "request longer than %d bytes",
+				      CTL_LINE_MAX);
+			luo_ctl_send_all(c->fd, out.data, out.len);
 			alive = false;
 			break;
 		}
 	}
-	ctl_buf_free(&out);
+	luo_ctl_buf_free(&out);
 	return alive;
 }
 
@@ -318,7 +320,7 @@ static void *control_thread(void *arg)
 	return NULL;
 }
 
-int ctl_preserve_requester(struct luo_control *ctl, int fd)
+int luo_ctl_preserve_requester(struct luo_control *ctl, int fd)
 {
 	if (!ctl->session)
 		return -ENOENT;
@@ -326,7 +328,7 @@ int ctl_preserve_requester(struct luo_control *ctl, int fd)
 					      CTL_TOKEN_REQUESTER);
 }
 
-void ctl_unpreserve_requester(struct luo_control *ctl)
+void luo_ctl_unpreserve_requester(struct luo_control *ctl)
 {
 	if (ctl->session)
 		liveupdate_session_unpreserve_fd(ctl->session,
@@ -485,7 +487,8 @@ int luo_control_start(const struct luo_control_opts *opts,
 			return -EINVAL;
 		}
 		snprintf(ctl->path, sizeof(ctl->path), "%s", opts->path);
-	} else if (ctl_default_path(opts->name, ctl->path, sizeof(ctl->path))) {
+	} else if (luo_ctl_default_path(opts->name, ctl->path,
+					sizeof(ctl->path))) {
 		pr_err("luo_control_start: the default socket path is too long; give a path");
 		free(ctl);
 		return -EINVAL;
@@ -510,12 +513,12 @@ int luo_control_start(const struct luo_control_opts *opts,
 		if (requester >= 0) {
 			struct ctl_buf out = {0};
 
-			ctl_error(
+			luo_ctl_error(
 				&out, err,
 				"the new image could not serve the control socket: %s",
 				strerror(-err));
-			ctl_send_all(requester, out.data, out.len);
-			ctl_buf_free(&out);
+			luo_ctl_send_all(requester, out.data, out.len);
+			luo_ctl_buf_free(&out);
 			close(requester);
 		}
 		control_free(ctl);
@@ -525,7 +528,7 @@ int luo_control_start(const struct luo_control_opts *opts,
 	pthread_mutex_unlock(&active_lock);
 	if (requester >= 0) {
 		pthread_mutex_lock(&ctl->lock);
-		ctl_report_update(requester);
+		luo_ctl_report_update(requester);
 		/* It stays a client: "update --finish" goes on on it. */
 		conn_add(ctl, requester);
 		pthread_mutex_unlock(&ctl->lock);

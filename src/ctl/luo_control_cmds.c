@@ -19,20 +19,20 @@
 #include "luo_control_internal.h"
 #include "luo_internal.h"
 
-void ctl_error(struct ctl_buf *out, int err, const char *fmt, ...)
+void luo_ctl_error(struct ctl_buf *out, int err, const char *fmt, ...)
 {
 	va_list ap;
 
-	ctl_buf_printf(out, "error %s ", ctl_errno_name(err));
+	luo_ctl_buf_printf(out, "error %s ", luo_ctl_errno_name(err));
 	va_start(ap, fmt);
-	ctl_buf_vprintf(out, fmt, ap);
+	luo_ctl_buf_vprintf(out, fmt, ap);
 	va_end(ap);
-	ctl_buf_printf(out, "\n");
+	luo_ctl_buf_printf(out, "\n");
 }
 
 static void ctl_ok(struct ctl_buf *out)
 {
-	ctl_buf_printf(out, "ok\n");
+	luo_ctl_buf_printf(out, "ok\n");
 }
 
 static uint64_t mono_ns(void)
@@ -74,25 +74,25 @@ static void state_error(struct luo_control *ctl, struct ctl_buf *out, int err,
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 	snprintf(buf, sizeof(buf), hint, n);
 #pragma GCC diagnostic pop
-	ctl_error(out, err, "%s: service %s is in state %s: %s", cmd, n,
-		  liveupdate_state_name(st), buf);
+	luo_ctl_error(out, err, "%s: service %s is in state %s: %s", cmd, n,
+		      liveupdate_state_name(st), buf);
 }
 
 static void cmd_status(struct luo_control *ctl, struct ctl_buf *out)
 {
-	ctl_row_begin(out);
-	ctl_row_str(out, "name", ctl->name);
-	ctl_row_u64(out, "pid", (uint64_t)getpid());
-	ctl_row_str(out, "state",
-		    liveupdate_state_name(liveupdate_get_state()));
-	ctl_row_u64(out, "num", liveupdate_get_num());
-	ctl_row_u64(out, "protocol", LUO_CONTROL_PROTOCOL);
-	ctl_row_str(out, "path", ctl->path);
+	luo_ctl_row_begin(out);
+	luo_ctl_row_str(out, "name", ctl->name);
+	luo_ctl_row_u64(out, "pid", (uint64_t)getpid());
+	luo_ctl_row_str(out, "state",
+			liveupdate_state_name(liveupdate_get_state()));
+	luo_ctl_row_u64(out, "num", liveupdate_get_num());
+	luo_ctl_row_u64(out, "protocol", LUO_CONTROL_PROTOCOL);
+	luo_ctl_row_str(out, "path", ctl->path);
 	if (ctl->updated) {
-		ctl_row_u64(out, "last_update_ns", ctl->update_realtime_ns);
-		ctl_row_u64(out, "blackout_ns", ctl->blackout_ns);
+		luo_ctl_row_u64(out, "last_update_ns", ctl->update_realtime_ns);
+		luo_ctl_row_u64(out, "blackout_ns", ctl->blackout_ns);
 	}
-	ctl_row_end(out);
+	luo_ctl_row_end(out);
 	ctl_ok(out);
 }
 
@@ -133,7 +133,7 @@ static bool cmd_transition(struct luo_control *ctl, const char *cmd,
 	else if (err == -EINVAL) /* the state changed meanwhile */
 		state_error(ctl, out, err, cmd);
 	else
-		ctl_error(
+		luo_ctl_error(
 			out, err,
 			"%s: a participant refused (%s); the service log says which, and the service is in state %s",
 			cmd, strerror(-err),
@@ -189,7 +189,7 @@ static void stage(int fd, const char *name, uint64_t ns)
 	int n = snprintf(line, sizeof(line), "stage %s us=%llu\n", name,
 			 (unsigned long long)(ns / 1000));
 
-	ctl_send_all(fd, line, (size_t)n);
+	luo_ctl_send_all(fd, line, (size_t)n);
 }
 
 /*
@@ -206,8 +206,8 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 	int err;
 
 	if (n < 3 || (strcmp(w[1], "keep") && strcmp(w[1], "args"))) {
-		ctl_error(out, -EINVAL,
-			  "usage: update keep|args PATH [ARG...]");
+		luo_ctl_error(out, -EINVAL,
+			      "usage: update keep|args PATH [ARG...]");
 		return;
 	}
 	path = w[2];
@@ -217,7 +217,7 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 	}
 	if (path[0] != '/' || access(path, X_OK)) {
 		err = path[0] != '/' ? -EINVAL : -errno;
-		ctl_error(
+		luo_ctl_error(
 			out, err,
 			"update: cannot execute '%s' (%s): give the absolute path of an executable new binary",
 			path, path[0] != '/' ? "not absolute" : strerror(-err));
@@ -231,12 +231,12 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 			argv[i - 2] = strdup(w[i]);
 	}
 	if (!argv) {
-		ctl_error(out, -ENOMEM, "update: out of memory");
+		luo_ctl_error(out, -ENOMEM, "update: out of memory");
 		return;
 	}
-	err = ctl_preserve_requester(ctl, conn->fd);
+	err = luo_ctl_preserve_requester(ctl, conn->fd);
 	if (err) {
-		ctl_error(
+		luo_ctl_error(
 			out, err,
 			"update: cannot keep this connection across the update: %s",
 			strerror(-err));
@@ -246,8 +246,8 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 	err = liveupdate_prepare();
 	t1 = mono_ns();
 	if (err) {
-		ctl_unpreserve_requester(ctl);
-		ctl_error(
+		luo_ctl_unpreserve_requester(ctl);
+		luo_ctl_error(
 			out, err,
 			"update: prepare failed (%s); nothing changed, the service keeps serving (see its log for the participant that refused)",
 			strerror(-err));
@@ -257,8 +257,8 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 	err = liveupdate_freeze();
 	t2 = mono_ns();
 	if (err) {
-		ctl_unpreserve_requester(ctl);
-		ctl_error(
+		luo_ctl_unpreserve_requester(ctl);
+		luo_ctl_error(
 			out, err,
 			"update: freeze failed (%s); the update was cancelled and the service keeps serving",
 			strerror(-err));
@@ -268,8 +268,8 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 	pr_info("control socket: live update to %s", path);
 	err = liveupdate_reboot(path, argv, NULL);
 	/* Still here: the exec failed and the library cancelled. */
-	ctl_unpreserve_requester(ctl);
-	ctl_error(
+	luo_ctl_unpreserve_requester(ctl);
+	luo_ctl_error(
 		out, err,
 		"update: exec of '%s' failed (%s); the update was cancelled and the old image keeps serving in state %s",
 		path, strerror(-err),
@@ -278,35 +278,37 @@ out:
 	free_args(argv);
 }
 
-void ctl_report_update(int fd)
+void luo_ctl_report_update(int fd)
 {
 	struct liveupdate_timing t;
 	struct ctl_buf out = {0};
 	uint64_t now = mono_ns();
 
 	if (liveupdate_get_timing(&t)) {
-		ctl_error(&out, -ENODATA, "the new image has no update timing");
+		luo_ctl_error(&out, -ENODATA,
+			      "the new image has no update timing");
 	} else {
-		ctl_buf_printf(&out, "stage exec us=%llu\n",
-			       (unsigned long long)(t.exec_ns - t.freeze_ns) /
-				       1000);
-		ctl_buf_printf(&out, "stage boot us=%llu\n",
-			       (unsigned long long)(t.adopted_ns - t.exec_ns) /
-				       1000);
-		ctl_buf_printf(&out, "stage ready us=%llu\n",
-			       (unsigned long long)(now - t.adopted_ns) / 1000);
-		ctl_row_begin(&out);
-		ctl_row_u64(&out, "pid", (uint64_t)getpid());
-		ctl_row_u64(&out, "num", liveupdate_get_num());
-		ctl_row_str(&out, "state",
-			    liveupdate_state_name(liveupdate_get_state()));
-		ctl_row_u64(&out, "blackout_ns", now - t.freeze_ns);
-		ctl_row_end(&out);
+		luo_ctl_buf_printf(
+			&out, "stage exec us=%llu\n",
+			(unsigned long long)(t.exec_ns - t.freeze_ns) / 1000);
+		luo_ctl_buf_printf(
+			&out, "stage boot us=%llu\n",
+			(unsigned long long)(t.adopted_ns - t.exec_ns) / 1000);
+		luo_ctl_buf_printf(&out, "stage ready us=%llu\n",
+				   (unsigned long long)(now - t.adopted_ns) /
+					   1000);
+		luo_ctl_row_begin(&out);
+		luo_ctl_row_u64(&out, "pid", (uint64_t)getpid());
+		luo_ctl_row_u64(&out, "num", liveupdate_get_num());
+		luo_ctl_row_str(&out, "state",
+				liveupdate_state_name(liveupdate_get_state()));
+		luo_ctl_row_u64(&out, "blackout_ns", now - t.freeze_ns);
+		luo_ctl_row_end(&out);
 		ctl_ok(&out);
 	}
 	if (!out.err)
-		ctl_send_all(fd, out.data, out.len);
-	ctl_buf_free(&out);
+		luo_ctl_send_all(fd, out.data, out.len);
+	luo_ctl_buf_free(&out);
 }
 
 static void cmd_dump(struct luo_control *ctl, char **w, int n,
@@ -320,12 +322,12 @@ static void cmd_dump(struct luo_control *ctl, char **w, int n,
 	else if (n > 1 && !strcmp(w[1], "outgoing"))
 		incoming = false;
 	else if (n > 1) {
-		ctl_error(out, -EINVAL, "usage: dump [incoming|outgoing]");
+		luo_ctl_error(out, -EINVAL, "usage: dump [incoming|outgoing]");
 		return;
 	}
-	if (kho_blobs_describe(out, incoming)) {
-		ctl_buf_reset(out);
-		ctl_error(
+	if (luo_kho_blobs_describe(out, incoming)) {
+		luo_ctl_buf_reset(out);
+		luo_ctl_error(
 			out, -ENODATA,
 			"no %s handover to show: the outgoing one exists from prepare until the update or a cancel, the incoming one from the update until finish (state is %s)",
 			incoming ? "incoming" : "outgoing",
@@ -339,16 +341,16 @@ static int device_row(const struct liveupdate_device_info *d, void *arg)
 {
 	struct ctl_buf *out = arg;
 
-	ctl_row_begin(out);
-	ctl_row_str(out, "path", d->path);
-	ctl_row_str(out, "bus", d->bus);
-	ctl_row_str(out, "driver", d->driver);
-	ctl_row_u64(out, "depth", d->depth);
-	ctl_row_str(out, "registered", d->registered ? "yes" : "no");
-	ctl_row_str(out, "requested", d->requested ? "yes" : "no");
-	ctl_row_str(out, "preserved", d->preserved ? "yes" : "no");
-	ctl_row_str(out, "reclaimed", d->reclaimed ? "yes" : "no");
-	ctl_row_end(out);
+	luo_ctl_row_begin(out);
+	luo_ctl_row_str(out, "path", d->path);
+	luo_ctl_row_str(out, "bus", d->bus);
+	luo_ctl_row_str(out, "driver", d->driver);
+	luo_ctl_row_u64(out, "depth", d->depth);
+	luo_ctl_row_str(out, "registered", d->registered ? "yes" : "no");
+	luo_ctl_row_str(out, "requested", d->requested ? "yes" : "no");
+	luo_ctl_row_str(out, "preserved", d->preserved ? "yes" : "no");
+	luo_ctl_row_str(out, "reclaimed", d->reclaimed ? "yes" : "no");
+	luo_ctl_row_end(out);
 	return 0;
 }
 
@@ -357,9 +359,9 @@ static void cmd_devices(struct ctl_buf *out)
 	int err = liveupdate_device_foreach(device_row, out);
 
 	if (err) {
-		ctl_buf_reset(out);
-		ctl_error(out, err, "devices: cannot list them: %s",
-			  strerror(-err));
+		luo_ctl_buf_reset(out);
+		luo_ctl_error(out, err, "devices: cannot list them: %s",
+			      strerror(-err));
 		return;
 	}
 	ctl_ok(out);
@@ -373,30 +375,30 @@ static void cmd_device(struct luo_control *ctl, char **w, int n,
 
 	if (n != 4 || strcmp(w[2], "requested") ||
 	    (strcmp(w[3], "0") && strcmp(w[3], "1"))) {
-		ctl_error(out, -EINVAL, "usage: device PATH requested 0|1");
+		luo_ctl_error(out, -EINVAL, "usage: device PATH requested 0|1");
 		return;
 	}
 	err = liveupdate_device_request_path(w[1], w[3][0] == '1');
 	if (!err)
 		ctl_ok(out);
 	else if (err == -ENOENT)
-		ctl_error(
+		luo_ctl_error(
 			out, err,
 			"device: no registered device at '%s'; 'luoctl -s %s devices' lists them",
 			w[1], ctl->name);
 	else if (err == -EBUSY)
 		state_error(ctl, out, err, "device");
 	else if (err == -EINVAL)
-		ctl_error(
+		luo_ctl_error(
 			out, err,
 			"device: '%s' or one of its ancestors has a bus or driver without live update callbacks (the service log names it); it cannot be preserved",
 			w[1]);
 	else
-		ctl_error(out, err, "device: %s", strerror(-err));
+		luo_ctl_error(out, err, "device: %s", strerror(-err));
 }
 
-void ctl_run(struct luo_control *ctl, struct ctl_conn *conn, char **w, int n,
-	     struct ctl_buf *out)
+void luo_ctl_run(struct luo_control *ctl, struct ctl_conn *conn, char **w,
+		 int n, struct ctl_buf *out)
 {
 	const char *cmd = w[0];
 
@@ -420,7 +422,7 @@ void ctl_run(struct luo_control *ctl, struct ctl_conn *conn, char **w, int n,
 	} else if (!strcmp(cmd, "dump")) {
 		cmd_dump(ctl, w, n, out);
 	} else {
-		ctl_error(
+		luo_ctl_error(
 			out, -EINVAL,
 			"unknown request '%s' (or wrong arguments); luoctl(1) lists the commands",
 			cmd);

@@ -23,15 +23,15 @@
 #define MFD_HUGETLB 0x0004U
 #endif
 
-struct kho_arena kho = {.fd = -1};
-pthread_mutex_t kho_lock = PTHREAD_MUTEX_INITIALIZER;
+struct kho_arena luo_kho = {.fd = -1};
+pthread_mutex_t luo_kho_lock = PTHREAD_MUTEX_INITIALIZER;
 
-bool kho_ready(void)
+bool luo_kho_ready(void)
 {
-	return kho.base != NULL;
+	return luo_kho.base != NULL;
 }
 
-bool kho_name_valid(const char *name)
+bool luo_kho_name_valid(const char *name)
 {
 	size_t n;
 
@@ -80,39 +80,39 @@ static int arena_map(int fd, uint64_t len, bool thp)
 	if (thp && madvise(p, len, MADV_HUGEPAGE))
 		pr_info("MADV_HUGEPAGE refused (%s): arena stays on 4 KiB pages",
 			strerror(errno));
-	kho.base = p;
-	kho.reserved = len;
+	luo_kho.base = p;
+	luo_kho.reserved = len;
 	return 0;
 }
 
 static void arena_reset(void)
 {
-	free(kho.blocks);
-	free(kho.free_offs);
-	free(kho.out);
-	free(kho.in);
-	memset(&kho, 0, sizeof(kho));
-	kho.fd = -1;
+	free(luo_kho.blocks);
+	free(luo_kho.free_offs);
+	free(luo_kho.out);
+	free(luo_kho.in);
+	memset(&luo_kho, 0, sizeof(luo_kho));
+	luo_kho.fd = -1;
 }
 
-void kho_header_write(void)
+void luo_kho_header_write(void)
 {
 	struct kho_arena_header *h = kho_header();
 
 	h->magic = KHO_ARENA_MAGIC;
 	h->version = KHO_ARENA_VERSION;
 	h->header_size = sizeof(*h);
-	h->flags = kho.flags;
-	h->page_size = (uint32_t)kho.page_size;
+	h->flags = luo_kho.flags;
+	h->page_size = (uint32_t)luo_kho.page_size;
 	h->data_start = KHO_DATA_START;
-	h->arena_size = kho.size;
-	h->root_fdt = kho.root_fdt;
+	h->arena_size = luo_kho.size;
+	h->root_fdt = luo_kho.root_fdt;
 	memset(h->reserved, 0, sizeof(h->reserved));
 	h->header_crc = 0;
 	h->header_crc = luo_crc32c(0, h, sizeof(*h));
 }
 
-int kho_arena_create(unsigned int arena_flags, uint64_t reserve)
+int luo_kho_arena_create(unsigned int arena_flags, uint64_t reserve)
 {
 	unsigned int mfd_flags = MFD_CLOEXEC;
 	struct kho_block first;
@@ -120,8 +120,8 @@ int kho_arena_create(unsigned int arena_flags, uint64_t reserve)
 
 	if (arena_flags & KHO_ARENA_HUGETLB)
 		mfd_flags |= MFD_HUGETLB;
-	kho.fd = memfd_create("luo-arena", mfd_flags);
-	if (kho.fd < 0) {
+	luo_kho.fd = memfd_create("luo-arena", mfd_flags);
+	if (luo_kho.fd < 0) {
 		err = -errno;
 		pr_err("cannot create the handover memfd%s: %s",
 		       (arena_flags & KHO_ARENA_HUGETLB) ? " on hugetlbfs" : "",
@@ -129,66 +129,66 @@ int kho_arena_create(unsigned int arena_flags, uint64_t reserve)
 		arena_reset();
 		return err;
 	}
-	kho.flags = arena_flags;
-	kho.page_size =
+	luo_kho.flags = arena_flags;
+	luo_kho.page_size =
 		(arena_flags & KHO_ARENA_HUGETLB) ? KHO_HUGE_SIZE : 4096;
-	err = arena_map(kho.fd, kho_round_up(reserve, KHO_HUGE_SIZE),
+	err = arena_map(luo_kho.fd, kho_round_up(reserve, KHO_HUGE_SIZE),
 			arena_flags & KHO_ARENA_THP);
 	if (err) {
 		pr_err("cannot reserve %llu bytes of address space for the arena: %s",
 		       (unsigned long long)reserve, strerror(-err));
 		goto fail;
 	}
-	kho.size = 0;
-	err = kho_arena_grow(kho.page_size);
+	luo_kho.size = 0;
+	err = luo_kho_arena_grow(luo_kho.page_size);
 	if (err)
 		goto fail;
 
 	/* One free block covers everything after the header. */
 	first = (struct kho_block){.off = KHO_DATA_START,
-				   .size = kho.size - KHO_DATA_START};
-	err = kho_index_insert(0, &first);
-	err = err ?: kho_free_add(first.off);
+				   .size = luo_kho.size - KHO_DATA_START};
+	err = luo_kho_index_insert(0, &first);
+	err = err ?: luo_kho_free_add(first.off);
 	if (err)
 		goto fail;
-	kho_block_write(&first, 0, 0);
-	kho_header_write();
+	luo_kho_block_write(&first, 0, 0);
+	luo_kho_header_write();
 	return 0;
 fail:
-	kho_arena_destroy();
+	luo_kho_arena_destroy();
 	return err;
 }
 
-int kho_arena_grow(uint64_t new_size)
+int luo_kho_arena_grow(uint64_t new_size)
 {
-	new_size = kho_round_up(new_size, kho.page_size);
-	if (new_size <= kho.size)
+	new_size = kho_round_up(new_size, luo_kho.page_size);
+	if (new_size <= luo_kho.size)
 		return 0;
-	if (new_size > kho.reserved) {
+	if (new_size > luo_kho.reserved) {
 		pr_err("handover arena full: %llu bytes needed, %llu reserved; raise luo_init_opts.arena_max",
 		       (unsigned long long)new_size,
-		       (unsigned long long)kho.reserved);
+		       (unsigned long long)luo_kho.reserved);
 		return -ENOMEM;
 	}
-	if (kho.flags & KHO_ARENA_HUGETLB) {
+	if (luo_kho.flags & KHO_ARENA_HUGETLB) {
 		/* Take the huge pages now: a fault without one is SIGBUS. */
-		if (fallocate(kho.fd, 0, (off_t)kho.size,
-			      (off_t)(new_size - kho.size))) {
+		if (fallocate(luo_kho.fd, 0, (off_t)luo_kho.size,
+			      (off_t)(new_size - luo_kho.size))) {
 			int err = errno;
 
 			pr_err("cannot get %llu bytes of huge pages for the arena: %s; reserve more in /proc/sys/vm/nr_hugepages",
-			       (unsigned long long)(new_size - kho.size),
+			       (unsigned long long)(new_size - luo_kho.size),
 			       strerror(err));
 			return -ENOMEM;
 		}
-	} else if (ftruncate(kho.fd, (off_t)new_size)) {
+	} else if (ftruncate(luo_kho.fd, (off_t)new_size)) {
 		int err = errno;
 
 		pr_err("cannot grow the arena to %llu bytes: %s",
 		       (unsigned long long)new_size, strerror(err));
 		return -ENOMEM;
 	}
-	kho.size = new_size;
+	luo_kho.size = new_size;
 	return 0;
 }
 
@@ -196,19 +196,19 @@ int kho_arena_grow(uint64_t new_size)
  * Zero a byte range so free memory always reads as zero: whole pages go
  * back to the system, the ragged edges are cleared by hand.
  */
-void kho_zero_range(uint64_t off, uint64_t len)
+void luo_kho_zero_range(uint64_t off, uint64_t len)
 {
-	uint64_t lo = kho_round_up(off, kho.page_size);
-	uint64_t hi = (off + len) / kho.page_size * kho.page_size;
+	uint64_t lo = kho_round_up(off, luo_kho.page_size);
+	uint64_t hi = (off + len) / luo_kho.page_size * luo_kho.page_size;
 
 	if (hi > lo &&
-	    !fallocate(kho.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	    !fallocate(luo_kho.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		       (off_t)lo, (off_t)(hi - lo))) {
-		memset(kho.base + off, 0, lo - off);
-		memset(kho.base + hi, 0, off + len - hi);
+		memset(luo_kho.base + off, 0, lo - off);
+		memset(luo_kho.base + hi, 0, off + len - hi);
 		return;
 	}
-	memset(kho.base + off, 0, len);
+	memset(luo_kho.base + off, 0, len);
 }
 
 /* Check what can be checked without mapping: fd type and header. */
@@ -281,7 +281,7 @@ static int adopt_check_header(int fd, const struct stat *st,
 	return 0;
 }
 
-int kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
+int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
 {
 	struct kho_arena_header h;
 	struct stat st;
@@ -297,10 +297,10 @@ int kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
 		return err;
 	}
 
-	kho.fd = fd;
-	kho.flags = h.flags;
-	kho.page_size = h.page_size;
-	kho.size = h.arena_size;
+	luo_kho.fd = fd;
+	luo_kho.flags = h.flags;
+	luo_kho.page_size = h.page_size;
+	luo_kho.size = h.arena_size;
 	if (reserve < h.arena_size)
 		reserve = h.arena_size;
 	err = arena_map(fd, kho_round_up(reserve, KHO_HUGE_SIZE),
@@ -312,31 +312,31 @@ int kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
 		err = (err == -EACCES || err == -EPERM) ? -EBADF : err;
 		goto fail;
 	}
-	kho.root_fdt = 0;
-	err = kho_walk_incoming(why, whylen);
+	luo_kho.root_fdt = 0;
+	err = luo_kho_walk_incoming(why, whylen);
 	if (err)
 		goto fail;
-	err = kho_parse_incoming_root(why, whylen);
+	err = luo_kho_parse_incoming_root(why, whylen);
 	if (err)
 		goto fail;
 	/* The incoming root FDT is history now; ours is built at freeze. */
-	kho_header_write();
+	luo_kho_header_write();
 	return 0;
 fail:
-	kho_arena_destroy(); /* closes @fd: it is a memfd, and not usable */
+	luo_kho_arena_destroy(); /* closes @fd: it is a memfd, and not usable */
 	return err;
 }
 
-void kho_arena_destroy(void)
+void luo_kho_arena_destroy(void)
 {
-	if (kho.base)
-		munmap(kho.base, kho.reserved);
-	if (kho.fd >= 0)
-		close(kho.fd);
+	if (luo_kho.base)
+		munmap(luo_kho.base, luo_kho.reserved);
+	if (luo_kho.fd >= 0)
+		close(luo_kho.fd);
 	arena_reset();
 }
 
-int kho_fd(void)
+int luo_kho_fd(void)
 {
-	return kho.fd;
+	return luo_kho.fd;
 }

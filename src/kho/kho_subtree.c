@@ -16,14 +16,13 @@
 #include "crc32c.h"
 #include "kho_internal.h"
 #include "log.h"
-#include "luo_control_proto.h"
 
 /*
  * A sound FDT of @size bytes at most.  Only version 17 blobs (what libfdt
  * writes) are accepted: libfdt 1.6.1's fdt_check_full() can crash on an
  * older header, so the header is checked on its own first.
  */
-bool kho_fdt_valid(const void *fdt, size_t size)
+bool luo_kho_fdt_valid(const void *fdt, size_t size)
 {
 	if (size < sizeof(struct fdt_header) || fdt_check_header(fdt) ||
 	    fdt_version(fdt) < 17 || fdt_totalsize(fdt) > size)
@@ -31,18 +30,18 @@ bool kho_fdt_valid(const void *fdt, size_t size)
 	return !fdt_check_full(fdt, size);
 }
 
-bool kho_is_published(uint64_t payload_off)
+bool luo_kho_is_published(uint64_t payload_off)
 {
-	for (size_t i = 0; i < kho.nout; i++)
-		if (kho.out[i].off == payload_off)
+	for (size_t i = 0; i < luo_kho.nout; i++)
+		if (luo_kho.out[i].off == payload_off)
 			return true;
 	return false;
 }
 
 static ssize_t out_find_name(const char *name)
 {
-	for (size_t i = 0; i < kho.nout; i++)
-		if (!strcmp(kho.out[i].name, name))
+	for (size_t i = 0; i < luo_kho.nout; i++)
+		if (!strcmp(luo_kho.out[i].name, name))
 			return (ssize_t)i;
 	return -1;
 }
@@ -54,38 +53,38 @@ int kho_add_subtree(const char *name, void *fdt)
 		       name);
 		return -EINVAL;
 	}
-	return kho_publish(name, fdt);
+	return luo_kho_publish(name, fdt);
 }
 
-int kho_publish(const char *name, void *fdt)
+int luo_kho_publish(const char *name, void *fdt)
 {
 	struct kho_block *b;
 	uint64_t off;
 	int err;
 
-	if (!kho_name_valid(name)) {
+	if (!luo_kho_name_valid(name)) {
 		pr_err("kho_add_subtree: bad name '%s': use 1 to 63 characters of [A-Za-z0-9,._+-]",
 		       name ? name : "(null)");
 		return -EINVAL;
 	}
-	pthread_mutex_lock(&kho_lock);
+	pthread_mutex_lock(&luo_kho_lock);
 	err = -ENODEV;
-	if (!kho_ready())
+	if (!luo_kho_ready())
 		goto out;
 	off = kho_ptr_to_offset(fdt);
-	b = kho_block_by_payload(off);
+	b = luo_kho_block_by_payload(off);
 	err = -EINVAL;
 	if (!b) {
 		pr_err("kho_add_subtree(%s): the FDT must start a kho_alloc_preserve() allocation",
 		       name);
 		goto out;
 	}
-	if (!kho_fdt_valid(fdt, b->payload_size)) {
+	if (!luo_kho_fdt_valid(fdt, b->payload_size)) {
 		pr_err("kho_add_subtree(%s): not a valid, finished FDT", name);
 		goto out;
 	}
 	err = -EBUSY;
-	if (kho.frozen) {
+	if (luo_kho.frozen) {
 		pr_err("kho_add_subtree(%s): the handover is frozen", name);
 		goto out;
 	}
@@ -95,24 +94,24 @@ int kho_publish(const char *name, void *fdt)
 		       name);
 		goto out;
 	}
-	if (kho.nout == kho.out_cap) {
-		size_t cap = kho.out_cap ? kho.out_cap * 2 : 8;
-		struct kho_subtree *n = realloc(kho.out, cap * sizeof(*n));
+	if (luo_kho.nout == luo_kho.out_cap) {
+		size_t cap = luo_kho.out_cap ? luo_kho.out_cap * 2 : 8;
+		struct kho_subtree *n = realloc(luo_kho.out, cap * sizeof(*n));
 
 		err = -ENOMEM;
 		if (!n)
 			goto out;
-		kho.out = n;
-		kho.out_cap = cap;
+		luo_kho.out = n;
+		luo_kho.out_cap = cap;
 	}
-	memset(&kho.out[kho.nout], 0, sizeof(kho.out[0]));
-	strcpy(kho.out[kho.nout].name, name);
-	kho.out[kho.nout].off = off;
-	kho.out[kho.nout].meta = b->flags & KHO_BLOCK_CHECKED;
-	kho.nout++;
+	memset(&luo_kho.out[luo_kho.nout], 0, sizeof(luo_kho.out[0]));
+	strcpy(luo_kho.out[luo_kho.nout].name, name);
+	luo_kho.out[luo_kho.nout].off = off;
+	luo_kho.out[luo_kho.nout].meta = b->flags & KHO_BLOCK_CHECKED;
+	luo_kho.nout++;
 	err = 0;
 out:
-	pthread_mutex_unlock(&kho_lock);
+	pthread_mutex_unlock(&luo_kho_lock);
 	return err;
 }
 
@@ -121,21 +120,21 @@ int kho_remove_subtree(void *fdt)
 	uint64_t off;
 	int err = -ENOENT;
 
-	pthread_mutex_lock(&kho_lock);
+	pthread_mutex_lock(&luo_kho_lock);
 	off = kho_ptr_to_offset(fdt);
-	if (kho.frozen) {
+	if (luo_kho.frozen) {
 		err = -EBUSY;
 		goto out;
 	}
-	for (size_t i = 0; off && i < kho.nout; i++) {
-		if (kho.out[i].off != off)
+	for (size_t i = 0; off && i < luo_kho.nout; i++) {
+		if (luo_kho.out[i].off != off)
 			continue;
-		kho.out[i] = kho.out[--kho.nout];
+		luo_kho.out[i] = luo_kho.out[--luo_kho.nout];
 		err = 0;
 		break;
 	}
 out:
-	pthread_mutex_unlock(&kho_lock);
+	pthread_mutex_unlock(&luo_kho_lock);
 	return err;
 }
 
@@ -145,16 +144,16 @@ int kho_retrieve_subtree(const char *name, const void **fdt)
 
 	if (!name || !fdt)
 		return -EINVAL;
-	pthread_mutex_lock(&kho_lock);
-	for (size_t i = 0; i < kho.nin; i++) {
+	pthread_mutex_lock(&luo_kho_lock);
+	for (size_t i = 0; i < luo_kho.nin; i++) {
 		err = -ENOENT;
-		if (!strcmp(kho.in[i].name, name)) {
-			*fdt = kho.base + kho.in[i].off;
+		if (!strcmp(luo_kho.in[i].name, name)) {
+			*fdt = luo_kho.base + luo_kho.in[i].off;
 			err = 0;
 			break;
 		}
 	}
-	pthread_mutex_unlock(&kho_lock);
+	pthread_mutex_unlock(&luo_kho_lock);
 	return err;
 }
 
@@ -164,46 +163,46 @@ static int build_root_fdt(void)
 	void *fdt;
 	int err;
 
-	for (size_t i = 0; i < kho.nout; i++)
-		size += 64 + strlen(kho.out[i].name);
-	err = kho_alloc_locked(size, KHO_BLOCK_CHECKED, &fdt);
+	for (size_t i = 0; i < luo_kho.nout; i++)
+		size += 64 + strlen(luo_kho.out[i].name);
+	err = luo_kho_alloc_locked(size, KHO_BLOCK_CHECKED, &fdt);
 	if (err)
 		return err;
 	err = fdt_create_empty_tree(fdt, (int)size);
 	err = err
 		      ?: fdt_setprop_string(fdt, 0, "compatible",
 					    KHO_ROOT_COMPATIBLE);
-	for (size_t i = 0; !err && i < kho.nout; i++) {
-		int node = fdt_add_subnode(fdt, 0, kho.out[i].name);
+	for (size_t i = 0; !err && i < luo_kho.nout; i++) {
+		int node = fdt_add_subnode(fdt, 0, luo_kho.out[i].name);
 
 		err = node < 0 ? node
 			       : fdt_setprop_u64(fdt, node, KHO_SUBTREE_PROP,
-						 kho.out[i].off);
+						 luo_kho.out[i].off);
 	}
 	if (err) {
 		pr_err("cannot build the root FDT: %s", fdt_strerror(err));
-		kho_free_locked(kho_ptr_to_offset(fdt));
+		luo_kho_free_locked(kho_ptr_to_offset(fdt));
 		return -ENOSPC;
 	}
-	kho.root_fdt = kho_ptr_to_offset(fdt);
+	luo_kho.root_fdt = kho_ptr_to_offset(fdt);
 	return 0;
 }
 
 /* Checksum every metadata block: library blocks whole, FDTs by totalsize. */
 static int checksum_metadata(void)
 {
-	for (size_t i = 0; i < kho.nblocks; i++) {
-		struct kho_block *b = &kho.blocks[i];
+	for (size_t i = 0; i < luo_kho.nblocks; i++) {
+		struct kho_block *b = &luo_kho.blocks[i];
 		uint64_t payload = b->off + KHO_HDR_SIZE;
 		uint64_t len = b->payload_size;
-		bool subtree = kho_is_published(payload);
+		bool subtree = luo_kho_is_published(payload);
 
 		if (!(b->flags & KHO_BLOCK_USED))
 			continue;
 		if (subtree) {
-			const void *fdt = kho.base + payload;
+			const void *fdt = luo_kho.base + payload;
 
-			if (!kho_fdt_valid(fdt, b->payload_size)) {
+			if (!luo_kho_fdt_valid(fdt, b->payload_size)) {
 				pr_err("a published subtree FDT at %#llx was damaged after kho_add_subtree()",
 				       (unsigned long long)payload);
 				return -EINVAL;
@@ -212,70 +211,73 @@ static int checksum_metadata(void)
 			b->flags |= KHO_BLOCK_CHECKED;
 		}
 		if (b->flags & KHO_BLOCK_CHECKED)
-			kho_block_write(
-				b, luo_crc32c(0, kho.base + payload, len), len);
+			luo_kho_block_write(
+				b, luo_crc32c(0, luo_kho.base + payload, len),
+				len);
 	}
 	return 0;
 }
 
 /* No allocation changes from now on: the blackout has started. */
-void kho_freeze(void)
+void luo_kho_freeze(void)
 {
-	pthread_mutex_lock(&kho_lock);
-	kho.frozen = true;
-	pthread_mutex_unlock(&kho_lock);
+	pthread_mutex_lock(&luo_kho_lock);
+	luo_kho.frozen = true;
+	pthread_mutex_unlock(&luo_kho_lock);
 }
 
 /*
  * Seal the handover right before the exec: build the root FDT, checksum
  * every metadata block and point the arena header at the root.
  */
-int kho_finalize(void)
+int luo_kho_finalize(void)
 {
 	int err;
 
-	pthread_mutex_lock(&kho_lock);
+	pthread_mutex_lock(&luo_kho_lock);
 	err = build_root_fdt();
 	if (!err) {
 		err = checksum_metadata();
 		if (err) {
-			kho_free_locked(kho.root_fdt);
-			kho.root_fdt = 0;
+			luo_kho_free_locked(luo_kho.root_fdt);
+			luo_kho.root_fdt = 0;
 		}
 	}
 	if (!err)
-		kho_header_write();
-	pthread_mutex_unlock(&kho_lock);
+		luo_kho_header_write();
+	pthread_mutex_unlock(&luo_kho_lock);
 	return err;
 }
 
-/* Undo kho_freeze() and kho_finalize(): the update was cancelled. */
-void kho_unfreeze(void)
+/* Undo luo_kho_freeze() and luo_kho_finalize(): the update was cancelled. */
+void luo_kho_unfreeze(void)
 {
-	pthread_mutex_lock(&kho_lock);
+	pthread_mutex_lock(&luo_kho_lock);
 	/* Published user blobs are checksummed only while finalized. */
-	for (size_t i = 0; i < kho.nout; i++) {
-		struct kho_block *b = kho_block_by_payload(kho.out[i].off);
+	for (size_t i = 0; i < luo_kho.nout; i++) {
+		struct kho_block *b =
+			luo_kho_block_by_payload(luo_kho.out[i].off);
 
-		if (b && !kho.out[i].meta && (b->flags & KHO_BLOCK_CHECKED)) {
+		if (b && !luo_kho.out[i].meta &&
+		    (b->flags & KHO_BLOCK_CHECKED)) {
 			b->flags &= ~KHO_BLOCK_CHECKED;
-			kho_block_write(b, 0, 0);
+			luo_kho_block_write(b, 0, 0);
 		}
 	}
-	if (kho.root_fdt)
-		kho_free_locked(kho.root_fdt);
-	kho.root_fdt = 0;
-	kho.frozen = false;
-	if (kho.base)
-		kho_header_write();
-	pthread_mutex_unlock(&kho_lock);
+	if (luo_kho.root_fdt)
+		luo_kho_free_locked(luo_kho.root_fdt);
+	luo_kho.root_fdt = 0;
+	luo_kho.frozen = false;
+	if (luo_kho.base)
+		luo_kho_header_write();
+	pthread_mutex_unlock(&luo_kho_lock);
 }
 
 /* Validate an incoming client blob: a checked block holding a sound FDT. */
 static int incoming_fdt(uint64_t off, char *why, size_t whylen,
 			const char *what)
 {
-	struct kho_block *b = kho_block_by_payload(off);
+	struct kho_block *b = luo_kho_block_by_payload(off);
 
 	if (!b || !(b->flags & KHO_BLOCK_CHECKED))
 		return luo_reason(
@@ -283,17 +285,17 @@ static int incoming_fdt(uint64_t off, char *why, size_t whylen,
 			"%s at %#llx is not a preserved metadata block", what,
 			(unsigned long long)off);
 	/* Only the checksummed bytes may hold the FDT. */
-	if (!kho_fdt_valid(kho.base + off, b->checked_size))
+	if (!luo_kho_fdt_valid(luo_kho.base + off, b->checked_size))
 		return luo_reason(why, whylen, -EBADMSG,
 				  "%s at %#llx is not a valid FDT", what,
 				  (unsigned long long)off);
 	return 0;
 }
 
-int kho_parse_incoming_root(char *why, size_t whylen)
+int luo_kho_parse_incoming_root(char *why, size_t whylen)
 {
 	uint64_t root = kho_header()->root_fdt;
-	const void *fdt = kho.base + root;
+	const void *fdt = luo_kho.base + root;
 	size_t n = 0;
 	int node, err;
 
@@ -306,8 +308,8 @@ int kho_parse_incoming_root(char *why, size_t whylen)
 				  KHO_ROOT_COMPATIBLE);
 	fdt_for_each_subnode(node, fdt, 0)
 		n++;
-	kho.in = calloc(n ? n : 1, sizeof(*kho.in));
-	if (!kho.in)
+	luo_kho.in = calloc(n ? n : 1, sizeof(*luo_kho.in));
+	if (!luo_kho.in)
 		return luo_reason(why, whylen, -ENOMEM, "out of memory");
 	fdt_for_each_subnode(node, fdt, 0) {
 		const char *name = fdt_get_name(fdt, node, NULL);
@@ -315,11 +317,11 @@ int kho_parse_incoming_root(char *why, size_t whylen)
 		uint64_t off;
 		int len;
 
-		if (!kho_name_valid(name))
+		if (!luo_kho_name_valid(name))
 			return luo_reason(why, whylen, -EBADMSG,
 					  "root FDT has a bad subtree name");
-		for (size_t i = 0; i < kho.nin; i++)
-			if (!strcmp(kho.in[i].name, name))
+		for (size_t i = 0; i < luo_kho.nin; i++)
+			if (!strcmp(luo_kho.in[i].name, name))
 				return luo_reason(why, whylen, -EBADMSG,
 						  "subtree '%s' appears twice",
 						  name);
@@ -333,55 +335,51 @@ int kho_parse_incoming_root(char *why, size_t whylen)
 		err = incoming_fdt(off, why, whylen, name);
 		if (err)
 			return err;
-		strcpy(kho.in[kho.nin].name, name);
-		kho.in[kho.nin].off = off;
-		kho.nin++;
+		strcpy(luo_kho.in[luo_kho.nin].name, name);
+		luo_kho.in[luo_kho.nin].off = off;
+		luo_kho.nin++;
 	}
 	return 0;
 }
 
-void kho_forget_incoming(void)
+void luo_kho_forget_incoming(void)
 {
-	pthread_mutex_lock(&kho_lock);
-	free(kho.in);
-	kho.in = NULL;
-	kho.nin = 0;
-	pthread_mutex_unlock(&kho_lock);
+	pthread_mutex_lock(&luo_kho_lock);
+	free(luo_kho.in);
+	luo_kho.in = NULL;
+	luo_kho.nin = 0;
+	pthread_mutex_unlock(&luo_kho_lock);
 }
 
-/* One row for a sound blob; false for a missing or half-built one. */
-static bool describe_blob(struct ctl_buf *b, const char *name, uint64_t off)
+/* Hand @fn a sound blob; false for a missing or half-built one. */
+static bool blob_visit(const char *name, uint64_t off, kho_blob_fn fn,
+		       void *arg)
 {
-	const void *fdt = kho.base + off;
-	struct kho_block *blk = kho_block_by_payload(off);
+	const void *fdt = luo_kho.base + off;
+	struct kho_block *blk = luo_kho_block_by_payload(off);
 
-	if (!off || !blk || !kho_fdt_valid(fdt, blk->payload_size))
+	if (!off || !blk || !luo_kho_fdt_valid(fdt, blk->payload_size))
 		return false;
-	ctl_row_begin(b);
-	ctl_row_str(b, "name", name);
-	ctl_row_u64(b, "offset", off);
-	ctl_row_u64(b, "size", fdt_totalsize(fdt));
-	ctl_buf_printf(b, " hex=");
-	for (uint32_t i = 0; i < fdt_totalsize(fdt); i++)
-		ctl_buf_printf(b, "%02x", ((const uint8_t *)fdt)[i]);
-	ctl_row_end(b);
+	fn(name, off, fdt, fdt_totalsize(fdt), arg);
 	return true;
 }
 
-int kho_blobs_describe(struct ctl_buf *b, bool incoming)
+size_t luo_kho_blobs_foreach(bool incoming, kho_blob_fn fn, void *arg)
 {
 	size_t n = 0;
 
-	pthread_mutex_lock(&kho_lock);
-	if (incoming && kho.in) {
-		n += describe_blob(b, "root", kho_header()->root_fdt);
-		for (size_t i = 0; i < kho.nin; i++)
-			n += describe_blob(b, kho.in[i].name, kho.in[i].off);
+	pthread_mutex_lock(&luo_kho_lock);
+	if (incoming && luo_kho.in) {
+		n += blob_visit("root", kho_header()->root_fdt, fn, arg);
+		for (size_t i = 0; i < luo_kho.nin; i++)
+			n += blob_visit(luo_kho.in[i].name, luo_kho.in[i].off,
+					fn, arg);
 	} else if (!incoming) {
-		n += describe_blob(b, "root", kho.root_fdt);
-		for (size_t i = 0; i < kho.nout; i++)
-			n += describe_blob(b, kho.out[i].name, kho.out[i].off);
+		n += blob_visit("root", luo_kho.root_fdt, fn, arg);
+		for (size_t i = 0; i < luo_kho.nout; i++)
+			n += blob_visit(luo_kho.out[i].name, luo_kho.out[i].off,
+					fn, arg);
 	}
-	pthread_mutex_unlock(&kho_lock);
-	return n ? 0 : -ENODATA;
+	pthread_mutex_unlock(&luo_kho_lock);
+	return n;
 }
