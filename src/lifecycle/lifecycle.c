@@ -440,7 +440,8 @@ static struct {
  * image's page faults on the same memfd for as long as it takes (tens of
  * ms per GiB seen on a VM).  In 16 MiB slices each stall is short and the
  * new image's faults get through in between; no pause is needed between
- * slices (a 0.2 ms sleep made 4 GiB linger 240 ms instead of ~140 ms).
+ * slices (a 0.2 ms sleep after each of 256 slices kept 4 GiB alive
+ * 50-75 ms longer).
  * Huge-page mappings (hugetlb, shmem THP) have 512 times fewer entries
  * and go in one munmap: 4 GiB in ~1-5 ms, the new image's faults held up
  * ~1.5 ms at most (bench/results/teardown.md).
