@@ -283,8 +283,10 @@ static uint32_t adopt_fds(struct luo_session *in)
 		}
 		kept++;
 	}
-	if (lost)
+	if (lost) {
 		store->stats.conn_errors += lost;
+		conns_recount_refs(); /* the lost ones held references */
+	}
 	return kept;
 }
 

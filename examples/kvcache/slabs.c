@@ -68,12 +68,20 @@ int slabs_create(uint64_t mem_limit, uint32_t item_size_max, double factor,
 	store->mem_limit = npages * page;
 	store->item_size_max = item_size_max;
 	store->started = kv_now();
-	while (csize <= page / 2 && n < KV_MAX_CLASSES - 1) {
+	/*
+	 * memcached's classes: growing by the factor up to half a page, then
+	 * half a page.  memcached chunks larger items; here they take the
+	 * last class, a whole page.
+	 */
+	while (csize <= (double)(page / 2) / factor && n < KV_MAX_CLASSES - 2) {
 		store->cls[n].size = (uint32_t)csize;
 		store->cls[n].perslab = (uint32_t)(page / csize);
 		n++;
 		csize = align_up((uint64_t)(csize * factor), 8);
 	}
+	store->cls[n].size = (uint32_t)(page / 2);
+	store->cls[n].perslab = 2;
+	n++;
 	store->cls[n].size = (uint32_t)page;
 	store->cls[n].perslab = 1;
 	store->nclasses = n + 1;
