@@ -138,7 +138,13 @@ struct kv_item *item_alloc(const char *key, size_t nkey, uint32_t flags,
 		for (int k = 0; victim && victim->refcount && k < 5; k++)
 			victim = item_at(victim->prev);
 		if (!victim || victim->refcount ||
-		    !(victim->iflags & ITEM_LINKED) || tries > 50)
+		    !(victim->iflags & ITEM_LINKED)) {
+			/* Nothing of its own to evict: a page from another class. */
+			if (tries <= 50 && slabs_rebalance(clsid))
+				continue;
+			return NULL;
+		}
+		if (tries > 50)
 			return NULL;
 		if (item_liveness(victim, now) != LIVE) {
 			store->stats.reclaimed++;
@@ -229,8 +235,8 @@ static void do_replace(struct kv_item *old, struct kv_item *it)
 }
 
 /*
- * append/prepend: a new item holding both values.  The old item is taken
- * off the LRU meanwhile so that the allocation cannot evict it.
+ * append/prepend: a new item holding both values.  The old item is held
+ * meanwhile so that the allocation can neither evict nor move it.
  */
 static enum store_result concat(struct kv_item *old, struct kv_item *it,
 				bool append)
@@ -238,10 +244,10 @@ static enum store_result concat(struct kv_item *old, struct kv_item *it,
 	size_t oldlen = old->nbytes - 2, addlen = it->nbytes - 2;
 	struct kv_item *n;
 
-	lru_unlink(old);
+	old->refcount++; /* neither evicted nor moved while we allocate */
 	n = item_alloc(item_key(old), old->nkey, old->flags, old->exptime,
 		       oldlen + addlen + 2);
-	lru_link(old);
+	old->refcount--;
 	if (!n) { /* too large or no memory: memcached says NOT_STORED */
 		item_discard(it);
 		return STORE_NOT_STORED;
@@ -405,9 +411,9 @@ enum delta_result item_delta(const char *key, size_t nkey, bool incr,
 	 * a new item, padded as the in-place one would be.
 	 */
 	nbytes = (uint32_t)len + 2 <= it->nbytes ? it->nbytes : (size_t)len + 2;
-	lru_unlink(it); /* not evictable while we allocate */
+	it->refcount++; /* neither evicted nor moved while we allocate */
 	n = item_alloc(key, nkey, it->flags, it->exptime, nbytes);
-	lru_link(it);
+	it->refcount--;
 	if (!n)
 		return DELTA_EOM;
 	memset(item_value(n), ' ', nbytes - 2);

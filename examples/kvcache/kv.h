@@ -143,6 +143,7 @@ struct kv_stats {
 	uint64_t rejected_connections, conn_errors;
 	uint64_t live_updates;
 	uint64_t last_blackout_ns;
+	uint64_t slabs_moved; /* pages moved between classes */
 };
 
 #define KV_STORE_MAGIC 0x6b76636163686531ULL /* "kvcache1" */
@@ -159,9 +160,10 @@ struct kv_store {
 	uint64_t mem_limit;
 	uint64_t item_size_max;
 	uint64_t cas_counter;
-	uint64_t flush_cas; /* items with cas <= this are flushed */
-	int64_t flush_at;   /* delayed flush_all: items older die then */
-	int64_t started;    /* wall clock at the first image's start */
+	uint64_t flush_cas;	 /* items with cas <= this are flushed */
+	int64_t flush_at;	 /* delayed flush_all: items older die then */
+	int64_t started;	 /* wall clock at the first image's start */
+	uint64_t rebalance_next; /* the next page slabs_rebalance() looks at */
 	struct kv_class cls[KV_MAX_CLASSES];
 	struct kv_stats stats;
 };
@@ -176,6 +178,8 @@ int slabs_adopt(void *region, size_t size);
 unsigned slabs_clsid(size_t total);
 struct kv_item *slabs_alloc(size_t total, unsigned clsid);
 void slabs_free(struct kv_item *it);
+void slabs_carve(uint64_t page, unsigned clsid);
+bool slabs_rebalance(unsigned dst);
 
 /**
  * item_at() - an item from a region offset, or NULL if it cannot be one

@@ -578,7 +578,6 @@ static void stats_general(struct conn *c)
 			"slab_reassign_busy_items",
 			"slab_reassign_busy_deletes",
 			"slab_reassign_running",
-			"slabs_moved",
 			"lru_crawler_running",
 			"lru_crawler_starts",
 			"lru_maintainer_juggles",
@@ -591,8 +590,11 @@ static void stats_general(struct conn *c)
 			"unexpected_napi_ids",
 			"round_robin_fallback"};
 
-		for (size_t i = 0; i < sizeof(zero2) / sizeof(zero2[0]); i++)
+		for (size_t i = 0; i < sizeof(zero2) / sizeof(zero2[0]); i++) {
 			stat_u64(c, zero2[i], 0);
+			if (!strcmp(zero2[i], "slab_reassign_running"))
+				stat_u64(c, "slabs_moved", s->slabs_moved);
+		}
 	}
 	stat_u64(c, "bytes", s->bytes);
 	stat_u64(c, "curr_items", s->curr_items);
