@@ -94,6 +94,7 @@ void item_unlink(struct kv_item *it)
 	it->iflags &= (uint16_t)~ITEM_LINKED;
 	store->stats.curr_items--;
 	store->stats.bytes -= item_mc_size(it);
+	store->cls[it->clsid].requested -= item_mc_size(it);
 	if (!it->refcount)
 		slabs_free(it);
 }
@@ -148,6 +149,7 @@ struct kv_item *item_alloc(const char *key, size_t nkey, uint32_t flags,
 			return NULL;
 		if (item_liveness(victim, now) != LIVE) {
 			store->stats.reclaimed++;
+			store->cls[clsid].reclaimed++;
 			if (!(victim->iflags & ITEM_FETCHED))
 				store->stats.expired_unfetched++;
 		} else {
@@ -225,6 +227,7 @@ static void do_link(struct kv_item *it)
 	store->stats.curr_items++;
 	store->stats.total_items++;
 	store->stats.bytes += item_mc_size(it);
+	store->cls[it->clsid].requested += item_mc_size(it);
 }
 
 static void do_replace(struct kv_item *old, struct kv_item *it)

@@ -126,6 +126,8 @@ struct kv_class {
 	uint64_t nitems;
 	uint64_t npages;
 	uint64_t evictions;
+	uint64_t requested; /* memcached's size of the items linked now */
+	uint64_t reclaimed; /* expired or flushed chunks reused */
 };
 
 /* Counters that persist across updates (they live in the store header). */

@@ -197,7 +197,8 @@ static int fresh_start(void)
 	err = conns_setup(root->maxconns);
 	if (err)
 		return err;
-	listen_fd = listener_open();
+	if (listen_fd < 0) /* or the one a refused handover still brought */
+		listen_fd = listener_open();
 	if (listen_fd < 0)
 		return listen_fd;
 	root->has_listener = 1;
@@ -325,6 +326,16 @@ static int updated_start(void)
 	if (err) {
 		fprintf(stderr,
 			"kvcache: refusing the handover; starting with an empty cache\n");
+		/*
+		 * The listening socket does not depend on the refused memory:
+		 * keep it, so the port is never closed (and never raced for).
+		 */
+		if (!liveupdate_retrieve_session(SESSION_NAME, &in)) {
+			if (liveupdate_session_retrieve_fd(in, KV_LISTEN_TOKEN,
+							   &listen_fd))
+				listen_fd = -1;
+			liveupdate_session_finish(in);
+		}
 		start_control();
 		liveupdate_finish();
 		err = fresh_start();

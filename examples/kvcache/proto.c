@@ -772,10 +772,12 @@ static void stats_items(struct conn *c)
 		stat_cls(c, "items:", id, "age_hot", 0);
 		stat_cls(c, "items:", id, "age_warm", 0);
 		stat_cls(c, "items:", id, "age", 0);
-		stat_cls(c, "items:", id, "mem_requested", 0);
+		stat_cls(c, "items:", id, "mem_requested", k->requested);
 		stat_cls(c, "items:", id, "evicted", k->evictions);
 		for (size_t z = 0; z < sizeof(zero) / sizeof(zero[0]); z++)
-			stat_cls(c, "items:", id, zero[z], 0);
+			stat_cls(c, "items:", id, zero[z],
+				 strcmp(zero[z], "reclaimed") ? 0
+							      : k->reclaimed);
 	}
 }
 

@@ -88,6 +88,7 @@ bool slabs_rebalance(unsigned dst)
 				continue;
 			if (it->exptime && it->exptime <= now) {
 				store->stats.reclaimed++;
+				src->reclaimed++;
 			} else {
 				store->stats.evictions++;
 				src->evictions++;
