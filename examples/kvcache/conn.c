@@ -195,7 +195,8 @@ int conn_out(struct conn *c, const void *data, size_t len)
 /**
  * conn_out_item() - append part of an item's value, sent from the item
  * @c: the connection.
- * @it: a linked item; it holds a reference until this part is sent.
+ * @it: a linked item; it holds a reference until this part is sent (a
+ *      part of at most KV_COPY_MAX bytes is copied instead).
  * @pos: offset from the start of the value.
  * @len: bytes.
  *
@@ -209,6 +210,9 @@ int conn_out_item(struct conn *c, struct kv_item *it, uint32_t pos,
 
 	if (!len)
 		return 0;
+	/* Small values are cheaper copied than referenced (16-byte entries). */
+	if (len <= KV_COPY_MAX)
+		return conn_out(c, item_value(it) + pos, len);
 	e = oq_push(c);
 	if (!e) {
 		out_failed(c, -ENOMEM);

@@ -311,6 +311,12 @@ struct kv_oent {
 
 /* Stop parsing a connection's requests while this much is unsent. */
 #define KV_OUT_CAP (1u << 20)
+/*
+ * Values up to this size are copied into the output text, larger ones
+ * referenced: at most KV_OUT_CAP / KV_COPY_MAX queue entries per
+ * connection, whatever the answers.
+ */
+#define KV_COPY_MAX 512u
 
 /* This image's view of a connection. */
 struct conn {
