@@ -12,7 +12,9 @@
  * place.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,8 +199,15 @@ static int fresh_start(void)
 	err = conns_setup(root->maxconns);
 	if (err)
 		return err;
-	if (listen_fd < 0) /* or the one a refused handover still brought */
+	if (listen_fd < 0) { /* or the one a refused handover still brought */
 		listen_fd = listener_open();
+	} else {
+		struct sockaddr_in a;
+		socklen_t len = sizeof(a);
+
+		if (!getsockname(listen_fd, (struct sockaddr *)&a, &len))
+			settings.port = ntohs(a.sin_port);
+	}
 	if (listen_fd < 0)
 		return listen_fd;
 	root->has_listener = 1;
