@@ -242,8 +242,8 @@ static void bin_store(struct conn *c, const struct bin_req *r, enum store_op op)
 			item_set_failed(r->key, r->keylen);
 		return;
 	}
-	memcpy(item_value(it), r->val, r->vlen);
-	memcpy(item_value(it) + r->vlen, "\r\n", 2);
+	item_write(it, 0, r->val, r->vlen);
+	item_write(it, r->vlen, "\r\n", 2);
 	if (r->cas && !concat) /* memcached: any cas makes it a cas */
 		op = OP_CAS;
 	switch (item_store(it, op, r->cas)) {

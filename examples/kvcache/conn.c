@@ -206,23 +206,37 @@ int conn_out(struct conn *c, const void *data, size_t len)
 int conn_out_item(struct conn *c, struct kv_item *it, uint32_t pos,
 		  uint32_t len)
 {
-	struct kv_oent *e;
+	/* One entry per chunk of a chained item; small parts are copied. */
+	while (len) {
+		uint32_t avail, k;
+		const char *d = item_span(it, pos, &avail);
+		struct kv_oent *e;
 
-	if (!len)
-		return 0;
-	/* Small values are cheaper copied than referenced (16-byte entries). */
-	if (len <= KV_COPY_MAX)
-		return conn_out(c, item_value(it) + pos, len);
-	e = oq_push(c);
-	if (!e) {
-		out_failed(c, -ENOMEM);
-		return -ENOMEM;
+		if (!d) {
+			out_failed(c, -EFAULT);
+			return -EFAULT;
+		}
+		k = len < avail ? len : avail;
+		if (k <= KV_COPY_MAX) {
+			int err = conn_out(c, d, k);
+
+			if (err)
+				return err;
+		} else {
+			e = oq_push(c);
+			if (!e) {
+				out_failed(c, -ENOMEM);
+				return -ENOMEM;
+			}
+			e->item = item_off(it);
+			e->pos = pos;
+			e->len = k;
+			it->refcount++;
+			c->rec->pending += k;
+		}
+		pos += k;
+		len -= k;
 	}
-	e->item = item_off(it);
-	e->pos = pos;
-	e->len = len;
-	it->refcount++;
-	c->rec->pending += len;
 	return 0;
 }
 
@@ -349,7 +363,14 @@ static const char *oent_data(struct conn *c, const struct kv_oent *e)
 	if (!e->item)
 		return c->wbuf + e->pos;
 	it = item_at(e->item);
-	return it ? item_value(it) + e->pos : NULL;
+	if (it) {
+		uint32_t avail;
+		const char *d = item_span(it, e->pos, &avail);
+
+		if (d && avail >= e->len)
+			return d;
+	}
+	return NULL;
 }
 
 /*

@@ -96,7 +96,7 @@ void item_unlink(struct kv_item *it)
 	store->stats.bytes -= item_mc_size(it);
 	store->cls[it->clsid].requested -= item_mc_size(it);
 	if (!it->refcount)
-		slabs_free(it);
+		item_free(it);
 }
 
 /**
@@ -108,7 +108,7 @@ void item_release(struct kv_item *it)
 	if (!it || !it->refcount)
 		return;
 	if (--it->refcount == 0 && !(it->iflags & (ITEM_LINKED | ITEM_SLABBED)))
-		slabs_free(it);
+		item_free(it);
 }
 
 /**
@@ -125,22 +125,61 @@ void item_release(struct kv_item *it)
 struct kv_item *item_alloc(const char *key, size_t nkey, uint32_t flags,
 			   int64_t exptime, size_t nbytes)
 {
-	size_t total = item_total(nkey, nbytes);
-	unsigned clsid = slabs_clsid(item_mc_total(nkey, flags, nbytes));
+	size_t mc = item_mc_total(nkey, flags, nbytes);
+	bool chunked = mc > store->cls[store->nclasses - 1].size;
+	size_t total =
+		chunked ? item_head_total(nkey) : item_total(nkey, nbytes);
+	unsigned clsid = slabs_clsid(chunked ? total : mc);
+	struct kv_item *it;
+
+	if (mc > store->item_size_max || clsid >= store->nclasses)
+		return NULL;
+	it = item_chunk_get(total, clsid);
+	if (!it)
+		return NULL;
+	it->nkey = (uint8_t)nkey;
+	it->nbytes = (uint32_t)nbytes;
+	it->flags = flags;
+	it->exptime = (uint32_t)exptime;
+	memcpy(item_key(it), key, nkey);
+	if (chunked) {
+		bool ok;
+
+		it->iflags = ITEM_CHUNKED;
+		it->refcount = 1; /* not moved while its chunks are found */
+		ok = chunks_alloc(it, nbytes);
+		it->refcount = 0;
+		if (!ok) {
+			item_free(it);
+			return NULL;
+		}
+	}
+	return it;
+}
+
+/**
+ * item_chunk_get() - a free chunk of a class, evicting or moving a page
+ * @total: bytes needed.
+ * @clsid: the class.
+ *
+ * As memcached: a few items from the tail of the class's LRU are looked
+ * at, those being sent skipped; with nothing of its own to evict, the
+ * class takes a page from another one (slabs_rebalance()).
+ *
+ * Return: the chunk (header zeroed but for its class), or NULL.
+ */
+struct kv_item *item_chunk_get(size_t total, unsigned clsid)
+{
 	struct kv_item *it;
 	int64_t now = kv_now();
 
-	if (clsid >= store->nclasses)
-		return NULL;
 	for (int tries = 0; !(it = slabs_alloc(total, clsid)); tries++) {
 		struct kv_item *victim = lru_tail(clsid);
 
-		/* As memcached: look at a few from the tail, skip those in use. */
 		for (int k = 0; victim && victim->refcount && k < 5; k++)
 			victim = item_at(victim->prev);
 		if (!victim || victim->refcount ||
 		    !(victim->iflags & ITEM_LINKED)) {
-			/* Nothing of its own to evict: a page from another class. */
 			if (tries <= 50 && slabs_rebalance(clsid))
 				continue;
 			return NULL;
@@ -160,11 +199,6 @@ struct kv_item *item_alloc(const char *key, size_t nkey, uint32_t flags,
 		}
 		item_unlink(victim);
 	}
-	it->nkey = (uint8_t)nkey;
-	it->nbytes = (uint32_t)nbytes;
-	it->flags = flags;
-	it->exptime = (uint32_t)exptime;
-	memcpy(item_key(it), key, nkey);
 	return it;
 }
 
@@ -174,7 +208,7 @@ struct kv_item *item_alloc(const char *key, size_t nkey, uint32_t flags,
  */
 void item_discard(struct kv_item *it)
 {
-	slabs_free(it);
+	item_free(it);
 }
 
 static struct kv_item *lookup(const char *key, size_t nkey, bool count)
@@ -221,7 +255,7 @@ static void do_link(struct kv_item *it)
 {
 	it->cas = ++store->cas_counter;
 	it->time = (uint32_t)kv_now();
-	it->iflags = ITEM_LINKED;
+	it->iflags = (uint16_t)((it->iflags & ITEM_CHUNKED) | ITEM_LINKED);
 	hash_insert(it, hash_key(item_key(it), it->nkey));
 	lru_link(it);
 	store->stats.curr_items++;
@@ -256,11 +290,11 @@ static enum store_result concat(struct kv_item *old, struct kv_item *it,
 		return STORE_NOT_STORED;
 	}
 	if (append) {
-		memcpy(item_value(n), item_value(old), oldlen);
-		memcpy(item_value(n) + oldlen, item_value(it), addlen + 2);
+		item_copy(n, 0, old, 0, oldlen);
+		item_copy(n, (uint32_t)oldlen, it, 0, addlen + 2);
 	} else {
-		memcpy(item_value(n), item_value(it), addlen);
-		memcpy(item_value(n) + addlen, item_value(old), oldlen + 2);
+		item_copy(n, 0, it, 0, addlen);
+		item_copy(n, (uint32_t)addlen, old, 0, oldlen + 2);
 	}
 	item_discard(it);
 	do_replace(old, n);
@@ -398,8 +432,8 @@ enum delta_result item_delta(const char *key, size_t nkey, bool incr,
 
 	if (!it)
 		return DELTA_NOT_FOUND;
-	if (!parse_value(it, &v))
-		return DELTA_NON_NUMERIC;
+	if ((it->iflags & ITEM_CHUNKED) || !parse_value(it, &v))
+		return DELTA_NON_NUMERIC; /* memcached: a chunked one too */
 	v = incr ? v + delta : (v < delta ? 0 : v - delta);
 	*result = v;
 	len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);

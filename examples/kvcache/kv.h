@@ -90,6 +90,8 @@ struct kv_item {
 #define ITEM_LINKED 1u
 #define ITEM_SLABBED 2u /* on a free list */
 #define ITEM_FETCHED 4u
+#define ITEM_CHUNKED 8u /* value in a chain of chunks (chunks.c) */
+#define ITEM_CHUNK 16u	/* a chunk of such a chain, not an item */
 
 static inline char *item_key(struct kv_item *it)
 {
@@ -104,6 +106,12 @@ static inline char *item_value(struct kv_item *it)
 static inline size_t item_total(size_t nkey, size_t nbytes)
 {
 	return sizeof(struct kv_item) + nkey + nbytes;
+}
+
+/* A chunked item's own chunk: header, key, the first chunk's offset. */
+static inline size_t item_head_total(size_t nkey)
+{
+	return sizeof(struct kv_item) + ((nkey + 7) & ~(size_t)7) + 8;
 }
 
 /*
@@ -227,7 +235,9 @@ static inline bool item_valid(const struct kv_item *it)
 	return in_page % c->size == 0 &&
 	       in_page + c->size <= store->page_size &&
 	       it->nkey <= KEY_MAX_LENGTH &&
-	       item_total(it->nkey, it->nbytes) <= c->size;
+	       ((it->iflags & ITEM_CHUNKED)
+			? item_head_total(it->nkey) <= c->size
+			: item_total(it->nkey, it->nbytes) <= c->size);
 }
 
 /* hash.c */
@@ -267,6 +277,15 @@ enum delta_result item_delta(const char *key, size_t nkey, bool incr,
 void items_flush(int64_t delay);
 void item_unlink(struct kv_item *it);
 void item_release(struct kv_item *it);
+struct kv_item *item_chunk_get(size_t total, unsigned clsid);
+
+/* chunks.c: large items (over half a page) in chains of chunks */
+bool chunks_alloc(struct kv_item *head, size_t nbytes);
+void item_free(struct kv_item *it);
+const char *item_span(struct kv_item *it, uint32_t pos, uint32_t *len);
+void item_write(struct kv_item *it, uint32_t pos, const void *src, size_t n);
+void item_copy(struct kv_item *dst, uint32_t dpos, struct kv_item *src,
+	       uint32_t spos, size_t n);
 void items_recount_refs(void);
 bool item_set_failed(const char *key, size_t nkey);
 

@@ -354,7 +354,7 @@ static ssize_t cmd_store(struct conn *c, struct token *t, size_t nt,
 		reply(c, "CLIENT_ERROR bad data chunk");
 		return (ssize_t)nbytes;
 	}
-	memcpy(item_value(it), data, nbytes);
+	item_write(it, 0, data, nbytes);
 	reply(c, store_msg(item_store(it, op, cas)));
 	return (ssize_t)nbytes;
 }

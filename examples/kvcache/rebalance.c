@@ -17,14 +17,22 @@
 
 #include "kv.h"
 
-/* Whether any chunk of the page is held (sent, or being replaced). */
+/*
+ * Whether any chunk of the page is held: being sent, or allocated and not
+ * (or no longer) linked, i.e. an item being built or replaced; a chunk of
+ * a chain counts as its item.
+ */
 static bool page_busy(uint64_t base, uint32_t size)
 {
 	for (uint64_t o = 0; o + size <= store->page_size; o += size) {
 		const struct kv_item *it =
 			(const struct kv_item *)(store_base + base + o);
 
-		if (it->refcount)
+		if (it->iflags & ITEM_SLABBED)
+			continue;
+		if (it->iflags & ITEM_CHUNK)
+			it = item_at(it->prev);
+		if (!it || it->refcount || !(it->iflags & ITEM_LINKED))
 			return true;
 	}
 	return false;
@@ -84,7 +92,10 @@ bool slabs_rebalance(unsigned dst)
 			struct kv_item *it =
 				(struct kv_item *)(store_base + base + o);
 
-			if (!(it->iflags & ITEM_LINKED))
+			/* A chunk goes with its whole item. */
+			if (it->iflags & ITEM_CHUNK)
+				it = item_at(it->prev);
+			if (!it || !(it->iflags & ITEM_LINKED))
 				continue;
 			if (it->exptime && it->exptime <= now) {
 				store->stats.reclaimed++;

@@ -70,8 +70,7 @@ int slabs_create(uint64_t mem_limit, uint32_t item_size_max, double factor,
 	store->started = kv_now();
 	/*
 	 * memcached's classes: growing by the factor up to half a page, then
-	 * half a page.  memcached chunks larger items; here they take the
-	 * last class, a whole page.
+	 * half a page.  Larger items are chains of chunks (chunks.c).
 	 */
 	while (csize <= (double)(page / 2) / factor && n < KV_MAX_CLASSES - 2) {
 		store->cls[n].size = (uint32_t)csize;
@@ -81,9 +80,6 @@ int slabs_create(uint64_t mem_limit, uint32_t item_size_max, double factor,
 	}
 	store->cls[n].size = (uint32_t)(page / 2);
 	store->cls[n].perslab = 2;
-	n++;
-	store->cls[n].size = (uint32_t)page;
-	store->cls[n].perslab = 1;
 	store->nclasses = n + 1;
 	return 0;
 }
@@ -243,6 +239,8 @@ void slabs_free(struct kv_item *it)
 	struct kv_class *c = &store->cls[it->clsid];
 
 	it->iflags = ITEM_SLABBED;
+	it->nkey = 0; /* a free chunk is a valid empty one (item_valid()) */
+	it->nbytes = 0;
 	it->h_next = c->free_head;
 	c->free_head = item_off(it);
 	c->nfree++;

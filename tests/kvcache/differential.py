@@ -625,6 +625,46 @@ def check_conn_limit(args, tmp, failures):
     compare('conn-limit', replies[0], replies[1], False, failures)
 
 
+def check_large_items(args, tmp, failures):
+    """-m 64 holds 100 values of 573,440 bytes (chained chunks), as in
+    memcached, also across a live update; a 10-byte value after filling
+    -m 4 with 100,000-byte ones is stored (pages move between classes)."""
+    for mem, n, size, extra in (('64', 100, 573440, None),
+                                ('4', 100, 100000, b'small10')):
+        mc = Server('memcached', mc_argv(args, ['-m', mem]),
+                    tmp + '/mc-big.log', lambda: True)
+        kv = KvServer(kv_argv(args, ['-m', mem], 'big'), tmp + '/kv-big.log')
+        out = []
+        try:
+            for srv in (mc, kv):
+                s = socket.create_connection(('127.0.0.1', srv.port), 5)
+                got = b''
+                for i in range(n):
+                    v = (b'%05d' % i) * (size // 5)
+                    s.sendall(b'set big%d 0 0 %d\r\n%s\r\n' % (i, len(v), v))
+                    r, _ = recv_until(s, lambda b: b.endswith(b'\r\n'))
+                    got += r
+                if srv is kv:
+                    kv.update_start()
+                    kv.update_wait()
+                if extra:
+                    s.sendall(b'set %s 0 0 10\r\n0123456789\r\nget %s\r\n'
+                              % (extra, extra))
+                    r, _ = recv_until(s, lambda b: b.endswith(b'END\r\n'))
+                    got += r
+                else:
+                    for i in range(n):
+                        s.sendall(b'get big%d\r\n' % i)
+                        r, _ = recv_until(s, lambda b: b.endswith(b'END\r\n'))
+                        got += r
+                s.close()
+                out.append(got)
+        finally:
+            mc.stop()
+            kv.stop()
+        compare('large-items-m%s' % mem, out[0], out[1], False, failures)
+
+
 def check_bad_listen(args, tmp, failures):
     """A bad -l leaves no control socket file behind."""
     log = tmp + '/kv-bad-l.log'
@@ -685,7 +725,8 @@ class Load:
 
 def mc_argv(args, extra):
     a = [args.memcached, '-U', '0', '-l', '127.0.0.1', '-p', 'PORT', '-t',
-         '1', '-m', '64', '-I', '1m', '-c', '1024']
+         '1', '-I', '1m', '-c', '1024'] + \
+        ([] if '-m' in extra else ['-m', '64'])
     if os.geteuid() == 0:
         a += ['-u', 'root']
     return a + extra
@@ -693,9 +734,9 @@ def mc_argv(args, extra):
 
 def kv_argv(args, extra, tag):
     return [args.kvcache, '-U', '0', '-l', '127.0.0.1', '-p', 'PORT', '-t',
-            '1', '-m', '64', '-I', '1m', '-c', '1024', '--update-to',
+            '1', '-I', '1m', '-c', '1024', '--update-to',
             args.kvcache_v2, '--name', 'kvdiff-%d-%s' % (os.getpid(), tag)
-            ] + extra
+            ] + ([] if '-m' in extra else ['-m', '64']) + extra
 
 
 def largest_value():
@@ -771,6 +812,7 @@ def main():
             compare(name, want, got, c.binary, failures)
         if args.mode == 'plain':
             check_conn_limit(args, tmp, failures)
+            check_large_items(args, tmp, failures)
             check_bad_listen(args, tmp, failures)
     finally:
         if load:
