@@ -286,7 +286,6 @@ const char *item_span(struct kv_item *it, uint32_t pos, uint32_t *len);
 void item_write(struct kv_item *it, uint32_t pos, const void *src, size_t n);
 void item_copy(struct kv_item *dst, uint32_t dpos, struct kv_item *src,
 	       uint32_t spos, size_t n);
-void items_recount_refs(void);
 bool item_set_failed(const char *key, size_t nkey);
 
 /* ---- connections (conn.c) ---- */
