@@ -66,7 +66,11 @@
  * state lock for reading, so they never race with a transition; called from
  * a live update callback (or from a liveupdate_device_foreach() callback)
  * they return -EDEADLK.  The flag getters take no lock.  Callbacks run with
- * the state lock held for writing.
+ * the state lock held for writing: what they may call is what a
+ * subsystem's prepare, cancel or finish may (see struct
+ * liveupdate_subsystem_ops in liveupdate.h: the kho_* calls, the getters,
+ * liveupdate_session_unpreserve_fd() and the incoming session calls);
+ * every other call returns -EDEADLK at once and logs why.
  */
 #ifndef LUO_DEVICE_H
 #define LUO_DEVICE_H
@@ -74,14 +78,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <luo/abi.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/** LUO_DEVICES_NODE - the LUO FDT node that carries preserved devices. */
-#define LUO_DEVICES_NODE "devices"
-/** LUO_DEVICES_COMPATIBLE - its compatible string; bumped on any change. */
-#define LUO_DEVICES_COMPATIBLE "luo-devices-v1"
+/* The "devices" node of the handover (LUO_DEVICES_*) is in luo/abi.h. */
 /** LIVEUPDATE_DEVICE_NAME_MAX - longest device, bus or driver name. */
 #define LIVEUPDATE_DEVICE_NAME_MAX 63
 /** LIVEUPDATE_DEVICE_PATH_MAX - bytes of a device path, NUL included. */

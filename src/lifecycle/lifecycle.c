@@ -1,0 +1,1090 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The live update lifecycle, in the order a reader meets it: the
+ * participants, luo_init() and the adoption of an incoming handover,
+ * prepare, freeze, the reboot (execve() of the new image), cancel, finish
+ * and luo_exit().  NORMAL -> PREPARED -> FROZEN -> exec -> UPDATED ->
+ * NORMAL, with cancel back to NORMAL.  Transitions hold the state lock
+ * (core/luo_state.c) for writing; callers that need the state to stay put
+ * hold it for reading.
+ *
+ * The reboot: execve() of the new image with the arena fd inherited and
+ * named in the environment.  If the exec fails, everything is put back and
+ * the old image goes on serving.
+ *
+ * Blackout and the old address space: execve() frees the old image's page
+ * tables before the new image runs, tens of milliseconds per GiB of 4 KiB
+ * pages.  Unless told otherwise, a helper child created with CLONE_VM at
+ * prepare shares the old address space, so the exec only drops a
+ * reference; it empties its copy of the descriptor table before prepare
+ * returns, so no file of the old image outlives the exec because of it.
+ * The helper holds the address space until the new image reaches
+ * liveupdate_finish(), then exits and the teardown happens off the
+ * blackout.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kho_internal.h"
+#include "log.h"
+#include "luo_internal.h"
+
+extern char **environ;
+
+/*
+ * Prepared and frozen in this order, cancelled in reverse.  Devices come
+ * last: their reboot step shuts down the devices that are not preserved,
+ * which cannot be undone, so it must be the very last thing before
+ * execve(); and they are cancelled first, while the subsystems they may
+ * depend on are still prepared (see include/luo/device.h).
+ */
+static const struct luo_participant *const participants[] = {
+	&luo_subsystems_participant,
+	&luo_sessions_participant,
+	&luo_devices_participant,
+};
+
+#define NPARTICIPANTS (sizeof(participants) / sizeof(participants[0]))
+
+static int wrong_state(const char *op, const char *want)
+{
+	pr_err("%s: the service is in state %s, %s", op,
+	       liveupdate_state_name(liveupdate_get_state()), want);
+	return -EINVAL;
+}
+
+/* The variable's value made safe for a one-line message. */
+static const char *printable(const char *value, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; value[i] && i + 4 < len; i++)
+		buf[i] = (value[i] > ' ' && value[i] < 0x7f) ? value[i] : '?';
+	strcpy(buf + i, value[i] ? "..." : "");
+	return buf;
+}
+
+/* The handover environment variable. */
+
+/* Strict decimal, no sign, no junk; -1 if not. */
+static long parse_num(const char *s, const char **end, long max)
+{
+	long v = 0;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	while (*s >= '0' && *s <= '9') {
+		v = v * 10 + (*s++ - '0');
+		if (v > max)
+			return -1;
+	}
+	*end = s;
+	return v;
+}
+
+/* A field that is a number or, where @may_be_unset, -1. */
+static long parse_field(const char *s, const char **end, bool may_be_unset)
+{
+	if (may_be_unset && s[0] == '-' && s[1] == '1') {
+		*end = s + 2;
+		return -1;
+	}
+	return parse_num(s, end, 1 << 30) < 0 ? -2 : parse_num(s, end, 1 << 30);
+}
+
+/*
+ * "ARENA" or "ARENA,RELEASE,PID" or "ARENA,RELEASE,PID,CARRIER": the arena
+ * memfd; the pipe and pid of the helper holding the old address space
+ * (-1 and 0 if none); the socket carrying the preserved files (-1 if
+ * none).  Strict: anything else is not a handover.
+ */
+int luo_parse_handover_env(const char *value, struct luo_handover_env *e)
+{
+	const char *p = value;
+
+	*e = (struct luo_handover_env){.release_fd = -1, .carrier_fd = -1};
+	e->arena_fd = (int)parse_field(p, &p, false);
+	if (e->arena_fd < 0)
+		return -EBADF;
+	if (*p == ',') {
+		e->release_fd = (int)parse_field(p + 1, &p, true);
+		if (e->release_fd < -1 || *p != ',')
+			return -EBADF;
+		e->helper_pid = (pid_t)parse_field(p + 1, &p, false);
+		if (e->helper_pid < 0 ||
+		    (e->release_fd >= 0) != (e->helper_pid > 0))
+			return -EBADF;
+		if (*p == ',') {
+			e->carrier_fd = (int)parse_field(p + 1, &p, true);
+			if (e->carrier_fd < -1)
+				return -EBADF;
+		}
+	}
+	return *p ? -EBADF : 0;
+}
+
+/* The parent of process @pid, from /proc; -1 if unknown. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	/* "pid (comm) state ppid ...": comm may hold anything, even ')' */
+	p = strrchr(buf, ')');
+	if (!p || p[1] != ' ' || !p[2] || p[3] != ' ')
+		return -1;
+	return (pid_t)strtol(p + 4, NULL, 10);
+}
+
+/*
+ * Whether process @pid holds the pipe with inode @ino and nothing else,
+ * as the helper does once it closed its copy of the old image's table:
+ * 1 yes, 0 no, 2 not yet (it holds more), -1 unreadable.
+ */
+static int holds_only_pipe(pid_t pid, uint64_t ino)
+{
+	char dir[64], path[384], target[64], want[40];
+	int found = 0, others = 0;
+	struct dirent *d;
+	DIR *dp;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	snprintf(want, sizeof(want), "pipe:[%llu]", (unsigned long long)ino);
+	dp = opendir(dir);
+	if (!dp)
+		return -1; /* not readable (a non-dumpable service, no /proc) */
+	while ((d = readdir(dp))) {
+		ssize_t n;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		n = readlink(path, target, sizeof(target) - 1);
+		target[n > 0 ? n : 0] = 0;
+		if (!strcmp(target, want))
+			found++;
+		else
+			others++;
+	}
+	closedir(dp);
+	if (!found)
+		return 0;
+	return others || found > 1 ? 2 : 1;
+}
+
+/*
+ * The helper closes its copy of the table first thing, long before the
+ * new image gets here; only a starved one needs the wait (at most 2 s,
+ * and only when something is named that still holds more).
+ */
+static int helper_holds_pipe(pid_t pid, uint64_t ino)
+{
+	int r = 2;
+
+	for (int i = 0; i < 2000 && r == 2; i++) {
+		struct timespec ms = {0, 1000000};
+
+		r = holds_only_pipe(pid, ino);
+		if (r == 2)
+			nanosleep(&ms, NULL);
+	}
+	return r == 2 ? 0 : r;
+}
+
+/*
+ * Take the teardown helper named by the environment only if it is ours:
+ * @fd the write end of a pipe, @pid a child of this process that holds
+ * that very pipe and no other descriptor.  Anything else (stdin, somebody else's
+ * pipe or child) is left alone: closing it or waiting for it would act on
+ * what the service owns.
+ */
+void luo_teardown_adopt(int fd, pid_t pid)
+{
+	struct stat st;
+	int fl;
+
+	luo_global.teardown_fd = -1;
+	luo_global.teardown_pid = 0;
+	if (fd < 0 && pid <= 0)
+		return;
+	if (fd >= 0 && pid > 0 && !fstat(fd, &st) && S_ISFIFO(st.st_mode) &&
+	    (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_ACCMODE) == O_WRONLY &&
+	    parent_of(pid) == getpid()) {
+		int held = helper_holds_pipe(pid, (uint64_t)st.st_ino);
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+		/* Unreadable: a reader on the other end must do. */
+		if (held > 0 || (held < 0 && poll(&p, 1, 0) >= 0 &&
+				 !(p.revents & (POLLERR | POLLNVAL)))) {
+			luo_global.teardown_fd = fd;
+			luo_global.teardown_pid = pid;
+			return;
+		}
+	}
+	pr_warn("the handover names descriptor %d and process %d as its teardown helper, but they are not this library's: left alone",
+		fd, (int)pid);
+}
+
+/* Drop an incoming handover unread: close what is verifiably ours. */
+void luo_discard_handover(const char *value)
+{
+	struct luo_handover_env e;
+
+	if (luo_parse_handover_env(value, &e))
+		return;
+	if (luo_kho_fd_is_arena_memfd(e.arena_fd))
+		close(e.arena_fd);
+	luo_carrier_discard_unverified(e.carrier_fd);
+	luo_teardown_adopt(e.release_fd, e.helper_pid);
+	luo_teardown_release(false);
+}
+
+/* The incoming data the participants parsed, dropped in reverse order. */
+static void incoming_release(void)
+{
+	for (size_t i = NPARTICIPANTS; i--;)
+		if (participants[i]->release_incoming)
+			participants[i]->release_incoming();
+}
+
+/*
+ * The incoming LUO FDT: the codec checks its header and exec node, then
+ * each participant parses and keeps its own part.  Nothing is kept unless
+ * every part checks out.
+ */
+static int incoming_parse(char *why, size_t whylen)
+{
+	const void *fdt;
+	struct luo_ser *ser;
+	uint64_t t[3];
+	int err;
+
+	err = luo_abi_in_parse(&fdt, &ser, t, why, whylen);
+	if (err)
+		return err;
+	err = luo_subsystems_in_parse(fdt, why, whylen);
+	err = err ?: luo_sessions_in_parse(fdt, ser->sessions_pa, why, whylen);
+	err = err ?: luo_flbs_in_parse(ser->flbs_pa, why, whylen);
+	err = err ?: luo_devices_in_parse(fdt, why, whylen);
+	if (err) {
+		luo_sessions_in_refuse();
+		luo_flbs_forget();
+		incoming_release();
+		return err;
+	}
+	luo_global.liveupdate_num = ser->liveupdate_num;
+	luo_global.timing.prepare_ns = t[0];
+	luo_global.timing.freeze_ns = t[1];
+	luo_global.timing.exec_ns = t[2];
+	return 0;
+}
+
+/* Room in the outgoing LUO FDT for what the participants will write. */
+static size_t outgoing_fdt_extra(void)
+{
+	size_t nsubsys, names = luo_subsystems_names_len(&nsubsys);
+
+	return names + nsubsys * 32 + luo_devices_fdt_size();
+}
+
+/* Adopt the handover named by the environment, or refuse it whole. */
+static int adopt_handover(const char *value, uint64_t reserve)
+{
+	struct luo_handover_env env;
+	int arena_fd, err;
+	char why[256] = "", shown[40];
+	uint64_t t[4];
+
+	err = luo_parse_handover_env(value, &env);
+	/* Numbers from the environment are acted on only once verified. */
+	luo_teardown_adopt(err ? -1 : env.release_fd, err ? 0 : env.helper_pid);
+	luo_global.carrier_fd = err ? -1 : env.carrier_fd;
+	arena_fd = env.arena_fd;
+	if (err) {
+		snprintf(why, sizeof(why), "not a descriptor number");
+		goto refuse;
+	}
+	t[0] = luo_now_ns();
+	err = luo_kho_arena_adopt(arena_fd, reserve, why, sizeof(why));
+	if (err)
+		goto refuse;
+	t[1] = luo_now_ns();
+	err = incoming_parse(why, sizeof(why));
+	if (err) {
+		luo_kho_forget_incoming();
+		luo_kho_arena_destroy();
+		goto refuse;
+	}
+	t[2] = luo_now_ns();
+	luo_sessions_in_adopt();
+	fcntl(arena_fd, F_SETFD, FD_CLOEXEC);
+	if (luo_global.teardown_fd >= 0)
+		fcntl(luo_global.teardown_fd, F_SETFD, FD_CLOEXEC);
+	t[3] = luo_now_ns();
+	pr_debug(
+		"handover adopted: arena checked in %.1f us, LUO state parsed in %.1f us, files received in %.1f us",
+		(t[1] - t[0]) / 1e3, (t[2] - t[1]) / 1e3, (t[3] - t[2]) / 1e3);
+	return 0;
+refuse:
+	pr_err("refusing the incoming live update (%s=%s): %s; the handover was discarded: call luo_init() again to start fresh, or exit",
+	       LUO_HANDOVER_ENV, printable(value, shown, sizeof(shown)), why);
+	luo_teardown_release(false);
+	/* Files in flight are released with the refused handover. */
+	luo_carrier_discard_unverified(luo_global.carrier_fd);
+	luo_global.carrier_fd = -1;
+	return err;
+}
+
+int luo_init(const struct luo_init_opts *opts)
+{
+	struct luo_init_opts defaults = {0};
+	unsigned int arena_flags = 0;
+	char *value = NULL;
+	uint64_t reserve;
+	int err = 0;
+
+	luo_log_read_env();
+	if (!opts)
+		opts = &defaults;
+	reserve = opts->arena_max ? opts->arena_max : KHO_DEFAULT_RESERVE;
+	err = luo_state_write_lock("luo_init");
+	if (err)
+		return err;
+	if (!luo_state_is(LIVEUPDATE_STATE_UNDEFINED)) {
+		luo_state_write_unlock();
+		pr_err("luo_init: already initialised");
+		return -EALREADY;
+	}
+	if (getenv(LUO_HANDOVER_ENV)) {
+		value = strdup(getenv(LUO_HANDOVER_ENV));
+		unsetenv(LUO_HANDOVER_ENV);
+		if (!value) {
+			err = -ENOMEM;
+			goto out;
+		}
+	}
+	luo_global.init_flags = opts->flags;
+	luo_global.session_max_files = opts->session_max_files
+					       ? opts->session_max_files
+					       : LUO_SESSION_MAX_FILES_DEFAULT;
+	err = luo_fd_handlers_register();
+	if (err)
+		goto out;
+	luo_global.teardown_fd = -1;
+	luo_global.teardown_pid = 0;
+	if (value && !(opts->flags & LUO_INIT_IGNORE_HANDOVER)) {
+		err = adopt_handover(value, reserve);
+		if (!err) {
+			luo_global.timing.adopted_ns = luo_now_ns();
+			luo_set_state(LIVEUPDATE_STATE_UPDATED);
+			pr_info("live update #%llu adopted, %.3f ms after the freeze began",
+				(unsigned long long)luo_global.liveupdate_num,
+				(luo_global.timing.adopted_ns -
+				 luo_global.timing.freeze_ns) /
+					1e6);
+		}
+		goto out;
+	}
+	if (value) {
+		char shown[40];
+
+		pr_warn("ignoring the incoming handover (%s=%s) as asked",
+			LUO_HANDOVER_ENV,
+			printable(value, shown, sizeof(shown)));
+		luo_discard_handover(value);
+	}
+	if (opts->flags & LUO_INIT_HUGETLB)
+		arena_flags |= KHO_ARENA_HUGETLB;
+	if (opts->flags & LUO_INIT_THP)
+		arena_flags |= KHO_ARENA_THP;
+	err = luo_kho_arena_create(arena_flags, reserve);
+	if (!err) {
+		luo_global.liveupdate_num = 0;
+		luo_set_state(LIVEUPDATE_STATE_NORMAL);
+	}
+out:
+	if (err)
+		luo_handlers_forget();
+	luo_state_write_unlock();
+	free(value);
+	return err;
+}
+
+int liveupdate_prepare(void)
+{
+	pid_t helper =
+		__atomic_load_n(&luo_global.teardown_pid, __ATOMIC_RELAXED);
+	uint64_t start;
+	size_t i;
+	int err;
+
+	/*
+	 * The previous update's old address space must be gone first; wait
+	 * for it without the state lock, so serving threads never stall
+	 * behind that teardown.
+	 */
+	if (helper > 0 && luo_global.teardown_fd < 0 &&
+	    waitpid(helper, NULL, 0) == helper)
+		__atomic_compare_exchange_n(&luo_global.teardown_pid, &helper,
+					    0, false, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED);
+	start = luo_now_ns();
+	err = luo_state_write_lock("liveupdate_prepare");
+	if (err)
+		return err;
+	if (!luo_state_is(LIVEUPDATE_STATE_NORMAL)) {
+		err = wrong_state("liveupdate_prepare",
+				  luo_state_is(LIVEUPDATE_STATE_UPDATED)
+					  ? "call liveupdate_finish() first"
+					  : "it needs normal");
+		goto out;
+	}
+	/* The previous update's old image must be gone before a new one. */
+	luo_teardown_release(true);
+	err = luo_abi_out_create(outgoing_fdt_extra());
+	if (err)
+		goto out;
+	for (i = 0; i < NPARTICIPANTS; i++) {
+		err = participants[i]->prepare();
+		if (err)
+			break;
+	}
+	if (err) {
+		while (i--)
+			participants[i]->cancel();
+		luo_abi_out_destroy();
+		goto out;
+	}
+	/* Outside the blackout; on failure the exec tears down inline. */
+	luo_holder_prepare();
+	luo_abi_out_set_time(LUO_EXEC_PREPARE_NS, start);
+	luo_set_state(LIVEUPDATE_STATE_PREPARED);
+out:
+	luo_state_write_unlock();
+	return err;
+}
+
+int luo_freeze_locked(void)
+{
+	int err = 0;
+
+	if (!luo_state_is(LIVEUPDATE_STATE_PREPARED))
+		return wrong_state("liveupdate_freeze", "it needs prepared");
+	luo_abi_out_set_time(LUO_EXEC_FREEZE_NS, luo_now_ns());
+	for (size_t i = 0; i < NPARTICIPANTS; i++) {
+		err = participants[i]->freeze();
+		if (err) {
+			luo_cancel_locked();
+			pr_info("live update cancelled: a participant refused freeze");
+			return err;
+		}
+	}
+	luo_kho_freeze();
+	luo_set_state(LIVEUPDATE_STATE_FROZEN);
+	return 0;
+}
+
+int liveupdate_freeze(void)
+{
+	int err = luo_state_write_lock("liveupdate_freeze");
+
+	if (err)
+		return err;
+	err = luo_freeze_locked();
+	luo_state_write_unlock();
+	return err;
+}
+
+int luo_participants_reboot(void)
+{
+	for (size_t i = 0; i < NPARTICIPANTS; i++) {
+		int err =
+			participants[i]->reboot ? participants[i]->reboot() : 0;
+
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+#define HOLDER_STACK (64 << 10)
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+static struct {
+	pid_t pid;
+	int release_fd; /* our end; the holder exits when it closes */
+	int hold_fd;	/* the holder's end, closed in the parent */
+	void *stack;
+	int ready; /* futex: the holder's descriptor table is empty */
+	/* The old arena mapping, which the holder unmaps slice by slice
+	 * (or whole, on huge pages). */
+	uint8_t *arena;
+	uint64_t arena_len;
+	bool huge;
+} holder = {.release_fd = -1, .hold_fd = -1};
+
+/*
+ * Tearing down a large 4 KiB-page mapping in one go stalls the new
+ * image's page faults on the same memfd for as long as it takes (tens of
+ * ms per GiB seen on a VM).  In 16 MiB slices each stall is short and the
+ * new image's faults get through in between; no pause is needed between
+ * slices (a 0.2 ms sleep after each of 256 slices kept 4 GiB alive
+ * 50-75 ms longer).
+ * Huge-page mappings (hugetlb, shmem THP) have 512 times fewer entries
+ * and go in one munmap: 4 GiB in ~1-5 ms, the new image's faults held up
+ * ~1.5 ms at most (bench/results/teardown.md).
+ */
+#define HOLDER_SLICE (16ULL << 20)
+
+/* The fds travel by value: the parent changes @holder right after clone. */
+#define HOLDER_ARG(hold, release)                                              \
+	((void *)(uintptr_t)(((uint64_t)(release) << 32) | (uint32_t)(hold)))
+
+static pthread_t reaper;
+static bool reaper_running;
+
+static void *reap_helper(void *arg)
+{
+	/* Blocks only this thread; the service may have reaped it first. */
+	waitpid((pid_t)(intptr_t)arg, NULL, 0);
+	return NULL;
+}
+
+/*
+ * Let go of the previous image's address space: closing our end wakes the
+ * holder, which exits and so frees it.  @wait reaps it; otherwise a
+ * short-lived thread does when it exits, and the next prepare or
+ * luo_exit() joins that thread.
+ */
+void luo_teardown_release(bool wait)
+{
+	if (luo_global.teardown_fd >= 0) {
+		struct stat st;
+
+		/* Never close an fd that is not the pipe it should be. */
+		if (!fstat(luo_global.teardown_fd, &st) && S_ISFIFO(st.st_mode))
+			close(luo_global.teardown_fd);
+		luo_global.teardown_fd = -1;
+	}
+	if (reaper_running && wait) {
+		pthread_join(reaper, NULL);
+		reaper_running = false;
+	}
+	if (luo_global.teardown_pid > 0 &&
+	    waitpid(luo_global.teardown_pid, NULL, wait ? 0 : WNOHANG) != 0)
+		luo_global.teardown_pid = 0;
+	/* Still tearing down: reap it when it is done, not at the next
+	 * prepare, so that it never lingers as a zombie. */
+	if (luo_global.teardown_pid > 0 && !reaper_running &&
+	    !pthread_create(&reaper, NULL, reap_helper,
+			    (void *)(intptr_t)luo_global.teardown_pid)) {
+		reaper_running = true;
+		luo_global.teardown_pid = 0;
+	}
+}
+
+/* Runs in the helper, on its own stack, in the shared address space:
+ * plain system calls only, nothing that touches the C library's state. */
+__attribute__((no_sanitize_address)) static int holder_main(void *arg)
+{
+	uint64_t fds = (uintptr_t)arg;
+	int hold = (int)(uint32_t)fds;
+	uint64_t len, slice;
+	char c;
+
+	/*
+	 * Its copy of the descriptor table must not keep any of the old
+	 * image's files open: keep only the pipe it waits on, and say so
+	 * before the service goes on (and long before the exec).
+	 */
+	if (hold > 0)
+		syscall(SYS_close_range, 0, hold - 1, 0);
+	syscall(SYS_close_range, hold + 1, ~0U, 0);
+	__atomic_store_n(&holder.ready, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &holder.ready, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	while (syscall(SYS_read, hold, &c, 1) < 0)
+		;
+	len = __atomic_load_n(&holder.arena_len, __ATOMIC_SEQ_CST);
+	slice = holder.huge ? len : HOLDER_SLICE;
+	for (uint64_t off = 0; off < len; off += slice)
+		syscall(SYS_munmap, holder.arena + off,
+			len - off < slice ? len - off : slice);
+	syscall(SYS_exit, 0);
+	return 0;
+}
+
+/* Stop the helper without unmapping anything: this address space lives on
+ * (cancel, failed exec, refused prepare). */
+static void holder_stop(void)
+{
+	/* The holder shares this memory and reads it only after the close
+	 * wakes it. */
+	__atomic_store_n(&holder.arena_len, 0, __ATOMIC_SEQ_CST);
+	if (holder.release_fd >= 0)
+		close(holder.release_fd);
+	if (holder.hold_fd >= 0)
+		close(holder.hold_fd);
+	if (holder.pid > 0)
+		waitpid(holder.pid, NULL, 0);
+	if (holder.stack)
+		munmap(holder.stack, HOLDER_STACK);
+	holder.pid = 0;
+	holder.release_fd = holder.hold_fd = -1;
+	holder.stack = NULL;
+}
+
+/* Wait until the helper has emptied its descriptor table; false if it
+ * died first. */
+static bool holder_wait_ready(void)
+{
+	while (!__atomic_load_n(&holder.ready, __ATOMIC_SEQ_CST)) {
+		struct timespec step = {0, 20000000};
+
+		syscall(SYS_futex, &holder.ready, FUTEX_WAIT_PRIVATE, 0, &step,
+			NULL, 0);
+		if (!__atomic_load_n(&holder.ready, __ATOMIC_SEQ_CST) &&
+		    waitpid(holder.pid, NULL, WNOHANG) == holder.pid) {
+			holder.pid = 0;
+			return false;
+		}
+	}
+	return true;
+}
+
+/**
+ * luo_holder_prepare() - start the helper that will hold the old address
+ * space across the exec
+ *
+ * Called by liveupdate_prepare(), outside the blackout.  The helper's copy
+ * of the descriptor table is emptied (all but its own pipe end) before
+ * this returns, so from the exec on no process but the new image holds any
+ * of this image's files (a listening port can be bound again at once).
+ * Nothing happens with LUO_INIT_SYNC_TEARDOWN.
+ *
+ * Return: 0, or a negative errno after a warning line: the update goes on
+ * with the teardown inside execve().
+ */
+int luo_holder_prepare(void)
+{
+	int fds[2], err;
+
+	if (luo_global.init_flags & LUO_INIT_SYNC_TEARDOWN)
+		return 0;
+	if (pipe2(fds, O_CLOEXEC)) {
+		err = -errno;
+		goto fail;
+	}
+	holder.hold_fd = fds[0];
+	holder.release_fd = fds[1];
+	holder.ready = 0;
+	holder.arena = NULL;
+	holder.arena_len = 0;
+	holder.stack = mmap(NULL, HOLDER_STACK, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (holder.stack == MAP_FAILED) {
+		holder.stack = NULL;
+		holder_stop();
+		err = -ENOMEM;
+		goto fail;
+	}
+	holder.pid = clone(holder_main, (char *)holder.stack + HOLDER_STACK,
+			   CLONE_VM | SIGCHLD,
+			   HOLDER_ARG(holder.hold_fd, holder.release_fd));
+	if (holder.pid < 0) {
+		err = -errno;
+		holder.pid = 0;
+		holder_stop();
+		goto fail;
+	}
+	close(holder.hold_fd);
+	holder.hold_fd = -1;
+	if (!holder_wait_ready()) {
+		holder_stop();
+		err = -ECHILD;
+		goto fail;
+	}
+	return 0;
+fail:
+	pr_warn("cannot start the helper that keeps the old address space aside (%s); the exec will tear it down inline",
+		strerror(-err));
+	return err;
+}
+
+/**
+ * luo_holder_cancel() - stop the helper of an update that will not happen
+ *
+ * Called when a prepared or frozen update is cancelled (and so after a
+ * failed exec).  Unmaps nothing.  Safe to call without a helper.
+ */
+void luo_holder_cancel(void)
+{
+	holder_stop();
+}
+
+/* Whether binfmt_misc has handlers: then any format may run. */
+static bool binfmt_misc_handlers(void)
+{
+	DIR *d = opendir("/proc/sys/fs/binfmt_misc");
+	struct dirent *e;
+	bool any = false;
+
+	if (!d)
+		return false;
+	while (!any && (e = readdir(d)))
+		any = e->d_name[0] != '.' && strcmp(e->d_name, "register") &&
+		      strcmp(e->d_name, "status");
+	closedir(d);
+	return any;
+}
+
+static int precheck_file(const char *path, int depth);
+
+/*
+ * An ELF file: an executable or shared object for this machine (when of
+ * this word size; the kernel may run the other one), and its program
+ * interpreter (the dynamic loader) present.
+ */
+static int precheck_elf(int fd, const unsigned char *buf, size_t n, int depth)
+{
+	Elf64_Ehdr eh;
+	char interp[PATH_MAX];
+
+	if (n < EI_NIDENT + 4)
+		return -ENOEXEC;
+	if (buf[EI_CLASS] != ELFCLASS64)
+		return 0; /* 32-bit: compat emulation decides; not checked */
+	if (n < sizeof(eh))
+		return -ENOEXEC;
+	memcpy(&eh, buf, sizeof(eh));
+	if ((eh.e_type != ET_EXEC && eh.e_type != ET_DYN) ||
+	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 4096)
+		return -ENOEXEC;
+#if defined(__x86_64__)
+	if (eh.e_machine != EM_X86_64)
+		return -ENOEXEC;
+#elif defined(__aarch64__)
+	if (eh.e_machine != EM_AARCH64)
+		return -ENOEXEC;
+#endif
+	for (unsigned int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+
+		if (pread(fd, &ph, sizeof(ph),
+			  (off_t)(eh.e_phoff + (uint64_t)i * sizeof(ph))) !=
+		    (ssize_t)sizeof(ph))
+			return -ENOEXEC;
+		if (ph.p_type != PT_INTERP)
+			continue;
+		if (ph.p_filesz < 2 || ph.p_filesz > sizeof(interp) ||
+		    pread(fd, interp, ph.p_filesz, (off_t)ph.p_offset) !=
+			    (ssize_t)ph.p_filesz ||
+		    interp[ph.p_filesz - 1])
+			return -ENOEXEC;
+		return precheck_file(interp, depth + 1);
+	}
+	return 0;
+}
+
+/* A "#!" line: its interpreter must be runnable itself. */
+static int precheck_script(const unsigned char *buf, size_t n, int depth)
+{
+	char interp[PATH_MAX];
+	size_t i = 2, k = 0;
+
+	while (i < n && (buf[i] == ' ' || buf[i] == '\t'))
+		i++;
+	while (i < n && buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' &&
+	       buf[i] && k + 1 < sizeof(interp))
+		interp[k++] = (char)buf[i++];
+	interp[k] = 0;
+	/* No interpreter, or a name cut off by the kernel's 256 bytes. */
+	if (!k || (i >= n && n == 256))
+		return -ENOEXEC;
+	return precheck_file(interp, depth + 1);
+}
+
+/*
+ * The errors execve() would give, found before the devices' reboot step
+ * shuts anything down: the file missing or not an executable regular
+ * file, a format the kernel cannot run (no ELF executable for this
+ * machine, no "#!" line, unless binfmt_misc has handlers), an
+ * interpreter (dynamic loader or "#!" program) missing or unrunnable, or
+ * interpreters nested deeper than the kernel follows.
+ */
+static int precheck_file(const char *path, int depth)
+{
+	unsigned char buf[256];
+	struct stat st;
+	ssize_t n;
+	int fd, err;
+
+	if (depth > 4)
+		return -ELOOP;
+	if (stat(path, &st))
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EACCES;
+	if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS))
+		return -errno;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* executable but unreadable: cannot look inside */
+	n = pread(fd, buf, sizeof(buf), 0);
+	if (n >= 4 && !memcmp(buf, ELFMAG, SELFMAG))
+		err = precheck_elf(fd, buf, (size_t)n, depth);
+	else if (n >= 2 && buf[0] == '#' && buf[1] == '!')
+		err = precheck_script(buf, (size_t)n, depth);
+	else
+		err = binfmt_misc_handlers() ? 0 : -ENOEXEC;
+	close(fd);
+	return err;
+}
+
+/* Arguments and environment within what execve() takes. */
+static int precheck_args(char *const argv[], char *const envp[])
+{
+	long max = sysconf(_SC_ARG_MAX);
+	size_t total = 0;
+
+	for (int k = 0; k < 2; k++) {
+		for (char *const *p = k ? envp : argv; *p; p++) {
+			size_t len = strlen(*p) + 1;
+
+			if (len > 32 * 4096) /* one string at most */
+				return -E2BIG;
+			total += len + sizeof(char *);
+		}
+	}
+	return max > 0 && total > (size_t)max ? -E2BIG : 0;
+}
+
+static int exec_precheck(const char *path, char *const argv[],
+			 char *const envp[])
+{
+	int err = precheck_file(path, 0);
+
+	return err ? err : precheck_args(argv, envp);
+}
+
+/* A copy of @envp with our variable set; NULL on allocation failure. */
+static char **handover_env(char *const envp[], const char *value)
+{
+	size_t n = 0, k = 0, len = strlen(LUO_HANDOVER_ENV);
+	char **env;
+
+	while (envp[n])
+		n++;
+	env = calloc(n + 2, sizeof(*env));
+	if (!env)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(envp[i], LUO_HANDOVER_ENV, len) ||
+		    envp[i][len] != '=')
+			env[k++] = envp[i];
+	if (asprintf(&env[k], "%s=%s", LUO_HANDOVER_ENV, value) < 0) {
+		free(env);
+		return NULL;
+	}
+	return env;
+}
+
+static void free_env(char **env)
+{
+	size_t n = 0;
+
+	if (!env)
+		return;
+	while (env[n + 1])
+		n++;
+	free(env[n]); /* ours is last */
+	free(env);
+}
+
+int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
+{
+	char value[64];
+	char **env = NULL;
+	int err, fd, carrier;
+
+	if (!path || !argv || !argv[0]) {
+		pr_err("liveupdate_reboot: needs a path and argv with at least argv[0]");
+		return -EINVAL;
+	}
+	err = luo_state_write_lock("liveupdate_reboot");
+	if (err)
+		return err;
+	if (luo_state_is(LIVEUPDATE_STATE_PREPARED)) {
+		err = luo_freeze_locked();
+		if (err)
+			goto out;
+	} else if (!luo_state_is(LIVEUPDATE_STATE_FROZEN)) {
+		pr_err("liveupdate_reboot: the service is in state %s; run liveupdate_prepare() first",
+		       liveupdate_state_name(liveupdate_get_state()));
+		err = -EINVAL;
+		goto out;
+	}
+	luo_abi_out_set_time(LUO_EXEC_EXEC_NS, luo_now_ns());
+	err = luo_kho_finalize();
+	if (err)
+		goto cancel;
+	fd = luo_kho_fd();
+	if (holder.pid > 0) {
+		/* Read by the holder only once the new image lets it go. */
+		holder.arena = luo_kho.base;
+		holder.huge =
+			luo_kho.flags & (KHO_ARENA_HUGETLB | KHO_ARENA_THP);
+		__atomic_store_n(&holder.arena_len, luo_kho.size,
+				 __ATOMIC_SEQ_CST);
+	}
+	carrier = luo_sessions_carrier_fd();
+	if (carrier >= 0)
+		snprintf(value, sizeof(value), "%d,%d,%d,%d", fd,
+			 holder.pid > 0 ? holder.release_fd : -1,
+			 holder.pid > 0 ? (int)holder.pid : 0, carrier);
+	else if (holder.pid > 0)
+		snprintf(value, sizeof(value), "%d,%d,%d", fd,
+			 holder.release_fd, (int)holder.pid);
+	else
+		snprintf(value, sizeof(value), "%d", fd);
+	env = handover_env(envp ? envp : environ, value);
+	if (!env) {
+		err = -ENOMEM;
+		pr_err("liveupdate_reboot: out of memory copying the environment; live update cancelled");
+		goto cancel;
+	}
+	/*
+	 * The devices' reboot step shuts down those not preserved, which
+	 * cannot be undone: fail every way the kernel would (no such file,
+	 * not executable, bad format, interpreter missing, arguments too
+	 * long) before it runs.
+	 */
+	err = exec_precheck(path, argv, env);
+	if (err)
+		goto exec_failed;
+	err = luo_participants_reboot();
+	if (err)
+		goto cancel;
+	fcntl(fd, F_SETFD, 0);
+	/* Our end of the holder's pipe must reach the new image. */
+	if (holder.pid > 0)
+		fcntl(holder.release_fd, F_SETFD, 0);
+	fflush(NULL);
+	execve(path, argv, env);
+	err = -errno;
+exec_failed:
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	pr_err("exec of '%s' failed: %s; live update cancelled, the old image keeps running",
+	       path, strerror(-err));
+cancel:
+	free_env(env);
+	luo_cancel_locked(); /* stops the holder too */
+out:
+	luo_state_write_unlock();
+	return err;
+}
+
+void luo_cancel_locked(void)
+{
+	for (size_t i = NPARTICIPANTS; i--;)
+		participants[i]->cancel();
+	luo_holder_cancel();
+	luo_kho_unfreeze();
+	luo_abi_out_destroy();
+	luo_set_state(LIVEUPDATE_STATE_NORMAL);
+}
+
+int liveupdate_cancel(void)
+{
+	int err = luo_state_write_lock("liveupdate_cancel");
+
+	if (err)
+		return err;
+	if (luo_state_is(LIVEUPDATE_STATE_PREPARED) ||
+	    luo_state_is(LIVEUPDATE_STATE_FROZEN))
+		luo_cancel_locked();
+	else
+		err = wrong_state("liveupdate_cancel",
+				  "only prepared or frozen can be cancelled");
+	luo_state_write_unlock();
+	return err;
+}
+
+int liveupdate_finish(void)
+{
+	int err = luo_state_write_lock("liveupdate_finish");
+
+	if (err)
+		return err;
+	if (!luo_state_is(LIVEUPDATE_STATE_UPDATED)) {
+		err = wrong_state("liveupdate_finish",
+				  "only updated can be finished");
+		goto out;
+	}
+	for (size_t i = 0; i < NPARTICIPANTS; i++)
+		participants[i]->finish();
+	luo_abi_in_warn_unclaimed();
+	incoming_release();
+	luo_kho_forget_incoming();
+	luo_kho_release_unclaimed();
+	luo_teardown_release(false);
+	luo_set_state(LIVEUPDATE_STATE_NORMAL);
+out:
+	luo_state_write_unlock();
+	return err;
+}
+
+int luo_exit(void)
+{
+	enum liveupdate_state s;
+
+	if (luo_state_write_lock("luo_exit"))
+		return -EDEADLK;
+	s = liveupdate_get_state();
+	if (s == LIVEUPDATE_STATE_PREPARED || s == LIVEUPDATE_STATE_FROZEN) {
+		luo_state_write_unlock();
+		pr_err("luo_exit: a live update is in progress (state %s): cancel it first",
+		       liveupdate_state_name(s));
+		return -EBUSY;
+	}
+	luo_teardown_release(true);
+	for (size_t i = NPARTICIPANTS; i--;)
+		participants[i]->forget();
+	luo_kho_forget_incoming();
+	luo_kho_arena_destroy();
+	luo_global.liveupdate_num = 0;
+	memset(&luo_global.timing, 0, sizeof(luo_global.timing));
+	luo_set_state(LIVEUPDATE_STATE_UNDEFINED);
+	luo_state_write_unlock();
+	return 0;
+}

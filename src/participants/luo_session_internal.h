@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/* Sessions, preserved files and FLBs: what luo_session.c, luo_file.c and
+ * luo_flb.c share. */
+#ifndef LUO_SRC_SESSION_INTERNAL_H
+#define LUO_SRC_SESSION_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <luo/luo.h>
+
+#include "luo_hash.h"
+
+/*
+ * One preserved file.  Outgoing: the library's duplicate of the service's
+ * descriptor.  Incoming: the inherited descriptor, until retrieved
+ * (handed out as a duplicate) or finished (closed).
+ */
+struct luo_file {
+	struct luo_session *session;
+	struct liveupdate_file_handler *fh; /* incoming: found at retrieve */
+	char compatible[LIVEUPDATE_HNDL_COMPAT_LENGTH];
+	uint64_t token;
+	int fd;
+	uint64_t data;
+	void *private_data;
+	uint32_t mode;
+	uint64_t dev, ino;
+	bool frozen;
+	int retrieve_status; /* incoming: 0 not yet, 1 done, < 0 the error */
+	size_t index;	     /* in session->files */
+	size_t ser_pos;	     /* outgoing: entry in the session's file block */
+	uint32_t carrier_index;	     /* incoming: place in the carrier stream */
+	struct luo_hnode token_node; /* session->tokens */
+};
+
+struct luo_session {
+	char name[LIVEUPDATE_SESSION_NAME_LENGTH];
+	bool incoming, retrieved, finished;
+	struct luo_file **files;
+	size_t nfiles, cap;
+	struct luo_file *pool; /* incoming: all files in one allocation */
+	struct luo_file_ser *ser_files; /* outgoing: its block while updating */
+	struct luo_htable tokens;
+	struct luo_hnode name_node; /* in the outgoing or incoming names */
+	struct luo_session *next;
+};
+
+/* The compatible marking a file unpreserved after freeze (luo/abi.h,
+ * struct luo_file_ser): in flight already, closed on arrival.  No handler
+ * may have this name. */
+#define LUO_FILE_CLOSED_COMPATIBLE "luo-closed-v1"
+
+/* Guards every structure of sessions, files, handlers and FLBs. */
+extern pthread_mutex_t luo_sessions_lock;
+/* Take it; -EDEADLK (logged, naming @op) if this thread holds it already,
+ * i.e. from a file handler or FLB callback. */
+int luo_sessions_lock_enter(const char *op);
+void luo_sessions_lock_leave(void);
+bool luo_sessions_lock_held(void);
+
+/* luo_file.c */
+int luo_file_preserve(struct luo_session *s, int fd, uint64_t token);
+void luo_file_unpreserve(struct luo_file *f);
+int luo_file_freeze(struct luo_file *f);
+void luo_file_unfreeze(struct luo_file *f);
+int luo_file_retrieve(struct luo_file *f, int *fd);
+int luo_file_check_held(const struct luo_file *f);
+void luo_file_finish(struct luo_file *f);
+struct luo_file *luo_file_by_token(const struct luo_session *s, uint64_t token);
+struct liveupdate_file_handler *luo_handler_find(const char *compatible);
+bool luo_compatible_valid(const char *s, size_t max);
+
+/* luo_flb.c */
+int luo_flb_file_preserve(struct liveupdate_file_handler *fh);
+void luo_flb_file_unpreserve(struct liveupdate_file_handler *fh);
+void luo_flb_file_finish(struct liveupdate_file_handler *fh);
+bool luo_flb_handler_has(struct liveupdate_file_handler *fh);
+void luo_flb_links_free(struct liveupdate_file_handler *fh);
+int luo_flbs_serialize(uint64_t *flbs_pa);
+void luo_flbs_reserialize(void);
+void luo_flbs_unserialize(void);
+void luo_flbs_finish_all(void);
+
+/* luo_carrier.c */
+int luo_carrier_send(const int *fds, size_t n, int *rx, uint64_t *rx_ino);
+int luo_carrier_receive(int rx, uint64_t rx_ino, int *fds, size_t n, char *why,
+			size_t whylen);
+void luo_carrier_discard(int rx, uint64_t rx_ino);
+
+/* luo_session.c */
+int luo_session_add_file(struct luo_session *s, struct luo_file *f);
+void luo_session_remove_file(struct luo_session *s, struct luo_file *f);
+bool luo_handler_in_use(const struct liveupdate_file_handler *fh);
+
+#endif
