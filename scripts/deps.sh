@@ -2,10 +2,11 @@
 # Install (as root) or name (otherwise) the Debian packages the build,
 # the tests and the demo need.  Sourced by demo.sh and test.sh.
 
-# libmemcached-tools: memccapable and memcaslap, the kvcache tests' peers.
+# libmemcached-tools: memccapable and memcaslap, the kvcache tests' peers;
+# memcached: the reference of the kvcache differential test;
 # libjson-c-dev: luoctl --json.
 LUO_DEPS=(meson ninja-build gcc pkg-config python3 libfdt-dev libcmocka-dev
-	  device-tree-compiler libmemcached-tools libjson-c-dev)
+	  device-tree-compiler libmemcached-tools memcached libjson-c-dev)
 
 luo_install_deps() {
 	local missing=() p
