@@ -13,10 +13,10 @@ luo_install_deps || exit 1
 updates=${1:-5}
 
 echo "== build (meson, from scratch)"
-luo_setup_build build || exit 1
-ninja -C build >/dev/null || exit 1
-bin=build/examples/kvcache
-luoctl=build/tools/luoctl/luoctl
+luo_setup_build build-demo || exit 1
+ninja -C build-demo >/dev/null || exit 1
+bin=build-demo/examples/kvcache
+luoctl=build-demo/tools/luoctl/luoctl
 top=$PWD
 . tests/kvcache/lib.sh
 load=

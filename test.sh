@@ -22,8 +22,9 @@ run_suite() {
 		--timeout-multiplier "$mult" || status=1
 }
 
-run_suite build 1
-run_suite build-asan 3 -Db_sanitize=address,undefined -Db_lundef=false
+# Build directories of their own: `build` stays the user's.
+run_suite build-test 1
+run_suite build-test-asan 3 -Db_sanitize=address,undefined -Db_lundef=false
 
-python3 scripts/summary.py build build-asan
+python3 scripts/summary.py build-test build-test-asan
 exit $status

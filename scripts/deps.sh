@@ -3,9 +3,10 @@
 # the tests and the demo need.  Sourced by demo.sh and test.sh.
 
 # libmemcached-tools: memccapable and memcaslap, the kvcache tests' peers;
-# memcached: the reference of the kvcache differential test.
+# memcached: the reference of the kvcache differential test;
+# libjson-c-dev: luoctl --json.
 LUO_DEPS=(meson ninja-build gcc pkg-config python3 libfdt-dev libcmocka-dev
-	  device-tree-compiler libmemcached-tools memcached)
+	  device-tree-compiler libmemcached-tools memcached libjson-c-dev)
 
 luo_install_deps() {
 	local missing=() p
@@ -26,13 +27,16 @@ luo_install_deps() {
 		apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Configure a fresh build directory $1 with extra meson options.
+# Configure a fresh build directory $1 with exactly the meson options given
+# (removed first: `meson setup --wipe` would keep the old ones).  The
+# scripts use directories of their own (build-test, build-test-asan,
+# build-demo), so `meson setup build --prefix=...` is never theirs.
 luo_setup_build() {
 	local dir=$1
 	shift
-	if [ -d "$dir" ]; then
-		meson setup --wipe "$dir" "$@" >/dev/null
-	else
-		meson setup "$dir" "$@" >/dev/null
-	fi
+	case $dir in
+	build-?*) rm -rf "$dir" ;;
+	*) echo "luo_setup_build: '$dir' may be the user's; use a build-* name" >&2; return 1 ;;
+	esac
+	meson setup "$dir" "$@" >/dev/null
 }

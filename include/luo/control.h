@@ -45,11 +45,15 @@ struct luo_control;
  *        created, mode 0700, if missing).
  * @flags: %LUO_CONTROL_THREAD, or 0 to be served through
  *         luo_control_fd() and luo_control_dispatch().
+ * @peer_timeout_ms: how long a peer may leave a reply unread before it is
+ *         dropped (and logged); 0 for 10,000.  The service never waits for
+ *         a peer: replies are sent as the peer reads them.
  */
 struct luo_control_opts {
 	const char *name;
 	const char *path;
 	unsigned int flags;
+	unsigned int peer_timeout_ms;
 };
 
 /**
@@ -66,8 +70,15 @@ struct luo_control_opts {
  * is served again (no connection is ever refused during the update) and
  * the connection that asked for the update gets the outcome.
  *
+ * A socket file at the path that nobody listens on (left by a process
+ * that died) is replaced; anything else there is never touched.  The
+ * check for a live listener does not block, even when that listener's
+ * backlog is full.
+ *
  * Return: 0; -EINVAL for a bad name or path; -EADDRINUSE if a live
- * service already serves that path; -ENODEV before luo_init(); -ENOMEM;
+ * process already listens on that path; -ENOTSOCK if something that is
+ * not a socket (a regular file, a directory, a symbolic link) is there;
+ * -ENODEV before luo_init(); -ENOMEM;
  * other negative errno from socket, bind or thread creation.
  */
 int luo_control_start(const struct luo_control_opts *opts,
@@ -107,7 +118,7 @@ const char *luo_control_path(const struct luo_control *ctl);
  * @ctl: a server, or NULL.
  *
  * Joins the thread if there is one, closes every connection and unlinks
- * the socket path.
+ * the socket path if it is still the socket file this server bound.
  */
 void luo_control_stop(struct luo_control *ctl);
 

@@ -17,6 +17,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@ static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define EP_LISTENER ((void *)1)
 #define EP_STOP ((void *)2)
+#define EP_TIMER ((void *)3)
 
 static bool name_valid(const char *name)
 {
@@ -77,10 +79,56 @@ static int make_dir(const char *path, bool ours)
 	return 0;
 }
 
+/*
+ * Whether a live process listens on @sa.  The probe never blocks: a
+ * listener whose backlog is full (its owner alive but not accepting) makes
+ * a blocking connect() wait for ever, a non-blocking one answers EAGAIN.
+ * Return: 1 live, 0 nobody listens (a stale socket file), negative errno
+ * when it cannot tell.
+ */
+static int probe_listener(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int err, live;
+
+	if (fd < 0)
+		return -errno;
+	err = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) ? errno : 0;
+	if (err == EINPROGRESS) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		socklen_t len = sizeof(err);
+
+		err = poll(&p, 1, 1000) == 1 &&
+				      !getsockopt(fd, SOL_SOCKET, SO_ERROR,
+						  &err, &len)
+			      ? err
+			      : EAGAIN;
+	}
+	close(fd);
+	if (!err || err == EAGAIN)
+		live = 1;
+	else if (err == ECONNREFUSED || err == ENOENT)
+		live = 0;
+	else
+		live = -err;
+	return live;
+}
+
+/* Remember which socket file is ours, so that stop removes only it. */
+static void note_socket_file(struct luo_control *ctl)
+{
+	struct stat st;
+
+	ctl->have_file = !lstat(ctl->path, &st) && S_ISSOCK(st.st_mode);
+	ctl->file_dev = st.st_dev;
+	ctl->file_ino = st.st_ino;
+}
+
 static int bind_listener(struct luo_control *ctl)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd, err;
+	struct stat st;
+	int fd, err, live;
 
 	memcpy(sa.sun_path, ctl->path, strlen(ctl->path) + 1);
 	err = make_dir(ctl->path, ctl->default_path);
@@ -94,19 +142,26 @@ static int bind_listener(struct luo_control *ctl)
 		return -errno;
 	err = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
 	if (err == -EADDRINUSE) {
-		/* A live server answers; a stale socket file does not. */
-		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		bool live = probe >= 0 &&
-			    !connect(probe, (struct sockaddr *)&sa, sizeof(sa));
-
-		if (probe >= 0)
-			close(probe);
-		if (live) {
-			pr_err("control socket %s is served by another process; stop it or choose another path",
+		/* Only a socket file is ever replaced: anything else at the
+		 * path is someone's data. */
+		if (lstat(ctl->path, &st) || !S_ISSOCK(st.st_mode)) {
+			pr_err("control socket: %s exists and is not a socket; remove it or choose another path",
 			       ctl->path);
 			close(fd);
-			return -EADDRINUSE;
+			return -ENOTSOCK;
 		}
+		live = probe_listener(&sa);
+		if (live) {
+			if (live > 0)
+				pr_err("control socket %s is served by another process; stop it or choose another path",
+				       ctl->path);
+			else
+				pr_err("control socket: cannot tell whether %s is in use (%s); remove it or choose another path",
+				       ctl->path, strerror(-live));
+			close(fd);
+			return live > 0 ? -EADDRINUSE : live;
+		}
+		/* A stale socket file: nobody listens on it. */
 		unlink(ctl->path);
 		err = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
 	}
@@ -119,29 +174,7 @@ static int bind_listener(struct luo_control *ctl)
 		return err;
 	}
 	ctl->listen_fd = fd;
-	return 0;
-}
-
-int luo_ctl_send_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EAGAIN) {
-			struct pollfd p = {.fd = fd, .events = POLLOUT};
-
-			/* A peer that stops reading is dropped, not waited on. */
-			if (poll(&p, 1, 2000) <= 0)
-				return -ETIMEDOUT;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
+	note_socket_file(ctl);
 	return 0;
 }
 
@@ -152,53 +185,39 @@ static int ep_add(struct luo_control *ctl, int fd, void *ptr)
 	return epoll_ctl(ctl->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
-static void conn_close(struct luo_control *ctl, struct ctl_conn *c)
+static void greet(struct luo_control *ctl, struct ctl_conn *c)
 {
-	for (struct ctl_conn **p = &ctl->conns; *p; p = &(*p)->next) {
-		if (*p == c) {
-			*p = c->next;
-			break;
-		}
-	}
-	epoll_ctl(ctl->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
-	free(c->in);
-	free(c);
+	luo_ctl_buf_printf(&c->out, "luo %d %s %d\n", LUO_CONTROL_PROTOCOL,
+			   ctl->name, (int)getpid());
+	luo_ctl_conn_flush(c);
+	luo_ctl_conn_watch(ctl, c);
 }
 
-static struct ctl_conn *conn_add(struct luo_control *ctl, int fd)
+/* One refusal line (a new socket always has room for it), then a close
+ * the peer sees as end of file. */
+static void refuse(struct luo_control *ctl, int fd, const struct ucred *cred)
 {
-	struct ctl_conn *c = calloc(1, sizeof(*c));
+	char line[256];
+	int n = snprintf(
+		line, sizeof(line),
+		"error EACCES uid %u may not control service %s: only uid %u and root may\n",
+		(unsigned)cred->uid, ctl->name, (unsigned)geteuid());
 
-	if (c)
-		c->in = malloc(CTL_LINE_MAX);
-	if (!c || !c->in || ep_add(ctl, fd, c)) {
-		if (c)
-			free(c->in);
-		free(c);
-		close(fd);
-		return NULL;
-	}
-	c->fd = fd;
-	c->next = ctl->conns;
-	ctl->conns = c;
-	return c;
+	pr_warn("control socket %s: refused a peer with uid %u (pid %d)",
+		ctl->path, (unsigned)cred->uid, (int)cred->pid);
+	if (send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n)
+		pr_warn("control socket %s: could not tell the refused peer why",
+			ctl->path);
+	luo_ctl_close_socket(fd);
 }
 
-static void greet(struct luo_control *ctl, int fd)
+/* A bounded number per event: a flood of connections waits its turn. */
+static void accept_some(struct luo_control *ctl)
 {
-	char line[128];
-	int n = snprintf(line, sizeof(line), "luo %d %s %d\n",
-			 LUO_CONTROL_PROTOCOL, ctl->name, (int)getpid());
-
-	luo_ctl_send_all(fd, line, (size_t)n);
-}
-
-static void accept_all(struct luo_control *ctl)
-{
-	for (;;) {
-		struct ucred cred;
+	for (int i = 0; i < 64; i++) {
+		struct ucred cred = {.uid = (uid_t)-1, .pid = 0};
 		socklen_t len = sizeof(cred);
+		struct ctl_conn *c;
 		int fd = accept4(ctl->listen_fd, NULL, NULL,
 				 SOCK_CLOEXEC | SOCK_NONBLOCK);
 
@@ -206,80 +225,13 @@ static void accept_all(struct luo_control *ctl)
 			return;
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ||
 		    (cred.uid != geteuid() && cred.uid != 0)) {
-			char line[256];
-			int n = snprintf(
-				line, sizeof(line),
-				"error EACCES uid %u may not control service %s: only uid %u and root may\n",
-				(unsigned)cred.uid, ctl->name,
-				(unsigned)geteuid());
-
-			pr_warn("control socket %s: refused a peer with uid %u (pid %d)",
-				ctl->path, (unsigned)cred.uid, (int)cred.pid);
-			luo_ctl_send_all(fd, line, (size_t)n);
-			close(fd);
+			refuse(ctl, fd, &cred);
 			continue;
 		}
-		if (conn_add(ctl, fd))
-			greet(ctl, fd);
+		c = luo_ctl_conn_add(ctl, fd, (int)cred.pid);
+		if (c)
+			greet(ctl, c);
 	}
-}
-
-/* Run every complete line that arrived; false when the peer is gone. */
-static bool serve_conn(struct luo_control *ctl, struct ctl_conn *c)
-{
-	struct ctl_buf out = {0};
-	bool alive = true;
-
-	for (;;) {
-		ssize_t n = recv(c->fd, c->in + c->inlen,
-				 CTL_LINE_MAX - c->inlen, 0);
-		char *nl;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n <= 0) {
-			alive = false;
-			break;
-		}
-		c->inlen += (size_t)n;
-		while ((nl = memchr(c->in, '\n', c->inlen))) {
-			char *words[256];
-			size_t used = (size_t)(nl - c->in) + 1;
-			int nw;
-
-			*nl = '\0';
-			luo_ctl_buf_reset(&out);
-			nw = luo_ctl_split(c->in, words, 256);
-			if (nw < 0)
-				luo_ctl_error(
-					&out, nw,
-					"malformed request: too many words or a bad %%-escape");
-			else if (nw > 0)
-				luo_ctl_run(ctl, c, words, nw, &out);
-			memmove(c->in, c->in + used, c->inlen - used);
-			c->inlen -= used;
-			if (out.len &&
-			    luo_ctl_send_all(c->fd, out.data, out.len)) {
-				alive = false;
-				break;
-			}
-		}
-		if (!alive)
-			break;
-		if (c->inlen == CTL_LINE_MAX) {
-			luo_ctl_buf_reset(&out);
-			luo_ctl_error(&out, -E2BIG,
-				      "request longer than %d bytes",
-				      CTL_LINE_MAX);
-			luo_ctl_send_all(c->fd, out.data, out.len);
-			alive = false;
-			break;
-		}
-	}
-	luo_ctl_buf_free(&out);
-	return alive;
 }
 
 static void serve_events(struct luo_control *ctl, bool *stop)
@@ -293,13 +245,24 @@ static void serve_events(struct luo_control *ctl, bool *stop)
 		if (p == EP_STOP) {
 			*stop = true;
 		} else if (p == EP_LISTENER) {
-			accept_all(ctl);
-		} else if (!serve_conn(ctl, p)) {
+			accept_some(ctl);
+		} else if (p == EP_TIMER) {
+			uint64_t count;
+
+			if (read(ctl->timer_fd, &count, sizeof(count)) < 0)
+				ctl->timer_at_ns = 0; /* re-armed below */
+			else
+				ctl->timer_at_ns = 0; /* fired */
+		} else if (!luo_ctl_conn_serve(ctl, p, ev[i].events)) {
 			/* Only this connection is closed: no command closes
-			 * another, so later events of the batch stay valid. */
-			conn_close(ctl, p);
+			 * another (the update shuts the others down but leaves
+			 * them listed), so later events of the batch stay
+			 * valid. */
+			luo_ctl_conn_close(ctl, p);
 		}
 	}
+	/* After the batch: it may close connections the batch names. */
+	luo_ctl_conns_sweep(ctl);
 }
 
 static void *control_thread(void *arg)
@@ -373,6 +336,7 @@ static int adopt_incoming(struct luo_control *ctl, int *requester)
 			sa.sun_path, ctl->path);
 	snprintf(ctl->path, sizeof(ctl->path), "%s", sa.sun_path);
 	ctl->listen_fd = fd;
+	note_socket_file(ctl);
 	return 0;
 }
 
@@ -399,17 +363,25 @@ static void note_update(struct luo_control *ctl)
 static void control_free(struct luo_control *ctl)
 {
 	while (ctl->conns)
-		conn_close(ctl, ctl->conns);
+		luo_ctl_conn_close(ctl, ctl->conns);
 	if (ctl->session)
 		liveupdate_session_close(ctl->session);
 	if (ctl->listen_fd >= 0) {
+		struct stat st;
+
 		close(ctl->listen_fd);
-		unlink(ctl->path);
+		/* Only the socket file this server bound or took over. */
+		if (ctl->have_file && !lstat(ctl->path, &st) &&
+		    S_ISSOCK(st.st_mode) && st.st_dev == ctl->file_dev &&
+		    st.st_ino == ctl->file_ino)
+			unlink(ctl->path);
 	}
 	if (ctl->epfd >= 0)
 		close(ctl->epfd);
 	if (ctl->stop_fd >= 0)
 		close(ctl->stop_fd);
+	if (ctl->timer_fd >= 0)
+		close(ctl->timer_fd);
 	pthread_mutex_destroy(&ctl->lock);
 	free(ctl);
 }
@@ -434,6 +406,17 @@ static int control_setup(struct luo_control *ctl, int *requester)
 	if (ctl->epfd < 0)
 		return -errno;
 	err = ep_add(ctl, ctl->listen_fd, EP_LISTENER);
+	if (err)
+		return err;
+	ctl->timer_fd =
+		timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (ctl->timer_fd < 0) {
+		err = -errno;
+		pr_err("control socket: cannot create the peer timer: %s",
+		       strerror(-err));
+		return err;
+	}
+	err = ep_add(ctl, ctl->timer_fd, EP_TIMER);
 	if (err)
 		return err;
 	/* Kept in a session from now on: the update never closes it. */
@@ -475,8 +458,13 @@ int luo_control_start(const struct luo_control_opts *opts,
 	ctl = calloc(1, sizeof(*ctl));
 	if (!ctl)
 		return -ENOMEM;
-	ctl->listen_fd = ctl->epfd = ctl->stop_fd = -1;
+	ctl->listen_fd = ctl->epfd = ctl->stop_fd = ctl->timer_fd = -1;
 	ctl->flags = opts->flags;
+	ctl->peer_timeout_ns =
+		(uint64_t)(opts->peer_timeout_ms
+				   ? opts->peer_timeout_ms
+				   : CTL_PEER_TIMEOUT_MS_DEFAULT) *
+		1000000ULL;
 	pthread_mutex_init(&ctl->lock, NULL);
 	snprintf(ctl->name, sizeof(ctl->name), "%s", opts->name);
 	if (opts->path) {
@@ -517,9 +505,11 @@ int luo_control_start(const struct luo_control_opts *opts,
 				&out, err,
 				"the new image could not serve the control socket: %s",
 				strerror(-err));
-			luo_ctl_send_all(requester, out.data, out.len);
+			if (!out.err)
+				send(requester, out.data, out.len,
+				     MSG_NOSIGNAL | MSG_DONTWAIT);
 			luo_ctl_buf_free(&out);
-			close(requester);
+			luo_ctl_close_socket(requester);
 		}
 		control_free(ctl);
 		return err;
@@ -527,10 +517,21 @@ int luo_control_start(const struct luo_control_opts *opts,
 	active = ctl;
 	pthread_mutex_unlock(&active_lock);
 	if (requester >= 0) {
+		struct ctl_conn *c;
+		struct ucred cred = {0};
+		socklen_t len = sizeof(cred);
+
 		pthread_mutex_lock(&ctl->lock);
-		luo_ctl_report_update(requester);
-		/* It stays a client: "update --finish" goes on on it. */
-		conn_add(ctl, requester);
+		/* It stays a client: "update --finish" goes on on it, and the
+		 * requests it sent after the update wait in it. */
+		getsockopt(requester, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+		c = luo_ctl_conn_add(ctl, requester, (int)cred.pid);
+		if (c) {
+			luo_ctl_report_update(&c->out);
+			luo_ctl_conn_flush(c);
+			luo_ctl_conn_watch(ctl, c);
+			luo_ctl_conns_sweep(ctl);
+		}
 		pthread_mutex_unlock(&ctl->lock);
 	}
 	*ctlp = ctl;

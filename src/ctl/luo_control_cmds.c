@@ -30,7 +30,7 @@ void luo_ctl_error(struct ctl_buf *out, int err, const char *fmt, ...)
 	luo_ctl_buf_printf(out, "\n");
 }
 
-static void ctl_ok(struct ctl_buf *out)
+static void luo_ctl_ok(struct ctl_buf *out)
 {
 	luo_ctl_buf_printf(out, "ok\n");
 }
@@ -93,7 +93,7 @@ static void cmd_status(struct luo_control *ctl, struct ctl_buf *out)
 		luo_ctl_row_u64(out, "blackout_ns", ctl->blackout_ns);
 	}
 	luo_ctl_row_end(out);
-	ctl_ok(out);
+	luo_ctl_ok(out);
 }
 
 #define STATE_BIT(s) (1U << LIVEUPDATE_STATE_##s)
@@ -129,7 +129,7 @@ static bool cmd_transition(struct luo_control *ctl, const char *cmd,
 	}
 	err = transitions[i].run();
 	if (!err)
-		ctl_ok(out);
+		luo_ctl_ok(out);
 	else if (err == -EINVAL) /* the state changed meanwhile */
 		state_error(ctl, out, err, cmd);
 	else
@@ -183,13 +183,12 @@ static void free_args(char **argv)
 	free(argv);
 }
 
-static void stage(int fd, const char *name, uint64_t ns)
+/* One stage line, sent at once: the client shows progress as it goes. */
+static void stage(struct ctl_conn *conn, const char *name, uint64_t ns)
 {
-	char line[96];
-	int n = snprintf(line, sizeof(line), "stage %s us=%llu\n", name,
-			 (unsigned long long)(ns / 1000));
-
-	luo_ctl_send_all(fd, line, (size_t)n);
+	luo_ctl_buf_printf(&conn->out, "stage %s us=%llu\n", name,
+			   (unsigned long long)(ns / 1000));
+	luo_ctl_conn_flush(conn);
 }
 
 /*
@@ -253,7 +252,7 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 			strerror(-err));
 		goto out;
 	}
-	stage(conn->fd, "prepare", t1 - t0);
+	stage(conn, "prepare", t1 - t0);
 	err = liveupdate_freeze();
 	t2 = mono_ns();
 	if (err) {
@@ -264,7 +263,12 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 			strerror(-err));
 		goto out;
 	}
-	stage(conn->fd, "freeze", t2 - t1);
+	stage(conn, "freeze", t2 - t1);
+	/* The other peers get their answers and a clean end of file now:
+	 * the exec would close them with their requests unread. */
+	luo_ctl_conns_quiesce(ctl, conn);
+	if (luo_ctl_conn_flush(conn) || conn->out_off < conn->out.len)
+		pr_warn("control socket: the peer that asked for the update does not read; it misses the prepare and freeze stages");
 	pr_info("control socket: live update to %s", path);
 	err = liveupdate_reboot(path, argv, NULL);
 	/* Still here: the exec failed and the library cancelled. */
@@ -278,37 +282,33 @@ out:
 	free_args(argv);
 }
 
-void luo_ctl_report_update(int fd)
+void luo_ctl_report_update(struct ctl_buf *out)
 {
 	struct liveupdate_timing t;
-	struct ctl_buf out = {0};
 	uint64_t now = mono_ns();
 
 	if (liveupdate_get_timing(&t)) {
-		luo_ctl_error(&out, -ENODATA,
+		luo_ctl_error(out, -ENODATA,
 			      "the new image has no update timing");
 	} else {
 		luo_ctl_buf_printf(
-			&out, "stage exec us=%llu\n",
+			out, "stage exec us=%llu\n",
 			(unsigned long long)(t.exec_ns - t.freeze_ns) / 1000);
 		luo_ctl_buf_printf(
-			&out, "stage boot us=%llu\n",
+			out, "stage boot us=%llu\n",
 			(unsigned long long)(t.adopted_ns - t.exec_ns) / 1000);
-		luo_ctl_buf_printf(&out, "stage ready us=%llu\n",
+		luo_ctl_buf_printf(out, "stage ready us=%llu\n",
 				   (unsigned long long)(now - t.adopted_ns) /
 					   1000);
-		luo_ctl_row_begin(&out);
-		luo_ctl_row_u64(&out, "pid", (uint64_t)getpid());
-		luo_ctl_row_u64(&out, "num", liveupdate_get_num());
-		luo_ctl_row_str(&out, "state",
+		luo_ctl_row_begin(out);
+		luo_ctl_row_u64(out, "pid", (uint64_t)getpid());
+		luo_ctl_row_u64(out, "num", liveupdate_get_num());
+		luo_ctl_row_str(out, "state",
 				liveupdate_state_name(liveupdate_get_state()));
-		luo_ctl_row_u64(&out, "blackout_ns", now - t.freeze_ns);
-		luo_ctl_row_end(&out);
-		ctl_ok(&out);
+		luo_ctl_row_u64(out, "blackout_ns", now - t.freeze_ns);
+		luo_ctl_row_end(out);
+		luo_ctl_ok(out);
 	}
-	if (!out.err)
-		luo_ctl_send_all(fd, out.data, out.len);
-	luo_ctl_buf_free(&out);
 }
 
 static void cmd_dump(struct luo_control *ctl, char **w, int n,
@@ -334,7 +334,7 @@ static void cmd_dump(struct luo_control *ctl, char **w, int n,
 			liveupdate_state_name(liveupdate_get_state()));
 		return;
 	}
-	ctl_ok(out);
+	luo_ctl_ok(out);
 }
 
 static int device_row(const struct liveupdate_device_info *d, void *arg)
@@ -364,7 +364,7 @@ static void cmd_devices(struct ctl_buf *out)
 			      strerror(-err));
 		return;
 	}
-	ctl_ok(out);
+	luo_ctl_ok(out);
 }
 
 /* device PATH requested 0|1 */
@@ -380,7 +380,7 @@ static void cmd_device(struct luo_control *ctl, char **w, int n,
 	}
 	err = liveupdate_device_request_path(w[1], w[3][0] == '1');
 	if (!err)
-		ctl_ok(out);
+		luo_ctl_ok(out);
 	else if (err == -ENOENT)
 		luo_ctl_error(
 			out, err,
@@ -411,10 +411,10 @@ void luo_ctl_run(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 	} else if ((!strcmp(cmd, "sessions") || !strcmp(cmd, "files")) &&
 		   n == 1) {
 		luo_sessions_describe(out, !strcmp(cmd, "files"));
-		ctl_ok(out);
+		luo_ctl_ok(out);
 	} else if (!strcmp(cmd, "subsystems") && n == 1) {
 		luo_subsystems_describe(out);
-		ctl_ok(out);
+		luo_ctl_ok(out);
 	} else if (!strcmp(cmd, "devices") && n == 1) {
 		cmd_devices(out);
 	} else if (!strcmp(cmd, "device")) {

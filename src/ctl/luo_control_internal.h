@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 #include <luo/control.h>
@@ -19,10 +20,25 @@
 #define CTL_TOKEN_LISTENER 1
 #define CTL_TOKEN_REQUESTER 2
 
+/*
+ * One peer.  Requests are read one line at a time and only while no reply
+ * is waiting to be sent: a peer that stops reading stops being served,
+ * and holds at most one reply.  Input past the current line stays in the
+ * socket, so an update that execs leaves the next requests there for the
+ * new image.
+ */
 struct ctl_conn {
 	int fd;
+	int pid; /* SO_PEERCRED, for log lines */
 	char *in;
 	size_t inlen;
+	bool skipping; /* discarding the rest of an over-long line */
+	bool eof;      /* the peer sent its last request */
+	bool dead;     /* shut down: close at the next event */
+	struct ctl_buf out;
+	size_t out_off;	    /* bytes of @out already sent */
+	uint64_t waited_ns; /* since when @out waits for the peer to read */
+	uint32_t ep_events; /* registered with epoll */
 	struct ctl_conn *next;
 };
 
@@ -31,9 +47,16 @@ struct luo_control {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	unsigned int flags;
 	bool default_path; /* its directory must be ours alone */
+	/* The socket file at @path when it was bound: stop removes only it. */
+	bool have_file;
+	dev_t file_dev;
+	ino_t file_ino;
 	int listen_fd;
 	int epfd;
-	int stop_fd; /* eventfd waking the thread to stop */
+	int stop_fd;  /* eventfd waking the thread to stop */
+	int timer_fd; /* fires when a peer has left its reply unread too long */
+	uint64_t peer_timeout_ns;
+	uint64_t timer_at_ns; /* when @timer_fd fires, 0 disarmed */
 	pthread_t thread;
 	bool have_thread;
 	pthread_mutex_t lock; /* one command at a time */
@@ -44,10 +67,31 @@ struct luo_control {
 	uint64_t update_realtime_ns, blackout_ns;
 };
 
+/* How long a peer may leave a reply unread before it is dropped. */
+#define CTL_PEER_TIMEOUT_MS_DEFAULT 10000
+
 /* luo_control.c */
-int luo_ctl_send_all(int fd, const char *buf, size_t len);
 int luo_ctl_preserve_requester(struct luo_control *ctl, int fd);
 void luo_ctl_unpreserve_requester(struct luo_control *ctl);
+
+/* luo_control_conn.c: the peers' buffered, non-blocking I/O. */
+struct ctl_conn *luo_ctl_conn_add(struct luo_control *ctl, int fd, int pid);
+void luo_ctl_conn_close(struct luo_control *ctl, struct ctl_conn *c);
+/* Serve @c's epoll @events; false when it is to be closed. */
+bool luo_ctl_conn_serve(struct luo_control *ctl, struct ctl_conn *c,
+			uint32_t events);
+/* Send what @c's reply has pending, without blocking; -errno if gone. */
+int luo_ctl_conn_flush(struct ctl_conn *c);
+/* Register with epoll what @c waits for: input, or room for its reply. */
+void luo_ctl_conn_watch(struct luo_control *ctl, struct ctl_conn *c);
+/* Before an exec: answer and shut down every peer but @keep. */
+void luo_ctl_conns_quiesce(struct luo_control *ctl, struct ctl_conn *keep);
+/* Drop the peers that left a reply unread for the peer timeout; arm the
+ * timer for the next one. */
+void luo_ctl_conns_sweep(struct luo_control *ctl);
+/* Close a socket so that its peer reads what was sent, then end of file
+ * (not a reset): shut both ways, drain what it sent, close. */
+void luo_ctl_close_socket(int fd);
 
 /* luo_control_cmds.c: run one request; writes rows and the final line. */
 void luo_ctl_run(struct luo_control *ctl, struct ctl_conn *conn, char **words,
@@ -60,6 +104,6 @@ void luo_sessions_describe(struct ctl_buf *b, bool files);
 void luo_subsystems_describe(struct ctl_buf *b);
 int luo_kho_blobs_describe(struct ctl_buf *b, bool incoming);
 /* The new image's report to the connection that asked for the update. */
-void luo_ctl_report_update(int fd);
+void luo_ctl_report_update(struct ctl_buf *out);
 
 #endif

@@ -3,11 +3,13 @@
 # its control socket), including a refused peer (another uid) and a
 # service that dies in the middle of a command.
 #
-#   luoctl.sh LUOCTL COUNTER_V1 COUNTER_V2
+#   luoctl.sh LUOCTL COUNTER_V1 COUNTER_V2 FAKE_SERVICE COMPLETION
 set -u
 LUOCTL=$1
 V1=$2
 V2=$3
+FAKE=$4
+COMPLETION=$5
 dir=$(mktemp -d /tmp/luoctl-test.XXXXXX)
 sock=$dir/counter.sock
 pids=""
@@ -56,6 +58,11 @@ start_counter() { # SOCKET LOG [counter options]
 	pid=$!
 	pids="$pids $pid"
 	wait_socket "$s"
+	# The file appears at bind(), the service answers after listen().
+	for _ in $(seq 100); do
+		"$LUOCTL" -S "$s" status >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
 }
 
 state_is() {
@@ -63,10 +70,48 @@ state_is() {
 		fail "state is not $1: $("$LUOCTL" -S "$sock" status 2>&1 | grep state)"
 }
 
+expect_no() {
+	if grep -q -- "$1" "$dir/out"; then
+		fail "$2: output has '$1':"
+		sed 's/^/    /' "$dir/out"
+	fi
+}
+
 # --- usage and reachability ---
 run 2 "no service named" -- status
 run 3 "nothing at the path" -- -S "$dir/none.sock" status
-expect_out "cannot reach" "unreachable message"
+expect_out "no service listens at $dir/none.sock" "unreachable message"
+run 2 "unknown command" -- -S "$dir/none.sock" frobnicate
+expect_out "unknown command 'frobnicate'" "unknown command named"
+run 2 "wrong arguments" -- -S "$dir/none.sock" status extra
+expect_out "usage: luoctl .* status" "wrong arguments: that command's usage"
+run 0 "--version" -- --version
+expect_out "^luoctl [0-9][0-9.]* (control protocol 1)" "--version"
+run 2 "--timeout abc" -- -S "$dir/none.sock" --timeout abc status
+expect_out "number of seconds greater than 0, not 'abc'" "--timeout abc"
+run 2 "--timeout 0" -- -S "$dir/none.sock" --timeout 0 status
+run 2 "--timeout -1" -- -S "$dir/none.sock" --timeout -1 status
+
+# --- services that answer badly ---
+fake() { # MODE: a fake service on $dir/fake.sock
+	"$FAKE" "$1" "$dir/fake.sock" &
+	pids="$pids $!"
+	wait_socket "$dir/fake.sock"
+}
+fake drip
+# One byte every 0.5 s: the whole command still ends at --timeout.
+run 6 "a reply dripping a byte at a time" -- -S "$dir/fake.sock" --timeout 3 status
+expect_out "no answer from service .* in time" "drip: timeout message"
+rm -f "$dir/fake.sock"
+fake bigline
+run 5 "a 70 MiB reply line" -- -S "$dir/fake.sock" status
+expect_out "longer than 67108864 bytes" "over-long line: capped"
+rm -f "$dir/fake.sock"
+fake sparse
+run 0 "a status without its fields" -- -S "$dir/fake.sock" status
+expect_no "(null)" "missing fields"
+expect_out "pid          -" "missing field shown as -"
+rm -f "$dir/fake.sock"
 
 start_counter "$sock" "$dir/counter.log" --control test --no-finish
 cpid=$pid
@@ -76,7 +121,7 @@ run 0 "status" -- -S "$sock" status
 expect_out "state        normal" "status"
 expect_out "live updates 0" "status counter"
 run 0 "status --json" -- -S "$sock" --json status
-python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[0]; assert r["state"]=="normal" and r["num"]==0 and r["name"]=="test"' "$dir/out" ||
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["state"]=="normal" and r["num"]==0 and r["name"]=="test"' "$dir/out" ||
 	fail "status --json is not the expected JSON"
 run 0 "sessions" -- -S "$sock" sessions
 expect_out "luo.control  outgoing" "sessions lists the control session"
@@ -99,8 +144,8 @@ run 0 "devices --json" -- -S "$sock" --json devices
 python3 -c '
 import json, sys
 d = {r["path"]: r for r in json.load(open(sys.argv[1]))}
-assert d["counter/buffer"]["requested"] == "yes", d
-assert d["counter/stats"]["requested"] == "no", d
+assert d["counter/buffer"]["requested"] is True, d
+assert d["counter/stats"]["requested"] is False, d
 ' "$dir/out" || fail "devices --json after a request: $(cat "$dir/out")"
 
 # --- the state machine by hand ---
@@ -173,8 +218,22 @@ expect_out "live updates 2" "two updates"
 # --- a service that dies in the middle of a command ---
 run 5 "update into a program that exits" -- -S "$sock" update /bin/true
 expect_out "never answered" "dead service message"
+expect_out "the service is gone" "dead service: says it is gone"
+expect_no "status'" "dead service: no status to suggest"
 sleep 0.2
 kill -0 "$cpid" 2>/dev/null && fail "the service should be gone"
+
+# complete_s USER-ARGS...: what bash completes for "luoctl -s k", run as
+# "setpriv USER-ARGS" (or as is, with none).
+complete_s() {
+	"$@" bash -c '
+		_init_completion() { cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}; words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD; }
+		complete() { :; }
+		. "$1"
+		COMP_WORDS=(luoctl -s "$2"); COMP_CWORD=2
+		_luoctl
+		echo "${COMPREPLY[*]}"' sh "$COMPLETION" "$cprefix"
+}
 
 # --- a refused peer: another uid ---
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
@@ -199,6 +258,44 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 		"$LUOCTL" -S "$usock" status >"$dir/out" 2>&1 ||
 		fail "the service's own uid was refused: $(cat "$dir/out")"
 	run 0 "root is served" -- -S "$usock" status
+	# Without the 0666: the socket is 0600, connect() is refused.
+	chmod 0600 "$usock"
+	setpriv --reuid 23456 --regid 23456 --clear-groups \
+		"$LUOCTL" -S "$usock" status >"$dir/out" 2>&1
+	got=$?
+	[ "$got" -eq 4 ] || fail "permission denied: exit $got, expected 4: $(cat "$dir/out")"
+	expect_out "permission denied" "a permission problem says so"
+	expect_no "is it running" "a permission problem is not a dead service"
+
+	# Another user's service on its default path (no XDG_RUNTIME_DIR):
+	# root finds it by name, and lists it.
+	uname=luoctl-test-$$
+	env -u XDG_RUNTIME_DIR setpriv --reuid 12345 --regid 12345 \
+		--clear-groups "$V1" --size 4 --control "$uname" \
+		>"$dir/uname.log" 2>&1 &
+	upid=$!
+	pids="$pids $upid"
+	wait_socket "/tmp/luo-12345/$uname.sock"
+	run 0 "root: -s finds another user's service" -- -s "$uname" status
+	expect_out "service      $uname" "root -s NAME of uid 12345"
+	# Bash completes the name, for that user (its /tmp/luo-UID) and root.
+	cprefix=luoctl-te
+	got=$(complete_s env -u XDG_RUNTIME_DIR setpriv --reuid 12345 \
+		--regid 12345 --clear-groups)
+	case " $got " in *" $uname "*) ;; *) fail "completion as uid 12345: '$got'" ;; esac
+	got=$(complete_s)
+	case " $got " in *" $uname "*) ;; *) fail "completion as root: '$got'" ;; esac
+	# A stale socket file: listed with --all only.
+	python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' \
+		"/run/luo/luoctl-stale-$$.sock" 2>/dev/null
+	run 0 "list --all" -- list --all
+	expect_out "luoctl-stale-$$ .*not running" "list --all shows a stale socket"
+	run 0 "list" -- list
+	expect_no "luoctl-stale-$$" "list leaves stale sockets out"
+	rm -f "/run/luo/luoctl-stale-$$.sock"
+	grep -E "^$uname +$upid +normal +0 +12345 +/tmp/luo-12345/$uname.sock" \
+		"$dir/out" >/dev/null || fail "list lacks $uname: $(cat "$dir/out")"
+	kill "$upid"
 else
 	echo "refused-peer part skipped: needs root and setpriv"
 fi

@@ -3,13 +3,17 @@
  * DOC: luoctl - drive and inspect live updates of a service
  *
  *   luoctl [-s NAME | -S PATH] [--json] [--timeout SEC] COMMAND [ARGS]
+ *   luoctl list [--all] | --version | --help
  *
- * See luoctl(1) (tools/luoctl/luoctl.1) for the commands and exit codes.
+ * See luoctl(1) (tools/luoctl/luoctl.1) for the commands and exit codes,
+ * docs/luoctl-json.md for the JSON.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <json-c/json.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,14 +23,61 @@
 #include "luo_control_proto.h"
 #include "luoctl.h"
 
+#ifndef LUOCTL_VERSION
+#define LUOCTL_VERSION "unknown"
+#endif
+
 static bool json;
 static const char *service = "";
 static char target[160]; /* "-s NAME" or "-S PATH", for hints */
+static char sock_path[PATH_MAX_LUO];
+static uint64_t timeout_ns; /* 0: the command's default */
+
+/* The JSON schema of every reply (docs/luoctl-json.md). */
+static const struct jfield status_fields[] = {
+	{"name", J_STR},
+	{"pid", J_INT},
+	{"state", J_STR},
+	{"num", J_INT},
+	{"protocol", J_INT},
+	{"path", J_STR},
+	{"last_update_ns", J_INT},
+	{"blackout_ns", J_INT},
+	{NULL, J_STR},
+};
+static const struct jfield sessions_fields[] = {
+	{"name", J_STR},   {"direction", J_STR}, {"files", J_INT},
+	{"status", J_STR}, {NULL, J_STR},
+};
+static const struct jfield files_fields[] = {
+	{"session", J_STR}, {"direction", J_STR}, {"token", J_INT},
+	{"handler", J_STR}, {"kind", J_STR},	  {"inode", J_INT},
+	{"status", J_STR},  {NULL, J_STR},
+};
+static const struct jfield subsystems_fields[] = {
+	{"name", J_STR},	  {"prepared", J_BOOL},
+	{"incoming", J_BOOL},	  {"incoming_data", J_INT},
+	{"outgoing_data", J_INT}, {NULL, J_STR},
+};
+static const struct jfield devices_fields[] = {
+	{"path", J_STR},       {"bus", J_STR},	       {"driver", J_STR},
+	{"depth", J_INT},      {"registered", J_BOOL}, {"requested", J_BOOL},
+	{"preserved", J_BOOL}, {"reclaimed", J_BOOL},  {NULL, J_STR},
+};
+static const struct jfield update_fields[] = {
+	{"pid", J_INT},		{"num", J_INT}, {"state", J_STR},
+	{"blackout_ns", J_INT}, {NULL, J_STR},
+};
+static const struct jfield dump_fields[] = {
+	{"name", J_STR}, {"offset", J_INT}, {"size", J_INT},
+	{"hex", J_STR},	 {NULL, J_STR},
+};
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: luoctl [-s NAME | -S PATH] [--json] [--timeout SEC] COMMAND\n"
+		"       luoctl [--json] list [--all] | --version | --help\n"
 		"commands:\n"
 		"  status                       state, update counter, last update\n"
 		"  prepare | freeze | cancel | finish\n"
@@ -35,19 +86,73 @@ static void usage(FILE *f)
 		"  sessions | files | subsystems | devices\n"
 		"  device PATH requested 0|1    ask for a device to be kept (or not)\n"
 		"  dump [incoming|outgoing] [--blob NAME]\n"
-		"                               the handover as device-tree source\n");
+		"                               the handover as device-tree source\n"
+		"  list [--all]                 the services running on this machine\n"
+		"                               (--all: and stale sockets)\n");
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "luoctl: ");
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	fprintf(stderr, fmt, arg);
+#pragma GCC diagnostic pop
+	fprintf(stderr, "\n");
+	usage(stderr);
+	return EXIT_USAGE;
+}
+
+/*
+ * After a lost connection: does anything still serve the socket?  The
+ * answer decides what to suggest (a status that cannot work is not).
+ * Return: the pid that answers, 0 if something listens but does not
+ * answer, -1 if nothing listens any more.
+ */
+static int still_served(const char *path)
+{
+	struct client c = {.fd = -1, .quiet = true};
+	int code, pid;
+
+	c.deadline_ns = mono_ns() + 2000000000ULL;
+	code = client_connect(&c, path);
+	pid = c.pid;
+	client_close(&c);
+	if (!code)
+		return pid;
+	return code == EXIT_TIMEOUT ? 0 : -1;
+}
+
+static void say_whether_served(void)
+{
+	int pid = still_served(sock_path);
+
+	if (pid > 0)
+		fprintf(stderr,
+			"luoctl: service %s answers again (pid %d): 'luoctl %s status' shows its state\n",
+			service, pid, target);
+	else if (pid == 0)
+		fprintf(stderr,
+			"luoctl: something still listens on %s but does not answer: the service may hang; check its log\n",
+			sock_path);
+	else
+		fprintf(stderr,
+			"luoctl: nothing serves %s any more: the service is gone (it exited or crashed); check its log\n",
+			sock_path);
 }
 
 static int lost(int code)
 {
-	if (code == EXIT_TIMEOUT)
+	if (code == EXIT_TIMEOUT) {
 		fprintf(stderr,
 			"luoctl: no answer from service %s in time (--timeout)\n",
 			service);
-	else
+	} else {
 		fprintf(stderr,
-			"luoctl: the connection to service %s was lost mid-command: the service may have exited or crashed; check its log and run 'luoctl %s status'\n",
-			service, target);
+			"luoctl: the connection to service %s was lost mid-command\n",
+			service);
+		say_whether_served();
+	}
 	return code;
 }
 
@@ -71,60 +176,73 @@ static int request(struct client *c, int argc, char **argv, struct reply *r)
 
 static void fmt_ms(char *buf, size_t len, const char *ns)
 {
-	snprintf(buf, len, "%.3f ms", ns ? strtod(ns, NULL) / 1e6 : 0.0);
+	if (ns)
+		snprintf(buf, len, "%.3f ms", strtod(ns, NULL) / 1e6);
+	else
+		snprintf(buf, len, "-");
 }
 
-static int cmd_status(struct client *c)
+static int cmd_status(struct client *c, int argc, char **argv)
 {
-	char *argv[] = {"status"};
 	struct reply r;
 	const struct row *row;
-	const char *last, *bo;
-	int code = request(c, 1, argv, &r);
+	const char *last;
+	int code = request(c, argc, argv, &r);
 
-	if (code || !r.nrows)
+	if (code)
 		goto out;
+	if (!r.nrows) {
+		fprintf(stderr, "luoctl: the service sent no status row\n");
+		code = EXIT_LOST;
+		goto out;
+	}
 	row = &r.rows[0];
 	if (json) {
-		print_json_rows(&r);
+		json_print(json_row(row, status_fields));
 		goto out;
 	}
 	last = row_get(row, "last_update_ns");
-	bo = row_get(row, "blackout_ns");
-	printf("service      %s\n", row_get(row, "name"));
-	printf("pid          %s\n", row_get(row, "pid"));
-	printf("state        %s\n", row_get(row, "state"));
-	printf("live updates %s\n", row_get(row, "num"));
+	printf("service      %s\n", row_show(row, "name"));
+	printf("pid          %s\n", row_show(row, "pid"));
+	printf("state        %s\n", row_show(row, "state"));
+	printf("live updates %s\n", row_show(row, "num"));
 	if (last) {
 		time_t t = (time_t)(strtoull(last, NULL, 10) / 1000000000ULL);
 		char when[64], ms[32];
 
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z",
 			 localtime(&t));
-		fmt_ms(ms, sizeof(ms), bo);
+		fmt_ms(ms, sizeof(ms), row_get(row, "blackout_ns"));
 		printf("last update  %s\n", when);
 		printf("blackout     %s\n", ms);
 	} else {
 		printf("last update  never (this image did not start from a live update)\n");
 	}
-	printf("socket       %s\n", row_get(row, "path"));
+	printf("socket       %s\n", row_show(row, "path"));
 out:
 	reply_free(&r);
 	return code;
 }
 
-static int cmd_simple_args(struct client *c, int argc, char **argv)
+static struct json_object *jstr(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+static int cmd_simple(struct client *c, int argc, char **argv)
 {
 	struct reply r;
 	int code = request(c, argc, argv, &r);
 
 	if (!code) {
 		if (json) {
-			printf("{\"service\": ");
-			json_string(c->name);
-			printf(", \"command\": ");
-			json_string(argv[0]);
-			printf(", \"ok\": true}\n");
+			struct json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "service", jstr(c->name));
+			json_object_object_add(o, "command", jstr(argv[0]));
+			json_object_object_add(o, "ok",
+					       json_object_new_boolean(1));
+			json_print(o);
 		} else {
 			printf("%s: %s done\n", c->name, argv[0]);
 		}
@@ -133,60 +251,152 @@ static int cmd_simple_args(struct client *c, int argc, char **argv)
 	return code;
 }
 
-static int cmd_simple(struct client *c, char *cmd)
+static const struct jfield *list_fields(const char *cmd,
+					const char *const **cols)
 {
-	return cmd_simple_args(c, 1, &cmd);
+	static const char *const sessions[] = {"name", "direction", "files",
+					       "status", NULL};
+	static const char *const files[] = {"session", "direction", "token",
+					    "handler", "kind",	    "inode",
+					    "status",  NULL};
+	static const char *const subsystems[] = {
+		"name",		 "prepared",	  "incoming",
+		"incoming_data", "outgoing_data", NULL};
+	static const char *const devices[] = {
+		"path",	     "bus",	  "driver",    "registered",
+		"requested", "preserved", "reclaimed", NULL};
+
+	if (!strcmp(cmd, "sessions"))
+		return *cols = sessions, sessions_fields;
+	if (!strcmp(cmd, "files"))
+		return *cols = files, files_fields;
+	if (!strcmp(cmd, "subsystems"))
+		return *cols = subsystems, subsystems_fields;
+	return *cols = devices, devices_fields;
 }
 
-static int cmd_list(struct client *c, int argc, char **argv,
-		    const char *const *cols)
+static int cmd_list(struct client *c, int argc, char **argv)
 {
+	const char *const *cols;
+	const struct jfield *fields = list_fields(argv[0], &cols);
 	struct reply r;
 	int code = request(c, argc, argv, &r);
 
-	if (!code)
-		print_table(&r, cols, json);
+	if (code) {
+		reply_free(&r);
+		return code;
+	}
+	if (!json) {
+		print_table(&r, cols);
+	} else {
+		struct json_object *a = json_rows(&r, fields);
+
+		/* A subsystem without incoming data has none, not 0. */
+		for (size_t i = 0; fields == subsystems_fields &&
+				   i < json_object_array_length(a);
+		     i++) {
+			struct json_object *o = json_object_array_get_idx(a, i);
+			struct json_object *in;
+
+			if (json_object_object_get_ex(o, "incoming", &in) &&
+			    !json_object_get_boolean(in))
+				json_object_object_add(o, "incoming_data",
+						       NULL);
+		}
+		json_print(a);
+	}
 	reply_free(&r);
-	return code;
+	return 0;
 }
 
 struct stage_log {
 	int n;
+	struct json_object *stages;
 };
 
 static void on_stage(const char *name, const char *us, void *arg)
 {
 	struct stage_log *log = arg;
+	struct jfield f[] = {{"us", J_INT}, {NULL, J_STR}};
+	struct row row = {1, (char *[]){"us"}, (char *[]){(char *)us}};
 
 	log->n++;
-	if (json)
+	if (json) {
+		struct json_object *o = json_row(&row, f);
+
+		json_object_object_add(o, "name", jstr(name));
+		json_object_array_add(log->stages, o);
 		return;
+	}
+	(void)f;
 	printf("  %-8s %10.3f ms\n", name, strtod(us, NULL) / 1e3);
 	fflush(stdout);
 }
 
-static int cmd_update(struct client *c, int argc, char **argv)
+/* update [--finish] PATH [ARG...]: check it before connecting. */
+static int update_args(int argc, char **argv, bool *finish, char *path,
+		       int *first)
 {
-	bool finish = false, explicit_args = false;
-	char path[PATH_MAX], **req;
-	struct stage_log log = {0};
-	struct reply r;
-	int i = 1, n = 0, code;
+	int i = 1;
 
-	if (i < argc && !strcmp(argv[i], "--finish")) {
-		finish = true;
-		i++;
-	}
-	if (i >= argc) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	*finish = i < argc && !strcmp(argv[i], "--finish");
+	i += *finish;
+	if (i >= argc)
+		return usage_error("update: give the path of the new binary%s",
+				   "");
 	if (!realpath(argv[i], path)) {
 		fprintf(stderr, "luoctl: update: %s: %s\n", argv[i],
 			strerror(errno));
 		return EXIT_USAGE;
 	}
-	i++;
+	*first = i + 1;
+	return 0;
+}
+
+static int finish_after_update(struct client *c, bool *finished)
+{
+	char *fin = "finish", *st = "status";
+	struct reply f, r;
+	int code = client_send(c, 1, &fin);
+
+	if (!code)
+		code = client_reply(c, &f, NULL, NULL);
+	if (code)
+		return lost(code);
+	if (f.ok) {
+		*finished = true;
+		if (!json)
+			printf("%s: finish done\n", c->name);
+		reply_free(&f);
+		return 0;
+	}
+	/* The service may have finished on its own meanwhile. */
+	code = request(c, 1, &st, &r);
+	if (!code && r.nrows &&
+	    !strcmp(row_get(&r.rows[0], "state") ?: "", "normal")) {
+		*finished = true;
+		if (!json)
+			printf("%s: already finished by the service\n",
+			       c->name);
+	} else if (!code) {
+		code = refused(&f);
+	}
+	reply_free(&f);
+	reply_free(&r);
+	return code;
+}
+
+static int cmd_update(struct client *c, int argc, char **argv)
+{
+	bool finish, finished = false, explicit_args = false;
+	char path[PATH_MAX], **req;
+	struct stage_log log = {0};
+	struct reply r;
+	int i, n = 0, code;
+
+	code = update_args(argc, argv, &finish, path, &i);
+	if (code)
+		return code;
 	if (i < argc && !strcmp(argv[i], "--")) {
 		explicit_args = true;
 		i++;
@@ -201,92 +411,92 @@ static int cmd_update(struct client *c, int argc, char **argv)
 		req[n++] = argv[i++];
 	if (!json)
 		printf("%s: live update to %s\n", c->name, path);
-	c->timeout_ms = c->timeout_ms < 0 ? 60000 : c->timeout_ms;
+	else
+		log.stages = json_object_new_array();
 	code = client_send(c, n, req);
 	free(req);
 	if (!code)
 		code = client_reply(c, &r, on_stage, &log);
 	if (code) {
-		if (code == EXIT_LOST && log.n >= 2)
+		if (code == EXIT_LOST && log.n >= 2) {
 			fprintf(stderr,
-				"luoctl: the old image exec'd but the new one never answered: it may have crashed in start-up or does not serve the control socket; run 'luoctl %s status'\n",
-				target);
-		else
+				"luoctl: the old image exec'd but the new one never answered: it may have crashed in start-up or does not serve the control socket\n");
+			say_whether_served();
+		} else {
 			lost(code);
+		}
+		json_object_put(log.stages);
 		return code;
 	}
 	if (!r.ok) {
 		code = refused(&r);
-		reply_free(&r);
-		return code;
+		goto out;
 	}
-	if (json) {
-		print_json_rows(&r);
-	} else if (r.nrows) {
+	if (!json && r.nrows) {
 		char ms[32];
 
 		fmt_ms(ms, sizeof(ms), row_get(&r.rows[0], "blackout_ns"));
 		printf("%s: updated: pid %s, live update #%s, blackout %s, state %s\n",
-		       c->name, row_get(&r.rows[0], "pid"),
-		       row_get(&r.rows[0], "num"), ms,
-		       row_get(&r.rows[0], "state"));
+		       c->name, row_show(&r.rows[0], "pid"),
+		       row_show(&r.rows[0], "num"), ms,
+		       row_show(&r.rows[0], "state"));
 	}
-	if (finish && r.nrows &&
-	    !strcmp(row_get(&r.rows[0], "state") ?: "", "updated")) {
-		char *fin = "finish", *st = "status";
-		struct reply f;
-
-		reply_free(&r);
-		code = client_send(c, 1, &fin);
-		if (!code)
-			code = client_reply(c, &f, NULL, NULL);
-		if (code)
-			return lost(code);
-		if (f.ok) {
-			if (!json)
-				printf("%s: finish done\n", c->name);
-			reply_free(&f);
-			return 0;
-		}
-		/* The service may have finished on its own meanwhile. */
-		code = request(c, 1, &st, &r);
-		if (!code && r.nrows &&
-		    !strcmp(row_get(&r.rows[0], "state") ?: "", "normal")) {
-			if (!json)
-				printf("%s: already finished by the service\n",
-				       c->name);
-		} else if (!code) {
-			code = refused(&f);
-		}
-		reply_free(&f);
-		reply_free(&r);
-		return code;
-	}
-	if (finish && !json)
+	if (r.nrows && !strcmp(row_get(&r.rows[0], "state") ?: "", "normal"))
+		finished = true; /* the service finished at start-up */
+	else if (finish && r.nrows &&
+		 !strcmp(row_get(&r.rows[0], "state") ?: "", "updated"))
+		code = finish_after_update(c, &finished);
+	if (finish && finished && !code && !json && r.nrows &&
+	    strcmp(row_get(&r.rows[0], "state") ?: "", "updated"))
 		printf("%s: already finished by the service\n", c->name);
+	if (json && !code) {
+		struct json_object *o =
+			json_row(r.nrows ? &r.rows[0] : NULL, update_fields);
+
+		json_object_object_add(o, "service", jstr(c->name));
+		json_object_object_add(o, "path", jstr(path));
+		json_object_object_add(o, "stages", log.stages);
+		log.stages = NULL;
+		json_object_object_add(o, "finished",
+				       json_object_new_boolean(finished));
+		json_print(o);
+	}
+out:
+	json_object_put(log.stages);
 	reply_free(&r);
+	return code;
+}
+
+static int dump_args(int argc, char **argv, const char **blob, const char **dir)
+{
+	*blob = *dir = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--blob") && i + 1 < argc)
+			*blob = argv[++i];
+		else if (!*dir && (!strcmp(argv[i], "incoming") ||
+				   !strcmp(argv[i], "outgoing")))
+			*dir = argv[i];
+		else
+			return usage_error("dump: unexpected '%s'", argv[i]);
+	}
 	return 0;
 }
 
 static int cmd_dump(struct client *c, int argc, char **argv)
 {
-	const char *blob = NULL, *dir = NULL;
+	const char *blob, *dir;
 	char *req[2] = {"dump", NULL};
+	struct json_object *a = NULL;
 	struct reply r;
 	size_t shown = 0;
-	int code;
+	int code = dump_args(argc, argv, &blob, &dir);
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--blob") && i + 1 < argc)
-			blob = argv[++i];
-		else if (!strcmp(argv[i], "incoming") ||
-			 !strcmp(argv[i], "outgoing"))
-			dir = argv[i];
-		else
-			return usage(stderr), EXIT_USAGE;
-	}
+	if (code)
+		return code;
 	req[1] = (char *)dir;
 	code = request(c, dir ? 2 : 1, req, &r);
+	if (!code && json)
+		a = json_object_new_array();
 	for (size_t i = 0; !code && i < r.nrows; i++) {
 		const char *name = row_get(&r.rows[i], "name");
 		const char *hex = row_get(&r.rows[i], "hex");
@@ -295,10 +505,16 @@ static int cmd_dump(struct client *c, int argc, char **argv)
 
 		if (!name || !hex || (blob && strcmp(blob, name)))
 			continue;
+		shown++;
+		if (json) {
+			json_object_array_add(
+				a, json_row(&r.rows[i], dump_fields));
+			continue;
+		}
 		bin = malloc(len ? len : 1);
 		for (size_t k = 0; bin && k < len; k++)
 			sscanf(hex + 2 * k, "%2hhx", &bin[k]);
-		if (shown++)
+		if (shown > 1)
 			printf("\n");
 		if (!bin || print_dts(bin, len, name))
 			code = EXIT_LOST;
@@ -306,11 +522,188 @@ static int cmd_dump(struct client *c, int argc, char **argv)
 	}
 	if (!code && !shown) {
 		fprintf(stderr, "luoctl: no blob named '%s' in the handover\n",
-			blob);
+			blob ? blob : "");
 		code = EXIT_REFUSED;
 	}
+	if (a && !code)
+		json_print(a);
+	else
+		json_object_put(a);
 	reply_free(&r);
 	return code;
+}
+
+/* luoctl list: one row per socket file in the directories services use. */
+struct listing {
+	bool all;	   /* stale sockets too */
+	struct reply rows; /* for the table */
+	struct json_object *json;
+	uint64_t deadline_ns;
+};
+
+static void list_add(struct listing *l, const char *const *kv)
+{
+	struct row *rows =
+		realloc(l->rows.rows, (l->rows.nrows + 1) * sizeof(*rows));
+	struct row *row;
+	size_t n = 0;
+
+	if (!rows)
+		return;
+	l->rows.rows = rows;
+	row = &rows[l->rows.nrows++];
+	while (kv[2 * n])
+		n++;
+	row->keys = calloc(n, sizeof(char *));
+	row->vals = calloc(n, sizeof(char *));
+	row->n = 0;
+	for (size_t i = 0; row->keys && row->vals && i < n; i++) {
+		if (!kv[2 * i + 1])
+			continue;
+		row->keys[row->n] = strdup(kv[2 * i]);
+		row->vals[row->n] = strdup(kv[2 * i + 1]);
+		row->n++;
+	}
+}
+
+static void list_one(const char *path, unsigned uid, void *arg)
+{
+	static const struct jfield fields[] = {
+		{"name", J_STR},       {"socket", J_STR}, {"uid", J_INT},
+		{"reachable", J_BOOL}, {"pid", J_INT},	  {"state", J_STR},
+		{"num", J_INT},	       {"error", J_STR},  {NULL, J_STR},
+	};
+	struct listing *l = arg;
+	struct client c = {.fd = -1, .quiet = true};
+	char name[PATH_MAX_LUO], uidbuf[16], *st = "status";
+	const char *base = strrchr(path, '/') + 1, *error = NULL;
+	const struct row *row = NULL;
+	struct reply r = {0};
+	uint64_t now = mono_ns();
+	int code;
+
+	snprintf(name, sizeof(name), "%.*s", (int)(strlen(base) - 5), base);
+	snprintf(uidbuf, sizeof(uidbuf), "%u", uid);
+	/* Each probe gets at most 2 s of what is left. */
+	c.deadline_ns = now >= l->deadline_ns ? now
+			: l->deadline_ns - now > 2000000000ULL
+				? now + 2000000000ULL
+				: l->deadline_ns;
+	code = client_connect(&c, path);
+	if (!code)
+		code = client_send(&c, 1, &st);
+	if (!code)
+		code = client_reply(&c, &r, NULL, NULL);
+	if (!code && r.ok && r.nrows)
+		row = &r.rows[0];
+	else if (code == EXIT_UNREACHABLE)
+		error = "not running (nobody listens)";
+	else if (code == EXIT_DENIED)
+		error = "permission denied";
+	else if (code == EXIT_TIMEOUT)
+		error = "no answer in time";
+	else
+		error = "bad answer";
+	if (code == EXIT_UNREACHABLE && !l->all) {
+		client_close(&c);
+		return; /* a stale socket file: no service */
+	}
+	{
+		const char *kv[] = {
+			"name",	     row ? row_get(row, "name") : name,
+			"socket",    path,
+			"uid",	     uidbuf,
+			"reachable", row ? "yes" : "no",
+			"pid",	     row ? row_get(row, "pid") : NULL,
+			"state",     row ? row_get(row, "state") : NULL,
+			"num",	     row ? row_get(row, "num") : NULL,
+			"error",     error,
+			NULL,
+		};
+
+		list_add(l, kv);
+		if (l->json)
+			json_object_array_add(
+				l->json,
+				json_row(&l->rows.rows[l->rows.nrows - 1],
+					 fields));
+	}
+	reply_free(&r);
+	client_close(&c);
+}
+
+static int cmd_services(int argc)
+{
+	static const char *const cols[] = {"name", "pid",    "state", "num",
+					   "uid",  "socket", "error", NULL};
+	struct listing l = {.deadline_ns = mono_ns() + timeout_ns,
+			    .all = argc > 1};
+
+	if (json)
+		l.json = json_object_new_array();
+	for_each_service_socket(list_one, &l);
+	if (json)
+		json_print(l.json);
+	else
+		print_table(&l.rows, cols);
+	reply_free(&l.rows);
+	return 0;
+}
+
+/* --timeout SEC: a positive number of seconds, nothing else. */
+static int parse_timeout(const char *s)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v <= 0 || v > 31536000)
+		return usage_error(
+			"--timeout wants a number of seconds greater than 0, not '%s'",
+			s);
+	timeout_ns = (uint64_t)(v * 1e9);
+	if (!timeout_ns)
+		timeout_ns = 1;
+	return 0;
+}
+
+/* The commands and the arguments they take (checked before connecting). */
+static const struct command {
+	const char *name;
+	int (*run)(struct client *c, int argc, char **argv);
+	int min, max; /* arguments after the command's name */
+	const char *args;
+} commands[] = {
+	{"status", cmd_status, 0, 0, ""},
+	{"prepare", cmd_simple, 0, 0, ""},
+	{"freeze", cmd_simple, 0, 0, ""},
+	{"cancel", cmd_simple, 0, 0, ""},
+	{"finish", cmd_simple, 0, 0, ""},
+	{"update", cmd_update, 1, INT_MAX, " [--finish] PATH [ARG...]"},
+	{"sessions", cmd_list, 0, 0, ""},
+	{"files", cmd_list, 0, 0, ""},
+	{"subsystems", cmd_list, 0, 0, ""},
+	{"devices", cmd_list, 0, 0, ""},
+	{"device", cmd_simple, 3, 3, " PATH requested 0|1"},
+	{"dump", cmd_dump, 0, 3, " [incoming|outgoing] [--blob NAME]"},
+	{"list", NULL, 0, 1, " [--all]"},
+};
+
+static int check_args(const struct command *cmd, int argc, char **argv)
+{
+	if (argc - 1 < cmd->min || argc - 1 > cmd->max ||
+	    (!strcmp(cmd->name, "list") && argc == 2 &&
+	     strcmp(argv[1], "--all")) ||
+	    (!strcmp(cmd->name, "device") &&
+	     (strcmp(argv[2], "requested") ||
+	      (strcmp(argv[3], "0") && strcmp(argv[3], "1"))))) {
+		fprintf(stderr,
+			"luoctl: usage: luoctl [-s NAME | -S PATH] %s%s\n",
+			cmd->name, cmd->args);
+		return EXIT_USAGE;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -321,97 +714,95 @@ int main(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},
 		{"timeout", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	static struct client c = {.fd = -1, .timeout_ms = -1};
-	char path[108] = "";
-	const char *cmd;
+	static struct client c = {.fd = -1};
+	const struct command *cmd = NULL;
+	const char *name = NULL, *path = NULL;
 	int opt, code;
 
-	while ((opt = getopt_long(argc, argv, "+s:S:jt:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+s:S:jt:hV", opts, NULL)) !=
+	       -1) {
 		switch (opt) {
 		case 's':
-			service = optarg;
-			snprintf(target, sizeof(target), "-s %s", optarg);
-			if (luo_ctl_default_path(optarg, path, sizeof(path))) {
-				fprintf(stderr, "luoctl: name too long\n");
-				return EXIT_USAGE;
-			}
+			name = optarg;
+			path = NULL;
 			break;
 		case 'S':
-			snprintf(path, sizeof(path), "%s", optarg);
-			service = optarg;
-			snprintf(target, sizeof(target), "-S %s", optarg);
+			path = optarg;
+			name = NULL;
 			break;
 		case 'j':
 			json = true;
 			break;
 		case 't':
-			c.timeout_ms = (int)(strtod(optarg, NULL) * 1000);
+			if (parse_timeout(optarg))
+				return EXIT_USAGE;
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("luoctl %s (control protocol %d)\n",
+			       LUOCTL_VERSION, 1);
 			return 0;
 		default:
 			usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
-	if (optind >= argc || !*path) {
-		if (!*path)
-			fprintf(stderr,
-				"luoctl: name the service: -s NAME or -S PATH\n");
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	cmd = argv[optind];
+	if (optind >= argc)
+		return usage_error("give a command%s", "");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[optind], commands[i].name))
+			cmd = &commands[i];
+	if (!cmd)
+		return usage_error(
+			"unknown command '%s' ('luoctl --help' lists them)",
+			argv[optind]);
 	argc -= optind;
 	argv += optind;
-	if (strcmp(cmd, "update"))
-		c.timeout_ms = c.timeout_ms < 0 ? 30000 : c.timeout_ms;
-	code = client_connect(&c, path);
+	code = check_args(cmd, argc, argv);
 	if (code)
 		return code;
-	if (!strcmp(cmd, "status") && argc == 1)
-		code = cmd_status(&c);
-	else if ((!strcmp(cmd, "prepare") || !strcmp(cmd, "freeze") ||
-		  !strcmp(cmd, "cancel") || !strcmp(cmd, "finish")) &&
-		 argc == 1)
-		code = cmd_simple(&c, argv[0]);
-	else if (!strcmp(cmd, "update"))
-		code = cmd_update(&c, argc, argv);
-	else if (!strcmp(cmd, "sessions") && argc == 1)
-		code = cmd_list(&c, 1, argv,
-				(const char *const[]){"name", "direction",
-						      "files", "status", NULL});
-	else if (!strcmp(cmd, "files") && argc == 1)
-		code = cmd_list(&c, 1, argv,
-				(const char *const[]){"session", "direction",
-						      "token", "handler",
-						      "kind", "inode", "status",
-						      NULL});
-	else if (!strcmp(cmd, "subsystems") && argc == 1)
-		code = cmd_list(&c, 1, argv,
-				(const char *const[]){"name", "prepared",
-						      "incoming",
-						      "incoming_data",
-						      "outgoing_data", NULL});
-	else if (!strcmp(cmd, "devices") && argc == 1)
-		code = cmd_list(&c, 1, argv,
-				(const char *const[]){"path", "bus", "driver",
-						      "registered", "requested",
-						      "preserved", "reclaimed",
-						      NULL});
-	else if (!strcmp(cmd, "device") && argc == 4 &&
-		 !strcmp(argv[2], "requested") &&
-		 (!strcmp(argv[3], "0") || !strcmp(argv[3], "1")))
-		code = cmd_simple_args(&c, argc, argv);
-	else if (!strcmp(cmd, "dump"))
-		code = cmd_dump(&c, argc, argv);
-	else {
-		usage(stderr);
-		code = EXIT_USAGE;
+	if (!strcmp(cmd->name, "update") || !strcmp(cmd->name, "dump")) {
+		/* Their arguments are checked before anything is sent. */
+		char rp[PATH_MAX];
+		bool fin;
+		const char *b, *d;
+		int first;
+
+		code = !strcmp(cmd->name, "update")
+			       ? update_args(argc, argv, &fin, rp, &first)
+			       : dump_args(argc, argv, &b, &d);
+		if (code)
+			return code;
 	}
-	close(c.fd);
+	if (!timeout_ns)
+		timeout_ns = (strcmp(cmd->name, "update") ? 30ULL : 60ULL) *
+			     1000000000ULL;
+	if (!cmd->run)
+		return cmd_services(argc);
+	if (!name && !path)
+		return usage_error("name the service: -s NAME or -S PATH%s",
+				   "");
+	if (name) {
+		service = name;
+		snprintf(target, sizeof(target), "-s %s", name);
+		code = find_service(name, sock_path, sizeof(sock_path));
+		if (code)
+			return code;
+	} else {
+		service = path;
+		snprintf(target, sizeof(target), "-S %s", path);
+		snprintf(sock_path, sizeof(sock_path), "%s", path);
+	}
+	/* One deadline for the whole command, connect included. */
+	c.deadline_ns = mono_ns() + timeout_ns;
+	code = client_connect(&c, sock_path);
+	if (!code)
+		code = cmd->run(&c, argc, argv);
+	client_close(&c);
 	return code;
 }

@@ -5,6 +5,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* The longest socket path (sun_path). */
+#define PATH_MAX_LUO 108
 
 /* Exit codes (luoctl(1), EXIT STATUS). */
 enum {
@@ -34,29 +38,57 @@ struct reply {
 
 struct client {
 	int fd;
+	const char *path;
 	char name[64]; /* the service's, from its greeting */
 	int pid;
 	char buf[1 << 16];
 	size_t len;
-	int timeout_ms;
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC: the whole command's */
+	bool quiet;	      /* no messages (luoctl list probes) */
 };
 
 /* luoctl_client.c */
+uint64_t mono_ns(void);
 int client_connect(struct client *c, const char *path);
+void client_close(struct client *c);
 int client_send(struct client *c, int argc, char **argv);
 /* Next line, without its newline, valid until the next call; NULL at
- * EOF/error/timeout (*code says which). */
+ * EOF/error/timeout or past CTL_REPLY_MAX (*code says which). */
 char *client_line(struct client *c, int *code);
 int client_reply(struct client *c, struct reply *r,
 		 void (*on_stage)(const char *name, const char *us, void *arg),
 		 void *arg);
 void reply_free(struct reply *r);
 const char *row_get(const struct row *r, const char *key);
+/* A value to print: the row's, or "-" when the service did not send it. */
+const char *row_show(const struct row *r, const char *key);
 
-/* luoctl_print.c */
-void print_table(const struct reply *r, const char *const *cols, bool json);
-void print_json_rows(const struct reply *r);
-void json_string(const char *s);
+/* luoctl_find.c: where services listen (the library's path rule). */
+/* The socket of service @name; EXIT_* on failure (printed). */
+int find_service(const char *name, char *path, size_t len);
+/* Call @fn for every socket file in the directories services use. */
+void for_each_service_socket(void (*fn)(const char *path, unsigned uid,
+					void *arg),
+			     void *arg);
+
+/* luoctl_print.c: tables for people. */
+void print_table(const struct reply *r, const char *const *cols);
+
+/* luoctl_json.c: typed JSON (docs/luoctl-json.md). */
+enum jtype { J_STR, J_INT, J_BOOL };
+struct jfield {
+	const char *key;
+	enum jtype type;
+};
+struct json_object;
+/* An object with every field of @fields, null where @row lacks it. */
+struct json_object *json_row(const struct row *row,
+			     const struct jfield *fields);
+/* An array of json_row() for every row. */
+struct json_object *json_rows(const struct reply *r,
+			      const struct jfield *fields);
+/* Print @o on one line and free it. */
+void json_print(struct json_object *o);
 
 /* luoctl_dts.c */
 int print_dts(const void *fdt, size_t size, const char *label);

@@ -1,68 +1,18 @@
 // SPDX-License-Identifier: MIT
-/* luoctl's output: aligned tables for people, JSON for scripts. */
+/* luoctl's tables for people (luoctl_json.c has the JSON). */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <string.h>
 
 #include "luoctl.h"
 
-void json_string(const char *s)
-{
-	putchar('"');
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
-
-/* Numbers stay numbers in JSON; everything else is a string. */
-static void json_value(const char *v)
-{
-	size_t n = strspn(v, "0123456789");
-
-	if (n && n == strlen(v) && (v[0] != '0' || n == 1) && n < 20)
-		fputs(v, stdout);
-	else
-		json_string(v);
-}
-
-void print_json_rows(const struct reply *r)
-{
-	printf("[");
-	for (size_t i = 0; i < r->nrows; i++) {
-		const struct row *row = &r->rows[i];
-
-		printf(i ? ",\n {" : "{");
-		for (size_t k = 0; k < row->n; k++) {
-			if (k)
-				printf(", ");
-			json_string(row->keys[k]);
-			printf(": ");
-			json_value(row->vals[k]);
-		}
-		printf("}");
-	}
-	printf("]\n");
-}
-
 /* @cols: the keys to show, in order, NULL terminated; NULL: every key of
  * the first row. */
-void print_table(const struct reply *r, const char *const *cols, bool json)
+void print_table(const struct reply *r, const char *const *cols)
 {
 	const char *keys[64];
 	size_t ncols = 0, width[64];
 
-	if (json) {
-		print_json_rows(r);
-		return;
-	}
 	if (cols) {
 		while (cols[ncols] && ncols < 64) {
 			keys[ncols] = cols[ncols];

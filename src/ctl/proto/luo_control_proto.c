@@ -142,7 +142,9 @@ int luo_ctl_decode(char *s)
 		}
 		hi = hexval(s[1]);
 		lo = hi < 0 ? -1 : hexval(s[2]);
-		if (lo < 0)
+		/* %00 would cut the word short where it is used as a
+		 * C string: "status%00junk" is not "status". */
+		if (lo < 0 || (hi == 0 && lo == 0))
 			return -EINVAL;
 		*out++ = (char)(hi << 4 | lo);
 		s += 2;
@@ -203,6 +205,9 @@ static const struct {
 	{EPROTONOSUPPORT, "EPROTONOSUPPORT"},
 	{ECANCELED, "ECANCELED"},
 	{EPROTO, "EPROTO"},
+	{ENOTSOCK, "ENOTSOCK"},
+	{EPIPE, "EPIPE"},
+	{ECONNRESET, "ECONNRESET"},
 };
 
 const char *luo_ctl_errno_name(int err)

@@ -14,6 +14,8 @@
 
 /* Longest request line the server reads, newline included. */
 #define CTL_LINE_MAX 65536
+/* Largest reply the server sends (luoctl reads no more either). */
+#define CTL_REPLY_MAX (64U << 20)
 
 /* A growable output buffer; @err is set (-ENOMEM) once a write failed. */
 struct ctl_buf {
@@ -37,7 +39,7 @@ void luo_ctl_row_u64(struct ctl_buf *b, const char *key, uint64_t val);
 void luo_ctl_row_i64(struct ctl_buf *b, const char *key, int64_t val);
 void luo_ctl_row_end(struct ctl_buf *b);
 
-/* Decode @s in place; -EINVAL for a bad escape. */
+/* Decode @s in place; -EINVAL for a bad escape or %00 (a NUL). */
 int luo_ctl_decode(char *s);
 /* Split @line in place into at most @max decoded words; -E2BIG, -EINVAL. */
 int luo_ctl_split(char *line, char **words, int max);
