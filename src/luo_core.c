@@ -20,6 +20,7 @@
 #include "kho_internal.h"
 #include "log.h"
 #include "luo_internal.h"
+#include "luo_notify.h"
 
 struct luo_global luo_global = {.teardown_fd = -1};
 
@@ -215,6 +216,7 @@ int luo_init(const struct luo_init_opts *opts)
 
 	if (!opts)
 		opts = &defaults;
+	luo_notify_capture();
 	reserve = opts->arena_max ? opts->arena_max : KHO_DEFAULT_RESERVE;
 	luo_state_write_lock();
 	if (!luo_state_is(LIVEUPDATE_STATE_UNDEFINED)) {
@@ -289,6 +291,7 @@ int luo_exit(void)
 		       liveupdate_state_name(s));
 		return -EBUSY;
 	}
+	luo_notify_stopping();
 	luo_teardown_release(true);
 	luo_abi_in_release();
 	luo_sessions_forget();
@@ -350,6 +353,7 @@ int liveupdate_prepare(void)
 	}
 	luo_abi_out_set_time("prepare-ns", start);
 	luo_set_state(LIVEUPDATE_STATE_PREPARED);
+	luo_notify_update_begin();
 out:
 	luo_state_write_unlock();
 	return err;
@@ -374,6 +378,7 @@ void luo_cancel_locked(void)
 	kho_unfreeze();
 	luo_abi_out_destroy();
 	luo_set_state(LIVEUPDATE_STATE_NORMAL);
+	luo_notify_update_cancelled("was cancelled");
 }
 
 int luo_freeze_locked(void)

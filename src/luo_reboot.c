@@ -31,6 +31,7 @@
 #include "kho_internal.h"
 #include "log.h"
 #include "luo_internal.h"
+#include "luo_notify.h"
 
 extern char **environ;
 
@@ -275,21 +276,38 @@ static int exec_precheck(const char *path)
 	return 0;
 }
 
-/* A copy of @envp with our variable set; NULL on allocation failure. */
+/* Whether @envp sets the variable that @entry ("NAME=...") sets. */
+static bool env_has(char *const envp[], const char *entry)
+{
+	size_t len = (size_t)(strchr(entry, '=') - entry) + 1;
+
+	for (size_t i = 0; envp[i]; i++)
+		if (!strncmp(envp[i], entry, len))
+			return true;
+	return false;
+}
+
+/*
+ * A copy of @envp with our variable set, and the service manager's socket
+ * handed on even if @envp lacks it; NULL on allocation failure.
+ */
 static char **handover_env(char *const envp[], const char *value)
 {
 	size_t n = 0, k = 0, len = strlen(LUO_HANDOVER_ENV);
+	const char *notify = luo_notify_env_entry();
 	char **env;
 
 	while (envp[n])
 		n++;
-	env = calloc(n + 2, sizeof(*env));
+	env = calloc(n + 3, sizeof(*env));
 	if (!env)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		if (strncmp(envp[i], LUO_HANDOVER_ENV, len) ||
 		    envp[i][len] != '=')
 			env[k++] = envp[i];
+	if (notify && !env_has(envp, notify))
+		env[k++] = (char *)notify;
 	if (asprintf(&env[k], "%s=%s", LUO_HANDOVER_ENV, value) < 0) {
 		free(env);
 		return NULL;

@@ -391,6 +391,8 @@ int main(int argc, char **argv)
 		if (err)
 			return 1;
 	}
+	/* Serving: under systemd this ends the start or the reload. */
+	luo_notify_ready();
 
 	if (state->chained) {
 		if (state->updates_left) {
@@ -429,6 +431,7 @@ int main(int argc, char **argv)
 			update();
 		}
 	}
+	luo_notify_stopping();
 	luo_control_stop(ctl);
 	return 0;
 }

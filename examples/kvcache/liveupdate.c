@@ -403,6 +403,7 @@ static void start_control(void)
  */
 void kvlu_stop(void)
 {
+	luo_notify_stopping();
 #ifdef KV_HAVE_CONTROL
 	luo_control_stop(ctl);
 	ctl = NULL;
@@ -516,6 +517,8 @@ int kvlu_start(void)
 		conns_represerve(1); /* start the walk; the loop goes on */
 		report_update();
 	}
+	/* Serving: under systemd this ends the start or the reload. */
+	luo_notify_ready();
 	return 0;
 }
 

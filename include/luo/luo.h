@@ -14,6 +14,7 @@
 #include <luo/device.h>
 #include <luo/kho.h>
 #include <luo/liveupdate.h>
+#include <luo/notify.h>
 #include <luo/session.h>
 
 #ifdef __cplusplus
