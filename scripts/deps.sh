@@ -3,8 +3,11 @@
 # the tests and the demo need.  Sourced by demo.sh and test.sh.
 
 # libmemcached-tools: memccapable and memcaslap, the kvcache tests' peers.
+# systemd-container: systemd-nspawn, which boots the real systemd that the
+# systemd suite runs the units under (systemd.pc, for the unit directory,
+# comes with systemd itself).
 LUO_DEPS=(meson ninja-build gcc pkg-config python3 libfdt-dev libcmocka-dev
-	  device-tree-compiler libmemcached-tools)
+	  device-tree-compiler libmemcached-tools systemd-container)
 
 luo_install_deps() {
 	local missing=() p

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+# A small memcached text-protocol client for the systemd tests.
+#
+#   mc.py freeport                 print a free loopback port (22000-22999)
+#   mc.py set PORT N               store key0..keyN-1
+#   mc.py check PORT N             every key reads back with its value
+#   mc.py hold PORT FILE           one connection: set a key, wait (at most
+#                                  60 s) for FILE to exist, then read the key
+#                                  on the same connection
+#   mc.py wait PORT                until the port answers "version" (30 s)
+import os
+import random
+import socket
+import sys
+import time
+
+
+def value(i):
+    return ("value-%d-" % i) + "x" * (i % 200)
+
+
+class Conn:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buf = b""
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def exact(self, n):
+        while len(self.buf) < n:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def set(self, key, val):
+        data = val.encode()
+        self.s.sendall(b"set %s 0 0 %d\r\n%s\r\n" % (key.encode(), len(data), data))
+        reply = self.line()
+        if reply != b"STORED":
+            raise RuntimeError("set %s: %r" % (key, reply))
+
+    def get(self, key):
+        self.s.sendall(b"get %s\r\n" % key.encode())
+        head = self.line()
+        if head == b"END":
+            return None
+        parts = head.split()
+        data = self.exact(int(parts[3]) + 2)[:-2]
+        if self.line() != b"END":
+            raise RuntimeError("get %s: no END" % key)
+        return data.decode()
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "freeport":
+        for _ in range(50):
+            port = random.randint(22000, 22999)
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            finally:
+                s.close()
+            print(port)
+            return 0
+        return 1
+    port = int(sys.argv[2])
+    if cmd == "wait":
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                c = Conn(port)
+                c.s.sendall(b"version\r\n")
+                if c.line().startswith(b"VERSION"):
+                    return 0
+            except OSError:
+                time.sleep(0.1)
+        return 1
+    if cmd == "set":
+        c = Conn(port)
+        for i in range(int(sys.argv[3])):
+            c.set("key%d" % i, value(i))
+        return 0
+    if cmd == "check":
+        c = Conn(port)
+        bad = 0
+        for i in range(int(sys.argv[3])):
+            got = c.get("key%d" % i)
+            if got != value(i):
+                bad += 1
+                if bad < 5:
+                    print("key%d: %r" % (i, got), file=sys.stderr)
+        if bad:
+            print("%d of %s keys wrong" % (bad, sys.argv[3]), file=sys.stderr)
+        return 1 if bad else 0
+    if cmd == "hold":
+        c = Conn(port)
+        c.set("held", "across-the-reload")
+        deadline = time.monotonic() + 60
+        while not os.path.exists(sys.argv[3]):
+            if time.monotonic() > deadline:
+                print("hold: %s never appeared" % sys.argv[3], file=sys.stderr)
+                return 1
+            time.sleep(0.05)
+        got = c.get("held")
+        if got != "across-the-reload":
+            print("hold: read back %r" % got, file=sys.stderr)
+            return 1
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

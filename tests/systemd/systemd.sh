@@ -1,0 +1,243 @@
+#!/bin/bash
+# The project's units under a real systemd: systemd booted as PID 1 of a
+# container (systemd-nspawn on the host's own /usr, an empty tmpfs root),
+# the units made from the installed templates with this build's paths,
+# driven with systemctl through nsenter.
+#
+#   systemd.sh BUILD_ROOT TEMPLATE_DIR KVCACHE COUNTER LUOCTL MC_PY
+#
+# Checks: Type=notify start; RELOADING=1 and READY=1 seen by systemd
+# (luoctl prepare / cancel); "systemctl reload" is a live update (same
+# MainPID, NRestarts 0, data verified, StatusText); an update asked for by
+# signal; the library's lines in the journal with their priorities;
+# kvcache reloaded with its items and an open connection kept;
+# "systemctl stop" clean.  Exit 77 where it cannot run.
+set -u
+BUILD=$1
+TEMPLATES=$2
+KVCACHE=$3
+COUNTER=$4
+LUOCTL=$5
+MC=$6
+
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
+
+[ "$(id -u)" -eq 0 ] || skip "needs root"
+command -v systemd-nspawn >/dev/null || skip "no systemd-nspawn (Debian: systemd-container)"
+command -v nsenter >/dev/null || skip "no nsenter"
+command -v python3 >/dev/null || skip "no python3"
+
+dir=$(mktemp -d /tmp/luo-systemd-test.XXXXXX)
+cgroups=()
+nspawn=
+P=
+failures=0
+
+fail() {
+	echo "FAIL: $*"
+	failures=$((failures + 1))
+}
+
+# Run a command inside the container, bounded.
+C() {
+	timeout 60 nsenter -t "$P" -m -u -i -p -- "$@"
+}
+
+show() { # UNIT PROPERTY
+	C systemctl show -p "$2" --value "$1"
+}
+
+# Poll (at most 20 s) until a unit property has a value.
+wait_prop() { # UNIT PROPERTY VALUE
+	local v=
+	for _ in $(seq 200); do
+		v=$(show "$1" "$2")
+		[ "$v" = "$3" ] && return 0
+		sleep 0.1
+	done
+	fail "$1: $2 is '$v', expected '$3'"
+	return 1
+}
+
+stop_container() {
+	if [ -n "$nspawn" ] && kill -0 "$nspawn" 2>/dev/null; then
+		# nspawn turns SIGTERM into a clean poweroff of the container.
+		kill -TERM "$nspawn" 2>/dev/null
+		for _ in $(seq 200); do
+			kill -0 "$nspawn" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$nspawn" 2>/dev/null
+		wait "$nspawn" 2>/dev/null
+	fi
+	for cg in "${cgroups[@]}"; do
+		[ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
+	done
+	rm -rf "$dir"
+}
+trap stop_container EXIT
+
+# --- the units: the templates with this build's paths ---
+port=$(python3 "$MC" freeport) || skip "no free port"
+mkdir -p "$dir/units"
+for t in "$TEMPLATES"/*.service.in; do
+	u=$(basename "$t" .in)
+	sed -e "s|@KVCACHE@|$KVCACHE|g" -e "s|@COUNTER@|$COUNTER|g" \
+		-e "s|@LUOCTL@|$LUOCTL|g" -e "s|-p 11211|-l 127.0.0.1 -p $port|" \
+		"$t" >"$dir/units/$u"
+	# Test-only: the library's info lines, and bounded start and stop.
+	mkdir -p "$dir/units/$u.d"
+	printf '[Service]\nEnvironment=LUO_LOG_LEVEL=info\nTimeoutStartSec=20s\nTimeoutStopSec=20s\n' \
+		>"$dir/units/$u.d/test.conf"
+done
+
+# --- a cgroup of our own, so that parallel runs do not share /payload ---
+for h in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
+	[ -f "$h/cgroup.procs" ] || continue
+	case $h in
+	/sys/fs/cgroup/systemd) rel=$(sed -n 's/^[0-9]*:name=systemd://p' /proc/self/cgroup) ;;
+	*) rel=$(sed -n 's/^0:://p' /proc/self/cgroup) ;;
+	esac
+	[ -n "$rel" ] || continue
+	cg=$h${rel%/}/luo-systemd-test-$$
+	mkdir -p "$cg" 2>/dev/null || skip "cannot create a cgroup under $h"
+	cgroups+=("$cg")
+	[ "$h" = /sys/fs/cgroup ] && break
+done
+[ ${#cgroups[@]} -gt 0 ] || skip "no writable cgroup hierarchy"
+
+# --- boot ---
+(
+	for cg in "${cgroups[@]}"; do
+		echo "$BASHPID" >"$cg/cgroup.procs" || exit 1
+	done
+	exec systemd-nspawn -q -D / --volatile=yes --register=no --keep-unit \
+		--console=pipe --bind-ro="$dir/units:/etc/systemd/system" \
+		--bind-ro="$BUILD" -b systemd.unit=multi-user.target \
+		systemd.mask=systemd-firstboot.service
+) </dev/null >"$dir/console.log" 2>&1 &
+nspawn=$!
+for _ in $(seq 300); do
+	for c in $(cat /proc/"$nspawn"/task/*/children 2>/dev/null); do
+		[ "$(cat /proc/"$c"/comm 2>/dev/null)" = systemd ] && P=$c
+	done
+	[ -n "$P" ] && break
+	kill -0 "$nspawn" 2>/dev/null || break
+	sleep 0.1
+done
+if [ -z "$P" ]; then
+	cat "$dir/console.log"
+	grep -q "Failed to\|not supported" "$dir/console.log" &&
+		skip "systemd-nspawn cannot boot a container here"
+	echo "FAIL: the container did not boot"
+	exit 1
+fi
+# Until its manager answers on its private socket, then until it is up.
+for _ in $(seq 100); do
+	state=$(C systemctl is-system-running --wait 2>&1)
+	case $state in
+	*"Failed to connect"*) sleep 0.1 ;;
+	*) break ;;
+	esac
+done
+case $state in
+running | degraded) ;;
+*)
+	echo "FAIL: the container's systemd is '$state'"
+	exit 1
+	;;
+esac
+echo "container booted: systemd is PID $P on the host ($state)"
+
+# --- the counter example ---
+C systemctl start luo-counter.service || fail "start luo-counter"
+wait_prop luo-counter ActiveState active
+pid=$(show luo-counter MainPID)
+C systemctl show -p StatusText --value luo-counter | grep -q "serving (state normal), 0 live updates" ||
+	fail "StatusText after start: $(show luo-counter StatusText)"
+
+# RELOADING=1 at prepare: systemd shows the unit reloading; READY=1 at
+# cancel brings it back.
+C "$LUOCTL" -s counter prepare >/dev/null || fail "luoctl prepare"
+wait_prop luo-counter ActiveState reloading
+C "$LUOCTL" -s counter cancel >/dev/null || fail "luoctl cancel"
+wait_prop luo-counter ActiveState active
+
+# systemctl reload: a live update through ExecReload.
+C systemctl reload luo-counter.service || fail "systemctl reload luo-counter"
+[ "$(show luo-counter ActiveState)" = active ] ||
+	fail "after the reload: $(show luo-counter ActiveState)"
+[ "$(show luo-counter MainPID)" = "$pid" ] ||
+	fail "MainPID changed in the reload: $pid -> $(show luo-counter MainPID)"
+[ "$(show luo-counter NRestarts)" = 0 ] || fail "NRestarts is $(show luo-counter NRestarts)"
+C "$LUOCTL" -s counter --json status | grep -q '"num": 1' ||
+	fail "the reload was not live update #1: $(C "$LUOCTL" -s counter status)"
+C journalctl -u luo-counter -o cat --no-pager | grep -q "live update #1 from v1: counter=1, 64 MiB verified" ||
+	fail "the new image did not verify the data"
+C journalctl -u luo-counter -o cat --no-pager | grep -q "^Reloaded " ||
+	fail "systemd logged no completed reload"
+show luo-counter StatusText | grep -q "serving (state normal), 1 live update, last blackout " ||
+	fail "StatusText after the reload: $(show luo-counter StatusText)"
+
+# An update systemd did not ask for (SIGUSR1): RELOADING=1, then READY=1.
+C systemctl kill --kill-who=main -s USR1 luo-counter.service || fail "systemctl kill -s USR1"
+for _ in $(seq 200); do
+	C "$LUOCTL" -s counter --json status 2>/dev/null | grep -q '"num": 2' && break
+	sleep 0.1
+done
+wait_prop luo-counter ActiveState active
+[ "$(show luo-counter MainPID)" = "$pid" ] || fail "MainPID changed in the signalled update"
+show luo-counter StatusText | grep -q ", 2 live updates, last blackout " ||
+	fail "StatusText after the signalled update: $(show luo-counter StatusText)"
+
+# The library's lines reach the journal with their priorities: an error
+# (an exec that fails) at err, an info line (adopted) at info only.
+# (A directory passes the X_OK check and fails the exec.)
+C "$LUOCTL" -s counter update /usr/lib >"$dir/out" 2>&1 &&
+	fail "an update into a directory succeeded: $(cat "$dir/out")"
+wait_prop luo-counter ActiveState active
+C journalctl -u luo-counter -p err -o cat --no-pager | grep -q "^luo: error: exec of '/usr/lib' failed" ||
+	fail "no error line at priority err: $(C journalctl -u luo-counter -p err -o cat --no-pager | tail -3)"
+C journalctl -u luo-counter -p info -o cat --no-pager | grep -q "^luo: info: live update #1 adopted" ||
+	fail "no info line at priority info"
+C journalctl -u luo-counter -p notice -o cat --no-pager | grep -q "luo: info:" &&
+	fail "an info line logged above priority info"
+C journalctl -u luo-counter -o cat --no-pager | grep -q "<[0-9]>luo:" &&
+	fail "a priority prefix reached the journal unparsed"
+
+C systemctl stop luo-counter.service || fail "systemctl stop luo-counter"
+[ "$(show luo-counter ActiveState)" = inactive ] || fail "not inactive after stop"
+[ "$(show luo-counter Result)" = success ] || fail "stop result: $(show luo-counter Result)"
+[ "$(show luo-counter ExecMainStatus)" = 0 ] || fail "exit status $(show luo-counter ExecMainStatus)"
+
+# --- kvcache: items and an open connection kept across systemctl reload ---
+C systemctl start kvcache.service || fail "start kvcache"
+python3 "$MC" wait "$port" || fail "kvcache does not answer on port $port"
+pid=$(show kvcache MainPID)
+python3 "$MC" set "$port" 1000 || fail "storing 1000 items"
+python3 "$MC" hold "$port" "$dir/reloaded" &
+holder=$!
+sleep 0.2 # let it connect and store before the reload (not a timing check)
+C systemctl reload kvcache.service || fail "systemctl reload kvcache"
+touch "$dir/reloaded"
+wait "$holder" || fail "the connection opened before the reload did not work after it"
+[ "$(show kvcache MainPID)" = "$pid" ] || fail "kvcache MainPID changed"
+[ "$(show kvcache NRestarts)" = 0 ] || fail "kvcache NRestarts $(show kvcache NRestarts)"
+[ "$(show kvcache ActiveState)" = active ] || fail "kvcache not active after the reload"
+python3 "$MC" check "$port" 1000 || fail "items lost in the reload"
+C journalctl -u kvcache -o cat --no-pager | grep -q "live update #1 from v1: 100[01] items" ||
+	fail "kvcache did not report the update"
+C systemctl stop kvcache.service || fail "systemctl stop kvcache"
+[ "$(show kvcache Result)" = success ] || fail "kvcache stop result: $(show kvcache Result)"
+
+if [ "$failures" -ne 0 ]; then
+	echo "--- journal ---"
+	C journalctl --no-pager -u luo-counter -u kvcache | tail -60
+	echo "$failures check(s) failed"
+	exit 1
+fi
+echo "systemd: all checks passed"
+exit 0
