@@ -19,6 +19,7 @@
 
 #include "kho_internal.h"
 #include "log.h"
+#include "luo_fdstore.h"
 #include "luo_internal.h"
 #include "luo_notify.h"
 
@@ -217,6 +218,7 @@ int luo_init(const struct luo_init_opts *opts)
 	if (!opts)
 		opts = &defaults;
 	luo_notify_capture();
+	luo_fdstore_capture();
 	reserve = opts->arena_max ? opts->arena_max : KHO_DEFAULT_RESERVE;
 	luo_state_write_lock();
 	if (!luo_state_is(LIVEUPDATE_STATE_UNDEFINED)) {
@@ -244,6 +246,7 @@ int luo_init(const struct luo_init_opts *opts)
 	if (value && !(opts->flags & LUO_INIT_IGNORE_HANDOVER)) {
 		err = adopt_handover(value, reserve);
 		if (!err) {
+			luo_fdstore_arena(kho_fd());
 			luo_global.timing.adopted_ns = luo_now_ns();
 			luo_set_state(LIVEUPDATE_STATE_UPDATED);
 			pr_info("live update #%llu adopted, %.3f ms after the freeze began",
@@ -268,6 +271,7 @@ int luo_init(const struct luo_init_opts *opts)
 		arena_flags |= KHO_ARENA_THP;
 	err = kho_arena_create(arena_flags, reserve);
 	if (!err) {
+		luo_fdstore_arena(kho_fd());
 		luo_global.liveupdate_num = 0;
 		luo_set_state(LIVEUPDATE_STATE_NORMAL);
 	}
@@ -292,6 +296,7 @@ int luo_exit(void)
 		return -EBUSY;
 	}
 	luo_notify_stopping();
+	luo_fdstore_arena_gone();
 	luo_teardown_release(true);
 	luo_abi_in_release();
 	luo_sessions_forget();

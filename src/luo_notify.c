@@ -93,14 +93,18 @@ static int notify_socket(void)
 	return notify_fd;
 }
 
-int luo_notify(const char *msg)
+int luo_notify_fds(const char *msg, const int *fds, size_t nfds)
 {
+	union {
+		char buf[CMSG_SPACE(LUO_NOTIFY_MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} cmsg;
 	struct iovec iov;
 	struct msghdr mh = {0};
 	ssize_t n;
 	int fd, err = 0;
 
-	if (!msg || !*msg)
+	if (!msg || !*msg || nfds > LUO_NOTIFY_MAX_FDS || (nfds && !fds))
 		return -EINVAL;
 	luo_notify_capture();
 	if (!notify_addrlen)
@@ -111,6 +115,18 @@ int luo_notify(const char *msg)
 	mh.msg_namelen = notify_addrlen;
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
+	if (nfds) {
+		struct cmsghdr *c;
+
+		memset(&cmsg, 0, sizeof(cmsg));
+		mh.msg_control = cmsg.buf;
+		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+	}
 	pthread_mutex_lock(&notify_lock);
 	fd = notify_socket();
 	if (fd < 0) {
@@ -129,4 +145,9 @@ int luo_notify(const char *msg)
 		return err;
 	}
 	return 1;
+}
+
+int luo_notify(const char *msg)
+{
+	return luo_notify_fds(msg, NULL, 0);
 }

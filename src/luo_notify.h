@@ -5,6 +5,7 @@
 #define LUO_SRC_NOTIFY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 /* luo_notify.c: the protocol */
@@ -25,6 +26,19 @@ bool luo_notify_enabled(void);
  * Return: "NOTIFY_SOCKET=VALUE" as this image got it, or NULL.
  */
 const char *luo_notify_env_entry(void);
+
+/** LUO_NOTIFY_MAX_FDS - most descriptors luo_notify_fds() sends at once. */
+#define LUO_NOTIFY_MAX_FDS 8
+
+/**
+ * luo_notify_fds() - luo_notify() with descriptors attached (SCM_RIGHTS)
+ * @msg: the message, e.g. "FDSTORE=1\nFDNAME=luo.arena".
+ * @fds: descriptors for the manager to keep; still ours afterwards.
+ * @nfds: how many, at most %LUO_NOTIFY_MAX_FDS.
+ *
+ * Return: as luo_notify().
+ */
+int luo_notify_fds(const char *msg, const int *fds, size_t nfds);
 
 /* luo_service_notify.c: the update's steps, told to the manager */
 

@@ -19,6 +19,7 @@
 #include <luo/luo.h>
 #include <luo/notify.h>
 
+#include "luo_fdstore.h"
 #include "luo_internal.h"
 #include "luo_notify.h"
 
@@ -59,6 +60,8 @@ int luo_notify_ready(void)
 	    !liveupdate_get_timing(&t))
 		atomic_store(&last_blackout_ns, luo_now_ns() - t.freeze_ns);
 	atomic_store(&ready_sent, true);
+	/* It serves: what it did not take back after a crash is not wanted. */
+	luo_fdstore_release_unclaimed();
 	return send_with_status("READY=1\n", "serving");
 }
 

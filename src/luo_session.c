@@ -22,6 +22,7 @@
 #include "luo_control_proto.h"
 #include "luo_internal.h"
 #include "luo_mem.h"
+#include "luo_fdstore.h"
 #include "luo_session_internal.h"
 
 static struct luo_session *outgoing, *incoming;
@@ -251,6 +252,8 @@ int liveupdate_session_preserve_fd(struct luo_session *s, int fd,
 	if (err)
 		return err;
 	err = s->incoming ? -EINVAL : luo_file_preserve(s, fd, token);
+	if (!err)
+		luo_fdstore_preserved(s->name, token, fd);
 	leave();
 	return err;
 }
@@ -266,9 +269,10 @@ int liveupdate_session_unpreserve_fd(struct luo_session *s, uint64_t token)
 	if (err)
 		return err;
 	f = s->incoming ? NULL : luo_file_by_token(s, token);
-	if (f)
+	if (f) {
+		luo_fdstore_unpreserved(s->name, token);
 		luo_file_unpreserve(f);
-	else
+	} else
 		err = s->incoming ? -EINVAL : -ENOENT;
 	leave();
 	return err;
@@ -342,8 +346,11 @@ int liveupdate_session_close(struct luo_session *s)
 	if (s->incoming) {
 		err = -EINVAL;
 	} else {
-		while (s->nfiles)
+		while (s->nfiles) {
+			luo_fdstore_unpreserved(s->name,
+						s->files[s->nfiles - 1]->token);
 			luo_file_unpreserve(s->files[s->nfiles - 1]);
+		}
 		unlink_session(&outgoing, s);
 		session_free(s);
 	}

@@ -12,10 +12,12 @@
  * place.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <luo/luo.h>
@@ -168,6 +170,29 @@ static int new_session(void)
 	return err;
 }
 
+/*
+ * The listener the service manager kept through a crash, if it is for the
+ * port asked for (the unit may have changed since); -1 if none.
+ */
+static int stored_listener(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd;
+
+	if (liveupdate_fdstore_retrieve(SESSION_NAME, KV_LISTEN_TOKEN, &fd))
+		return -1;
+	if (getsockname(fd, (struct sockaddr *)&a, &len) ||
+	    a.sin_family != AF_INET ||
+	    (settings.port && ntohs(a.sin_port) != settings.port)) {
+		close(fd);
+		return -1;
+	}
+	settings.port = ntohs(a.sin_port);
+	kv_log(1, "kvcache: serving the listener the service manager kept\n");
+	return fd;
+}
+
 static int fresh_start(void)
 {
 	void *region, *p;
@@ -197,7 +222,10 @@ static int fresh_start(void)
 	err = conns_setup(root->maxconns);
 	if (err)
 		return err;
-	listen_fd = listener_open();
+	/* Restarted after a crash: the listener systemd kept, backlog and all. */
+	listen_fd = stored_listener();
+	if (listen_fd < 0)
+		listen_fd = listener_open();
 	if (listen_fd < 0)
 		return listen_fd;
 	root->has_listener = 1;

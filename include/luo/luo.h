@@ -12,6 +12,7 @@
 #include <luo/abi.h>
 #include <luo/control.h>
 #include <luo/device.h>
+#include <luo/fdstore.h>
 #include <luo/kho.h>
 #include <luo/liveupdate.h>
 #include <luo/notify.h>

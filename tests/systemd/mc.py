@@ -8,6 +8,8 @@
 #                                  60 s) for FILE to exist, then read the key
 #                                  on the same connection
 #   mc.py wait PORT                until the port answers "version" (30 s)
+#   mc.py probe PORT FILE          connect, ask "version", again, until FILE
+#                                  exists; fails if any was refused or failed
 import os
 import random
 import socket
@@ -88,6 +90,27 @@ def main():
             except OSError:
                 time.sleep(0.1)
         return 1
+    if cmd == "probe":
+        # A new connection each time until FILE exists (60 s at most):
+        # count the refused ones and any other failure.
+        probes = refused = errors = 0
+        deadline = time.monotonic() + 60
+        while not os.path.exists(sys.argv[3]) and time.monotonic() < deadline:
+            probes += 1
+            try:
+                c = Conn(port)
+                c.s.sendall(b"version\r\n")
+                if not c.line().startswith(b"VERSION"):
+                    errors += 1
+                c.s.close()
+            except ConnectionRefusedError:
+                refused += 1
+            except (OSError, EOFError) as e:
+                errors += 1
+                print("probe: %r" % e, file=sys.stderr)
+            time.sleep(0.002)
+        print("probes=%d refused=%d errors=%d" % (probes, refused, errors))
+        return 0 if probes and not refused and not errors else 1
     if cmd == "set":
         c = Conn(port)
         for i in range(int(sys.argv[3])):

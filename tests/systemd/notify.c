@@ -15,10 +15,18 @@
  *   notify bad             an address that is no socket path: -EINVAL
  *   notify journal         library lines carry "<3>" priorities when
  *                          stderr is JOURNAL_STREAM, and only then
+ *   notify fdstore         under a store (LUO_FDSTORE=1): the arena and a
+ *                          preserved listener stored with their names (not
+ *                          a plain socket), removed when dropped
+ *   notify restarted       started again as systemd does after a crash
+ *                          (LISTEN_FDS, names in another order): the
+ *                          listener found by name with its waiting client,
+ *                          the crashed arena dropped from the store
  *
  * The service side runs as "notify service ..." in a child.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -26,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -126,8 +135,74 @@ static int service_log(void)
 	return 0;
 }
 
+/* Under a store: the arena, one listener of two files, then removals. */
+static int service_fdstore(void)
+{
+	struct luo_session *s;
+	int l = socket(AF_INET, SOCK_STREAM, 0), sp[2];
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+	CHECK(l >= 0 && !bind(l, (struct sockaddr *)&a, sizeof(a)) &&
+		      !listen(l, 4),
+	      "listener");
+	CHECK(!socketpair(AF_UNIX, SOCK_STREAM, 0, sp), "socketpair");
+	CHECK(luo_init(NULL) == 0, "luo_init");
+	CHECK(liveupdate_create_session("kv:1", &s) == 0, "session");
+	CHECK(liveupdate_session_preserve_fd(s, l, 7) == 0, "preserve");
+	CHECK(liveupdate_session_preserve_fd(s, sp[0], 8) == 0, "preserve");
+	CHECK(liveupdate_session_unpreserve_fd(s, 8) == 0, "unpreserve");
+	CHECK(liveupdate_session_unpreserve_fd(s, 7) == 0, "unpreserve");
+	CHECK(liveupdate_session_close(s) == 0, "close");
+	CHECK(luo_exit() == 0, "exit");
+	return failures ? 1 : 0;
+}
+
+/* Started again by a manager after a crash: fds 3 (arena), 4 (listener). */
+static int service_restarted(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd = -1, c, acc = 0;
+	socklen_t alen = sizeof(acc);
+
+	struct stat old_arena, st;
+	char path[64];
+
+	CHECK(!fstat(3, &old_arena), "no fd 3");
+	CHECK(luo_init(NULL) == 0, "luo_init");
+	CHECK(!getenv("LISTEN_FDS") && !getenv("LISTEN_PID") &&
+		      !getenv("LISTEN_FDNAMES"),
+	      "LISTEN_* still set");
+	CHECK(liveupdate_fdstore_retrieve("kv", 1, &fd) == 0, "retrieve");
+	CHECK(fd == 4, "the listener is fd %d, not 4", fd);
+	CHECK(fcntl(fd, F_GETFD) == FD_CLOEXEC, "no FD_CLOEXEC");
+	CHECK(!getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &alen) && acc,
+	      "not listening");
+	CHECK(liveupdate_fdstore_retrieve("kv", 1, &c) == -ENOENT,
+	      "retrieved twice");
+	CHECK(liveupdate_fdstore_retrieve("kv", 2, &c) == -ENOENT,
+	      "a token that was not stored");
+	/* The client that connected while nobody served is in the backlog. */
+	c = accept(fd, (struct sockaddr *)&a, &len);
+	CHECK(c >= 0 && write(c, "hi", 2) == 2, "accept from the backlog");
+	/* The crashed image's arena is closed, not kept. */
+	for (int i = 0; i < 64; i++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", i);
+		CHECK(stat(path, &st) || st.st_ino != old_arena.st_ino ||
+			      st.st_dev != old_arena.st_dev,
+		      "fd %d is the old arena", i);
+	}
+	CHECK(luo_notify_ready() == 1, "ready");
+	return failures ? 1 : 0;
+}
+
 static int service(int argc, char **argv)
 {
+	if (argc >= 3 && !strcmp(argv[2], "fdstore"))
+		return service_fdstore();
+	if (argc >= 3 && !strcmp(argv[2], "restarted"))
+		return service_restarted();
 	if (argc >= 4 && !strcmp(argv[2], "first"))
 		return service_first(argv[0], !strcmp(argv[3], "socket"));
 	if (argc >= 4 && !strcmp(argv[2], "updated"))
@@ -145,6 +220,8 @@ struct msg {
 	char text[1024];
 	pid_t pid;
 	uint64_t at_us;
+	int fd; /* the first descriptor sent with it, or -1 */
+	int nfds;
 };
 
 /* A receiver like systemd's: SOCK_DGRAM, SO_PASSCRED. */
@@ -184,7 +261,8 @@ static int collect(int fd, pid_t child, struct msg *m, int max, int *status)
 
 	while (n < max && mono_us() < deadline) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		char cbuf[CMSG_SPACE(sizeof(struct ucred))];
+		char cbuf[CMSG_SPACE(sizeof(struct ucred)) +
+			  CMSG_SPACE(8 * sizeof(int))];
 		struct iovec iov = {m[n].text, sizeof(m[n].text) - 1};
 		struct msghdr mh = {.msg_iov = &iov,
 				    .msg_iovlen = 1,
@@ -205,14 +283,21 @@ static int collect(int fd, pid_t child, struct msg *m, int max, int *status)
 		m[n].text[len] = '\0';
 		m[n].at_us = mono_us();
 		m[n].pid = 0;
+		m[n].fd = -1;
+		m[n].nfds = 0;
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c;
-		     c = CMSG_NXTHDR(&mh, c))
+		     c = CMSG_NXTHDR(&mh, c)) {
 			if (c->cmsg_type == SCM_CREDENTIALS) {
 				struct ucred u;
 
 				memcpy(&u, CMSG_DATA(c), sizeof(u));
 				m[n].pid = u.pid;
+			} else if (c->cmsg_type == SCM_RIGHTS) {
+				m[n].nfds = (int)((c->cmsg_len - CMSG_LEN(0)) /
+						  sizeof(int));
+				memcpy(&m[n].fd, CMSG_DATA(c), sizeof(int));
 			}
+		}
 		n++;
 	}
 	if (!exited && waitpid(child, status, 0) != child)
@@ -393,6 +478,125 @@ static void journal(const char *self)
 	      "JOURNAL_STREAM of another file: '%s'", line);
 }
 
+static bool is_memfd(int fd)
+{
+	char link[64], target[128];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return !strncmp(target, "/memfd:", 7);
+}
+
+static bool is_listener(int fd)
+{
+	int acc = 0;
+	socklen_t len = sizeof(acc);
+
+	return !getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) && acc;
+}
+
+/* Only listeners and the arena go to the store, and come out again. */
+static void fdstore(const char *self)
+{
+	char value[108];
+	char *argv[] = {(char *)self, "service", "fdstore", NULL};
+	struct msg m[16];
+	int fd = receiver(true, value, sizeof(value)), status = 0, n;
+	pid_t child;
+
+	setenv("LUO_FDSTORE", "1", 1);
+	child = spawn(self, argv, value);
+	unsetenv("LUO_FDSTORE");
+	n = collect(fd, child, m, 16, &status);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "service failed (status %#x)", status);
+	/* arena, listener, listener removed, stopping, arena removed */
+	CHECK(n == 5, "%d messages, expected 5", n);
+	if (n == 5) {
+		CHECK(!strcmp(m[0].text, "FDSTORE=1\nFDNAME=luo.arena") &&
+			      m[0].nfds == 1 && is_memfd(m[0].fd),
+		      "the arena");
+		CHECK(!strcmp(m[1].text, "FDSTORE=1\nFDNAME=luo.s.kv%3A1.7") &&
+			      m[1].nfds == 1 && is_listener(m[1].fd),
+		      "the listener");
+		CHECK(!strcmp(m[2].text,
+			      "FDSTOREREMOVE=1\nFDNAME=luo.s.kv%3A1.7") &&
+			      m[2].nfds == 0,
+		      "the listener's removal");
+		CHECK(has_line(&m[3], "STOPPING=1"), "stopping");
+		CHECK(!strcmp(m[4].text, "FDSTOREREMOVE=1\nFDNAME=luo.arena"),
+		      "the arena's removal");
+	}
+	if (failures)
+		show(m, n);
+	close(fd);
+}
+
+/* What a manager hands back after a crash is found by name. */
+static void restarted(const char *self)
+{
+	char value[108];
+	char *argv[] = {(char *)self, "service", "restarted", NULL};
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	struct msg m[16];
+	int fd = receiver(true, value, sizeof(value)), status = 0, n;
+	int l = socket(AF_INET, SOCK_STREAM, 0), arena, c;
+	char buf[2];
+	pid_t child;
+
+	arena = memfd_create("luo-arena", MFD_CLOEXEC);
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(l, 4) || getsockname(l, (struct sockaddr *)&a, &len) ||
+	    arena < 0) {
+		perror("notify: restarted");
+		exit(1);
+	}
+	/* A client of the crashed service, waiting in the backlog. */
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(!connect(c, (struct sockaddr *)&a, sizeof(a)), "connect");
+	child = fork();
+	if (child == 0) {
+		char pid[16];
+
+		dup2(arena, 3);
+		dup2(l, 4);
+		snprintf(pid, sizeof(pid), "%d", (int)getpid());
+		setenv("LISTEN_PID", pid, 1);
+		setenv("LISTEN_FDS", "2", 1);
+		/* Order is not kept: found by name. */
+		setenv("LISTEN_FDNAMES", "luo.arena:luo.s.kv.1", 1);
+		setenv("LUO_FDSTORE", "1", 1);
+		setenv("NOTIFY_SOCKET", value, 1);
+		execv(self, argv);
+		_exit(127);
+	}
+	close(l);
+	n = collect(fd, child, m, 16, &status);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "service failed (status %#x)", status);
+	CHECK(read(c, buf, 2) == 2 && !memcmp(buf, "hi", 2),
+	      "the waiting client was not served");
+	/* the crashed arena dropped, the new one stored, ready */
+	CHECK(n == 3, "%d messages, expected 3", n);
+	if (n == 3) {
+		CHECK(!strcmp(m[0].text, "FDSTOREREMOVE=1\nFDNAME=luo.arena"),
+		      "the old arena's removal");
+		CHECK(!strcmp(m[1].text, "FDSTORE=1\nFDNAME=luo.arena") &&
+			      m[1].nfds == 1 && is_memfd(m[1].fd),
+		      "the new arena");
+		CHECK(has_line(&m[2], "READY=1"), "ready");
+	}
+	if (failures)
+		show(m, n);
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	char self[4096];
@@ -413,6 +617,10 @@ int main(int argc, char **argv)
 		bad(self);
 	else if (!strcmp(argv[1], "journal"))
 		journal(self);
+	else if (!strcmp(argv[1], "fdstore"))
+		fdstore(self);
+	else if (!strcmp(argv[1], "restarted"))
+		restarted(self);
 	else
 		return 2;
 	if (!failures)

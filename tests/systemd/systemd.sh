@@ -230,8 +230,34 @@ wait "$holder" || fail "the connection opened before the reload did not work aft
 python3 "$MC" check "$port" 1000 || fail "items lost in the reload"
 C journalctl -u kvcache -o cat --no-pager | grep -q "live update #1 from v1: 100[01] items" ||
 	fail "kvcache did not report the update"
+# SIGKILL: systemd restarts the unit and hands back the listener it kept
+# in its descriptor store; connections meanwhile wait in its backlog.
+[ "$(show kvcache NFileDescriptorStore)" -ge 3 ] ||
+	fail "the store holds $(show kvcache NFileDescriptorStore) descriptors, expected the arena and two listeners"
+python3 "$MC" probe "$port" "$dir/restarted" >"$dir/probe.out" 2>&1 &
+prober=$!
+sleep 0.3 # let it probe the running service first (not a timing check)
+C systemctl kill -s KILL kvcache.service || fail "systemctl kill -s KILL"
+for _ in $(seq 200); do
+	[ "$(show kvcache NRestarts)" = 1 ] && [ "$(show kvcache ActiveState)" = active ] && break
+	sleep 0.1
+done
+[ "$(show kvcache NRestarts)" = 1 ] || fail "kvcache was not restarted: NRestarts $(show kvcache NRestarts)"
+wait_prop kvcache ActiveState active
+python3 "$MC" wait "$port" || fail "kvcache does not answer after the restart"
+sleep 0.3 # and the restarted one (not a timing check)
+touch "$dir/restarted"
+wait "$prober" || fail "connections failed across the crash: $(cat "$dir/probe.out")"
+echo "across SIGKILL: $(tail -1 "$dir/probe.out")"
+[ "$(show kvcache MainPID)" != "$pid" ] || fail "the MainPID did not change in the restart"
+C journalctl -u kvcache -o cat --no-pager | grep -q "luo: info: the service manager handed back 3 descriptors" ||
+	fail "the restarted kvcache did not take the stored listener"
+C "$LUOCTL" -s kvcache status >/dev/null || fail "no control socket after the restart"
+
 C systemctl stop kvcache.service || fail "systemctl stop kvcache"
 [ "$(show kvcache Result)" = success ] || fail "kvcache stop result: $(show kvcache Result)"
+[ "$(show kvcache NFileDescriptorStore)" = 0 ] ||
+	fail "the store still holds $(show kvcache NFileDescriptorStore) descriptors after stop"
 
 if [ "$failures" -ne 0 ]; then
 	echo "--- journal ---"
