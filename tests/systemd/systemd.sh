@@ -254,6 +254,28 @@ C journalctl -u kvcache -o cat --no-pager | grep -q "luo: info: the service mana
 	fail "the restarted kvcache did not take the stored listener"
 C "$LUOCTL" -s kvcache status >/dev/null || fail "no control socket after the restart"
 
+# A new image that dies at once in exec mode (/bin/false): the same
+# backstop, restarted by systemd with the listener the store kept.
+pid=$(show kvcache MainPID)
+rm -f "$dir/restarted"
+python3 "$MC" probe "$port" "$dir/restarted" >"$dir/probe.out" 2>&1 &
+prober=$!
+sleep 0.3 # (not a timing check)
+C "$LUOCTL" -s kvcache update /bin/false >"$dir/out" 2>&1
+code=$?
+[ "$code" = 5 ] || fail "luoctl update into /bin/false exited $code, expected 5 (lost): $(cat "$dir/out")"
+for _ in $(seq 200); do
+	[ "$(show kvcache NRestarts)" = 2 ] && [ "$(show kvcache ActiveState)" = active ] && break
+	sleep 0.1
+done
+[ "$(show kvcache NRestarts)" = 2 ] || fail "kvcache was not restarted after /bin/false: NRestarts $(show kvcache NRestarts), $(show kvcache ActiveState)"
+python3 "$MC" wait "$port" || fail "kvcache does not answer after /bin/false"
+sleep 0.3 # (not a timing check)
+touch "$dir/restarted"
+wait "$prober" || fail "connections failed across a new image that died: $(cat "$dir/probe.out")"
+echo "across a new image that died: $(tail -1 "$dir/probe.out")"
+[ "$(show kvcache MainPID)" != "$pid" ] || fail "the MainPID did not change"
+
 C systemctl stop kvcache.service || fail "systemctl stop kvcache"
 [ "$(show kvcache Result)" = success ] || fail "kvcache stop result: $(show kvcache Result)"
 [ "$(show kvcache NFileDescriptorStore)" = 0 ] ||
