@@ -246,7 +246,7 @@ int luo_init(const struct luo_init_opts *opts)
 	if (value && !(opts->flags & LUO_INIT_IGNORE_HANDOVER)) {
 		err = adopt_handover(value, reserve);
 		if (!err) {
-			luo_fdstore_arena(kho_fd());
+			luo_fdstore_arena(kho_fd(), true);
 			luo_global.timing.adopted_ns = luo_now_ns();
 			luo_set_state(LIVEUPDATE_STATE_UPDATED);
 			pr_info("live update #%llu adopted, %.3f ms after the freeze began",
@@ -271,7 +271,7 @@ int luo_init(const struct luo_init_opts *opts)
 		arena_flags |= KHO_ARENA_THP;
 	err = kho_arena_create(arena_flags, reserve);
 	if (!err) {
-		luo_fdstore_arena(kho_fd());
+		luo_fdstore_arena(kho_fd(), false);
 		luo_global.liveupdate_num = 0;
 		luo_set_state(LIVEUPDATE_STATE_NORMAL);
 	}

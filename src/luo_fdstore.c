@@ -147,25 +147,31 @@ static bool was_pushed(const char *name, bool forget)
 	return false;
 }
 
+/* Under store_lock.  Return: false on allocation failure. */
+static bool note_pushed(const char *name)
+{
+	if (npushed == pushed_cap) {
+		size_t cap = pushed_cap ? pushed_cap * 2 : 16;
+		void *p = realloc(pushed, cap * sizeof(*pushed));
+
+		if (!p)
+			return false;
+		pushed = p;
+		pushed_cap = cap;
+	}
+	snprintf(pushed[npushed++], NAME_MAX_LEN, "%s", name);
+	return true;
+}
+
 /* Under store_lock. */
 static void push(const char *name, int fd)
 {
 	char msg[NAME_MAX_LEN + 32];
 
-	if (!was_pushed(name, false)) {
-		if (npushed == pushed_cap) {
-			size_t cap = pushed_cap ? pushed_cap * 2 : 16;
-			void *p = realloc(pushed, cap * sizeof(*pushed));
-
-			if (!p) {
-				pr_warn("descriptor store: out of memory; %s is not kept through a crash",
-					name);
-				return;
-			}
-			pushed = p;
-			pushed_cap = cap;
-		}
-		snprintf(pushed[npushed++], NAME_MAX_LEN, "%s", name);
+	if (!was_pushed(name, false) && !note_pushed(name)) {
+		pr_warn("descriptor store: out of memory; %s is not kept through a crash",
+			name);
+		return;
 	}
 	/* Sent again after an update too: systemd keeps one copy. */
 	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
@@ -183,10 +189,21 @@ static void remove_name(const char *name)
 	luo_notify(msg);
 }
 
-void luo_fdstore_arena(int fd)
+void luo_fdstore_arena(int fd, bool adopted)
 {
 	luo_fdstore_capture();
 	pthread_mutex_lock(&store_lock);
+	if (adopted) {
+		/*
+		 * A live update's arena is the very file the first image
+		 * stored: note it for the removal at exit, send nothing
+		 * (this runs inside the blackout).
+		 */
+		if (store_enabled && !was_pushed(ARENA_NAME, false))
+			note_pushed(ARENA_NAME);
+		pthread_mutex_unlock(&store_lock);
+		return;
+	}
 	for (size_t i = 0; i < nrecovered; i++) {
 		struct named_fd *r = &recovered[i];
 
@@ -234,7 +251,8 @@ void luo_fdstore_unpreserved(const char *session, uint64_t token)
 {
 	char name[NAME_MAX_LEN];
 
-	if (!file_name(name, session, token))
+	/* Nothing was stored without a store: no work per closed client. */
+	if (!store_enabled || !file_name(name, session, token))
 		return;
 	pthread_mutex_lock(&store_lock);
 	if (was_pushed(name, true))

@@ -4,6 +4,7 @@
 #ifndef LUO_SRC_FDSTORE_H
 #define LUO_SRC_FDSTORE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /**
@@ -18,11 +19,12 @@ void luo_fdstore_capture(void);
 /**
  * luo_fdstore_arena() - the arena exists: keep it in the store
  * @fd: the arena memfd, or -1 to only drop a recovered one.
+ * @adopted: it came from a live update: the store holds it already.
  *
  * An arena handed back after a crash is dropped first (adopting one
  * without a sealed handover is not supported).
  */
-void luo_fdstore_arena(int fd);
+void luo_fdstore_arena(int fd, bool adopted);
 
 /** luo_fdstore_arena_gone() - the arena is released: FDSTOREREMOVE=1. */
 void luo_fdstore_arena_gone(void);

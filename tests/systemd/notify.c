@@ -17,7 +17,9 @@
  *                          stderr is JOURNAL_STREAM, and only then
  *   notify fdstore         under a store (LUO_FDSTORE=1): the arena and a
  *                          preserved listener stored with their names (not
- *                          a plain socket), removed when dropped
+ *                          a plain socket), removed when dropped; after a
+ *                          live update the arena is not sent again, and
+ *                          the new image removes it at exit
  *   notify restarted       started again as systemd does after a crash
  *                          (LISTEN_FDS, names in another order): the
  *                          listener found by name with its waiting client,
@@ -154,6 +156,21 @@ static int service_fdstore(void)
 	CHECK(liveupdate_session_unpreserve_fd(s, 8) == 0, "unpreserve");
 	CHECK(liveupdate_session_unpreserve_fd(s, 7) == 0, "unpreserve");
 	CHECK(liveupdate_session_close(s) == 0, "close");
+	/* The new image's arena is the stored one: not sent again. */
+	CHECK(liveupdate_prepare() == 0, "prepare");
+	CHECK(liveupdate_reboot(
+		      "/proc/self/exe",
+		      (char *[]){"notify", "service", "fdstore-updated", NULL},
+		      NULL) == 0,
+	      "reboot");
+	return 1;
+}
+
+static int service_fdstore_updated(void)
+{
+	CHECK(luo_init(NULL) == 0, "luo_init");
+	CHECK(liveupdate_get_state() == LIVEUPDATE_STATE_UPDATED, "updated");
+	CHECK(liveupdate_finish() == 0, "finish");
 	CHECK(luo_exit() == 0, "exit");
 	return failures ? 1 : 0;
 }
@@ -201,6 +218,8 @@ static int service(int argc, char **argv)
 {
 	if (argc >= 3 && !strcmp(argv[2], "fdstore"))
 		return service_fdstore();
+	if (argc >= 3 && !strcmp(argv[2], "fdstore-updated"))
+		return service_fdstore_updated();
 	if (argc >= 3 && !strcmp(argv[2], "restarted"))
 		return service_restarted();
 	if (argc >= 4 && !strcmp(argv[2], "first"))
@@ -528,6 +547,8 @@ static void fdstore(const char *self)
 			      m[2].nfds == 0,
 		      "the listener's removal");
 		CHECK(has_line(&m[3], "STOPPING=1"), "stopping");
+		CHECK(m[3].pid == child && m[4].pid == child,
+		      "not from the same PID after the update");
 		CHECK(!strcmp(m[4].text, "FDSTOREREMOVE=1\nFDNAME=luo.arena"),
 		      "the arena's removal");
 	}
