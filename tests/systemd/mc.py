@@ -9,7 +9,10 @@
 #                                  on the same connection
 #   mc.py wait PORT                until the port answers "version" (30 s)
 #   mc.py probe PORT FILE          connect, ask "version", again, until FILE
-#                                  exists; fails if any was refused or failed
+#                                  exists; fails if any was refused or failed;
+#                                  prints the longest gap between answers
+#   mc.py count PORT N STEP [PFX]  how many of keys PFX0, PFXSTEP, ... < N
+#                                  exist: "FOUND ASKED"
 import os
 import random
 import socket
@@ -94,6 +97,8 @@ def main():
         # A new connection each time until FILE exists (60 s at most):
         # count the refused ones and any other failure.
         probes = refused = errors = 0
+        last_ok = None
+        longest = 0.0
         deadline = time.monotonic() + 60
         while not os.path.exists(sys.argv[3]) and time.monotonic() < deadline:
             probes += 1
@@ -102,6 +107,11 @@ def main():
                 c.s.sendall(b"version\r\n")
                 if not c.line().startswith(b"VERSION"):
                     errors += 1
+                else:
+                    now = time.monotonic()
+                    if last_ok is not None:
+                        longest = max(longest, now - last_ok)
+                    last_ok = now
                 c.s.close()
             except ConnectionRefusedError:
                 refused += 1
@@ -109,12 +119,29 @@ def main():
                 errors += 1
                 print("probe: %r" % e, file=sys.stderr)
             time.sleep(0.002)
-        print("probes=%d refused=%d errors=%d" % (probes, refused, errors))
+        print("probes=%d refused=%d errors=%d longest_gap_ms=%.1f"
+              % (probes, refused, errors, longest * 1000))
         return 0 if probes and not refused and not errors else 1
     if cmd == "set":
         c = Conn(port)
         for i in range(int(sys.argv[3])):
             c.set("key%d" % i, value(i))
+        return 0
+    if cmd == "count":
+        # How many of every STEP-th key of kvload's keys 0..N-1 are there.
+        c = Conn(port)
+        n, step = int(sys.argv[3]), int(sys.argv[4])
+        prefix = sys.argv[5] if len(sys.argv) > 5 else "k"
+        found = asked = 0
+        for i in range(0, n, step):
+            asked += 1
+            c.s.sendall(b"get %s%d\r\n" % (prefix.encode(), i))
+            head = c.line()
+            if head != b"END":
+                c.exact(int(head.split()[3]) + 2)
+                c.line()
+                found += 1
+        print("%d %d" % (found, asked))
         return 0
     if cmd == "check":
         c = Conn(port)
