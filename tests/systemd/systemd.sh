@@ -101,6 +101,20 @@ C journalctl -u luo-counter -p notice -o cat --no-pager | grep -q "luo: info:" &
 C journalctl -u luo-counter -o cat --no-pager | grep -q "<[0-9]>luo:" &&
 	fail "a priority prefix reached the journal unparsed"
 
+# A reload whose update fails: systemctl reload fails, the old image
+# serves on (same MainPID, active, no restart).
+printf '[Service]\nExecReload=\nExecReload=%s -s counter update /usr/lib\n' "$LUOCTL" \
+	>"$dir/units/luo-counter.service.d/failing-reload.conf"
+C systemctl daemon-reload
+C systemctl reload luo-counter.service 2>/dev/null && fail "a failing update reloaded successfully"
+[ "$(show luo-counter ActiveState)" = active ] || fail "not active after a failed reload: $(show luo-counter ActiveState)"
+[ "$(show luo-counter MainPID)" = "$pid" ] || fail "MainPID changed in a failed reload"
+[ "$(show luo-counter NRestarts)" = 0 ] || fail "restarted after a failed reload"
+show luo-counter StatusText | grep -q "serving, the last live update was cancelled" ||
+	fail "StatusText after a failed reload: $(show luo-counter StatusText)"
+rm "$dir/units/luo-counter.service.d/failing-reload.conf"
+C systemctl daemon-reload
+
 C systemctl stop luo-counter.service || fail "systemctl stop luo-counter"
 [ "$(show luo-counter ActiveState)" = inactive ] || fail "not inactive after stop"
 [ "$(show luo-counter Result)" = success ] || fail "stop result: $(show luo-counter Result)"
