@@ -100,11 +100,19 @@ void luo_notify_update_cancelled(const char *why)
 int luo_notify_main_pid(pid_t pid)
 {
 	char head[64];
+	int err;
 
 	if (!luo_notify_enabled())
 		return 0;
 	snprintf(head, sizeof(head), "MAINPID=%d\nREADY=1\n", (int)pid);
-	return send_with_status(head, "serving from the new process");
+	err = send_with_status(head, "serving from the new process");
+	/*
+	 * This process is no longer the main one: under NotifyAccess=main
+	 * anything more from it (its STOPPING=1 on the way out) is refused.
+	 */
+	atomic_store(&stopping_sent, true);
+	atomic_store(&ready_sent, false);
+	return err;
 }
 
 void luo_notify_status(const char *what)

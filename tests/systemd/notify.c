@@ -13,6 +13,8 @@
  *   notify unset           no NOTIFY_SOCKET: nothing sent, every call 0,
  *                          and the new image does not get the variable
  *   notify bad             an address that is no socket path: -EINVAL
+ *   notify mainpid         spawn mode's commit hook: MAINPID= and READY=1,
+ *                          then nothing more from the old process
  *   notify journal         library lines carry "<3>" priorities when
  *                          stderr is JOURNAL_STREAM, and only then
  *   notify fdstore         under a store (LUO_FDSTORE=1): the arena and a
@@ -214,8 +216,24 @@ static int service_restarted(void)
 	return failures ? 1 : 0;
 }
 
+/* The library's internal hook for spawn mode's commit (src/luo_notify.h). */
+int luo_notify_main_pid(pid_t pid);
+
+/* Spawn mode's commit as the old process tells it, then its exit. */
+static int service_mainpid(void)
+{
+	CHECK(luo_init(NULL) == 0, "luo_init");
+	CHECK(luo_notify_ready() == 1, "ready");
+	CHECK(luo_notify_main_pid(4242) == 1, "MAINPID=");
+	CHECK(luo_notify_stopping() == 0, "STOPPING=1 after the hand-off");
+	CHECK(luo_exit() == 0, "exit");
+	return failures ? 1 : 0;
+}
+
 static int service(int argc, char **argv)
 {
+	if (argc >= 3 && !strcmp(argv[2], "mainpid"))
+		return service_mainpid();
 	if (argc >= 3 && !strcmp(argv[2], "fdstore"))
 		return service_fdstore();
 	if (argc >= 3 && !strcmp(argv[2], "fdstore-updated"))
@@ -518,6 +536,31 @@ static bool is_listener(int fd)
 	return !getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) && acc;
 }
 
+/* MAINPID= with READY=1 at a commit, and silence from the old process. */
+static void mainpid(const char *self)
+{
+	char value[108];
+	char *argv[] = {(char *)self, "service", "mainpid", NULL};
+	struct msg m[8];
+	int fd = receiver(true, value, sizeof(value)), status = 0, n;
+	pid_t child = spawn(self, argv, value);
+
+	n = collect(fd, child, m, 8, &status);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "service failed (status %#x)", status);
+	CHECK(n == 2, "%d messages, expected 2", n);
+	if (n == 2) {
+		CHECK(has_line(&m[1], "MAINPID=4242") &&
+			      has_line(&m[1], "READY=1") &&
+			      strstr(m[1].text,
+				     "STATUS=serving from the new process"),
+		      "MAINPID message");
+	}
+	if (failures)
+		show(m, n);
+	close(fd);
+}
+
 /* Only listeners and the arena go to the store, and come out again. */
 static void fdstore(const char *self)
 {
@@ -640,6 +683,8 @@ int main(int argc, char **argv)
 		journal(self);
 	else if (!strcmp(argv[1], "fdstore"))
 		fdstore(self);
+	else if (!strcmp(argv[1], "mainpid"))
+		mainpid(self);
 	else if (!strcmp(argv[1], "restarted"))
 		restarted(self);
 	else
