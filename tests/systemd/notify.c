@@ -216,7 +216,7 @@ static int service_restarted(void)
 	return failures ? 1 : 0;
 }
 
-/* The library's internal hook for spawn mode's commit (src/luo_notify.h). */
+/* The library's internal hook for spawn mode's commit (src/lifecycle/luo_service_notify.h). */
 int luo_notify_main_pid(pid_t pid);
 
 /* Spawn mode's commit as the old process tells it, then its exit. */
