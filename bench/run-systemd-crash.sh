@@ -55,7 +55,7 @@ container_units "$port" "-m $((SIZE * 3 / 2 + 64)) -c 1024"
 container_boot
 
 csv=$dir/rows.csv
-echo "store,run,probes,refused,probe_errors,longest_gap_ms,keys_sampled,before,after" >"$csv"
+echo "store,run,probes,refused,lost,probe_errors,longest_gap_ms,keys_sampled,before,after" >"$csv"
 
 nrestarts() { show kvcache NRestarts; }
 
@@ -92,9 +92,9 @@ run_mode() { # store|nostore
 		wait "$load" 2>/dev/null
 		after=$(python3 "$MC" count "$port" "$keys" "$step" kvl: | cut -d' ' -f1)
 		line=$(tail -1 "$dir/probe.out")
-		# probes=N refused=R errors=E longest_gap_ms=G
+		# probes=N refused=R lost=L errors=E longest_gap_ms=G
 		eval "${line// /; }"
-		echo "$mode,$run,$probes,$refused,$errors,$longest_gap_ms,$(((keys + step - 1) / step)),$before,$after" | tee -a "$csv"
+		echo "$mode,$run,$probes,$refused,$lost,$errors,$longest_gap_ms,$(((keys + step - 1) / step)),$before,$after" | tee -a "$csv"
 	done
 	C systemctl stop kvcache.service
 }
@@ -114,13 +114,13 @@ print("`sudo bench/run-systemd-crash.sh --size %s --runs %s`: kvcache under a"
       " connections busy, a probe opening a new connection every 2 ms;"
       " `systemctl kill -s KILL`, systemd restarts the unit"
       " (`Restart=on-failure`, RestartSec 100 ms).\n" % (size, runs, size))
-print("| store | run | probes | refused | other probe errors | longest gap without an answer (ms) | keys back (sampled) |")
-print("|---|---|---|---|---|---|---|")
+print("| store | run | probes | refused | accepted, then lost | other errors | longest gap without an answer (ms) | keys back (sampled) |")
+print("|---|---|---|---|---|---|---|---|")
 for r in rows:
-    print("| %s | %s | %s | %s | %s | %s | %s of %s |" % (
+    print("| %s | %s | %s | %s | %s | %s | %s | %s of %s |" % (
         "on" if r["store"] == "store" else "off", r["run"], r["probes"],
-        r["refused"], r["probe_errors"], r["longest_gap_ms"], r["after"],
-        r["before"]))
+        r["refused"], r.get("lost", ""), r["probe_errors"],
+        r["longest_gap_ms"], r["after"], r["before"]))
 print()
 print("With the store the listener never closes: clients that connect while"
       " kvcache is down wait in its backlog and are answered by the restarted"

@@ -45,6 +45,12 @@ port=$(python3 "$MC" freeport) || skip "no free port"
 container_units "$port" "-m 64"
 container_boot
 
+# The units as systemd reads them: no unknown or misspelt setting.
+C systemd-analyze verify --man=no /etc/systemd/system/kvcache.service \
+	/etc/systemd/system/luo-counter.service >"$dir/verify.out" 2>&1 ||
+	fail "systemd-analyze verify: $(cat "$dir/verify.out")"
+[ -s "$dir/verify.out" ] && fail "systemd-analyze verify warns: $(cat "$dir/verify.out")"
+
 # --- the counter example ---
 C systemctl start luo-counter.service || fail "start luo-counter"
 wait_prop luo-counter ActiveState active
