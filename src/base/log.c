@@ -42,19 +42,38 @@ static bool stderr_is_journal(void)
 	       (unsigned long long)st.st_ino == ino;
 }
 
+static void emit(enum luo_log_level level, const char *msg);
+
+/* The level LUO_LOG_LEVEL names; an unknown one is said, not ignored. */
 static int level_from_env(void)
 {
 	const char *v = getenv("LUO_LOG_LEVEL");
+	char msg[200];
 
-	if (!v)
+	if (!v || !*v)
 		return LUO_LOG_WARN;
 	if (!strcmp(v, "err") || !strcmp(v, "error") || !strcmp(v, "0"))
 		return LUO_LOG_ERR;
+	if (!strcmp(v, "warn") || !strcmp(v, "warning") || !strcmp(v, "1"))
+		return LUO_LOG_WARN;
 	if (!strcmp(v, "info") || !strcmp(v, "2"))
 		return LUO_LOG_INFO;
 	if (!strcmp(v, "debug") || !strcmp(v, "3"))
 		return LUO_LOG_DEBUG;
+	snprintf(
+		msg, sizeof(msg),
+		"LUO_LOG_LEVEL='%.40s' is not a level: use error (0), warning (1), info (2) or debug (3); using warning",
+		v);
+	emit(LUO_LOG_WARN, msg);
 	return LUO_LOG_WARN;
+}
+
+void luo_log_read_env(void)
+{
+	pthread_mutex_lock(&log_lock);
+	if (log_level < 0)
+		log_level = level_from_env();
+	pthread_mutex_unlock(&log_lock);
 }
 
 void luo_set_log_level(enum luo_log_level level)
@@ -80,8 +99,6 @@ void luo_log(enum luo_log_level level, const char *fmt, ...)
 	pthread_mutex_lock(&log_lock);
 	if (log_level < 0)
 		log_level = level_from_env();
-	if (to_journal < 0)
-		to_journal = stderr_is_journal();
 	if ((int)level > log_level) {
 		pthread_mutex_unlock(&log_lock);
 		return;
@@ -89,13 +106,21 @@ void luo_log(enum luo_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	emit(level, msg);
+	pthread_mutex_unlock(&log_lock);
+}
+
+/* Called with log_lock held. */
+static void emit(enum luo_log_level level, const char *msg)
+{
+	if (to_journal < 0)
+		to_journal = stderr_is_journal();
 	if (log_handler)
 		log_handler(level, msg, log_handler_arg);
 	else
 		fprintf(stderr, "%sluo: %s: %s\n",
 			to_journal > 0 ? journal_prefix[level] : "",
 			level_names[level], msg);
-	pthread_mutex_unlock(&log_lock);
 }
 
 int luo_reason(char *why, size_t len, int err, const char *fmt, ...)

@@ -395,15 +395,19 @@ int luo_kho_walk_incoming(char *why, size_t whylen)
 	return 0;
 }
 
-static int kho_enter(void)
+static int kho_enter_op(const char *op)
 {
 	pthread_mutex_lock(&luo_kho_lock);
 	if (!luo_kho_ready()) {
 		pthread_mutex_unlock(&luo_kho_lock);
+		pr_err("%s: there is no handover arena: call luo_init() first",
+		       op);
 		return -ENODEV;
 	}
 	return 0;
 }
+
+#define kho_enter() kho_enter_op(__func__)
 
 int luo_kho_alloc_meta(size_t size, void **ptr)
 {

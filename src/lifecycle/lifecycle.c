@@ -21,8 +21,12 @@
  * blackout.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -139,20 +143,129 @@ int luo_parse_handover_env(const char *value, struct luo_handover_env *e)
 	return *p ? -EBADF : 0;
 }
 
+/* The parent of process @pid, from /proc; -1 if unknown. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	/* "pid (comm) state ppid ...": comm may hold anything, even ')' */
+	p = strrchr(buf, ')');
+	if (!p || p[1] != ' ' || !p[2] || p[3] != ' ')
+		return -1;
+	return (pid_t)strtol(p + 4, NULL, 10);
+}
+
+/*
+ * Whether process @pid holds the pipe with inode @ino and nothing else,
+ * as the helper does once it closed its copy of the old image's table:
+ * 1 yes, 0 no, 2 not yet (it holds more), -1 unreadable.
+ */
+static int holds_only_pipe(pid_t pid, uint64_t ino)
+{
+	char dir[64], path[384], target[64], want[40];
+	int found = 0, others = 0;
+	struct dirent *d;
+	DIR *dp;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	snprintf(want, sizeof(want), "pipe:[%llu]", (unsigned long long)ino);
+	dp = opendir(dir);
+	if (!dp)
+		return -1; /* not readable (a non-dumpable service, no /proc) */
+	while ((d = readdir(dp))) {
+		ssize_t n;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		n = readlink(path, target, sizeof(target) - 1);
+		target[n > 0 ? n : 0] = 0;
+		if (!strcmp(target, want))
+			found++;
+		else
+			others++;
+	}
+	closedir(dp);
+	if (!found)
+		return 0;
+	return others || found > 1 ? 2 : 1;
+}
+
+/*
+ * The helper closes its copy of the table first thing, long before the
+ * new image gets here; only a starved one needs the wait (at most 2 s,
+ * and only when something is named that still holds more).
+ */
+static int helper_holds_pipe(pid_t pid, uint64_t ino)
+{
+	int r = 2;
+
+	for (int i = 0; i < 2000 && r == 2; i++) {
+		struct timespec ms = {0, 1000000};
+
+		r = holds_only_pipe(pid, ino);
+		if (r == 2)
+			nanosleep(&ms, NULL);
+	}
+	return r == 2 ? 0 : r;
+}
+
+/*
+ * Take the teardown helper named by the environment only if it is ours:
+ * @fd the write end of a pipe, @pid a child of this process that holds
+ * that very pipe and no other descriptor.  Anything else (stdin, somebody else's
+ * pipe or child) is left alone: closing it or waiting for it would act on
+ * what the service owns.
+ */
+void luo_teardown_adopt(int fd, pid_t pid)
+{
+	struct stat st;
+	int fl;
+
+	luo_global.teardown_fd = -1;
+	luo_global.teardown_pid = 0;
+	if (fd < 0 && pid <= 0)
+		return;
+	if (fd >= 0 && pid > 0 && !fstat(fd, &st) && S_ISFIFO(st.st_mode) &&
+	    (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_ACCMODE) == O_WRONLY &&
+	    parent_of(pid) == getpid()) {
+		int held = helper_holds_pipe(pid, (uint64_t)st.st_ino);
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+		/* Unreadable: a reader on the other end must do. */
+		if (held > 0 || (held < 0 && poll(&p, 1, 0) >= 0 &&
+				 !(p.revents & (POLLERR | POLLNVAL)))) {
+			luo_global.teardown_fd = fd;
+			luo_global.teardown_pid = pid;
+			return;
+		}
+	}
+	pr_warn("the handover names descriptor %d and process %d as its teardown helper, but they are not this library's: left alone",
+		fd, (int)pid);
+}
+
 /* Drop an incoming handover unread: close what is verifiably ours. */
 void luo_discard_handover(const char *value)
 {
 	struct luo_handover_env e;
-	struct stat st;
 
 	if (luo_parse_handover_env(value, &e))
 		return;
-	if (!fstat(e.arena_fd, &st) && S_ISREG(st.st_mode) &&
-	    fcntl(e.arena_fd, F_GET_SEALS) >= 0)
+	if (luo_kho_fd_is_arena_memfd(e.arena_fd))
 		close(e.arena_fd);
 	luo_carrier_discard_unverified(e.carrier_fd);
-	luo_global.teardown_fd = e.release_fd;
-	luo_global.teardown_pid = e.helper_pid;
+	luo_teardown_adopt(e.release_fd, e.helper_pid);
 	luo_teardown_release(false);
 }
 
@@ -213,8 +326,8 @@ static int adopt_handover(const char *value, uint64_t reserve)
 	uint64_t t[4];
 
 	err = luo_parse_handover_env(value, &env);
-	luo_global.teardown_fd = err ? -1 : env.release_fd;
-	luo_global.teardown_pid = err ? 0 : env.helper_pid;
+	/* Numbers from the environment are acted on only once verified. */
+	luo_teardown_adopt(err ? -1 : env.release_fd, err ? 0 : env.helper_pid);
 	luo_global.carrier_fd = err ? -1 : env.carrier_fd;
 	arena_fd = env.arena_fd;
 	if (err) {
@@ -260,12 +373,15 @@ int luo_init(const struct luo_init_opts *opts)
 	uint64_t reserve;
 	int err = 0;
 
+	luo_log_read_env();
 	if (!opts)
 		opts = &defaults;
 	luo_notify_capture();
 	luo_fdstore_capture();
 	reserve = opts->arena_max ? opts->arena_max : KHO_DEFAULT_RESERVE;
-	luo_state_write_lock();
+	err = luo_state_write_lock("luo_init");
+	if (err)
+		return err;
 	if (!luo_state_is(LIVEUPDATE_STATE_UNDEFINED)) {
 		luo_state_write_unlock();
 		pr_err("luo_init: already initialised");
@@ -347,7 +463,9 @@ int liveupdate_prepare(void)
 					    0, false, __ATOMIC_RELAXED,
 					    __ATOMIC_RELAXED);
 	start = luo_now_ns();
-	luo_state_write_lock();
+	err = luo_state_write_lock("liveupdate_prepare");
+	if (err)
+		return err;
 	if (!luo_state_is(LIVEUPDATE_STATE_NORMAL)) {
 		err = wrong_state("liveupdate_prepare",
 				  luo_state_is(LIVEUPDATE_STATE_UPDATED)
@@ -401,9 +519,10 @@ int luo_freeze_locked(void)
 
 int liveupdate_freeze(void)
 {
-	int err;
+	int err = luo_state_write_lock("liveupdate_freeze");
 
-	luo_state_write_lock();
+	if (err)
+		return err;
 	err = luo_freeze_locked();
 	luo_state_write_unlock();
 	return err;
@@ -597,18 +716,149 @@ static int holder_start(void)
 	return 0;
 }
 
-/* The errors execve() would give for a missing or non-executable file. */
-static int exec_precheck(const char *path)
+/* Whether binfmt_misc has handlers: then any format may run. */
+static bool binfmt_misc_handlers(void)
 {
-	struct stat st;
+	DIR *d = opendir("/proc/sys/fs/binfmt_misc");
+	struct dirent *e;
+	bool any = false;
 
+	if (!d)
+		return false;
+	while (!any && (e = readdir(d)))
+		any = e->d_name[0] != '.' && strcmp(e->d_name, "register") &&
+		      strcmp(e->d_name, "status");
+	closedir(d);
+	return any;
+}
+
+static int precheck_file(const char *path, int depth);
+
+/*
+ * An ELF file: an executable or shared object for this machine (when of
+ * this word size; the kernel may run the other one), and its program
+ * interpreter (the dynamic loader) present.
+ */
+static int precheck_elf(int fd, const unsigned char *buf, size_t n, int depth)
+{
+	Elf64_Ehdr eh;
+	char interp[PATH_MAX];
+
+	if (n < EI_NIDENT + 4)
+		return -ENOEXEC;
+	if (buf[EI_CLASS] != ELFCLASS64)
+		return 0; /* 32-bit: compat emulation decides; not checked */
+	if (n < sizeof(eh))
+		return -ENOEXEC;
+	memcpy(&eh, buf, sizeof(eh));
+	if ((eh.e_type != ET_EXEC && eh.e_type != ET_DYN) ||
+	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 4096)
+		return -ENOEXEC;
+#if defined(__x86_64__)
+	if (eh.e_machine != EM_X86_64)
+		return -ENOEXEC;
+#elif defined(__aarch64__)
+	if (eh.e_machine != EM_AARCH64)
+		return -ENOEXEC;
+#endif
+	for (unsigned int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+
+		if (pread(fd, &ph, sizeof(ph),
+			  (off_t)(eh.e_phoff + (uint64_t)i * sizeof(ph))) !=
+		    (ssize_t)sizeof(ph))
+			return -ENOEXEC;
+		if (ph.p_type != PT_INTERP)
+			continue;
+		if (ph.p_filesz < 2 || ph.p_filesz > sizeof(interp) ||
+		    pread(fd, interp, ph.p_filesz, (off_t)ph.p_offset) !=
+			    (ssize_t)ph.p_filesz ||
+		    interp[ph.p_filesz - 1])
+			return -ENOEXEC;
+		return precheck_file(interp, depth + 1);
+	}
+	return 0;
+}
+
+/* A "#!" line: its interpreter must be runnable itself. */
+static int precheck_script(const unsigned char *buf, size_t n, int depth)
+{
+	char interp[PATH_MAX];
+	size_t i = 2, k = 0;
+
+	while (i < n && (buf[i] == ' ' || buf[i] == '\t'))
+		i++;
+	while (i < n && buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' &&
+	       buf[i] && k + 1 < sizeof(interp))
+		interp[k++] = (char)buf[i++];
+	interp[k] = 0;
+	/* No interpreter, or a name cut off by the kernel's 256 bytes. */
+	if (!k || (i >= n && n == 256))
+		return -ENOEXEC;
+	return precheck_file(interp, depth + 1);
+}
+
+/*
+ * The errors execve() would give, found before the devices' reboot step
+ * shuts anything down: the file missing or not an executable regular
+ * file, a format the kernel cannot run (no ELF executable for this
+ * machine, no "#!" line, unless binfmt_misc has handlers), an
+ * interpreter (dynamic loader or "#!" program) missing or unrunnable, or
+ * interpreters nested deeper than the kernel follows.
+ */
+static int precheck_file(const char *path, int depth)
+{
+	unsigned char buf[256];
+	struct stat st;
+	ssize_t n;
+	int fd, err;
+
+	if (depth > 4)
+		return -ELOOP;
 	if (stat(path, &st))
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EACCES;
 	if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS))
 		return -errno;
-	return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* executable but unreadable: cannot look inside */
+	n = pread(fd, buf, sizeof(buf), 0);
+	if (n >= 4 && !memcmp(buf, ELFMAG, SELFMAG))
+		err = precheck_elf(fd, buf, (size_t)n, depth);
+	else if (n >= 2 && buf[0] == '#' && buf[1] == '!')
+		err = precheck_script(buf, (size_t)n, depth);
+	else
+		err = binfmt_misc_handlers() ? 0 : -ENOEXEC;
+	close(fd);
+	return err;
+}
+
+/* Arguments and environment within what execve() takes. */
+static int precheck_args(char *const argv[], char *const envp[])
+{
+	long max = sysconf(_SC_ARG_MAX);
+	size_t total = 0;
+
+	for (int k = 0; k < 2; k++) {
+		for (char *const *p = k ? envp : argv; *p; p++) {
+			size_t len = strlen(*p) + 1;
+
+			if (len > 32 * 4096) /* one string at most */
+				return -E2BIG;
+			total += len + sizeof(char *);
+		}
+	}
+	return max > 0 && total > (size_t)max ? -E2BIG : 0;
+}
+
+static int exec_precheck(const char *path, char *const argv[],
+			 char *const envp[])
+{
+	int err = precheck_file(path, 0);
+
+	return err ? err : precheck_args(argv, envp);
 }
 
 /* Whether @envp sets the variable that @entry ("NAME=...") sets. */
@@ -673,7 +923,9 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 		pr_err("liveupdate_reboot: needs a path and argv with at least argv[0]");
 		return -EINVAL;
 	}
-	luo_state_write_lock();
+	err = luo_state_write_lock("liveupdate_reboot");
+	if (err)
+		return err;
 	if (luo_state_is(LIVEUPDATE_STATE_PREPARED)) {
 		err = luo_freeze_locked();
 		if (err)
@@ -705,14 +957,16 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 	env = handover_env(envp ? envp : environ, value);
 	if (!env) {
 		err = -ENOMEM;
+		pr_err("liveupdate_reboot: out of memory copying the environment; live update cancelled");
 		goto cancel;
 	}
 	/*
 	 * The devices' reboot step shuts down those not preserved, which
-	 * cannot be undone: fail the usual ways (no such file, not an
-	 * executable file) before it runs.
+	 * cannot be undone: fail every way the kernel would (no such file,
+	 * not executable, bad format, interpreter missing, arguments too
+	 * long) before it runs.
 	 */
-	err = exec_precheck(path);
+	err = exec_precheck(path, argv, env);
 	if (err)
 		goto exec_failed;
 	err = luo_participants_reboot();
@@ -747,9 +1001,10 @@ void luo_cancel_locked(void)
 
 int liveupdate_cancel(void)
 {
-	int err = 0;
+	int err = luo_state_write_lock("liveupdate_cancel");
 
-	luo_state_write_lock();
+	if (err)
+		return err;
 	if (luo_state_is(LIVEUPDATE_STATE_PREPARED) ||
 	    luo_state_is(LIVEUPDATE_STATE_FROZEN))
 		luo_cancel_locked();
@@ -762,9 +1017,10 @@ int liveupdate_cancel(void)
 
 int liveupdate_finish(void)
 {
-	int err = 0;
+	int err = luo_state_write_lock("liveupdate_finish");
 
-	luo_state_write_lock();
+	if (err)
+		return err;
 	if (!luo_state_is(LIVEUPDATE_STATE_UPDATED)) {
 		err = wrong_state("liveupdate_finish",
 				  "only updated can be finished");
@@ -787,7 +1043,8 @@ int luo_exit(void)
 {
 	enum liveupdate_state s;
 
-	luo_state_write_lock();
+	if (luo_state_write_lock("luo_exit"))
+		return -EDEADLK;
 	s = liveupdate_get_state();
 	if (s == LIVEUPDATE_STATE_PREPARED || s == LIVEUPDATE_STATE_FROZEN) {
 		luo_state_write_unlock();

@@ -28,6 +28,32 @@
 /* The sessions and their files: guards the lists below and every file in
  * them (luo_file.c takes it too). */
 pthread_mutex_t luo_sessions_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Set while this thread holds luo_sessions_lock: every file handler and
+ * FLB callback runs so, and the calls allowed there must not take it. */
+static __thread bool sessions_held;
+
+int luo_sessions_lock_enter(const char *op)
+{
+	if (sessions_held) {
+		pr_err("%s: not allowed from a file handler or FLB callback (see include/luo/session.h for the calls that are)",
+		       op);
+		return -EDEADLK;
+	}
+	pthread_mutex_lock(&luo_sessions_lock);
+	sessions_held = true;
+	return 0;
+}
+
+void luo_sessions_lock_leave(void)
+{
+	sessions_held = false;
+	pthread_mutex_unlock(&luo_sessions_lock);
+}
+
+bool luo_sessions_lock_held(void)
+{
+	return sessions_held;
+}
 
 static struct luo_session *outgoing, *incoming;
 
@@ -44,7 +70,16 @@ static struct {
 	struct luo_session_ser *ser;
 	void **file_blocks; /* one per outgoing session, may be NULL */
 	size_t nsessions;
+	/* Where the outgoing files are: serialized (prepare), in flight
+	 * (freeze), and whether one was dropped before freeze. */
+	bool serialized, in_flight, dropped;
 } out_ser;
+
+/* Carrier indexes of incoming files closed before the exec. */
+static struct {
+	uint32_t *v;
+	size_t n, cap;
+} in_closed;
 
 #define FILE_SER_SIZE                                                          \
 	(sizeof(struct luo_file_ser) + sizeof(struct luo_file_fd_ser))
@@ -155,20 +190,33 @@ static void session_free(struct luo_session *s)
 	free(s);
 }
 
-/* Enter for an outgoing change: read lock, a state that allows it. */
-static int enter_outgoing(const char *op)
+/*
+ * Enter for an outgoing change: the state held, a state that allows it,
+ * the sessions lock.  Not from a transition's callback (the state is
+ * changing under it), nor from a file handler or FLB callback.
+ */
+static int enter_outgoing_how(const char *op, bool any_time)
 {
 	enum liveupdate_state st;
-	int err = liveupdate_state_read_enter();
+	int err;
 
+	if (luo_state_writer() && !any_time) {
+		pr_err("%s: not allowed from a live update callback", op);
+		return -EDEADLK;
+	}
+	err = luo_state_hold();
 	if (err)
 		return err;
 	st = liveupdate_get_state();
-	if (st == LIVEUPDATE_STATE_NORMAL || st == LIVEUPDATE_STATE_UPDATED) {
-		pthread_mutex_lock(&luo_sessions_lock);
-		return 0;
+	if (st == LIVEUPDATE_STATE_NORMAL || st == LIVEUPDATE_STATE_UPDATED ||
+	    (any_time && (st == LIVEUPDATE_STATE_PREPARED ||
+			  st == LIVEUPDATE_STATE_FROZEN))) {
+		err = luo_sessions_lock_enter(op);
+		if (err)
+			luo_state_unhold();
+		return err;
 	}
-	liveupdate_state_read_exit();
+	luo_state_unhold();
 	if (st == LIVEUPDATE_STATE_UNDEFINED) {
 		pr_err("%s: call luo_init() first", op);
 		return -ENODEV;
@@ -178,19 +226,28 @@ static int enter_outgoing(const char *op)
 	return -EBUSY;
 }
 
-static int enter_any(void)
+static int enter_outgoing(const char *op)
 {
-	int err = liveupdate_state_read_enter();
+	return enter_outgoing_how(op, false);
+}
 
-	if (!err)
-		pthread_mutex_lock(&luo_sessions_lock);
+/* Enter for the incoming side and listings: any state. */
+static int enter_any(const char *op)
+{
+	int err = luo_state_hold();
+
+	if (err)
+		return err;
+	err = luo_sessions_lock_enter(op);
+	if (err)
+		luo_state_unhold();
 	return err;
 }
 
 static void leave(void)
 {
-	pthread_mutex_unlock(&luo_sessions_lock);
-	liveupdate_state_read_exit();
+	luo_sessions_lock_leave();
+	luo_state_unhold();
 }
 
 int liveupdate_create_session(const char *name, struct luo_session **session)
@@ -225,13 +282,23 @@ int liveupdate_retrieve_session(const char *name, struct luo_session **session)
 	struct luo_session *s;
 	int err;
 
-	if (!name_valid(name) || !session)
+	if (!session) {
+		pr_err("liveupdate_retrieve_session: needs a place for the session");
 		return -EINVAL;
-	err = enter_any();
+	}
+	/* As the kernel: a name no session can have is simply not found. */
+	if (!name_valid(name)) {
+		pr_info("liveupdate_retrieve_session: no incoming session has an empty name or one not NUL terminated within %d bytes",
+			LIVEUPDATE_SESSION_NAME_LENGTH);
+		return -ENOENT;
+	}
+	err = enter_any("liveupdate_retrieve_session");
 	if (err)
 		return err;
 	s = find(incoming, name);
 	if (!s || s->finished) {
+		pr_info("liveupdate_retrieve_session: no incoming session '%s'%s",
+			name, s ? " (finished already)" : "");
 		err = -ENOENT;
 	} else if (s->retrieved) {
 		pr_err("liveupdate_retrieve_session: '%s' was already retrieved",
@@ -262,6 +329,36 @@ int liveupdate_session_preserve_fd(struct luo_session *s, int fd,
 	return err;
 }
 
+/*
+ * Drop a file while an update is in progress.  Serialized but not yet in
+ * flight: simply gone, and freeze writes the blocks again without it.
+ * In flight: it keeps its place in the stream, its entry is marked
+ * closed and the new image closes it on arrival.  Either way the token
+ * is free at once and a cancel does not bring the file back.
+ */
+static int unpreserve_updating(struct luo_file *f)
+{
+	if (out_ser.in_flight) {
+		struct luo_file_ser *e = &f->session->ser_files[f->ser_pos];
+
+		/* The handover is sealed (checksummed): too late. */
+		if (luo_kho_sealed()) {
+			pr_err("session '%s' token %#llx: the handover is sealed for the exec; unpreserve before liveupdate_reboot()'s reboot step",
+			       f->session->name, (unsigned long long)f->token);
+			return -EBUSY;
+		}
+		memset(e->compatible, 0, sizeof(e->compatible));
+		strcpy(e->compatible, LUO_FILE_CLOSED_COMPATIBLE);
+		e->data = 0;
+		luo_file_unfreeze(f);
+	} else {
+		out_ser.dropped = true;
+	}
+	luo_file_unpreserve(f);
+	luo_flbs_reserialize();
+	return 0;
+}
+
 int liveupdate_session_unpreserve_fd(struct luo_session *s, uint64_t token)
 {
 	struct luo_file *f;
@@ -269,15 +366,24 @@ int liveupdate_session_unpreserve_fd(struct luo_session *s, uint64_t token)
 
 	if (!s)
 		return -EINVAL;
-	err = enter_outgoing("liveupdate_session_unpreserve_fd");
+	/* Allowed until the exec, from cancel and freeze callbacks too. */
+	err = enter_outgoing_how("liveupdate_session_unpreserve_fd", true);
 	if (err)
 		return err;
 	f = s->incoming ? NULL : luo_file_by_token(s, token);
-	if (f) {
+	if (!f) {
+		pr_err("liveupdate_session_unpreserve_fd: %s",
+		       s->incoming ? "the session is incoming"
+				   : "no file with that token");
+		err = s->incoming ? -EINVAL : -ENOENT;
+	} else if (out_ser.serialized) {
+		err = unpreserve_updating(f);
+		if (!err)
+			luo_fdstore_unpreserved(s->name, token);
+	} else {
 		luo_fdstore_unpreserved(s->name, token);
 		luo_file_unpreserve(f);
-	} else
-		err = s->incoming ? -EINVAL : -ENOENT;
+	}
 	leave();
 	return err;
 }
@@ -290,7 +396,7 @@ int liveupdate_session_retrieve_fd(struct luo_session *s, uint64_t token,
 
 	if (!s || !fd)
 		return -EINVAL;
-	err = enter_any();
+	err = enter_any("liveupdate_session_retrieve_fd");
 	if (err)
 		return err;
 	if (!s->incoming || !s->retrieved || s->finished) {
@@ -324,7 +430,7 @@ int liveupdate_session_finish(struct luo_session *s)
 
 	if (!s)
 		return -EINVAL;
-	err = enter_any();
+	err = enter_any("liveupdate_session_finish");
 	if (err)
 		return err;
 	if (!s->incoming || !s->retrieved || s->finished) {
@@ -367,6 +473,35 @@ const char *liveupdate_session_name(const struct luo_session *s)
 	return s ? s->name : NULL;
 }
 
+int liveupdate_session_get_tokens(struct luo_session *s, uint64_t *tokens,
+				  size_t max)
+{
+	bool nested;
+	int err;
+
+	if (!s || (max && !tokens)) {
+		pr_err("liveupdate_session_get_tokens: needs a session and room for the tokens");
+		return -EINVAL;
+	}
+	/* Read only: allowed inside file handler and FLB callbacks too. */
+	nested = luo_sessions_lock_held();
+	err = nested ? 0 : enter_any("liveupdate_session_get_tokens");
+	if (err)
+		return err;
+	if (s->incoming && (!s->retrieved || s->finished)) {
+		pr_err("liveupdate_session_get_tokens: incoming session '%s' is %s",
+		       s->name, s->finished ? "finished" : "not retrieved");
+		err = -EINVAL;
+	} else {
+		for (size_t i = 0; i < s->nfiles && i < max; i++)
+			tokens[i] = s->files[i]->token;
+		err = (int)s->nfiles;
+	}
+	if (!nested)
+		leave();
+	return err;
+}
+
 static void serialized_free(void)
 {
 	for (size_t i = 0; i < out_ser.nsessions; i++)
@@ -376,21 +511,23 @@ static void serialized_free(void)
 	if (out_ser.header)
 		luo_kho_free(out_ser.header);
 	memset(&out_ser, 0, sizeof(out_ser));
+	for (struct luo_session *s = outgoing; s; s = s->next)
+		s->ser_files = NULL;
 	luo_flbs_unserialize();
 	luo_abi_out_set_sessions(0, 0);
 }
 
 /* Write a session's files: the kernel's luo_file_ser, then how they
  * travel; @index counts files across sessions. */
-static void serialize_files(const struct luo_session *s, void *block,
-			    uint32_t *index)
+static void serialize_files(struct luo_session *s, void *block, uint32_t *index)
 {
 	struct luo_file_ser *fs = block;
 	struct luo_file_fd_ser *fds = (void *)(fs + s->nfiles);
 
 	for (size_t i = 0; i < s->nfiles; i++) {
-		const struct luo_file *f = s->files[i];
+		struct luo_file *f = s->files[i];
 
+		f->ser_pos = i;
 		memset(&fs[i], 0, sizeof(fs[i]));
 		strcpy(fs[i].compatible, f->compatible);
 		fs[i].data = f->data;
@@ -440,6 +577,7 @@ static int sessions_prepare(void)
 		if (err)
 			goto fail;
 		serialize_files(s, out_ser.file_blocks[i], &index);
+		s->ser_files = out_ser.file_blocks[i];
 		ss->file_set_ser.files =
 			kho_ptr_to_offset(out_ser.file_blocks[i]);
 	}
@@ -450,6 +588,7 @@ flbs:
 	luo_abi_out_set_sessions(
 		out_ser.header ? kho_ptr_to_offset(out_ser.header) : 0,
 		flbs_pa);
+	out_ser.serialized = true;
 	return 0;
 fail:
 	pr_err("cannot serialize the sessions: %s", strerror(-err));
@@ -475,8 +614,11 @@ static int send_files(void)
 	if (!total)
 		return 0;
 	fds = malloc(total * sizeof(*fds));
-	if (!fds)
+	if (!fds) {
+		pr_err("liveupdate_freeze: out of memory listing %zu preserved files",
+		       total);
 		return -ENOMEM;
+	}
 	for (struct luo_session *s = outgoing; s; s = s->next)
 		for (size_t i = 0; i < s->nfiles; i++)
 			fds[k++] = s->files[i]->fd;
@@ -493,43 +635,85 @@ static int send_files(void)
 	return err;
 }
 
+/*
+ * Files were dropped after prepare: write every session's file block
+ * again from what is left (they only shrink), renumbering the stream.
+ */
+static void reserialize_files(void)
+{
+	uint32_t index = 0;
+	size_t k = 0;
+
+	for (struct luo_session *s = outgoing; s; s = s->next, k++) {
+		struct luo_session_ser *ss = &out_ser.ser[k];
+
+		ss->file_set_ser.count = s->nfiles;
+		if (s->nfiles) {
+			serialize_files(s, out_ser.file_blocks[k], &index);
+			continue;
+		}
+		if (out_ser.file_blocks[k])
+			luo_kho_free(out_ser.file_blocks[k]);
+		out_ser.file_blocks[k] = NULL;
+		s->ser_files = NULL;
+		ss->file_set_ser.files = 0;
+	}
+	luo_flbs_reserialize();
+	out_ser.dropped = false;
+}
+
+/* Handlers' callbacks run with the sessions lock held, as everywhere. */
 static int sessions_freeze(void)
 {
 	size_t k = 0;
-	int err;
+	int err = 0;
 
-	for (struct luo_session *s = outgoing; s; s = s->next, k++) {
+	luo_sessions_lock_enter("liveupdate_freeze");
+	for (struct luo_session *s = outgoing; s && !err; s = s->next, k++) {
 		struct luo_file_ser *fs = out_ser.file_blocks[k];
 
-		for (size_t i = 0; i < s->nfiles; i++) {
+		for (size_t i = 0; i < s->nfiles && !err; i++) {
+			/* On failure the core cancels: unfreeze. */
 			err = luo_file_freeze(s->files[i]);
-			if (err)
-				return err; /* the core cancels: unfreeze */
-			fs[i].data = s->files[i]->data;
+			if (!err && !out_ser.dropped)
+				fs[i].data = s->files[i]->data;
 		}
 	}
-	return send_files();
+	if (!err && out_ser.dropped)
+		reserialize_files();
+	err = err ?: send_files();
+	out_ser.in_flight = !err;
+	luo_sessions_lock_leave();
+	return err;
 }
 
 /* The carrier is the only descriptor the exec must keep. */
 static int sessions_reboot(void)
 {
-	if (carrier_out.fd >= 0 && fcntl(carrier_out.fd, F_SETFD, 0))
-		return -errno;
+	if (carrier_out.fd >= 0 && fcntl(carrier_out.fd, F_SETFD, 0)) {
+		int err = -errno;
+
+		pr_err("liveupdate_reboot: cannot let the carrier of the preserved files cross the exec: %s",
+		       strerror(-err));
+		return err;
+	}
 	return 0;
 }
 
 static void sessions_cancel(void)
 {
+	luo_sessions_lock_enter("liveupdate_cancel");
 	if (carrier_out.fd >= 0)
 		close(carrier_out.fd); /* the files in flight are dropped */
 	carrier_out.fd = -1;
 	unfreeze_all();
 	serialized_free();
+	luo_sessions_lock_leave();
 }
 
 static void sessions_finish(void)
 {
+	luo_sessions_lock_enter("liveupdate_finish");
 	for (struct luo_session *s = incoming; s; s = s->next)
 		if (!s->finished)
 			session_finish_files(s);
@@ -540,6 +724,7 @@ static void sessions_finish(void)
 		incoming = s->next;
 		session_free(s);
 	}
+	luo_sessions_lock_leave();
 }
 
 /* Sessions, the files in them, the FLBs and handlers those files use. */
@@ -586,6 +771,8 @@ void luo_sessions_forget(void)
 	outgoing = incoming = NULL;
 	free(out_ser.file_blocks);
 	memset(&out_ser, 0, sizeof(out_ser));
+	free(in_closed.v);
+	memset(&in_closed, 0, sizeof(in_closed));
 }
 
 static int parse_files(struct luo_session *s,
@@ -627,6 +814,23 @@ static int parse_files(struct luo_session *s,
 			return luo_reason(why, whylen, -EBADMSG,
 					  "session '%s': file %zu is malformed",
 					  s->name, i);
+		/* Unpreserved after freeze: closed on arrival, not listed. */
+		if (!strcmp(fs[i].compatible, LUO_FILE_CLOSED_COMPATIBLE)) {
+			if (in_closed.n == in_closed.cap) {
+				size_t cap =
+					in_closed.cap ? 2 * in_closed.cap : 16;
+				uint32_t *v =
+					realloc(in_closed.v, cap * sizeof(*v));
+
+				if (!v)
+					return luo_reason(why, whylen, -ENOMEM,
+							  "out of memory");
+				in_closed.v = v;
+				in_closed.cap = cap;
+			}
+			in_closed.v[in_closed.n++] = (*index)++;
+			continue;
+		}
 		if (luo_file_by_token(s, fs[i].token))
 			return luo_reason(
 				why, whylen, -EBADMSG,
@@ -795,6 +999,14 @@ void luo_sessions_in_adopt(void)
 				f->fd = fds[f->carrier_index];
 		}
 	}
+	for (size_t i = 0; !err && i < in_closed.n; i++)
+		close(fds[in_closed.v[i]]);
+	if (in_closed.n)
+		pr_debug(
+			"%zu files unpreserved after the freeze were closed on arrival",
+			in_closed.n);
+	free(in_closed.v);
+	memset(&in_closed, 0, sizeof(in_closed));
 	luo_bulk_free(fds, n * sizeof(*fds));
 }
 
