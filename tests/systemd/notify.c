@@ -48,20 +48,9 @@
 
 #include <luo/luo.h>
 
+#include "check.h"
+
 extern char **environ;
-
-static int failures;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			failures++;                                            \
-			fprintf(stderr, "notify: FAIL %s:%d: %s: ", __FILE__,  \
-				__LINE__, #cond);                              \
-			fprintf(stderr, __VA_ARGS__);                          \
-			fputc('\n', stderr);                                   \
-		}                                                              \
-	} while (0)
 
 static uint64_t mono_us(void)
 {
@@ -666,8 +655,12 @@ int main(int argc, char **argv)
 	char self[4096];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
-	if (argc >= 2 && !strcmp(argv[1], "service"))
+	test_name = "notify";
+	where = "manager";
+	if (argc >= 2 && !strcmp(argv[1], "service")) {
+		where = "service";
 		return service(argc, argv);
+	}
 	if (n < 0 || argc != 2)
 		return 2;
 	self[n] = '\0';
