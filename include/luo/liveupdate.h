@@ -73,7 +73,8 @@ enum liveupdate_state {
  *
  * By default the old image's address space is torn down after the new
  * image is up (see docs/architecture.md, "Blackout"), by a helper child
- * that shares it; %LUO_INIT_SYNC_TEARDOWN turns that off.
+ * that shares it, started by liveupdate_prepare() and holding none of the
+ * service's descriptors; %LUO_INIT_SYNC_TEARDOWN turns that off.
  */
 struct luo_init_opts {
 	unsigned int flags;

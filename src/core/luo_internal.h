@@ -186,6 +186,8 @@ void luo_carrier_discard_unverified(int fd);
 void luo_log_fd_shortage(const char *op, const char *what, int err);
 void luo_teardown_release(bool wait);
 void luo_teardown_adopt(int fd, pid_t pid);
+int luo_holder_prepare(void);
+void luo_holder_cancel(void);
 void luo_discard_handover(const char *value);
 
 #endif

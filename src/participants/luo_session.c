@@ -2,9 +2,10 @@
 /*
  * Sessions: named sets of preserved files, as in the kernel's LUO uAPI.
  *
- * Outgoing sessions are serialized at prepare (files cannot change while
- * an update is in progress), their handlers' data refreshed at freeze, and
- * FD_CLOEXEC lifted from their files only for the exec itself.  Incoming
+ * Outgoing sessions are serialized and their files put in flight on the
+ * carrier at prepare (files cannot change while an update is in progress,
+ * and this keeps the sending out of the blackout), their handlers' data
+ * refreshed at freeze.  Incoming
  * sessions are read back, fully checked, by luo_init().
  */
 #define _GNU_SOURCE
@@ -56,6 +57,9 @@ bool luo_sessions_lock_held(void)
 }
 
 static struct luo_session *outgoing, *incoming;
+/* The same sessions by name: create, retrieve and adoption look names up
+ * (16,000 sessions made a list walk quadratic inside the blackout). */
+static struct luo_htable outgoing_names, incoming_names;
 
 /* The carrier: the outgoing one while frozen, the incoming one named by
  * the LUO FDT until luo_sessions_in_adopt() takes the files out of it. */
@@ -70,9 +74,10 @@ static struct {
 	struct luo_session_ser *ser;
 	void **file_blocks; /* one per outgoing session, may be NULL */
 	size_t nsessions;
-	/* Where the outgoing files are: serialized (prepare), in flight
-	 * (freeze), and whether one was dropped before freeze. */
-	bool serialized, in_flight, dropped;
+	/* Where the outgoing files are: serialized and in flight (both from
+	 * prepare on), whether sessions froze, and whether a file was
+	 * dropped before that (freeze then sends them all again). */
+	bool serialized, in_flight, frozen, dropped;
 } out_ser;
 
 /* Carrier indexes of incoming files closed before the exec. */
@@ -153,11 +158,28 @@ static bool name_valid(const char *name)
 	       name[0];
 }
 
-static struct luo_session *find(struct luo_session *list, const char *name)
+/* FNV-1a over the name; the table mixes it further. */
+static uint64_t name_key(const char *name)
 {
-	for (; list; list = list->next)
-		if (!strcmp(list->name, name))
-			return list;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	while (*name)
+		h = (h ^ (uint8_t)*name++) * 0x100000001b3ULL;
+	return h;
+}
+
+static struct luo_session *find(const struct luo_htable *names,
+				const char *name)
+{
+	struct luo_hnode *n = luo_hash_find(names, name_key(name));
+
+	for (; n; n = luo_hash_next(n)) {
+		struct luo_session *s =
+			luo_hash_entry(n, struct luo_session, name_node);
+
+		if (!strcmp(s->name, name))
+			return s;
+	}
 	return NULL;
 }
 
@@ -262,11 +284,14 @@ int liveupdate_create_session(const char *name, struct luo_session **session)
 	err = enter_outgoing("liveupdate_create_session");
 	if (err)
 		return err;
-	if (find(outgoing, name)) {
+	if (find(&outgoing_names, name)) {
 		pr_err("liveupdate_create_session: session '%s' exists", name);
 		err = -EEXIST;
 	} else if (!(s = calloc(1, sizeof(*s)))) {
 		err = -ENOMEM;
+	} else if ((err = luo_hash_add(&outgoing_names, &s->name_node,
+				       name_key(name)))) {
+		free(s);
 	} else {
 		strcpy(s->name, name);
 		s->next = outgoing;
@@ -295,7 +320,7 @@ int liveupdate_retrieve_session(const char *name, struct luo_session **session)
 	err = enter_any("liveupdate_retrieve_session");
 	if (err)
 		return err;
-	s = find(incoming, name);
+	s = find(&incoming_names, name);
 	if (!s || s->finished) {
 		pr_info("liveupdate_retrieve_session: no incoming session '%s'%s",
 			name, s ? " (finished already)" : "");
@@ -329,16 +354,29 @@ int liveupdate_session_preserve_fd(struct luo_session *s, int fd,
 	return err;
 }
 
+static void carrier_out_close(void)
+{
+	if (carrier_out.fd >= 0)
+		close(carrier_out.fd); /* the files in flight are dropped */
+	carrier_out.fd = -1;
+	out_ser.in_flight = false;
+}
+
 /*
- * Drop a file while an update is in progress.  Serialized but not yet in
- * flight: simply gone, and freeze writes the blocks again without it.
- * In flight: it keeps its place in the stream, its entry is marked
- * closed and the new image closes it on arrival.  Either way the token
- * is free at once and a cancel does not bring the file back.
+ * Drop a file while an update is in progress.  Before the sessions froze,
+ * the carrier is closed, so the file's last reference goes at once (a
+ * client that hung up is closed now, not in the new image), and freeze
+ * writes the blocks again without it and sends the rest anew.  After
+ * freeze: it keeps its place in the stream, its entry is marked closed
+ * and the new image closes it on arrival.  Either way the token is free
+ * at once and a cancel does not bring the file back.
  */
 static int unpreserve_updating(struct luo_file *f)
 {
-	if (out_ser.in_flight) {
+	if (!out_ser.frozen) {
+		carrier_out_close();
+		out_ser.dropped = true;
+	} else if (out_ser.in_flight) {
 		struct luo_file_ser *e = &f->session->ser_files[f->ser_pos];
 
 		/* The handover is sealed (checksummed): too late. */
@@ -351,8 +389,6 @@ static int unpreserve_updating(struct luo_file *f)
 		strcpy(e->compatible, LUO_FILE_CLOSED_COMPATIBLE);
 		e->data = 0;
 		luo_file_unfreeze(f);
-	} else {
-		out_ser.dropped = true;
 	}
 	luo_file_unpreserve(f);
 	luo_flbs_reserialize();
@@ -462,6 +498,7 @@ int liveupdate_session_close(struct luo_session *s)
 			luo_file_unpreserve(s->files[s->nfiles - 1]);
 		}
 		unlink_session(&outgoing, s);
+		luo_hash_del(&outgoing_names, &s->name_node);
 		session_free(s);
 	}
 	leave();
@@ -539,6 +576,38 @@ static void serialize_files(struct luo_session *s, void *block, uint32_t *index)
 	}
 }
 
+/* Put every outgoing file in flight, in serialization order. */
+static int send_files(void)
+{
+	size_t total = 0, k = 0;
+	int *fds, err;
+
+	for (struct luo_session *s = outgoing; s; s = s->next)
+		total += s->nfiles;
+	if (!total) /* none (left): the node says so, as it did at first */
+		return luo_abi_out_set_carrier(0, 0, 0);
+	fds = malloc(total * sizeof(*fds));
+	if (!fds) {
+		pr_err("liveupdate_prepare: out of memory listing %zu preserved files",
+		       total);
+		return -ENOMEM;
+	}
+	for (struct luo_session *s = outgoing; s; s = s->next)
+		for (size_t i = 0; i < s->nfiles; i++)
+			fds[k++] = s->files[i]->fd;
+	err = luo_carrier_send(fds, total, &carrier_out.fd, &carrier_out.ino);
+	free(fds);
+	if (err)
+		return err;
+	carrier_out.count = total;
+	err = luo_abi_out_set_carrier(carrier_out.fd, carrier_out.ino, total);
+	if (err) {
+		close(carrier_out.fd);
+		carrier_out.fd = -1;
+	}
+	return err;
+}
+
 static int sessions_prepare(void)
 {
 	size_t n = session_list_len(outgoing), i = 0, size;
@@ -589,6 +658,14 @@ flbs:
 		out_ser.header ? kho_ptr_to_offset(out_ser.header) : 0,
 		flbs_pa);
 	out_ser.serialized = true;
+	/* In flight from now on, outside the blackout: the descriptors
+	 * cannot change until the update ends (cancel drops them). */
+	err = send_files();
+	if (err) { /* said why already */
+		serialized_free();
+		return err;
+	}
+	out_ser.in_flight = true;
 	return 0;
 fail:
 	pr_err("cannot serialize the sessions: %s", strerror(-err));
@@ -601,38 +678,6 @@ static void unfreeze_all(void)
 	for (struct luo_session *s = outgoing; s; s = s->next)
 		for (size_t i = s->nfiles; i--;)
 			luo_file_unfreeze(s->files[i]);
-}
-
-/* Put every outgoing file in flight, in serialization order. */
-static int send_files(void)
-{
-	size_t total = 0, k = 0;
-	int *fds, err;
-
-	for (struct luo_session *s = outgoing; s; s = s->next)
-		total += s->nfiles;
-	if (!total)
-		return 0;
-	fds = malloc(total * sizeof(*fds));
-	if (!fds) {
-		pr_err("liveupdate_freeze: out of memory listing %zu preserved files",
-		       total);
-		return -ENOMEM;
-	}
-	for (struct luo_session *s = outgoing; s; s = s->next)
-		for (size_t i = 0; i < s->nfiles; i++)
-			fds[k++] = s->files[i]->fd;
-	err = luo_carrier_send(fds, total, &carrier_out.fd, &carrier_out.ino);
-	free(fds);
-	if (err)
-		return err;
-	carrier_out.count = total;
-	err = luo_abi_out_set_carrier(carrier_out.fd, carrier_out.ino, total);
-	if (err) {
-		close(carrier_out.fd);
-		carrier_out.fd = -1;
-	}
-	return err;
 }
 
 /*
@@ -665,24 +710,26 @@ static void reserialize_files(void)
 /* Handlers' callbacks run with the sessions lock held, as everywhere. */
 static int sessions_freeze(void)
 {
-	size_t k = 0;
 	int err = 0;
 
 	luo_sessions_lock_enter("liveupdate_freeze");
-	for (struct luo_session *s = outgoing; s && !err; s = s->next, k++) {
-		struct luo_file_ser *fs = out_ser.file_blocks[k];
-
+	for (struct luo_session *s = outgoing; s && !err; s = s->next) {
 		for (size_t i = 0; i < s->nfiles && !err; i++) {
-			/* On failure the core cancels: unfreeze. */
-			err = luo_file_freeze(s->files[i]);
+			struct luo_file *f = s->files[i];
+
+			/* On failure the core cancels: unfreeze.  Files dropped
+			 * since prepare left s->files: address by ser_pos. */
+			err = luo_file_freeze(f);
 			if (!err && !out_ser.dropped)
-				fs[i].data = s->files[i]->data;
+				s->ser_files[f->ser_pos].data = f->data;
 		}
 	}
-	if (!err && out_ser.dropped)
+	if (!err && out_ser.dropped) {
 		reserialize_files();
-	err = err ?: send_files();
-	out_ser.in_flight = !err;
+		err = send_files();
+		out_ser.in_flight = !err;
+	}
+	out_ser.frozen = !err;
 	luo_sessions_lock_leave();
 	return err;
 }
@@ -703,9 +750,7 @@ static int sessions_reboot(void)
 static void sessions_cancel(void)
 {
 	luo_sessions_lock_enter("liveupdate_cancel");
-	if (carrier_out.fd >= 0)
-		close(carrier_out.fd); /* the files in flight are dropped */
-	carrier_out.fd = -1;
+	carrier_out_close();
 	unfreeze_all();
 	serialized_free();
 	luo_sessions_lock_leave();
@@ -724,6 +769,7 @@ static void sessions_finish(void)
 		incoming = s->next;
 		session_free(s);
 	}
+	luo_hash_free(&incoming_names);
 	luo_sessions_lock_leave();
 }
 
@@ -769,6 +815,8 @@ void luo_sessions_forget(void)
 		}
 	}
 	outgoing = incoming = NULL;
+	luo_hash_free(&outgoing_names);
+	luo_hash_free(&incoming_names);
 	free(out_ser.file_blocks);
 	memset(&out_ser, 0, sizeof(out_ser));
 	free(in_closed.v);
@@ -923,14 +971,17 @@ int luo_sessions_in_parse(const void *luo_fdt, uint64_t sessions_pa, char *why,
 	for (size_t i = 0; i < h->count && !err; i++) {
 		struct luo_session *s;
 
-		if (!name_valid(ss[i].name) || find(incoming, ss[i].name)) {
+		if (!name_valid(ss[i].name) ||
+		    find(&incoming_names, ss[i].name)) {
 			err = luo_reason(
 				why, whylen, -EBADMSG,
 				"session %zu has a bad or duplicate name", i);
 			break;
 		}
 		s = calloc(1, sizeof(*s));
-		if (!s) {
+		if (!s || luo_hash_add(&incoming_names, &s->name_node,
+				       name_key(ss[i].name))) {
+			free(s);
 			err = luo_reason(why, whylen, -ENOMEM, "out of memory");
 			break;
 		}

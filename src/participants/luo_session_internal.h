@@ -43,6 +43,7 @@ struct luo_session {
 	struct luo_file *pool; /* incoming: all files in one allocation */
 	struct luo_file_ser *ser_files; /* outgoing: its block while updating */
 	struct luo_htable tokens;
+	struct luo_hnode name_node; /* in the outgoing or incoming names */
 	struct luo_session *next;
 };
 

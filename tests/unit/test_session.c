@@ -341,12 +341,11 @@ static void test_descriptor_budget(void **state)
 	/* Closing ours frees room: the library's reference is enough. */
 	for (int i = 0; i < nmine; i++)
 		close(mine[i]);
-	/* The table full: no room for the carrier at freeze. */
+	/* The table full: no room for the carrier, made at prepare. */
 	while (nfill < 64 && (fill[nfill] = open("/dev/null", O_RDONLY)) >= 0)
 		nfill++;
-	assert_int_equal(liveupdate_prepare(), 0);
 	rec.log_errors = 0;
-	assert_int_equal(liveupdate_freeze(), -EMFILE);
+	assert_int_equal(liveupdate_prepare(), -EMFILE);
 	assert_int_equal(liveupdate_get_state(), LIVEUPDATE_STATE_NORMAL);
 	assert_true(rec.log_errors >= 1);
 	assert_non_null(strstr(rec.last_error, "carrier"));
@@ -794,6 +793,51 @@ static void test_exec_failure_restores_cloexec(void **state)
 	close(m);
 }
 
+/* Open descriptors below 4096. */
+static int count_open(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 4096; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+/*
+ * The files go in flight at prepare, not in the blackout: freeze (and the
+ * exec) open no descriptor and send nothing, however many files there are.
+ */
+static void test_files_in_flight_at_prepare(void **state)
+{
+	struct luo_session *s;
+	int before, prepared;
+
+	(void)state;
+	assert_int_equal(liveupdate_create_session("flight", &s), 0);
+	for (int i = 0; i < 8; i++) {
+		int m = memfd("flight");
+
+		assert_int_equal(liveupdate_session_preserve_fd(s, m, i), 0);
+		close(m);
+	}
+	before = count_open();
+	assert_int_equal(liveupdate_prepare(), 0);
+	prepared = count_open();
+	/* The carrier's receiving end (and the teardown helper's pipe). */
+	assert_true(prepared > before);
+	assert_int_equal(liveupdate_freeze(), 0);
+	assert_int_equal(count_open(), prepared);
+	assert_int_equal(liveupdate_cancel(), 0);
+	assert_int_equal(count_open(), before);
+	/* A second round works the same. */
+	assert_int_equal(liveupdate_prepare(), 0);
+	assert_int_equal(count_open(), prepared);
+	assert_int_equal(liveupdate_freeze(), 0);
+	assert_int_equal(count_open(), prepared);
+	assert_int_equal(liveupdate_cancel(), 0);
+	assert_int_equal(count_open(), before);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -818,6 +862,7 @@ int main(void)
 		T(test_flb_table_full),
 		T(test_freeze_failure_unfreezes),
 		T(test_exec_failure_restores_cloexec),
+		T(test_files_in_flight_at_prepare),
 	};
 
 	return cmocka_run_group_tests_name("session", tests, NULL, NULL);
