@@ -2,12 +2,13 @@
 # Install (as root) or name (otherwise) the Debian packages the build,
 # the tests and the demo need.  Sourced by demo.sh and test.sh.
 
-# libmemcached-tools: memccapable and memcaslap, the kvcache tests' peers.
+# libmemcached-tools: memccapable and memcaslap, the kvcache tests' peers;
+# memcached: the reference of the kvcache differential test.
 # systemd-container: systemd-nspawn, which boots the real systemd that the
 # systemd suite runs the units under (systemd.pc, for the unit directory,
 # comes with systemd itself).
 LUO_DEPS=(meson ninja-build gcc pkg-config python3 libfdt-dev libcmocka-dev
-	  device-tree-compiler libmemcached-tools systemd-container)
+	  device-tree-compiler libmemcached-tools memcached systemd-container)
 
 luo_install_deps() {
 	local missing=() p
