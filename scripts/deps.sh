@@ -4,9 +4,13 @@
 
 # libmemcached-tools: memccapable and memcaslap, the kvcache tests' peers;
 # memcached: the reference of the kvcache differential test;
-# libjson-c-dev: luoctl --json.
+# libjson-c-dev: luoctl --json;
+# systemd-container: systemd-nspawn, which boots the real systemd that the
+# systemd suite runs the units under (systemd.pc, for the unit directory,
+# comes with systemd itself).
 LUO_DEPS=(meson ninja-build gcc pkg-config python3 libfdt-dev libcmocka-dev
-	  device-tree-compiler libmemcached-tools memcached libjson-c-dev)
+	  device-tree-compiler libmemcached-tools memcached libjson-c-dev
+	  systemd-container)
 
 luo_install_deps() {
 	local missing=() p

@@ -221,11 +221,17 @@ static int fresh_state(uint64_t size_mib, const char *self, const char *next)
 	return 0;
 }
 
+/* The options this image was started with, handed on at each update. */
+static char **start_argv;
+
 static int update(void)
 {
 	const char *path = state->paths[(state->counter + 1) % 2];
-	char *const argv[] = {(char *)path, quiet ? "--quiet" : NULL, NULL};
 	int err;
+	char **argv = start_argv;
+
+	/* Only the program changes: the control socket and the rest stay. */
+	argv[0] = (char *)path;
 
 	err = liveupdate_prepare();
 	if (err)
@@ -279,6 +285,7 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF,
 		0); /* one line per event, even to a file */
+	start_argv = argv;
 	while ((c = getopt_long(argc, argv, "s:u:n:qHT", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
@@ -391,6 +398,8 @@ int main(int argc, char **argv)
 		if (err)
 			return 1;
 	}
+	/* Serving: under systemd this ends the start or the reload. */
+	luo_notify_ready();
 
 	if (state->chained) {
 		if (state->updates_left) {
@@ -429,6 +438,7 @@ int main(int argc, char **argv)
 			update();
 		}
 	}
+	luo_notify_stopping();
 	luo_control_stop(ctl);
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <luo/luo.h>
@@ -170,6 +171,29 @@ static int new_session(void)
 	return err;
 }
 
+/*
+ * The listener the service manager kept through a crash, if it is for the
+ * port asked for (the unit may have changed since); -1 if none.
+ */
+static int stored_listener(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd;
+
+	if (liveupdate_fdstore_retrieve(SESSION_NAME, KV_LISTEN_TOKEN, &fd))
+		return -1;
+	if (getsockname(fd, (struct sockaddr *)&a, &len) ||
+	    a.sin_family != AF_INET ||
+	    (settings.port && ntohs(a.sin_port) != settings.port)) {
+		close(fd);
+		return -1;
+	}
+	settings.port = ntohs(a.sin_port);
+	kv_log(1, "kvcache: serving the listener the service manager kept\n");
+	return fd;
+}
+
 static int fresh_start(void)
 {
 	void *region, *p;
@@ -199,6 +223,9 @@ static int fresh_start(void)
 	err = conns_setup(root->maxconns);
 	if (err)
 		return err;
+	/* Restarted after a crash: the listener systemd kept, backlog and all. */
+	if (listen_fd < 0)
+		listen_fd = stored_listener();
 	if (listen_fd < 0) { /* or the one a refused handover still brought */
 		listen_fd = listener_open();
 	} else {
@@ -425,6 +452,7 @@ static void start_control(void)
  */
 void kvlu_stop(void)
 {
+	luo_notify_stopping();
 #ifdef KV_HAVE_CONTROL
 	luo_control_stop(ctl);
 	ctl = NULL;
@@ -538,6 +566,8 @@ int kvlu_start(void)
 		conns_represerve(1); /* start the walk; the loop goes on */
 		report_update();
 	}
+	/* Serving: under systemd this ends the start or the reload. */
+	luo_notify_ready();
 	return 0;
 }
 

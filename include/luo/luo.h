@@ -12,8 +12,10 @@
 #include <luo/abi.h>
 #include <luo/control.h>
 #include <luo/device.h>
+#include <luo/fdstore.h>
 #include <luo/kho.h>
 #include <luo/liveupdate.h>
+#include <luo/notify.h>
 #include <luo/session.h>
 
 #ifdef __cplusplus

@@ -2,12 +2,19 @@
 /*
  * Library messages: one line each, filtered by level, to stderr or to the
  * service's own handler.  Never allocates, so it is safe on error paths.
+ *
+ * When stderr is the journal's stream (systemd sets JOURNAL_STREAM to its
+ * device and inode), each line starts with its syslog priority, "<3>" for
+ * an error, which journald takes as the line's priority and strips.
  */
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -17,6 +24,23 @@ static luo_log_fn log_handler;
 static void *log_handler_arg;
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
+/* syslog priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG. */
+static const char *const journal_prefix[] = {"<3>", "<4>", "<6>", "<7>"};
+static int to_journal = -1; /* -1: not looked at yet */
+
+/* Is stderr the stream JOURNAL_STREAM ("DEV:INO") names? */
+static bool stderr_is_journal(void)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!v || sscanf(v, "%llu:%llu", &dev, &ino) != 2 ||
+	    fstat(STDERR_FILENO, &st))
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
 
 static void emit(enum luo_log_level level, const char *msg);
 
@@ -89,10 +113,14 @@ void luo_log(enum luo_log_level level, const char *fmt, ...)
 /* Called with log_lock held. */
 static void emit(enum luo_log_level level, const char *msg)
 {
+	if (to_journal < 0)
+		to_journal = stderr_is_journal();
 	if (log_handler)
 		log_handler(level, msg, log_handler_arg);
 	else
-		fprintf(stderr, "luo: %s: %s\n", level_names[level], msg);
+		fprintf(stderr, "%sluo: %s: %s\n",
+			to_journal > 0 ? journal_prefix[level] : "",
+			level_names[level], msg);
 }
 
 int luo_reason(char *why, size_t len, int err, const char *fmt, ...)

@@ -340,6 +340,30 @@ static int adopt_incoming(struct luo_control *ctl, int *requester)
 	return 0;
 }
 
+/*
+ * After a crash: the listener the service manager kept in its descriptor
+ * store, if it still listens on our path; clients that connected while
+ * the service was down are in its backlog.
+ */
+static void adopt_stored(struct luo_control *ctl)
+{
+	struct sockaddr_un sa;
+	socklen_t salen = sizeof(sa), len = sizeof(int);
+	int fd, acc = 0;
+
+	if (liveupdate_fdstore_retrieve(CTL_SESSION, CTL_TOKEN_LISTENER, &fd))
+		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) || !acc ||
+	    getsockname(fd, (struct sockaddr *)&sa, &salen) ||
+	    sa.sun_family != AF_UNIX || salen <= sizeof(sa_family_t) ||
+	    strncmp(sa.sun_path, ctl->path, sizeof(sa.sun_path)) ||
+	    access(ctl->path, F_OK)) {
+		close(fd);
+		return;
+	}
+	ctl->listen_fd = fd;
+}
+
 static uint64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;
@@ -396,6 +420,8 @@ static int control_setup(struct luo_control *ctl, int *requester)
 		err = adopt_incoming(ctl, requester);
 		if (err)
 			return err;
+	} else {
+		adopt_stored(ctl);
 	}
 	if (ctl->listen_fd < 0) {
 		err = bind_listener(ctl);

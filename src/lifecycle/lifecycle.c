@@ -46,7 +46,10 @@
 
 #include "kho_internal.h"
 #include "log.h"
+#include "luo_fdstore.h"
 #include "luo_internal.h"
+#include "luo_notify.h"
+#include "luo_service_notify.h"
 
 extern char **environ;
 
@@ -375,6 +378,8 @@ int luo_init(const struct luo_init_opts *opts)
 	luo_log_read_env();
 	if (!opts)
 		opts = &defaults;
+	luo_notify_capture();
+	luo_fdstore_capture();
 	reserve = opts->arena_max ? opts->arena_max : KHO_DEFAULT_RESERVE;
 	err = luo_state_write_lock("luo_init");
 	if (err)
@@ -404,6 +409,7 @@ int luo_init(const struct luo_init_opts *opts)
 	if (value && !(opts->flags & LUO_INIT_IGNORE_HANDOVER)) {
 		err = adopt_handover(value, reserve);
 		if (!err) {
+			luo_fdstore_arena(luo_kho_fd(), true);
 			luo_global.timing.adopted_ns = luo_now_ns();
 			luo_set_state(LIVEUPDATE_STATE_UPDATED);
 			pr_info("live update #%llu adopted, %.3f ms after the freeze began",
@@ -428,6 +434,7 @@ int luo_init(const struct luo_init_opts *opts)
 		arena_flags |= KHO_ARENA_THP;
 	err = luo_kho_arena_create(arena_flags, reserve);
 	if (!err) {
+		luo_fdstore_arena(luo_kho_fd(), false);
 		luo_global.liveupdate_num = 0;
 		luo_set_state(LIVEUPDATE_STATE_NORMAL);
 	}
@@ -488,6 +495,7 @@ int liveupdate_prepare(void)
 	luo_holder_prepare();
 	luo_abi_out_set_time(LUO_EXEC_PREPARE_NS, start);
 	luo_set_state(LIVEUPDATE_STATE_PREPARED);
+	luo_notify_update_begin();
 out:
 	luo_state_write_unlock();
 	return err;
@@ -897,21 +905,38 @@ static int exec_precheck(const char *path, char *const argv[],
 	return err ? err : precheck_args(argv, envp);
 }
 
-/* A copy of @envp with our variable set; NULL on allocation failure. */
+/* Whether @envp sets the variable that @entry ("NAME=...") sets. */
+static bool env_has(char *const envp[], const char *entry)
+{
+	size_t len = (size_t)(strchr(entry, '=') - entry) + 1;
+
+	for (size_t i = 0; envp[i]; i++)
+		if (!strncmp(envp[i], entry, len))
+			return true;
+	return false;
+}
+
+/*
+ * A copy of @envp with our variable set, and the service manager's socket
+ * handed on even if @envp lacks it; NULL on allocation failure.
+ */
 static char **handover_env(char *const envp[], const char *value)
 {
 	size_t n = 0, k = 0, len = strlen(LUO_HANDOVER_ENV);
+	const char *notify = luo_notify_env_entry();
 	char **env;
 
 	while (envp[n])
 		n++;
-	env = calloc(n + 2, sizeof(*env));
+	env = calloc(n + 3, sizeof(*env));
 	if (!env)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		if (strncmp(envp[i], LUO_HANDOVER_ENV, len) ||
 		    envp[i][len] != '=')
 			env[k++] = envp[i];
+	if (notify && !env_has(envp, notify))
+		env[k++] = (char *)notify;
 	if (asprintf(&env[k], "%s=%s", LUO_HANDOVER_ENV, value) < 0) {
 		free(env);
 		return NULL;
@@ -1022,6 +1047,7 @@ void luo_cancel_locked(void)
 	luo_kho_unfreeze();
 	luo_abi_out_destroy();
 	luo_set_state(LIVEUPDATE_STATE_NORMAL);
+	luo_notify_update_cancelled("was cancelled");
 }
 
 int liveupdate_cancel(void)
@@ -1077,6 +1103,8 @@ int luo_exit(void)
 		       liveupdate_state_name(s));
 		return -EBUSY;
 	}
+	luo_notify_stopping();
+	luo_fdstore_arena_gone();
 	luo_teardown_release(true);
 	for (size_t i = NPARTICIPANTS; i--;)
 		participants[i]->forget();

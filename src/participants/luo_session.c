@@ -23,6 +23,7 @@
 #include "log.h"
 #include "luo_internal.h"
 #include "luo_mem.h"
+#include "luo_fdstore.h"
 #include "luo_session_internal.h"
 
 /* The sessions and their files: guards the lists below and every file in
@@ -347,6 +348,8 @@ int liveupdate_session_preserve_fd(struct luo_session *s, int fd,
 	if (err)
 		return err;
 	err = s->incoming ? -EINVAL : luo_file_preserve(s, fd, token);
+	if (!err)
+		luo_fdstore_preserved(s->name, token, fd);
 	leave();
 	return err;
 }
@@ -411,7 +414,10 @@ int liveupdate_session_unpreserve_fd(struct luo_session *s, uint64_t token)
 		err = s->incoming ? -EINVAL : -ENOENT;
 	} else if (out_ser.serialized) {
 		err = unpreserve_updating(f);
+		if (!err)
+			luo_fdstore_unpreserved(s->name, token);
 	} else {
+		luo_fdstore_unpreserved(s->name, token);
 		luo_file_unpreserve(f);
 	}
 	leave();
@@ -486,8 +492,11 @@ int liveupdate_session_close(struct luo_session *s)
 	if (s->incoming) {
 		err = -EINVAL;
 	} else {
-		while (s->nfiles)
+		while (s->nfiles) {
+			luo_fdstore_unpreserved(s->name,
+						s->files[s->nfiles - 1]->token);
 			luo_file_unpreserve(s->files[s->nfiles - 1]);
+		}
 		unlink_session(&outgoing, s);
 		luo_hash_del(&outgoing_names, &s->name_node);
 		session_free(s);

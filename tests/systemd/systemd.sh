@@ -1,0 +1,204 @@
+#!/bin/bash
+# The project's units under a real systemd: systemd booted as PID 1 of a
+# container (systemd-nspawn on the host's own /usr, an empty tmpfs root),
+# the units made from the installed templates with this build's paths,
+# driven with systemctl through nsenter.
+#
+#   systemd.sh BUILD_ROOT TEMPLATE_DIR KVCACHE COUNTER LUOCTL MC_PY
+#
+# Checks: Type=notify start; RELOADING=1 and READY=1 seen by systemd
+# (luoctl prepare / cancel); "systemctl reload" is a live update (same
+# MainPID, NRestarts 0, data verified, StatusText); an update asked for by
+# signal; the library's lines in the journal with their priorities;
+# kvcache reloaded with its items and an open connection kept;
+# "systemctl stop" clean.  Exit 77 where it cannot run.
+set -u
+BUILD=$1
+TEMPLATES=$2
+KVCACHE=$3
+COUNTER=$4
+LUOCTL=$5
+MC=$6
+
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
+
+[ "$(id -u)" -eq 0 ] || skip "needs root"
+command -v systemd-nspawn >/dev/null || skip "no systemd-nspawn (Debian: systemd-container)"
+command -v nsenter >/dev/null || skip "no nsenter"
+command -v python3 >/dev/null || skip "no python3"
+
+dir=$(mktemp -d /tmp/luo-systemd-test.XXXXXX)
+failures=0
+
+fail() {
+	echo "FAIL: $*"
+	failures=$((failures + 1))
+}
+
+. "$(dirname "$0")/container.sh"
+trap container_stop EXIT
+
+port=$(python3 "$MC" freeport) || skip "no free port"
+container_units "$port" "-m 64"
+container_boot
+
+# The units as systemd reads them: no unknown or misspelt setting.
+C systemd-analyze verify --man=no /etc/systemd/system/kvcache.service \
+	/etc/systemd/system/luo-counter.service >"$dir/verify.out" 2>&1 ||
+	fail "systemd-analyze verify: $(cat "$dir/verify.out")"
+[ -s "$dir/verify.out" ] && fail "systemd-analyze verify warns: $(cat "$dir/verify.out")"
+
+# --- the counter example ---
+C systemctl start luo-counter.service || fail "start luo-counter"
+wait_prop luo-counter ActiveState active
+pid=$(show luo-counter MainPID)
+C systemctl show -p StatusText --value luo-counter | grep -q "serving (state normal), 0 live updates" ||
+	fail "StatusText after start: $(show luo-counter StatusText)"
+
+# RELOADING=1 at prepare: systemd shows the unit reloading; READY=1 at
+# cancel brings it back.
+C "$LUOCTL" -s counter prepare >/dev/null || fail "luoctl prepare"
+wait_prop luo-counter ActiveState reloading
+C "$LUOCTL" -s counter cancel >/dev/null || fail "luoctl cancel"
+wait_prop luo-counter ActiveState active
+
+# systemctl reload: a live update through ExecReload.
+C systemctl reload luo-counter.service || fail "systemctl reload luo-counter"
+[ "$(show luo-counter ActiveState)" = active ] ||
+	fail "after the reload: $(show luo-counter ActiveState)"
+[ "$(show luo-counter MainPID)" = "$pid" ] ||
+	fail "MainPID changed in the reload: $pid -> $(show luo-counter MainPID)"
+[ "$(show luo-counter NRestarts)" = 0 ] || fail "NRestarts is $(show luo-counter NRestarts)"
+C "$LUOCTL" -s counter --json status | grep -q '"num": 1' ||
+	fail "the reload was not live update #1: $(C "$LUOCTL" -s counter status)"
+C journalctl -u luo-counter -o cat --no-pager | grep -q "live update #1 from v1: counter=1, 64 MiB verified" ||
+	fail "the new image did not verify the data"
+C journalctl -u luo-counter -o cat --no-pager | grep -q "^Reloaded " ||
+	fail "systemd logged no completed reload"
+show luo-counter StatusText | grep -q "serving (state normal), 1 live update, last blackout " ||
+	fail "StatusText after the reload: $(show luo-counter StatusText)"
+
+# An update systemd did not ask for (SIGUSR1): RELOADING=1, then READY=1.
+C systemctl kill --kill-who=main -s USR1 luo-counter.service || fail "systemctl kill -s USR1"
+for _ in $(seq 200); do
+	C "$LUOCTL" -s counter --json status 2>/dev/null | grep -q '"num": 2' && break
+	sleep 0.1
+done
+wait_prop luo-counter ActiveState active
+[ "$(show luo-counter MainPID)" = "$pid" ] || fail "MainPID changed in the signalled update"
+show luo-counter StatusText | grep -q ", 2 live updates, last blackout " ||
+	fail "StatusText after the signalled update: $(show luo-counter StatusText)"
+
+# The library's lines reach the journal with their priorities: an error
+# (an exec that fails) at err, an info line (adopted) at info only.
+# (A directory passes the X_OK check and fails the exec.)
+C "$LUOCTL" -s counter update /usr/lib >"$dir/out" 2>&1 &&
+	fail "an update into a directory succeeded: $(cat "$dir/out")"
+wait_prop luo-counter ActiveState active
+C journalctl -u luo-counter -p err -o cat --no-pager | grep -q "^luo: error: exec of '/usr/lib' failed" ||
+	fail "no error line at priority err: $(C journalctl -u luo-counter -p err -o cat --no-pager | tail -3)"
+C journalctl -u luo-counter -p info -o cat --no-pager | grep -q "^luo: info: live update #1 adopted" ||
+	fail "no info line at priority info"
+C journalctl -u luo-counter -p notice -o cat --no-pager | grep -q "luo: info:" &&
+	fail "an info line logged above priority info"
+C journalctl -u luo-counter -o cat --no-pager | grep -q "<[0-9]>luo:" &&
+	fail "a priority prefix reached the journal unparsed"
+
+# A reload whose update fails: systemctl reload fails, the old image
+# serves on (same MainPID, active, no restart).
+printf '[Service]\nExecReload=\nExecReload=%s -s counter update /usr/lib\n' "$LUOCTL" \
+	>"$dir/units/luo-counter.service.d/failing-reload.conf"
+C systemctl daemon-reload
+C systemctl reload luo-counter.service 2>/dev/null && fail "a failing update reloaded successfully"
+[ "$(show luo-counter ActiveState)" = active ] || fail "not active after a failed reload: $(show luo-counter ActiveState)"
+[ "$(show luo-counter MainPID)" = "$pid" ] || fail "MainPID changed in a failed reload"
+[ "$(show luo-counter NRestarts)" = 0 ] || fail "restarted after a failed reload"
+show luo-counter StatusText | grep -q "serving, the last live update was cancelled" ||
+	fail "StatusText after a failed reload: $(show luo-counter StatusText)"
+rm "$dir/units/luo-counter.service.d/failing-reload.conf"
+C systemctl daemon-reload
+
+C systemctl stop luo-counter.service || fail "systemctl stop luo-counter"
+[ "$(show luo-counter ActiveState)" = inactive ] || fail "not inactive after stop"
+[ "$(show luo-counter Result)" = success ] || fail "stop result: $(show luo-counter Result)"
+[ "$(show luo-counter ExecMainStatus)" = 0 ] || fail "exit status $(show luo-counter ExecMainStatus)"
+
+# --- kvcache: items and an open connection kept across systemctl reload ---
+C systemctl start kvcache.service || fail "start kvcache"
+python3 "$MC" wait "$port" || fail "kvcache does not answer on port $port"
+pid=$(show kvcache MainPID)
+python3 "$MC" set "$port" 1000 || fail "storing 1000 items"
+python3 "$MC" hold "$port" "$dir/reloaded" &
+holder=$!
+sleep 0.2 # let it connect and store before the reload (not a timing check)
+C systemctl reload kvcache.service || fail "systemctl reload kvcache"
+touch "$dir/reloaded"
+wait "$holder" || fail "the connection opened before the reload did not work after it"
+[ "$(show kvcache MainPID)" = "$pid" ] || fail "kvcache MainPID changed"
+[ "$(show kvcache NRestarts)" = 0 ] || fail "kvcache NRestarts $(show kvcache NRestarts)"
+[ "$(show kvcache ActiveState)" = active ] || fail "kvcache not active after the reload"
+python3 "$MC" check "$port" 1000 || fail "items lost in the reload"
+C journalctl -u kvcache -o cat --no-pager | grep -q "live update #1 from v1: 100[01] items" ||
+	fail "kvcache did not report the update"
+# SIGKILL: systemd restarts the unit and hands back the listener it kept
+# in its descriptor store; connections meanwhile wait in its backlog.
+[ "$(show kvcache NFileDescriptorStore)" -ge 3 ] ||
+	fail "the store holds $(show kvcache NFileDescriptorStore) descriptors, expected the arena and two listeners"
+python3 "$MC" probe "$port" "$dir/restarted" >"$dir/probe.out" 2>&1 &
+prober=$!
+sleep 0.3 # let it probe the running service first (not a timing check)
+C systemctl kill -s KILL kvcache.service || fail "systemctl kill -s KILL"
+for _ in $(seq 200); do
+	[ "$(show kvcache NRestarts)" = 1 ] && [ "$(show kvcache ActiveState)" = active ] && break
+	sleep 0.1
+done
+[ "$(show kvcache NRestarts)" = 1 ] || fail "kvcache was not restarted: NRestarts $(show kvcache NRestarts)"
+wait_prop kvcache ActiveState active
+python3 "$MC" wait "$port" || fail "kvcache does not answer after the restart"
+sleep 0.3 # and the restarted one (not a timing check)
+touch "$dir/restarted"
+wait "$prober" || fail "connections failed across the crash: $(cat "$dir/probe.out")"
+echo "across SIGKILL: $(tail -1 "$dir/probe.out")"
+[ "$(show kvcache MainPID)" != "$pid" ] || fail "the MainPID did not change in the restart"
+C journalctl -u kvcache -o cat --no-pager | grep -q "luo: info: the service manager handed back 3 descriptors" ||
+	fail "the restarted kvcache did not take the stored listener"
+C "$LUOCTL" -s kvcache status >/dev/null || fail "no control socket after the restart"
+
+# A new image that dies at once in exec mode (/bin/false): the same
+# backstop, restarted by systemd with the listener the store kept.
+pid=$(show kvcache MainPID)
+rm -f "$dir/restarted"
+python3 "$MC" probe "$port" "$dir/restarted" >"$dir/probe.out" 2>&1 &
+prober=$!
+sleep 0.3 # (not a timing check)
+C "$LUOCTL" -s kvcache update /bin/false >"$dir/out" 2>&1
+code=$?
+[ "$code" = 5 ] || fail "luoctl update into /bin/false exited $code, expected 5 (lost): $(cat "$dir/out")"
+for _ in $(seq 200); do
+	[ "$(show kvcache NRestarts)" = 2 ] && [ "$(show kvcache ActiveState)" = active ] && break
+	sleep 0.1
+done
+[ "$(show kvcache NRestarts)" = 2 ] || fail "kvcache was not restarted after /bin/false: NRestarts $(show kvcache NRestarts), $(show kvcache ActiveState)"
+python3 "$MC" wait "$port" || fail "kvcache does not answer after /bin/false"
+sleep 0.3 # (not a timing check)
+touch "$dir/restarted"
+wait "$prober" || fail "connections failed across a new image that died: $(cat "$dir/probe.out")"
+echo "across a new image that died: $(tail -1 "$dir/probe.out")"
+[ "$(show kvcache MainPID)" != "$pid" ] || fail "the MainPID did not change"
+
+C systemctl stop kvcache.service || fail "systemctl stop kvcache"
+[ "$(show kvcache Result)" = success ] || fail "kvcache stop result: $(show kvcache Result)"
+[ "$(show kvcache NFileDescriptorStore)" = 0 ] ||
+	fail "the store still holds $(show kvcache NFileDescriptorStore) descriptors after stop"
+
+if [ "$failures" -ne 0 ]; then
+	echo "--- journal ---"
+	C journalctl --no-pager -u luo-counter -u kvcache | tail -60
+	echo "$failures check(s) failed"
+	exit 1
+fi
+echo "systemd: all checks passed"
+exit 0
