@@ -17,6 +17,7 @@
 #include "crc32c.h"
 #include "kho_internal.h"
 #include "log.h"
+#include "luo_txn.h"
 
 #define KHO_BLOCK_FLAGS (KHO_BLOCK_USED | KHO_BLOCK_CHECKED)
 
@@ -270,6 +271,9 @@ int kho_free_locked(uint64_t payload_off)
 
 	if (!b)
 		return -EINVAL;
+	/* A spawned image under trial frees nothing of the old one's. */
+	if (kho_trial_defer_free(payload_off))
+		return 0;
 	i = (size_t)(b - kho.blocks);
 	kho_zero_range(payload_off, b->size - KHO_HDR_SIZE);
 	b->flags = 0;

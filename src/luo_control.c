@@ -25,6 +25,7 @@
 #include "log.h"
 #include "luo_control_internal.h"
 #include "luo_internal.h"
+#include "luo_txn.h"
 
 /* One server per process: the session name it uses is fixed. */
 static struct luo_control *active;
@@ -402,7 +403,9 @@ static void control_free(struct luo_control *ctl)
 		liveupdate_session_close(ctl->session);
 	if (ctl->listen_fd >= 0) {
 		close(ctl->listen_fd);
-		unlink(ctl->path);
+		/* After a spawn-mode commit the new process serves it. */
+		if (!luo_spawn_handed_over())
+			unlink(ctl->path);
 	}
 	if (ctl->epfd >= 0)
 		close(ctl->epfd);

@@ -20,6 +20,7 @@
 #include "kho_internal.h"
 #include "log.h"
 #include "luo_internal.h"
+#include "luo_txn.h"
 
 struct luo_global luo_global = {.teardown_fd = -1};
 
@@ -209,7 +210,7 @@ int luo_init(const struct luo_init_opts *opts)
 {
 	struct luo_init_opts defaults = {0};
 	unsigned int arena_flags = 0;
-	char *value = NULL;
+	char *value = NULL, *spawn = NULL;
 	uint64_t reserve;
 	int err = 0;
 
@@ -221,6 +222,11 @@ int luo_init(const struct luo_init_opts *opts)
 		luo_state_write_unlock();
 		pr_err("luo_init: already initialised");
 		return -EALREADY;
+	}
+	/* A spawned new image: the handover comes on the channel. */
+	if (getenv(LUO_SPAWN_ENV)) {
+		spawn = strdup(getenv(LUO_SPAWN_ENV));
+		unsetenv(LUO_SPAWN_ENV);
 	}
 	if (getenv(LUO_HANDOVER_ENV)) {
 		value = strdup(getenv(LUO_HANDOVER_ENV));
@@ -239,8 +245,18 @@ int luo_init(const struct luo_init_opts *opts)
 		goto out;
 	luo_global.teardown_fd = -1;
 	luo_global.teardown_pid = 0;
+	if (spawn) {
+		char env[64];
+
+		free(value);
+		value = luo_txn_child_adopt(spawn, env, sizeof(env))
+				? NULL
+				: strdup(env);
+	}
 	if (value && !(opts->flags & LUO_INIT_IGNORE_HANDOVER)) {
 		err = adopt_handover(value, reserve);
+		if (spawn)
+			luo_txn_child_result(err, NULL);
 		if (!err) {
 			luo_global.timing.adopted_ns = luo_now_ns();
 			luo_set_state(LIVEUPDATE_STATE_UPDATED);
@@ -259,6 +275,9 @@ int luo_init(const struct luo_init_opts *opts)
 			LUO_HANDOVER_ENV,
 			printable(value, shown, sizeof(shown)));
 		luo_discard_handover(value);
+		if (spawn)
+			luo_txn_child_result(-ECANCELED,
+					     "the new image ignores handovers");
 	}
 	if (opts->flags & LUO_INIT_HUGETLB)
 		arena_flags |= KHO_ARENA_HUGETLB;
@@ -274,6 +293,7 @@ out:
 		luo_handlers_forget();
 	luo_state_write_unlock();
 	free(value);
+	free(spawn);
 	return err;
 }
 
@@ -411,8 +431,11 @@ int liveupdate_cancel(void)
 	int err = 0;
 
 	luo_state_write_lock();
-	if (luo_state_is(LIVEUPDATE_STATE_PREPARED) ||
-	    luo_state_is(LIVEUPDATE_STATE_FROZEN))
+	if (luo_spawn_handed_over()) {
+		pr_err("liveupdate_cancel: this old image committed its update: the new process serves now; end this one");
+		err = -ESRCH;
+	} else if (luo_state_is(LIVEUPDATE_STATE_PREPARED) ||
+		   luo_state_is(LIVEUPDATE_STATE_FROZEN))
 		luo_cancel_locked();
 	else
 		err = wrong_state("liveupdate_cancel",
@@ -422,6 +445,14 @@ int liveupdate_cancel(void)
 }
 
 int liveupdate_finish(void)
+{
+	/* A spawned image asks the old one to commit first. */
+	int err = luo_txn_defer_finish();
+
+	return err == 1 ? luo_finish_now() : err;
+}
+
+int luo_finish_now(void)
 {
 	int err = 0;
 

@@ -15,6 +15,7 @@
 #include <luo/kho.h>
 #include <luo/liveupdate.h>
 #include <luo/session.h>
+#include <luo/update.h>
 
 #ifdef __cplusplus
 extern "C" {
