@@ -92,6 +92,7 @@ static void cmd_status(struct luo_control *ctl, struct ctl_buf *out)
 		ctl_row_u64(out, "last_update_ns", ctl->update_realtime_ns);
 		ctl_row_u64(out, "blackout_ns", ctl->blackout_ns);
 	}
+	ctl_txn_status_rows(out);
 	ctl_row_end(out);
 	ctl_ok(out);
 }
@@ -183,7 +184,7 @@ static void free_args(char **argv)
 	free(argv);
 }
 
-static void stage(int fd, const char *name, uint64_t ns)
+void ctl_stage(int fd, const char *name, uint64_t ns)
 {
 	char line[96];
 	int n = snprintf(line, sizeof(line), "stage %s us=%llu\n", name,
@@ -193,24 +194,37 @@ static void stage(int fd, const char *name, uint64_t ns)
 }
 
 /*
- * update keep|args PATH [ARG...]: prepare, freeze, exec.  The requesting
- * connection is preserved, so the new image reports the outcome on it.
- * Only on failure does this return.
+ * update keep|args [OPTION...] PATH [ARG...]: prepare, freeze, exec.  The
+ * requesting connection is preserved, so the new image reports the
+ * outcome on it.  Only on failure does this return.  With mode=spawn the
+ * old image runs the transaction and answers (luo_control_txn.c).
  */
 static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 		       int n, struct ctl_buf *out)
 {
 	const char *path;
 	char **argv;
+	struct ctl_update_opts uo;
 	uint64_t t0, t1, t2;
-	int err;
+	int err, first;
+	bool keep;
 
-	if (n < 3 || (strcmp(w[1], "keep") && strcmp(w[1], "args"))) {
-		ctl_error(out, -EINVAL,
-			  "usage: update keep|args PATH [ARG...]");
+	first = n >= 2 ? ctl_update_parse(w, n, &uo, out) : -1;
+	if (first < 0 || first >= n ||
+	    (strcmp(w[1], "keep") && strcmp(w[1], "args"))) {
+		if (!out->len)
+			ctl_error(
+				out, -EINVAL,
+				"usage: update keep|args [mode=exec|spawn] [trial_ms=N] [deadline_ms=N] [probe=external] PATH [ARG...]");
 		return;
 	}
+	keep = !strcmp(w[1], "keep");
+	/* The options are out of the way: PATH and its arguments follow. */
+	w += first - 2;
+	n -= first - 2;
 	path = w[2];
+	if (ctl_txn_busy(ctl, out))
+		return;
 	if (liveupdate_get_state() != LIVEUPDATE_STATE_NORMAL) {
 		state_error(ctl, out, -EBUSY, "update");
 		return;
@@ -223,7 +237,7 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 			path, path[0] != '/' ? "not absolute" : strerror(-err));
 		return;
 	}
-	if (!strcmp(w[1], "keep")) {
+	if (keep) {
 		argv = current_args(path);
 	} else {
 		argv = calloc((size_t)n - 1, sizeof(*argv));
@@ -233,6 +247,11 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 	if (!argv) {
 		ctl_error(out, -ENOMEM, "update: out of memory");
 		return;
+	}
+	if (uo.mode == LIVEUPDATE_MODE_SPAWN) {
+		/* The old image answers this connection itself. */
+		ctl_update_spawn(ctl, conn->fd, path, argv, &uo, out);
+		goto out;
 	}
 	err = ctl_preserve_requester(ctl, conn->fd);
 	if (err) {
@@ -253,7 +272,7 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 			strerror(-err));
 		goto out;
 	}
-	stage(conn->fd, "prepare", t1 - t0);
+	ctl_stage(conn->fd, "prepare", t1 - t0);
 	err = liveupdate_freeze();
 	t2 = mono_ns();
 	if (err) {
@@ -264,7 +283,7 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 			strerror(-err));
 		goto out;
 	}
-	stage(conn->fd, "freeze", t2 - t1);
+	ctl_stage(conn->fd, "freeze", t2 - t1);
 	pr_info("control socket: live update to %s", path);
 	err = liveupdate_reboot(path, argv, NULL);
 	/* Still here: the exec failed and the library cancelled. */
@@ -406,6 +425,8 @@ void ctl_run(struct luo_control *ctl, struct ctl_conn *conn, char **w, int n,
 		cmd_status(ctl, out);
 	} else if (!strcmp(cmd, "update")) {
 		cmd_update(ctl, conn, w, n, out);
+	} else if (!strcmp(cmd, "rollback") || !strcmp(cmd, "commit")) {
+		ctl_txn_command(ctl, conn->fd, w, n, out);
 	} else if ((!strcmp(cmd, "sessions") || !strcmp(cmd, "files")) &&
 		   n == 1) {
 		luo_sessions_describe(out, !strcmp(cmd, "files"));

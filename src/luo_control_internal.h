@@ -11,6 +11,7 @@
 
 #include <luo/control.h>
 #include <luo/session.h>
+#include <luo/update.h>
 
 #include "luo_control_proto.h"
 
@@ -56,5 +57,27 @@ void ctl_error(struct ctl_buf *out, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* The new image's report to the connection that asked for the update. */
 void ctl_report_update(int fd);
+/* One "stage NAME us=N" line. */
+void ctl_stage(int fd, const char *name, uint64_t ns);
+
+/* luo_control_txn.c: spawn mode, trials, rollback and commit. */
+struct ctl_update_opts {
+	enum liveupdate_mode mode;
+	uint64_t trial_ms, deadline_ms;
+	bool external_probe;
+};
+
+/* Parse "update keep|args [KEY=VALUE...] PATH ...": the index of PATH,
+ * or -1 with an error written to @out. */
+int ctl_update_parse(char **w, int n, struct ctl_update_opts *o,
+		     struct ctl_buf *out);
+/* A trial runs in this (new) image: refuse an update, say so. */
+bool ctl_txn_busy(struct luo_control *ctl, struct ctl_buf *out);
+void ctl_update_spawn(struct luo_control *ctl, int fd, const char *path,
+		      char **argv, const struct ctl_update_opts *o,
+		      struct ctl_buf *out);
+void ctl_txn_command(struct luo_control *ctl, int fd, char **w, int n,
+		     struct ctl_buf *out);
+void ctl_txn_status_rows(struct ctl_buf *out);
 
 #endif

@@ -529,8 +529,12 @@ static int trial(struct spawn *sp, bool has_probe)
 			force = force || m.a == 1;
 			break;
 		case LUO_TXN_ROLLBACK:
-			report_set(sp, LIVEUPDATE_TXN_REQUESTED, -ECANCELED,
-				   "rollback asked for: %s", m.text);
+			report_set(sp,
+				   m.a == LIVEUPDATE_TXN_HEALTH
+					   ? LIVEUPDATE_TXN_HEALTH
+					   : LIVEUPDATE_TXN_REQUESTED,
+				   -ECANCELED, "rollback asked for: %s",
+				   m.text);
 			return -ECANCELED;
 		default:
 			break;

@@ -411,6 +411,11 @@ int liveupdate_txn_commit(void)
 
 int liveupdate_txn_rollback(const char *reason)
 {
+	return luo_txn_rollback_as(LIVEUPDATE_TXN_REQUESTED, reason);
+}
+
+int luo_txn_rollback_as(enum liveupdate_txn_reason why, const char *reason)
+{
 	int err;
 
 	if (in_probe)
@@ -422,7 +427,7 @@ int liveupdate_txn_rollback(const char *reason)
 	}
 	pr_warn("spawned image: asking the old image to roll back (%s)",
 		reason ? reason : "no reason given");
-	err = luo_txn_send(txn.ch, LUO_TXN_ROLLBACK, 0, 0, 0,
+	err = luo_txn_send(txn.ch, LUO_TXN_ROLLBACK, 0, (uint64_t)why, 0,
 			   reason ? reason : "asked by the new image", -1);
 	pthread_mutex_unlock(&txn.lock);
 	return err;

@@ -28,7 +28,7 @@ enum luo_txn_type {
 	LUO_TXN_PONG,	   /* new: a = sequence */
 	LUO_TXN_HEALTH,	   /* new: err = probe result, text */
 	LUO_TXN_FINISH,	   /* new: a = 1 to end the trial now */
-	LUO_TXN_ROLLBACK,  /* new: text = reason */
+	LUO_TXN_ROLLBACK,  /* new: a = enum liveupdate_txn_reason, text */
 	LUO_TXN_COMMIT,	   /* old: the old image ends; finish */
 };
 
@@ -92,6 +92,10 @@ bool luo_txn_files_ready(uint64_t ino, size_t n);
  * library's thread finishes when it comes; a negative errno.
  */
 int luo_txn_defer_finish(void);
+
+/* liveupdate_txn_rollback() with the reason to report: requested or
+ * health (an outside probe failed). */
+int luo_txn_rollback_as(enum liveupdate_txn_reason why, const char *reason);
 
 /* luo_core.c: the finish itself (UPDATED -> NORMAL). */
 int luo_finish_now(void);

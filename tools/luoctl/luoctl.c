@@ -21,6 +21,7 @@
 
 static bool json;
 static const char *service = "";
+static char service_path[108]; /* the socket, for a second connection */
 static char target[160]; /* "-s NAME" or "-S PATH", for hints */
 
 static void usage(FILE *f)
@@ -30,8 +31,12 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  status                       state, update counter, last update\n"
 		"  prepare | freeze | cancel | finish\n"
-		"  update [--finish] PATH [ARG...]\n"
+		"  update [--finish] [--mode spawn|exec] [--trial DURATION] [--health CMD]\n"
+		"         [--deadline DURATION] PATH [ARG...]\n"
 		"                               prepare, freeze and exec PATH; wait for it\n"
+		"                               (an untested release: --mode spawn --trial 30s\n"
+		"                               --health CMD rolls back on any failure)\n"
+		"  rollback [REASON] | commit   end a spawn-mode trial either way\n"
 		"  sessions | files | subsystems | devices\n"
 		"  device PATH requested 0|1    ask for a device to be kept (or not)\n"
 		"  dump [incoming|outgoing] [--blob NAME]\n"
@@ -108,6 +113,12 @@ static int cmd_status(struct client *c)
 		printf("last update  never (this image did not start from a live update)\n");
 	}
 	printf("socket       %s\n", row_get(row, "path"));
+	if (row_get(row, "trial"))
+		printf("trial        %s: old image pid %s kept, %s ms of %s ms left, health %s, finish %s\n",
+		       row_get(row, "trial"), row_get(row, "old_pid"),
+		       row_get(row, "trial_left_ms"), row_get(row, "trial_ms"),
+		       row_get(row, "health"),
+		       row_get(row, "finish_requested"));
 out:
 	reply_free(&r);
 	return code;
@@ -152,6 +163,7 @@ static int cmd_list(struct client *c, int argc, char **argv,
 
 struct stage_log {
 	int n;
+	int adopted_fd; /* the health command starts at "adopted" */
 };
 
 static void on_stage(const char *name, const char *us, void *arg)
@@ -159,24 +171,62 @@ static void on_stage(const char *name, const char *us, void *arg)
 	struct stage_log *log = arg;
 
 	log->n++;
+	if (log->adopted_fd >= 0 && !strcmp(name, "adopted") &&
+	    write(log->adopted_fd, "a", 1) != 1)
+		fprintf(stderr, "luoctl: cannot start the health command\n");
 	if (json)
 		return;
 	printf("  %-8s %10.3f ms\n", name, strtod(us, NULL) / 1e3);
 	fflush(stdout);
 }
 
+/* The old image's answer to a spawn-mode update. */
+static int spawn_result(struct client *c, struct reply *r)
+{
+	const struct row *row = r->nrows ? &r->rows[0] : NULL;
+	int code = r->ok ? 0 : EXIT_REFUSED;
+	char ms[32], ran[32];
+
+	if (!r->ok && !strcmp(r->err_name, "ECANCELED"))
+		code = EXIT_ROLLED_BACK;
+	if (json && row) {
+		print_json_rows(r);
+	} else if (row && (r->ok || code == EXIT_ROLLED_BACK)) {
+		fmt_ms(ms, sizeof(ms), row_get(row, "blackout_ns"));
+		fmt_ms(ran, sizeof(ran), row_get(row, "ran_ns"));
+		if (r->ok)
+			printf("%s: committed: pid %s serves (old pid %s ended), blackout %s, new image ran %s before the commit\n",
+			       c->name, row_get(row, "new_pid"),
+			       row_get(row, "old_pid"), ms, ran);
+		else
+			printf("%s: rolled back (%s): pid %s serves again; the new image (pid %s) ran %s\n",
+			       c->name, row_get(row, "result"),
+			       row_get(row, "old_pid"), row_get(row, "new_pid"),
+			       ran);
+	}
+	if (!r->ok)
+		fprintf(stderr, "luoctl: %s\n", r->err_msg ? r->err_msg : "");
+	reply_free(r);
+	return code;
+}
+
 static int cmd_update(struct client *c, int argc, char **argv)
 {
 	bool finish = false, explicit_args = false;
-	char path[PATH_MAX], **req;
-	struct stage_log log = {0};
+	char path[PATH_MAX], **req, words[2][48];
+	struct stage_log log = {.adopted_fd = -1};
+	struct txn_opts to;
 	struct reply r;
+	pid_t prober = 0;
 	int i = 1, n = 0, code;
 
 	if (i < argc && !strcmp(argv[i], "--finish")) {
 		finish = true;
 		i++;
 	}
+	code = txn_parse_opts(argc, argv, &i, &to);
+	if (code)
+		return code;
 	if (i >= argc) {
 		usage(stderr);
 		return EXIT_USAGE;
@@ -196,16 +246,31 @@ static int cmd_update(struct client *c, int argc, char **argv)
 		return EXIT_LOST;
 	req[n++] = "update";
 	req[n++] = explicit_args || i < argc ? "args" : "keep";
+	n += txn_request_words(&to, req + n, words);
 	req[n++] = path;
 	while (i < argc)
 		req[n++] = argv[i++];
 	if (!json)
-		printf("%s: live update to %s\n", c->name, path);
+		printf("%s: live update to %s%s\n", c->name, path,
+		       to.spawn ? " in spawn mode" : "");
 	c->timeout_ms = c->timeout_ms < 0 ? 60000 : c->timeout_ms;
+	if (to.spawn) {
+		/* The trial and both deadlines, with room to spare. */
+		long long need = (long long)to.trial_ms +
+				 2 * (long long)(to.deadline_ms ?: 10000) +
+				 30000;
+
+		if (c->timeout_ms < need)
+			c->timeout_ms = (int)need;
+		prober = txn_start_prober(&to, service_path, &log.adopted_fd);
+	}
 	code = client_send(c, n, req);
 	free(req);
 	if (!code)
 		code = client_reply(c, &r, on_stage, &log);
+	txn_stop_prober(prober, log.adopted_fd);
+	if (to.spawn && !code)
+		return spawn_result(c, &r);
 	if (code) {
 		if (code == EXIT_LOST && log.n >= 2)
 			fprintf(stderr,
@@ -369,6 +434,7 @@ int main(int argc, char **argv)
 	argv += optind;
 	if (strcmp(cmd, "update"))
 		c.timeout_ms = c.timeout_ms < 0 ? 30000 : c.timeout_ms;
+	snprintf(service_path, sizeof(service_path), "%s", path);
 	code = client_connect(&c, path);
 	if (code)
 		return code;
@@ -380,6 +446,9 @@ int main(int argc, char **argv)
 		code = cmd_simple(&c, argv[0]);
 	else if (!strcmp(cmd, "update"))
 		code = cmd_update(&c, argc, argv);
+	else if (!strcmp(cmd, "rollback") ||
+		 (!strcmp(cmd, "commit") && argc == 1))
+		code = cmd_txn(&c, path, argc, argv, json);
 	else if (!strcmp(cmd, "sessions") && argc == 1)
 		code = cmd_list(&c, 1, argv,
 				(const char *const[]){"name", "direction",
