@@ -66,8 +66,9 @@ enum liveupdate_mode {
  *               %LIVEUPDATE_DEADLINE_DEFAULT_MS.
  * @flags: LIVEUPDATE_UPDATE_* flags.
  * @progress: optional; called in the old image at each stage ("prepare",
- *            "spawn", "freeze", "adopted", "trial") with its duration in
- *            ns.  Runs without any library lock held.
+ *            "spawn", "files", "adopted", "commit") with its duration in
+ *            ns.  From "adopted" on the state lock is held: state changes
+ *            from it give -EDEADLK.
  * @arg: passed to @progress.
  */
 struct liveupdate_update_opts {
