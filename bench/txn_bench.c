@@ -4,7 +4,7 @@
  * the fork+exec floor, and the rollback time.
  *
  *   txn_bench --mode exec|spawn --size MIB --fds N --runs R
- *             [--init-delay MS] --out FILE
+ *             [--init-delay MS] [--trust] --out FILE
  *   txn_bench --rollback --size MIB --fds N --runs R --out FILE
  *
  * The first image fills SIZE MiB of handover memory and preserves N
@@ -14,7 +14,8 @@
  * and records the blackout: from the freeze to that moment.  Before each
  * update the old image also times the floor: fork+exec of this binary
  * until its main() runs.  The last image writes one line per update to
- * FILE: "mode size_mib fds init_ms blackout_ns floor_ns".
+ * FILE: "mode size_mib fds init_ms blackout_ns floor_ns".  --trust
+ * retrieves with LUO_INIT_TRUST_CARRIER (no per-file identity check).
  *
  * --rollback updates into /bin/false R times in spawn mode and writes
  * "rollback size_mib fds 0 rollback_ns floor_ns" lines: from the old
@@ -113,6 +114,7 @@ int main(int argc, char **argv)
 		{"out", required_argument, NULL, 'o'},
 		{"rollback", no_argument, NULL, 'R'},
 		{"floor-probe", no_argument, NULL, 'F'},
+		{"trust", no_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *mode = "exec", *out = NULL;
@@ -120,7 +122,7 @@ int main(int argc, char **argv)
 	struct luo_session *s;
 	char self[4096];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	bool rollback = false;
+	bool rollback = false, trust = false;
 	uint64_t delay_asked;
 	struct rlimit rl;
 	int *held, c;
@@ -145,6 +147,8 @@ int main(int argc, char **argv)
 			out = optarg;
 		else if (c == 'R')
 			rollback = true;
+		else if (c == 'T')
+			trust = true;
 		else
 			return 2;
 	}
@@ -167,7 +171,9 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max = 2 * nfds + 64;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (luo_init(&(struct luo_init_opts){.arena_max = (size + 64) << 20}))
+	if (luo_init(&(struct luo_init_opts){
+		    .arena_max = (size + 64) << 20,
+		    .flags = trust ? LUO_INIT_TRUST_CARRIER : 0}))
 		return 1;
 	if (liveupdate_register_subsystem(&sub))
 		return 1;
@@ -234,7 +240,11 @@ int main(int argc, char **argv)
 
 		for (uint64_t i = 0; f && i < st->done; i++)
 			fprintf(f, "%s %llu %llu %llu %llu %llu\n",
-				rollback ? "rollback" : mode,
+				rollback ? "rollback"
+				: trust	 ? (strcmp(mode, "spawn")
+						    ? "exec-trust"
+						    : "spawn-trust")
+					 : mode,
 				(unsigned long long)size,
 				(unsigned long long)st->nfds,
 				(unsigned long long)delay_asked,
@@ -252,7 +262,8 @@ int main(int argc, char **argv)
 				 fd,	       "--runs",
 				 rn,	       "--init-delay",
 				 dl,	       "--out",
-				 (char *)out,  NULL};
+				 (char *)out,  trust ? "--trust" : NULL,
+				 NULL};
 		struct liveupdate_update_opts o = {
 			.mode = strcmp(mode, "spawn") ? LIVEUPDATE_MODE_EXEC
 						      : LIVEUPDATE_MODE_SPAWN,

@@ -210,7 +210,7 @@ int luo_init(const struct luo_init_opts *opts)
 {
 	struct luo_init_opts defaults = {0};
 	unsigned int arena_flags = 0;
-	char *value = NULL, *spawn = NULL;
+	char *value = NULL, *spawn = NULL, *rollback = NULL;
 	uint64_t reserve;
 	int err = 0;
 
@@ -222,6 +222,12 @@ int luo_init(const struct luo_init_opts *opts)
 		luo_state_write_unlock();
 		pr_err("luo_init: already initialised");
 		return -EALREADY;
+	}
+	luo_exec_self_open();
+	/* Exec mode: how to go back to the old binary on a refusal. */
+	if (getenv(LUO_ROLLBACK_ENV)) {
+		rollback = strdup(getenv(LUO_ROLLBACK_ENV));
+		unsetenv(LUO_ROLLBACK_ENV);
 	}
 	/* A spawned new image: the handover comes on the channel. */
 	if (getenv(LUO_SPAWN_ENV)) {
@@ -254,7 +260,11 @@ int luo_init(const struct luo_init_opts *opts)
 				: strdup(env);
 	}
 	if (value && !(opts->flags & LUO_INIT_IGNORE_HANDOVER)) {
+		if (rollback)
+			luo_exec_rollback_save(rollback);
 		err = adopt_handover(value, reserve);
+		if (err && rollback)
+			luo_exec_rollback_run(err); /* returns if it cannot */
 		if (spawn)
 			luo_txn_child_result(err, NULL);
 		if (!err) {
@@ -291,9 +301,11 @@ int luo_init(const struct luo_init_opts *opts)
 out:
 	if (err)
 		luo_handlers_forget();
+	luo_exec_rollback_forget();
 	luo_state_write_unlock();
 	free(value);
 	free(spawn);
+	free(rollback);
 	return err;
 }
 

@@ -31,6 +31,7 @@
 #include "kho_internal.h"
 #include "log.h"
 #include "luo_internal.h"
+#include "luo_txn.h"
 
 extern char **environ;
 
@@ -275,21 +276,31 @@ static int exec_precheck(const char *path)
 	return 0;
 }
 
-/* A copy of @envp with our variable set; NULL on allocation failure. */
-static char **handover_env(char *const envp[], const char *value)
+static bool is_var(const char *entry, const char *name)
 {
-	size_t n = 0, k = 0, len = strlen(LUO_HANDOVER_ENV);
+	size_t len = strlen(name);
+
+	return !strncmp(entry, name, len) && entry[len] == '=';
+}
+
+/* A copy of @envp with our variable set, and @extra (the way back for a
+ * refusal) if not NULL; NULL on allocation failure. */
+static char **handover_env(char *const envp[], const char *value, char *extra)
+{
+	size_t n = 0, k = 0;
 	char **env;
 
 	while (envp[n])
 		n++;
-	env = calloc(n + 2, sizeof(*env));
+	env = calloc(n + 3, sizeof(*env));
 	if (!env)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(envp[i], LUO_HANDOVER_ENV, len) ||
-		    envp[i][len] != '=')
+		if (!is_var(envp[i], LUO_HANDOVER_ENV) &&
+		    !is_var(envp[i], LUO_ROLLBACK_ENV))
 			env[k++] = envp[i];
+	if (extra)
+		env[k++] = extra;
 	if (asprintf(&env[k], "%s=%s", LUO_HANDOVER_ENV, value) < 0) {
 		free(env);
 		return NULL;
@@ -312,7 +323,7 @@ static void free_env(char **env)
 int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 {
 	bool async = !(luo_global.init_flags & LUO_INIT_SYNC_TEARDOWN);
-	char value[64];
+	char value[64], *back = NULL;
 	char **env = NULL;
 	int err, fd, carrier;
 
@@ -349,7 +360,8 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 			 holder.release_fd, (int)holder.pid);
 	else
 		snprintf(value, sizeof(value), "%d", fd);
-	env = handover_env(envp ? envp : environ, value);
+	back = luo_exec_rollback_var(value);
+	env = handover_env(envp ? envp : environ, value, back);
 	if (!env) {
 		err = -ENOMEM;
 		goto cancel;
@@ -366,6 +378,7 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 	if (err)
 		goto cancel;
 	fcntl(fd, F_SETFD, 0);
+	luo_exec_rollback_inherit(true);
 	fflush(NULL);
 	execve(path, argv, env);
 	err = -errno;
@@ -374,6 +387,8 @@ exec_failed:
 	pr_err("exec of '%s' failed: %s; live update cancelled, the old image keeps running",
 	       path, strerror(-err));
 cancel:
+	luo_exec_rollback_inherit(false);
+	free(back);
 	free_env(env);
 	holder_stop();
 	luo_cancel_locked();

@@ -113,6 +113,16 @@ bool luo_txn_hooks_have_health(void);
  * in PREPARED); freeze then sends nothing more. */
 int luo_sessions_send_ahead(int *rx, uint64_t *ino, size_t *count);
 
+/* luo_exec_rollback.c: exec mode goes back to the old binary when the
+ * new image refuses the handover. */
+#define LUO_ROLLBACK_ENV "LUO_ROLLBACK_EXEC"
+void luo_exec_self_open(void); /* luo_init(): our executable */
+char *luo_exec_rollback_var(const char *handover); /* reboot: the variable */
+void luo_exec_rollback_inherit(bool on);	   /* reboot: around execve() */
+void luo_exec_rollback_save(const char *var); /* new image, before adopting */
+void luo_exec_rollback_run(int err); /* refused: re-exec; returns on failure */
+void luo_exec_rollback_forget(void); /* adopted (or fresh): drop the copies */
+
 /* kho_trial.c */
 void kho_trial_begin(void);  /* new image: frees are deferred */
 void kho_trial_commit(void); /* new image: run the deferred frees */

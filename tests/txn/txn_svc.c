@@ -15,7 +15,8 @@
  *
  * Behaviours of a new image: exit3, segv, hang-init (before luo_init()),
  * ignore (refuses the handover), health-fail (its probe fails), stop
- * (SIGSTOPs itself after adopting), giveup (asks for a rollback), ok.
+ * (SIGSTOPs itself after adopting), giveup (asks for a rollback), tamper
+ * (exec mode: its luo_init() refuses what it is given), ok.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -194,7 +195,7 @@ static void reply(int fd, const char *fmt, ...)
 
 static void do_update(int fd, char **w, int n)
 {
-	char self[4096], *argv[10];
+	char self[4096], *argv[16];
 	struct liveupdate_update_opts o = {0};
 	struct liveupdate_update_report r;
 	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -212,7 +213,7 @@ static void do_update(int fd, char **w, int n)
 	o.path = n > 5 ? w[5] : self;
 	argv[k++] = (char *)o.path;
 	if (n > 5) { /* another program: its own arguments */
-		for (int i = 6; i < n && k < 7; i++)
+		for (int i = 6; i < n && k < 15; i++)
 			argv[k++] = w[i];
 		argv[k] = NULL;
 		goto run;
@@ -250,14 +251,14 @@ run:
 /* One request; false if the connection is done. */
 static bool serve(int i)
 {
-	char buf[512], *w[8], *save;
+	char buf[512], *w[16], *save;
 	ssize_t n = recv(conns[i], buf, sizeof(buf) - 1, 0);
 	int nw = 0;
 
 	if (n <= 0)
 		return false;
 	buf[n] = 0;
-	for (char *t = strtok_r(buf, " \r\n", &save); t && nw < 8;
+	for (char *t = strtok_r(buf, " \r\n", &save); t && nw < 16;
 	     t = strtok_r(NULL, " \r\n", &save))
 		w[nw++] = t;
 	if (!nw)
@@ -357,6 +358,9 @@ int main(int argc, char **argv)
 			pause();
 	if (!strcmp(behave, "ignore"))
 		init.flags |= LUO_INIT_IGNORE_HANDOVER;
+	/* Exec mode: a luo_init() that cannot accept what it is given. */
+	if (!strcmp(behave, "tamper") && getenv("LUO_HANDOVER_FD"))
+		setenv("LUO_HANDOVER_FD", "not-a-handover", 1);
 	if (!strcmp(behave, "health-fail"))
 		hooks.health = health_fail;
 	liveupdate_set_txn_hooks(&hooks);

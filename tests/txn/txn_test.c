@@ -6,7 +6,10 @@
  * and every participant cancelled exactly once in reverse order; a good
  * new image commits and sees the same memory.
  *
- *   txn-test TXN_SVC [ROUNDS]
+ *   txn-test TXN_SVC [TXN_SVC_V2 [ROUNDS]]
+ *
+ * TXN_SVC_V2 is another build of the same service, for the exec-mode
+ * refusal: its luo_init() refuses, the old binary must come back.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -28,7 +31,7 @@
 
 static char dir[] = "/tmp/txn-test.XXXXXX";
 static char log_path[256], port_path[256], pid_path[256];
-static const char *svc;
+static const char *svc, *svc_v2;
 static int failures;
 
 #define FAIL(...)                                                              \
@@ -244,7 +247,7 @@ static void run_rollback(const struct rcase *c, int a, int b, int svc_pid)
 
 int main(int argc, char **argv)
 {
-	int rounds = argc > 2 ? atoi(argv[2]) : 1;
+	int rounds = argc > 3 ? atoi(argv[3]) : 1;
 	char buf[512];
 	struct view v, w;
 	pid_t pid;
@@ -253,6 +256,7 @@ int main(int argc, char **argv)
 	if (argc < 2)
 		return 2;
 	svc = argv[1];
+	svc_v2 = argc > 2 ? argv[2] : NULL;
 	signal(SIGPIPE, SIG_IGN);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	if (!mkdtemp(dir))
@@ -294,6 +298,31 @@ int main(int argc, char **argv)
 	if (!get(a, &w) && (w.pid != pid || w.value != v.value))
 		FAIL("after the second commit: pid %d value %llu", w.pid,
 		     w.value);
+
+	/*
+	 * Exec mode: a new binary whose luo_init() refuses the handover.
+	 * The library re-execs the old binary with the untouched handover:
+	 * same pid, same value, both connections still there.
+	 */
+	if (svc_v2) {
+		char req[1024];
+
+		get(b, &v);
+		snprintf(req, sizeof(req),
+			 "update exec - 0 0 %s --log %s --behave tamper\n",
+			 svc_v2, log_path);
+		/* No answer comes: the image that read it is gone. */
+		ask(a, req, 1000, buf, sizeof(buf));
+		if (buf[0])
+			FAIL("exec-mode refusal: the update answered '%s'",
+			     buf);
+		if (!get(b, &w) && (w.pid != pid || w.value != v.value))
+			FAIL("exec-mode refusal: pid %d value %llu, expected pid %d value %llu (the old binary was not re-executed with the handover)",
+			     w.pid, w.value, pid, v.value);
+		else if (!get(a, &w))
+			printf("ok: exec mode, refused handover: the old binary runs again as pid %d, value %llu\n",
+			       w.pid, w.value);
+	}
 	kill(pid, SIGKILL);
 	while (wait(NULL) > 0)
 		;
