@@ -302,6 +302,8 @@ out:
 	if (err)
 		luo_handlers_forget();
 	luo_exec_rollback_forget();
+	if (err)
+		luo_exec_self_close();
 	luo_state_write_unlock();
 	free(value);
 	free(spawn);
@@ -322,6 +324,7 @@ int luo_exit(void)
 		return -EBUSY;
 	}
 	luo_teardown_release(true);
+	luo_exec_self_close();
 	luo_abi_in_release();
 	luo_sessions_forget();
 	luo_flbs_forget();

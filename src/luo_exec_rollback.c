@@ -223,3 +223,13 @@ void luo_exec_rollback_forget(void)
 	rb.old_value = NULL;
 	rb.have_header = false;
 }
+
+void luo_exec_self_close(void)
+{
+	if (rb.exe_fd >= 0)
+		close(rb.exe_fd);
+	rb.exe_fd = -1;
+	free(rb.cmdline);
+	rb.cmdline = NULL;
+	rb.cmdline_len = 0;
+}

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -48,6 +49,7 @@ static struct {
 	/* The old arena mapping, which the holder unmaps slice by slice. */
 	uint8_t *arena;
 	uint64_t arena_len;
+	int closed; /* set by the holder once its descriptors are closed */
 } holder = {.release_fd = -1, .hold_fd = -1};
 
 /*
@@ -193,6 +195,10 @@ __attribute__((no_sanitize_address)) static int holder_main(void *arg)
 	if (hold > 0)
 		syscall(SYS_close_range, 0, hold - 1, 0);
 	syscall(SYS_close_range, hold + 1, ~0U, 0);
+	/* Its copy held every file of the old image until now: tell the
+	 * parent, which waits for this before the exec. */
+	__atomic_store_n(&holder.closed, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &holder.closed, FUTEX_WAKE, 1, NULL, NULL, 0);
 	while (syscall(SYS_read, hold, &c, 1) < 0)
 		;
 	for (uint64_t off = 0;
@@ -245,6 +251,7 @@ static int holder_start(void)
 	}
 	holder.arena = kho.base;
 	holder.arena_len = kho.size;
+	holder.closed = 0;
 	holder.pid = clone(holder_main, (char *)holder.stack + HOLDER_STACK,
 			   CLONE_VM | SIGCHLD,
 			   HOLDER_ARG(holder.hold_fd, holder.release_fd));
@@ -257,6 +264,19 @@ static int holder_start(void)
 	}
 	close(holder.hold_fd);
 	holder.hold_fd = -1;
+	/*
+	 * Until the holder has closed its copy of the descriptor table, it
+	 * keeps every file of the old image open: a listener the new image
+	 * closes would stay bound.  Wait for that (bounded: it is the
+	 * holder's first step).
+	 */
+	for (int i = 0;
+	     i < 100 && !__atomic_load_n(&holder.closed, __ATOMIC_SEQ_CST);
+	     i++) {
+		struct timespec ts = {0, 1000000};
+
+		syscall(SYS_futex, &holder.closed, FUTEX_WAIT, 0, &ts, NULL, 0);
+	}
 	/* Our end must reach the new image. */
 	fcntl(holder.release_fd, F_SETFD, 0);
 	return 0;

@@ -206,8 +206,15 @@ static bool reap(struct spawn *sp, bool block)
 		return true;
 	memset(&si, 0, sizeof(si));
 	if (waitid((idtype_t)P_PIDFD, (id_t)sp->pidfd, &si,
-		   WEXITED | (block ? 0 : WNOHANG)) ||
-	    !si.si_pid)
+		   WEXITED | (block ? 0 : WNOHANG))) {
+		/* Reaped by someone else (a SIGCHLD handler of the service):
+		 * it ended, its status is unknown. */
+		if (errno != ECHILD)
+			return false;
+		sp->reaped = true;
+		return true;
+	}
+	if (!si.si_pid)
 		return false;
 	sp->reaped = true;
 	if (si.si_code == CLD_EXITED)

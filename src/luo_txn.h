@@ -117,6 +117,7 @@ int luo_sessions_send_ahead(int *rx, uint64_t *ino, size_t *count);
  * new image refuses the handover. */
 #define LUO_ROLLBACK_ENV "LUO_ROLLBACK_EXEC"
 void luo_exec_self_open(void); /* luo_init(): our executable */
+void luo_exec_self_close(void); /* luo_exit(), or luo_init() failed */
 char *luo_exec_rollback_var(const char *handover); /* reboot: the variable */
 void luo_exec_rollback_inherit(bool on);	   /* reboot: around execve() */
 void luo_exec_rollback_save(const char *var); /* new image, before adopting */
