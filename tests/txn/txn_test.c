@@ -6,10 +6,12 @@
  * and every participant cancelled exactly once in reverse order; a good
  * new image commits and sees the same memory.
  *
- *   txn-test TXN_SVC [TXN_SVC_V2 [ROUNDS]]
+ *   txn-test TXN_SVC [TXN_SVC_V2 [ROUNDS [ALTERNATIONS]]]
  *
  * TXN_SVC_V2 is another build of the same service, for the exec-mode
  * refusal: its luo_init() refuses, the old binary must come back.
+ * ROUNDS repeats every rollback case; ALTERNATIONS updates, good and bad
+ * alternating, then run under load (a client sending "inc" all along).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -245,9 +247,111 @@ static void run_rollback(const struct rcase *c, int a, int b, int svc_pid)
 	check_cancels(c->name, c->reason);
 }
 
+/*
+ * The load: one more client sending "inc" and waiting for each answer,
+ * until @stop closes (bounded: 1,000,000 requests); it writes how many
+ * were acknowledged, or -1 if one was never answered, to @report.
+ */
+static pid_t start_load(int *stop_w, int *report_r)
+{
+	int st[2], rp[2];
+	pid_t pid;
+
+	if (pipe(st) || pipe(rp))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		int fd = connect_svc();
+		long long acked = 0;
+		char buf[128];
+
+		close(st[1]);
+		close(rp[0]);
+		for (int i = 0; i < 1000000; i++) {
+			struct pollfd p = {.fd = st[0], .events = POLLIN};
+
+			if (poll(&p, 1, 0) > 0)
+				break;
+			ask(fd, "inc\n", 30000, buf, sizeof(buf));
+			if (strncmp(buf, "ok ", 3)) {
+				acked = -1;
+				break;
+			}
+			acked++;
+		}
+		if (write(rp[1], &acked, sizeof(acked)) != sizeof(acked))
+			_exit(1);
+		_exit(0);
+	}
+	close(st[0]);
+	close(rp[1]);
+	*stop_w = st[1];
+	*report_r = rp[0];
+	return pid;
+}
+
+/*
+ * @n updates in a row under load, good and bad alternating: each good one
+ * commits into a new pid, each bad one rolls back to the current one; at
+ * the end every acknowledged "inc" is in the value.
+ */
+static pid_t alternate(int n, int a, int b, pid_t pid)
+{
+	static const char *const bad[] = {"exit3", "segv", "giveup", "ignore"};
+	int stop = -1, report = -1, newpid;
+	long long acked = 0;
+	struct view v0, w;
+	char buf[512], req[256];
+	pid_t loader;
+
+	get(b, &v0);
+	loader = start_load(&stop, &report);
+	msleep(100);
+	for (int i = 0; i < n; i++) {
+		bool good = i % 2 == 0;
+
+		snprintf(req, sizeof(req), "update spawn %s 0 5000\n",
+			 good ? "-" : bad[(i / 2) % 4]);
+		ask(a, req, 60000, buf, sizeof(buf));
+		if (good && (sscanf(buf, "committed %d", &newpid) != 1 ||
+			     newpid == pid)) {
+			FAIL("alternating #%d: good update answered '%s'", i,
+			     buf);
+			break;
+		}
+		if (!good && strncmp(buf, "rolledback ", 11)) {
+			FAIL("alternating #%d: bad update answered '%s'", i,
+			     buf);
+			break;
+		}
+		if (good) {
+			waitpid(pid, NULL, 0);
+			pid = newpid;
+		}
+		if (get(b, &w) || w.pid != pid) {
+			FAIL("alternating #%d: pid %d serves, expected %d", i,
+			     w.pid, pid);
+			break;
+		}
+	}
+	close(stop);
+	if (read(report, &acked, sizeof(acked)) != sizeof(acked))
+		acked = -1;
+	close(report);
+	waitpid(loader, NULL, 0);
+	if (!get(b, &w) && (acked < 0 || w.value != v0.value + (uint64_t)acked))
+		FAIL("under load: value %llu, expected %llu + %lld acknowledged",
+		     w.value, v0.value, acked);
+	else
+		printf("ok: %d updates, good and bad alternating, under load: %lld requests acknowledged, none lost\n",
+		       n, acked);
+	return pid;
+}
+
 int main(int argc, char **argv)
 {
 	int rounds = argc > 3 ? atoi(argv[3]) : 1;
+	int alternations = argc > 4 ? atoi(argv[4]) : 0;
 	char buf[512];
 	struct view v, w;
 	pid_t pid;
@@ -323,6 +427,8 @@ int main(int argc, char **argv)
 			printf("ok: exec mode, refused handover: the old binary runs again as pid %d, value %llu\n",
 			       w.pid, w.value);
 	}
+	if (alternations)
+		pid = alternate(alternations, a, b, pid);
 	kill(pid, SIGKILL);
 	while (wait(NULL) > 0)
 		;
