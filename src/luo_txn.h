@@ -42,9 +42,32 @@ struct luo_txn_msg {
 	char text[160];
 };
 
-/* luo_txn.c: send/receive one message; -EPIPE when the peer is gone. */
+/**
+ * luo_txn_send() - send one message on the channel
+ * @ch: the channel.
+ * @type: enum luo_txn_type.
+ * @err: an errno for the message, or 0.
+ * @a: first argument.
+ * @b: second argument.
+ * @text: one line for the report, or NULL.
+ * @fd: a descriptor to pass with SCM_RIGHTS, or -1.
+ *
+ * Return: 0; -EPIPE when the peer is gone; another -errno.
+ */
 int luo_txn_send(int ch, uint32_t type, int err, uint64_t a, uint64_t b,
 		 const char *text, int fd);
+
+/**
+ * luo_txn_recv() - receive one message
+ * @ch: the channel.
+ * @m: filled with the message.
+ * @fd: set to a descriptor that came with it (FD_CLOEXEC) or -1; NULL
+ *      closes any.
+ * @timeout_ms: how long to wait; -1 forever.
+ *
+ * Return: 0; -ETIMEDOUT; -EAGAIN (interrupted, try again); -EPIPE at end
+ * of file; -EBADMSG for a message that is not ours.
+ */
 int luo_txn_recv(int ch, struct luo_txn_msg *m, int *fd, int timeout_ms);
 
 /**
@@ -81,7 +104,13 @@ void luo_txn_child_result(int err, const char *why);
  */
 int luo_txn_files_take(uint64_t ino, int *fds, size_t n);
 
-/* Were files received ahead for this carrier?  (parse_carrier's check.) */
+/**
+ * luo_txn_files_ready() - were the files of carrier @ino received ahead
+ * @ino: the carrier's inode as the LUO FDT names it.
+ * @n: the number of files the sessions list.
+ *
+ * Return: true if luo_txn_files_take() will give exactly those.
+ */
 bool luo_txn_files_ready(uint64_t ino, size_t n);
 
 /**
@@ -93,41 +122,148 @@ bool luo_txn_files_ready(uint64_t ino, size_t n);
  */
 int luo_txn_defer_finish(void);
 
-/* liveupdate_txn_rollback() with the reason to report: requested or
- * health (an outside probe failed). */
+/**
+ * luo_txn_rollback_as() - liveupdate_txn_rollback() with its reason
+ * @why: %LIVEUPDATE_TXN_REQUESTED, or %LIVEUPDATE_TXN_HEALTH when an
+ *       outside probe failed (luoctl --health).
+ * @reason: one line for the report, or NULL.
+ *
+ * Return: as liveupdate_txn_rollback().
+ */
 int luo_txn_rollback_as(enum liveupdate_txn_reason why, const char *reason);
 
-/* luo_core.c: the finish itself (UPDATED -> NORMAL). */
+/**
+ * luo_finish_now() - the finish itself, UPDATED -> NORMAL (luo_core.c)
+ *
+ * liveupdate_finish() without the spawn-mode commit request; the
+ * transaction's thread calls it once the old image granted the commit.
+ *
+ * Return: as liveupdate_finish().
+ */
 int luo_finish_now(void);
 
-/* luo_spawn.c: the old image handed over and must not unlink or shut
- * down anything shared any more. */
+/**
+ * luo_spawn_handed_over() - this old image committed a spawn-mode update
+ *
+ * From then on it must not unlink, shut down or cancel anything shared:
+ * the new process serves it.
+ *
+ * Return: true after the commit.
+ */
 bool luo_spawn_handed_over(void);
-/* luo_spawn.c: a spawn-mode update is running in this (old) image. */
+
+/**
+ * luo_spawn_running() - a spawn-mode update runs in this (old) image
+ *
+ * Return: true from liveupdate_update() in spawn mode until its end.
+ */
 bool luo_spawn_running(void);
-/* luo_spawn.c: the registered hooks (for luo_txn.c's health probe). */
+
+/**
+ * luo_txn_hooks_health() - run the service's health probe
+ *
+ * Return: its result (0 healthy, or -errno); 0 if none is registered.
+ */
 int luo_txn_hooks_health(void);
+
+/**
+ * luo_txn_hooks_have_health() - did the service register a health probe
+ *
+ * Return: true if liveupdate_set_txn_hooks() gave one.
+ */
 bool luo_txn_hooks_have_health(void);
 
-/* luo_session.c: put the outgoing files on the carrier now (spawn mode,
- * in PREPARED); freeze then sends nothing more. */
+/**
+ * luo_sessions_send_ahead() - put the outgoing files on the carrier now
+ * @rx: set to the carrier's receiving end (-1 if there are no files).
+ * @ino: set to its inode.
+ * @count: set to the number of files in flight.
+ *
+ * Spawn mode, in PREPARED with the state lock held (luo_session.c); the
+ * freeze then sends nothing more.  A cancel closes the carrier.
+ *
+ * Return: 0, or the error of sending them.
+ */
 int luo_sessions_send_ahead(int *rx, uint64_t *ino, size_t *count);
 
 /* luo_exec_rollback.c: exec mode goes back to the old binary when the
  * new image refuses the handover. */
 #define LUO_ROLLBACK_ENV "LUO_ROLLBACK_EXEC"
-void luo_exec_self_open(void); /* luo_init(): our executable */
-void luo_exec_self_close(void); /* luo_exit(), or luo_init() failed */
-char *luo_exec_rollback_var(const char *handover); /* reboot: the variable */
-void luo_exec_rollback_inherit(bool on);	   /* reboot: around execve() */
-void luo_exec_rollback_save(const char *var); /* new image, before adopting */
-void luo_exec_rollback_run(int err); /* refused: re-exec; returns on failure */
-void luo_exec_rollback_forget(void); /* adopted (or fresh): drop the copies */
 
-/* kho_trial.c */
-void kho_trial_begin(void);  /* new image: frees are deferred */
-void kho_trial_commit(void); /* new image: run the deferred frees */
-bool kho_trial_defer_free(uint64_t payload_off); /* under kho_lock */
-void kho_trial_repair(void); /* old image, after a rollback */
+/**
+ * luo_exec_self_open() - open this image's executable and keep its
+ * arguments (luo_init(), every image)
+ */
+void luo_exec_self_open(void);
+
+/**
+ * luo_exec_self_close() - forget them (luo_exit(), or a failed luo_init())
+ */
+void luo_exec_self_close(void);
+
+/**
+ * luo_exec_rollback_var() - the way back, for liveupdate_reboot()
+ * @handover: the LUO_HANDOVER_FD value the new image gets.
+ *
+ * Return: "LUO_ROLLBACK_EXEC=EXE,ARGV,HANDOVER" (the caller frees it), or
+ * NULL if this image cannot offer it.
+ */
+char *luo_exec_rollback_var(const char *handover);
+
+/**
+ * luo_exec_rollback_inherit() - let the way back reach the new image
+ * @on: true right before execve(); false if it failed (and to clean up).
+ */
+void luo_exec_rollback_inherit(bool on);
+
+/**
+ * luo_exec_rollback_save() - new image, before adopting: keep what a
+ * refusal needs to go back (duplicates of the handover's descriptors, the
+ * arena header)
+ * @var: the LUO_ROLLBACK_EXEC value.
+ */
+void luo_exec_rollback_save(const char *var);
+
+/**
+ * luo_exec_rollback_run() - the handover was refused: re-exec the old
+ * binary with it, untouched
+ * @err: luo_init()'s error, for the message.
+ *
+ * Does not return on success; returns if it cannot (no way back saved,
+ * the same binary, execveat() failed) and luo_init() goes on as before.
+ */
+void luo_exec_rollback_run(int err);
+
+/**
+ * luo_exec_rollback_forget() - adopted (or started fresh): drop the copies
+ */
+void luo_exec_rollback_forget(void);
+
+/**
+ * kho_trial_begin() - new image, adopted in spawn mode: from now on frees
+ * of handover memory are deferred (the old image's data must stay)
+ */
+void kho_trial_begin(void);
+
+/**
+ * kho_trial_commit() - new image, at the commit: do the deferred frees
+ */
+void kho_trial_commit(void);
+
+/**
+ * kho_trial_defer_free() - record a free during the trial (kho_lock held)
+ * @payload_off: the block's payload offset.
+ *
+ * Return: true if deferred (the caller frees nothing now).
+ */
+bool kho_trial_defer_free(uint64_t payload_off);
+
+/**
+ * kho_trial_repair() - old image, after a rollback: take the arena back
+ *
+ * Block headers written again from this image's index, free blocks zeroed
+ * again, a grown memfd cut back, the header rewritten.
+ */
+void kho_trial_repair(void);
 
 #endif
