@@ -21,7 +21,7 @@
 #include "log.h"
 #include "luo_control_proto.h"
 #include "luo_internal.h"
-#include "luo_txn.h"
+#include "luo_carrier_ahead.h"
 #include "luo_mem.h"
 #include "luo_session_internal.h"
 
@@ -667,7 +667,7 @@ static int parse_carrier(const void *luo_fdt, int node, uint32_t files,
 	/* Both must name it; if they disagree the files are lost (and say
 	 * so when asked for), but memory and subsystems still come across. */
 	carrier_in.fd = files && ((int)v[0] == luo_global.carrier_fd ||
-				  luo_txn_files_ready(v[1], files))
+				  luo_carrier_ahead_ready(v[1], files))
 				? (int)v[0]
 				: -1;
 	carrier_in.ino = v[1];
@@ -770,7 +770,7 @@ void luo_sessions_in_adopt(void)
 		return;
 	fds = luo_bulk_alloc(n * sizeof(*fds));
 	/* A spawned image took them ahead, before the freeze. */
-	err = fds ? luo_txn_files_take(carrier_in.ino, fds, n) : -ENOMEM;
+	err = fds ? luo_carrier_ahead_take(carrier_in.ino, fds, n) : -ENOMEM;
 	if (err == -ESTALE)
 		luo_reason(why, sizeof(why), err,
 			   "the files received ahead do not match the carrier");

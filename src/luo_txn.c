@@ -22,19 +22,13 @@
 
 #include "log.h"
 #include "luo_internal.h"
-#include "luo_mem.h"
-#include "luo_session_internal.h"
+#include "luo_carrier_ahead.h"
 #include "luo_txn.h"
 
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t done_cond;
 	int ch; /* -1: no transaction open */
-	/* Files received ahead. */
-	int *fds;
-	size_t nfds;
-	uint64_t ino;
-	bool files_ready;
 	/* The trial. */
 	pid_t old_pid;
 	uint64_t trial_ms;
@@ -151,43 +145,17 @@ static int channel_fd(const char *value)
 	return (int)fd;
 }
 
-static void files_close(void)
-{
-	for (size_t i = 0; i < txn.nfds; i++)
-		if (txn.fds[i] >= 0)
-			close(txn.fds[i]);
-	if (txn.fds)
-		luo_bulk_free(txn.fds, txn.nfds * sizeof(int));
-	txn.fds = NULL;
-	txn.nfds = 0;
-	txn.files_ready = false;
-}
-
 /* The preserved files, received while the old image still serves. */
 static int files_ahead(int ch, int rx, uint64_t ino, uint64_t count)
 {
 	char why[256];
-	int err;
+	int err = luo_carrier_ahead_receive(rx, ino, count, why, sizeof(why));
 
-	if (rx < 0 || !count || count > (1ULL << 24))
-		return -EBADMSG;
-	txn.fds = luo_bulk_alloc(count * sizeof(int));
-	if (!txn.fds) {
-		close(rx);
-		return -ENOMEM;
-	}
-	txn.nfds = count;
-	for (size_t i = 0; i < count; i++)
-		txn.fds[i] = -1;
-	err = luo_carrier_receive(rx, ino, txn.fds, count, why, sizeof(why));
 	if (err) {
 		pr_err("spawned image: the preserved files did not arrive ahead: %s",
 		       why);
-		files_close();
 		return err;
 	}
-	txn.ino = ino;
-	txn.files_ready = true;
 	return luo_txn_send(ch, LUO_TXN_FILES_OK, 0, count, 0, NULL, -1);
 }
 
@@ -228,30 +196,9 @@ int luo_txn_child_adopt(const char *value, char *env, size_t envlen)
 	}
 	pr_err("spawned image: the old image stopped the update before the handover (%s); starting fresh",
 	       strerror(-err));
-	files_close();
+	luo_carrier_ahead_drop();
 	close(ch);
 	return err;
-}
-
-bool luo_txn_files_ready(uint64_t ino, size_t n)
-{
-	return txn.files_ready && txn.ino == ino && txn.nfds == n;
-}
-
-int luo_txn_files_take(uint64_t ino, int *fds, size_t n)
-{
-	if (!txn.files_ready)
-		return -ENOENT;
-	if (!luo_txn_files_ready(ino, n)) {
-		files_close();
-		return -ESTALE;
-	}
-	memcpy(fds, txn.fds, n * sizeof(int));
-	luo_bulk_free(txn.fds, txn.nfds * sizeof(int));
-	txn.fds = NULL;
-	txn.nfds = 0;
-	txn.files_ready = false;
-	return 0;
 }
 
 static uint64_t probe_interval_ms(void)
@@ -339,12 +286,12 @@ void luo_txn_child_result(int err, const char *why)
 		snprintf(text, sizeof(text), "%s%s%s", strerror(-err),
 			 why ? ": " : "", why ? why : "");
 		luo_txn_send(txn.ch, LUO_TXN_REFUSED, err, 0, 0, text, -1);
-		files_close();
+		luo_carrier_ahead_drop();
 		close(txn.ch);
 		txn.ch = -1;
 		return;
 	}
-	files_close(); /* anything the sessions did not take */
+	luo_carrier_ahead_drop(); /* anything the sessions did not take */
 	kho_trial_begin();
 	txn.adopted_ns = luo_now_ns();
 	luo_txn_send(txn.ch, LUO_TXN_ADOPTED, 0,

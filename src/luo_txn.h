@@ -93,27 +93,6 @@ int luo_txn_child_adopt(const char *value, char *env, size_t envlen);
 void luo_txn_child_result(int err, const char *why);
 
 /**
- * luo_txn_files_take() - the files received ahead for carrier @ino
- * @ino: the carrier's inode as the LUO FDT names it.
- * @fds: receives @n descriptors, in carrier order.
- * @n: how many the sessions expect.
- *
- * Return: 0; -ENOENT if nothing was received ahead (receive from the
- * carrier as usual); -ESTALE if what was received does not match (the
- * files are closed).
- */
-int luo_txn_files_take(uint64_t ino, int *fds, size_t n);
-
-/**
- * luo_txn_files_ready() - were the files of carrier @ino received ahead
- * @ino: the carrier's inode as the LUO FDT names it.
- * @n: the number of files the sessions list.
- *
- * Return: true if luo_txn_files_take() will give exactly those.
- */
-bool luo_txn_files_ready(uint64_t ino, size_t n);
-
-/**
  * luo_txn_defer_finish() - liveupdate_finish() in a spawned image
  *
  * Return: 1 if the caller goes on with the finish itself (no transaction,
