@@ -22,30 +22,44 @@
  *
  * The root FDT (compatible "luo-kho-v1") has one subnode per client; each
  * holds the offset of that client's own FDT blob in property "fdt".  The
- * LUO client (node "LUO") follows the kernel's LUO ABI v2::
+ * LUO client (node "LUO") follows the kernel's LUO ABI v2, plus a node of
+ * its own for the files in flight and one for devices.  This is exactly
+ * what is written (tests/abi checks a real handover against this header)::
  *
  *   / {
+ *           compatible = "luo-kho-v1";
+ *           LUO { fdt = <u64 offset of the LUO FDT>; };
+ *           CLIENT { fdt = <u64 offset>; };     (one per kho_add_subtree())
+ *   };
+ *
+ *   LUO FDT:
+ *   / {
  *           compatible = "luo-v2";
- *           luo-abi-header = <offset of struct luo_ser>;
+ *           luo-abi-header = <u64 offset of struct luo_ser>;
  *           subsystems {
  *                   compatible = "subsystems-v1";
  *                   NAME = <u64 data>;          (one per subsystem)
  *           };
+ *           files {
+ *                   compatible = "luo-file-scm-v1";
+ *                   carrier-fd = <u64>;  carrier-ino = <u64>;  count = <u64>;
+ *           };
  *           exec {
  *                   compatible = "luo-exec-v1";
- *                   prepare-ns, freeze-ns, exec-ns = <u64 CLOCK_MONOTONIC>;
- *                   teardown-fd = <u32>;        (optional)
- *           };
- *           devices {                           (see luo/device.h)
+ *                   prepare-ns = <u64>;  freeze-ns = <u64>;  exec-ns = <u64>;
+ *           };                                  (CLOCK_MONOTONIC)
+ *           devices {
  *                   compatible = "luo-devices-v1";
  *                   count = <u64 N>;
- *                   paths, buses, drivers = N strings each;
- *                   driver-data, bus-data = <N u64 each>;
+ *                   paths = N strings;  buses = N strings;  drivers = N strings;
+ *                   driver-data = <N u64>;  bus-data = <N u64>;
  *           };
  *   };
  *
- * Any change to a structure below bumps the compatible string or version
- * that covers it; an incoming handover that does not match is refused.
+ * Every node and property name, every compatible string and every packed
+ * structure of the handover is defined here.  Any change to one bumps the
+ * compatible string or version its comment names; an incoming handover
+ * that does not match is refused.
  */
 #ifndef LUO_ABI_H
 #define LUO_ABI_H
@@ -55,12 +69,16 @@
 /** LUO_HANDOVER_ENV - environment variable naming the inherited arena fd. */
 #define LUO_HANDOVER_ENV "LUO_HANDOVER_FD"
 
+/* Arena and blocks: any change bumps KHO_ARENA_VERSION. */
 #define KHO_ARENA_MAGIC 0x4f484b2d4f554cULL /* "LUO-KHO\0", little endian */
 #define KHO_ARENA_VERSION 1
 #define KHO_BLOCK_MAGIC 0x4b4c4248U /* "HBLK" */
 #define KHO_BLOCK_ALIGN 64
+/* The root FDT: any change bumps KHO_ROOT_COMPATIBLE. */
 #define KHO_ROOT_COMPATIBLE "luo-kho-v1"
-#define KHO_SUBTREE_PROP "fdt"
+#define KHO_SUBTREE_PROP "fdt" /* in each client's node: its FDT's offset */
+/* The property every node of the handover's FDTs has. */
+#define LUO_FDT_COMPATIBLE_PROP "compatible"
 
 /* Arena flags: how the memfd was created, so the new image maps it alike. */
 #define KHO_ARENA_HUGETLB (1U << 0)
@@ -78,6 +96,8 @@
  * @root_fdt: offset of the root FDT block payload, 0 while not finalized.
  * @reserved: zero; pads the header to one cache line.
  * @header_crc: CRC32C of this structure with @header_crc set to 0.
+ *
+ * A change bumps %KHO_ARENA_VERSION.
  */
 struct kho_arena_header {
 	uint64_t magic;
@@ -108,6 +128,8 @@ struct kho_arena_header {
  * @header_crc: CRC32C of the header with this field set to 0, seeded with
  *              the block's own offset so a header copied elsewhere fails.
  * @reserved: zero; pads the header to one cache line.
+ *
+ * A change bumps %KHO_ARENA_VERSION.
  */
 struct kho_block_header {
 	uint32_t magic;
@@ -120,14 +142,36 @@ struct kho_block_header {
 	uint8_t reserved[24];
 } __attribute__((packed));
 
+/* The LUO FDT, root node: any change bumps LUO_FDT_COMPATIBLE. */
 #define LUO_FDT_KHO_ENTRY_NAME "LUO"
 #define LUO_FDT_COMPATIBLE "luo-v2"
 #define LUO_FDT_ABI_HEADER "luo-abi-header"
+
+/* One u64 property per subsystem, named after it; bumps
+ * LUO_SUBSYSTEMS_COMPATIBLE. */
 #define LUO_SUBSYSTEMS_NODE "subsystems"
 #define LUO_SUBSYSTEMS_COMPATIBLE "subsystems-v1"
+
+/* The update's timestamps; bumps LUO_EXEC_COMPATIBLE. */
 #define LUO_EXEC_NODE "exec"
 #define LUO_EXEC_COMPATIBLE "luo-exec-v1"
+#define LUO_EXEC_PREPARE_NS "prepare-ns"
+#define LUO_EXEC_FREEZE_NS "freeze-ns"
+#define LUO_EXEC_EXEC_NS "exec-ns"
 
+/* The preserved devices in preserve order (children first), one parallel
+ * property per field; bumps LUO_DEVICES_COMPATIBLE (see luo/device.h). */
+#define LUO_DEVICES_NODE "devices"
+#define LUO_DEVICES_COMPATIBLE "luo-devices-v1"
+#define LUO_DEVICES_COUNT "count"
+#define LUO_DEVICES_PATHS "paths"
+#define LUO_DEVICES_BUSES "buses"
+#define LUO_DEVICES_DRIVERS "drivers"
+#define LUO_DEVICES_DRIVER_DATA "driver-data"
+#define LUO_DEVICES_BUS_DATA "bus-data"
+
+/* The files in flight on the carrier; bumps LUO_FILES_COMPATIBLE, as do
+ * struct luo_file_fd_ser and struct luo_carrier_msg. */
 #define LUO_FILES_NODE "files"
 #define LUO_FILES_COMPATIBLE "luo-file-scm-v1"
 #define LUO_FILES_CARRIER_FD "carrier-fd"
@@ -149,6 +193,8 @@ struct kho_block_header {
  * @liveupdate_num: number of successful live updates, this one included.
  * @sessions_pa: offset of the session block header, or 0 for none.
  * @flbs_pa: offset of the FLB block header, or 0 for none.
+ *
+ * A change bumps %LUO_FDT_COMPATIBLE (the kernel's ABI v2).
  */
 struct luo_ser {
 	uint64_t liveupdate_num;
@@ -160,6 +206,8 @@ struct luo_ser {
  * struct luo_session_header_ser - start of the session block
  * @count: number of struct luo_session_ser that follow.
  * @pgcnt: 4 KiB pages the block spans.
+ *
+ * A change bumps %LUO_FDT_COMPATIBLE (the kernel's ABI v2).
  */
 struct luo_session_header_ser {
 	uint64_t count;
@@ -173,6 +221,8 @@ struct luo_session_header_ser {
  *
  * The file set block holds struct luo_file_ser[@count] followed by struct
  * luo_file_fd_ser[@count] (the "files" node, "luo-file-scm-v1").
+ *
+ * A change bumps %LUO_FDT_COMPATIBLE (the kernel's ABI v2).
  */
 struct luo_file_set_ser {
 	uint64_t files;
@@ -183,6 +233,8 @@ struct luo_file_set_ser {
  * struct luo_session_ser - one preserved session
  * @name: NUL-terminated name.
  * @file_set_ser: its files.
+ *
+ * A change bumps %LUO_FDT_COMPATIBLE (the kernel's ABI v2).
  */
 struct luo_session_ser {
 	char name[LIVEUPDATE_SESSION_NAME_LENGTH];
@@ -194,6 +246,8 @@ struct luo_session_ser {
  * @compatible: NUL-terminated compatible of its handler.
  * @data: the handler's u64.
  * @token: the service's key for it.
+ *
+ * A change bumps %LUO_FDT_COMPATIBLE (the kernel's ABI v2).
  */
 struct luo_file_ser {
 	char compatible[LIVEUPDATE_HNDL_COMPAT_LENGTH];
@@ -215,6 +269,8 @@ struct luo_file_ser {
  * sends them with SCM_RIGHTS in messages of at most %LUO_CARRIER_BATCH,
  * each with a struct luo_carrier_msg as its data.  The identity fields let
  * the new image check each file it received.
+ *
+ * A change bumps %LUO_FILES_COMPATIBLE.
  */
 struct luo_file_fd_ser {
 	uint32_t index;
@@ -228,6 +284,8 @@ struct luo_file_fd_ser {
  * @magic: %LUO_CARRIER_MAGIC.
  * @first: index of the first file in this message.
  * @count: files in this message.
+ *
+ * A change bumps %LUO_FILES_COMPATIBLE.
  */
 struct luo_carrier_msg {
 	uint32_t magic;
@@ -241,6 +299,8 @@ struct luo_carrier_msg {
  * struct luo_flb_header_ser - start of the FLB block (%LUO_FLB_PGCNT pages)
  * @pgcnt: pages the block spans.
  * @count: number of struct luo_flb_ser that follow.
+ *
+ * A change bumps %LUO_FDT_COMPATIBLE (the kernel's ABI v2).
  */
 struct luo_flb_header_ser {
 	uint64_t pgcnt;
@@ -252,6 +312,8 @@ struct luo_flb_header_ser {
  * @name: NUL-terminated compatible of the FLB.
  * @data: its preserve callback's u64.
  * @count: number of preserved files that depend on it.
+ *
+ * A change bumps %LUO_FDT_COMPATIBLE (the kernel's ABI v2).
  */
 struct luo_flb_ser {
 	char name[LIVEUPDATE_FLB_COMPAT_LENGTH];

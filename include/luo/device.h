@@ -74,14 +74,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <luo/abi.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/** LUO_DEVICES_NODE - the LUO FDT node that carries preserved devices. */
-#define LUO_DEVICES_NODE "devices"
-/** LUO_DEVICES_COMPATIBLE - its compatible string; bumped on any change. */
-#define LUO_DEVICES_COMPATIBLE "luo-devices-v1"
+/* The "devices" node of the handover (LUO_DEVICES_*) is in luo/abi.h. */
 /** LIVEUPDATE_DEVICE_NAME_MAX - longest device, bus or driver name. */
 #define LIVEUPDATE_DEVICE_NAME_MAX 63
 /** LIVEUPDATE_DEVICE_PATH_MAX - bytes of a device path, NUL included. */

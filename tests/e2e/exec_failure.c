@@ -31,6 +31,8 @@
 
 #include <luo/luo.h>
 
+#include "../common/mix.h"
+
 #define DATA_SIZE (1u << 20)
 #define DATA_MAGIC 0x4558454346414c31ULL /* "EXECFAL1" */
 #define CONST_PREPARE 0x1122334455667788ULL
@@ -63,16 +65,6 @@ struct data_block {
 	uint64_t failed_attempts;
 	uint64_t words[];
 };
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
 
 #define DATA_WORDS ((DATA_SIZE - sizeof(struct data_block)) / 8)
 

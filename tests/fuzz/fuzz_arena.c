@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "../../src/luo_session_internal.h"
+#include "../../src/participants/luo_session_internal.h"
 #include "fuzz_arena.h"
 
 #define HDR_SIZE ((uint64_t)sizeof(struct kho_block_header))

@@ -11,24 +11,58 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-#include "recorder.h"
+#include <luo/luo.h>
+
+#include "kho_internal.h"
+
+/*
+ * The handover memory layer alone: this test links only it and the base
+ * layer, so the arena is created without luo_init().
+ */
+static int log_errors;
+
+static void count_log(enum luo_log_level level, const char *msg, void *arg)
+{
+	(void)msg;
+	(void)arg;
+	if (level == LUO_LOG_ERR)
+		log_errors++;
+}
+
+static int arena_start(unsigned int flags, uint64_t reserve)
+{
+	log_errors = 0;
+	luo_set_log_handler(count_log, NULL);
+	return luo_kho_arena_create(flags, reserve);
+}
+
+static void arena_stop(void)
+{
+	luo_kho_unfreeze();
+	luo_kho_forget_incoming();
+	luo_kho_arena_destroy();
+}
 
 static int setup(void **state)
 {
 	(void)state;
-	return rec_luo_start(NULL);
+	return arena_start(0, KHO_DEFAULT_RESERVE) ? -1 : 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	return rec_luo_stop();
+	arena_stop();
+	luo_set_log_handler(NULL, NULL);
+	return 0;
 }
 
 static int all_zero(const void *p, size_t n)
@@ -162,15 +196,13 @@ static void test_growth(void **state)
 
 static void test_arena_limit(void **state)
 {
-	struct luo_init_opts opts = {.arena_max = 8 << 20};
 	void *p;
 
 	(void)state;
-	assert_int_equal(luo_exit(), 0);
-	assert_int_equal(luo_init(&opts), 0);
-	rec_reset();
+	arena_stop();
+	assert_int_equal(arena_start(0, 8 << 20), 0);
 	assert_int_equal(kho_alloc_preserve(16 << 20, &p), -ENOMEM);
-	assert_int_equal(rec.log_errors, 1);
+	assert_int_equal(log_errors, 1);
 	assert_int_equal(kho_alloc_preserve(4 << 20, &p), 0);
 }
 
@@ -279,15 +311,14 @@ static void test_subtree_frozen(void **state)
 
 	(void)state;
 	assert_int_equal(kho_add_subtree("app", fdt), 0);
-	assert_int_equal(liveupdate_prepare(), 0);
 	/* Still allowed while prepared: prepare callbacks publish state. */
 	assert_int_equal(kho_add_subtree("late", late), 0);
 	assert_int_equal(kho_remove_subtree(late), 0);
-	assert_int_equal(liveupdate_freeze(), 0);
+	luo_kho_freeze(); /* what liveupdate_freeze() does to this layer */
 	assert_int_equal(kho_add_subtree("late", late), -EBUSY);
 	assert_int_equal(kho_remove_subtree(fdt), -EBUSY);
 	assert_int_equal(kho_unpreserve_free(late), -EBUSY);
-	assert_int_equal(liveupdate_cancel(), 0);
+	luo_kho_unfreeze(); /* what liveupdate_cancel() does to it */
 	assert_int_equal(kho_remove_subtree(fdt), 0);
 }
 
@@ -334,16 +365,15 @@ static void test_arena_fd_is_cloexec(void **state)
 /* Huge page arenas need pages reserved; skip when there are none. */
 static void test_hugetlb_arena(void **state)
 {
-	struct luo_init_opts opts = {.flags = LUO_INIT_HUGETLB};
 	struct kho_arena_stats st;
 	void *p;
 	int err;
 
 	(void)state;
-	assert_int_equal(luo_exit(), 0);
-	err = luo_init(&opts);
+	arena_stop();
+	err = arena_start(KHO_ARENA_HUGETLB, KHO_DEFAULT_RESERVE);
 	if (err) {
-		assert_int_equal(luo_init(NULL), 0);
+		assert_int_equal(arena_start(0, KHO_DEFAULT_RESERVE), 0);
 		skip();
 	}
 	assert_int_equal(kho_get_stats(&st), 0);
@@ -360,13 +390,12 @@ static void test_hugetlb_arena(void **state)
 
 static void test_thp_arena(void **state)
 {
-	struct luo_init_opts opts = {.flags = LUO_INIT_THP};
 	struct kho_arena_stats st;
 	void *p;
 
 	(void)state;
-	assert_int_equal(luo_exit(), 0);
-	assert_int_equal(luo_init(&opts), 0);
+	arena_stop();
+	assert_int_equal(arena_start(KHO_ARENA_THP, KHO_DEFAULT_RESERVE), 0);
 	assert_int_equal(kho_get_stats(&st), 0);
 	assert_true(st.thp);
 	assert_int_equal(kho_alloc_preserve(4 << 20, &p), 0);

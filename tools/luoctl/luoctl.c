@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../src/luo_control_proto.h"
+#include "luo_control_proto.h"
 #include "luoctl.h"
 
 static bool json;
@@ -398,7 +398,7 @@ int main(int argc, char **argv)
 		case 's':
 			service = optarg;
 			snprintf(target, sizeof(target), "-s %s", optarg);
-			if (ctl_default_path(optarg, path, sizeof(path))) {
+			if (luo_ctl_default_path(optarg, path, sizeof(path))) {
 				fprintf(stderr, "luoctl: name too long\n");
 				return EXIT_USAGE;
 			}

@@ -10,7 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../../src/luo_control_proto.h"
+#include "luo_control_proto.h"
 #include "luoctl.h"
 
 /*
@@ -122,12 +122,12 @@ int client_send(struct client *c, int argc, char **argv)
 
 	for (int i = 0; i < argc; i++) {
 		if (i)
-			ctl_buf_printf(&b, " ");
-		ctl_buf_encode(&b, argv[i], strlen(argv[i]));
+			luo_ctl_buf_printf(&b, " ");
+		luo_ctl_buf_encode(&b, argv[i], strlen(argv[i]));
 	}
-	ctl_buf_printf(&b, "\n");
+	luo_ctl_buf_printf(&b, "\n");
 	if (b.err) {
-		ctl_buf_free(&b);
+		luo_ctl_buf_free(&b);
 		return EXIT_LOST;
 	}
 	for (p = b.data, left = b.len; left;) {
@@ -142,14 +142,14 @@ int client_send(struct client *c, int argc, char **argv)
 		p += n;
 		left -= (size_t)n;
 	}
-	ctl_buf_free(&b);
+	luo_ctl_buf_free(&b);
 	return err;
 }
 
 static int parse_row(char *line, struct row *r)
 {
 	char *words[512];
-	int n = ctl_split(line, words, 512);
+	int n = luo_ctl_split(line, words, 512);
 
 	if (n < 0)
 		return -1;

@@ -1,0 +1,61 @@
+# The one prefix of internal global names (luo_): the renames applied to
+# src/ when libluo got its version script.  To bring a branch up to date:
+#   sed -i -f scripts/internal-prefix.sed $(git ls-files "*.c" "*.h")
+s/\bctl_buf_encode\b/luo_ctl_buf_encode/g
+s/\bctl_buf_free\b/luo_ctl_buf_free/g
+s/\bctl_buf_printf\b/luo_ctl_buf_printf/g
+s/\bctl_buf_reset\b/luo_ctl_buf_reset/g
+s/\bctl_buf_vprintf\b/luo_ctl_buf_vprintf/g
+s/\bctl_decode\b/luo_ctl_decode/g
+s/\bctl_default_path\b/luo_ctl_default_path/g
+s/\bctl_errno_from_name\b/luo_ctl_errno_from_name/g
+s/\bctl_errno_name\b/luo_ctl_errno_name/g
+s/\bctl_error\b/luo_ctl_error/g
+s/\bctl_preserve_requester\b/luo_ctl_preserve_requester/g
+s/\bctl_report_update\b/luo_ctl_report_update/g
+s/\bctl_row_begin\b/luo_ctl_row_begin/g
+s/\bctl_row_end\b/luo_ctl_row_end/g
+s/\bctl_row_i64\b/luo_ctl_row_i64/g
+s/\bctl_row_str\b/luo_ctl_row_str/g
+s/\bctl_row_u64\b/luo_ctl_row_u64/g
+s/\bctl_run\b/luo_ctl_run/g
+s/\bctl_send_all\b/luo_ctl_send_all/g
+s/\bctl_split\b/luo_ctl_split/g
+s/\bctl_unpreserve_requester\b/luo_ctl_unpreserve_requester/g
+s/\bkho_alloc_locked\b/luo_kho_alloc_locked/g
+s/\bkho_alloc_meta\b/luo_kho_alloc_meta/g
+s/\bkho_arena_adopt\b/luo_kho_arena_adopt/g
+s/\bkho_arena_create\b/luo_kho_arena_create/g
+s/\bkho_arena_destroy\b/luo_kho_arena_destroy/g
+s/\bkho_arena_grow\b/luo_kho_arena_grow/g
+s/\bkho_blobs_describe\b/luo_kho_blobs_describe/g
+s/\bkho_blobs_foreach\b/luo_kho_blobs_foreach/g
+s/\bkho_block_by_payload\b/luo_kho_block_by_payload/g
+s/\bkho_block_write\b/luo_kho_block_write/g
+s/\bkho_fd\b/luo_kho_fd/g
+s/\bkho_fdt_valid\b/luo_kho_fdt_valid/g
+s/\bkho_finalize\b/luo_kho_finalize/g
+s/\bkho_forget_incoming\b/luo_kho_forget_incoming/g
+s/\bkho_free\b/luo_kho_free/g
+s/\bkho_free_add\b/luo_kho_free_add/g
+s/\bkho_free_locked\b/luo_kho_free_locked/g
+s/\bkho_freeze\b/luo_kho_freeze/g
+s/\bkho_header_write\b/luo_kho_header_write/g
+s/\bkho_incoming_block\b/luo_kho_incoming_block/g
+s/\bkho_index_insert\b/luo_kho_index_insert/g
+s/\bkho_is_published\b/luo_kho_is_published/g
+s/\bkho_lock\b/luo_kho_lock/g
+s/\bkho_name_valid\b/luo_kho_name_valid/g
+s/\bkho_parse_incoming_root\b/luo_kho_parse_incoming_root/g
+s/\bkho_publish\b/luo_kho_publish/g
+s/\bkho_ready\b/luo_kho_ready/g
+s/\bkho_release_unclaimed\b/luo_kho_release_unclaimed/g
+s/\bkho_unfreeze\b/luo_kho_unfreeze/g
+s/\bkho_walk_incoming\b/luo_kho_walk_incoming/g
+s/\bkho_zero_range\b/luo_kho_zero_range/g
+s/\bkho\./luo_kho./g
+s/luo_kho\.h\b/kho.h/g
+s/&kho\b/\&luo_kho/g
+s/sizeof(kho)/sizeof(luo_kho)/g
+s/^extern struct kho_arena kho;/extern struct kho_arena luo_kho;/
+s/^struct kho_arena kho = /struct kho_arena luo_kho = /

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+/* LUO core internals: state, participants, the LUO FDT. */
+#ifndef LUO_SRC_LUO_INTERNAL_H
+#define LUO_SRC_LUO_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <luo/luo.h>
+
+#include "luo_clock.h"
+
+/*
+ * A participant in the update: one class of state (subsystems, sessions,
+ * devices).  They are prepared and frozen in array order and cancelled in
+ * reverse; see participants[] in lifecycle/lifecycle.c.
+ */
+struct luo_participant {
+	const char *name;
+	int (*prepare)(void);
+	int (*freeze)(void);
+	void (*cancel)(void);
+	void (*finish)(void);
+	int (*reboot)(void); /* optional: the last step before execve() */
+	/* optional: drop the incoming data it parsed (refusal, finish) */
+	void (*release_incoming)(void);
+	void (*forget)(void); /* luo_exit(): drop everything it holds */
+};
+
+extern const struct luo_participant luo_subsystems_participant;
+extern const struct luo_participant luo_sessions_participant;
+extern const struct luo_participant luo_devices_participant;
+
+/* luo_state.c: the state word, the counter, the state lock */
+struct luo_global {
+	enum liveupdate_state state;
+	uint64_t liveupdate_num; /* updates this service has been through */
+	unsigned int init_flags;
+	uint32_t session_max_files;
+	/* The old image's address space, kept by a helper until finish. */
+	int teardown_fd;
+	pid_t teardown_pid;
+	int carrier_fd; /* the incoming carrier the environment names */
+	struct liveupdate_timing timing; /* of the incoming update */
+};
+
+extern struct luo_global luo_global;
+
+void luo_state_write_lock(void);
+void luo_state_write_unlock(void);
+bool luo_state_is(enum liveupdate_state s);
+void luo_set_state(enum liveupdate_state s);
+int luo_freeze_locked(void);
+void luo_cancel_locked(void);
+int luo_participants_reboot(void);
+
+/* luo_fdt.c: the LUO FDT codec: the outgoing FDT and struct luo_ser, the
+ * incoming header and exec node. */
+int luo_abi_out_create(size_t extra);
+void luo_abi_out_destroy(void);
+int luo_abi_out_set_subsystem(const char *name, uint64_t data);
+int luo_abi_out_set_time(const char *prop, uint64_t ns);
+void luo_abi_out_set_sessions(uint64_t sessions_pa, uint64_t flbs_pa);
+int luo_abi_out_set_carrier(int fd, uint64_t ino, uint64_t count);
+struct luo_ser;
+int luo_abi_in_parse(const void **fdt, struct luo_ser **ser, uint64_t t[3],
+		     char *why, size_t whylen);
+int luo_fdt_get_u64(const void *fdt, int node, const char *prop, uint64_t *val);
+int luo_fdt_check_node(const void *fdt, const char *name, const char *compat,
+		       int *node, char *why, size_t whylen);
+void *luo_abi_out_fdt(void);
+
+/* luo_device.c, luo_device_abi.c */
+size_t luo_devices_fdt_size(void);
+int luo_devices_in_parse(const void *luo_fdt, char *why, size_t whylen);
+void luo_devices_in_release(void);
+void luo_devices_forget(void);
+
+/*
+ * What the participants list for the control layer: one row each, walked
+ * under the participant's own lock (a callback must not call back into
+ * that participant).  Only the control layer formats them.
+ */
+struct luo_subsystem_row {
+	const char *name;
+	bool prepared;
+	bool incoming; /* the old image left data for it */
+	uint64_t incoming_data;
+	uint64_t outgoing_data;
+};
+
+struct luo_session_row {
+	const char *name;
+	bool incoming;
+	size_t nfiles;
+	const char *status; /* open, waiting, retrieved, finished */
+};
+
+struct luo_file_row {
+	const char *session;
+	bool incoming;
+	uint64_t token;
+	const char *handler; /* its compatible string */
+	const char *kind;    /* file, socket, fifo, chardev, dir, anon */
+	uint64_t ino;
+	const char *status;
+};
+
+/**
+ * luo_subsystems_foreach() - one row per registered subsystem.
+ * @fn: called in registration order, under the subsystems' lock.
+ * @arg: passed to @fn.
+ */
+void luo_subsystems_foreach(void (*fn)(const struct luo_subsystem_row *row,
+				       void *arg),
+			    void *arg);
+
+/**
+ * luo_sessions_foreach() - one row per session, outgoing then incoming.
+ * @fn: called under the sessions lock.
+ * @arg: passed to @fn.
+ */
+void luo_sessions_foreach(void (*fn)(const struct luo_session_row *row,
+				     void *arg),
+			  void *arg);
+
+/**
+ * luo_session_files_foreach() - one row per preserved file, outgoing
+ * sessions then incoming, each session's files in order.
+ * @fn: called under the sessions lock.
+ * @arg: passed to @fn.
+ */
+void luo_session_files_foreach(void (*fn)(const struct luo_file_row *row,
+					  void *arg),
+			       void *arg);
+struct luo_session;
+bool luo_session_has_token(struct luo_session *s, uint64_t token);
+
+/* luo_session.c, luo_file.c, luo_flb.c, luo_fd_handlers.c */
+struct luo_session;
+struct luo_file;
+int luo_sessions_in_parse(const void *luo_fdt, uint64_t sessions_pa, char *why,
+			  size_t whylen);
+int luo_flbs_in_parse(uint64_t flbs_pa, char *why, size_t whylen);
+void luo_sessions_forget(void);
+void luo_sessions_in_refuse(void);
+void luo_flbs_forget(void);
+int luo_fd_handlers_register(void);
+struct liveupdate_file_handler *luo_fd_handlers(size_t *count);
+int luo_builtin_handler_add(struct liveupdate_file_handler *fh);
+void luo_handlers_forget(void);
+void luo_sessions_in_adopt(void);
+/**
+ * luo_sessions_send_ahead() - put the outgoing files on the carrier now
+ * @rx: set to the carrier's receiving end (-1 if there are no files).
+ * @ino: set to its inode.
+ * @count: set to the number of files in flight.
+ *
+ * Spawn mode, in PREPARED with the state lock held (luo_session.c); the
+ * freeze then sends nothing more.  A cancel closes the carrier.
+ *
+ * Return: 0, or the error of sending them.
+ */
+int luo_sessions_send_ahead(int *rx, uint64_t *ino, size_t *count);
+
+/* luo_subsystems.c: registration, and the incoming values it owns */
+size_t luo_subsystems_names_len(size_t *count);
+int luo_subsystems_in_parse(const void *fdt, char *why, size_t whylen);
+void luo_subsystems_in_release(void);
+int luo_abi_in_subsystem(const char *name, uint64_t *data);
+void luo_abi_in_subsystem_mark(const char *name);
+void luo_abi_in_warn_unclaimed(void);
+void luo_subsystems_forget(void);
+
+/* lifecycle.c: the environment variable, the old address space */
+/* The handover environment variable, parsed. */
+struct luo_handover_env {
+	int arena_fd;
+	int release_fd; /* -1: no helper holds the old address space */
+	pid_t helper_pid;
+	int carrier_fd; /* -1: no files in flight */
+};
+
+int luo_parse_handover_env(const char *value, struct luo_handover_env *e);
+int luo_sessions_carrier_fd(void);
+void luo_carrier_discard_unverified(int fd);
+void luo_teardown_release(bool wait);
+void luo_discard_handover(const char *value);
+
+#endif

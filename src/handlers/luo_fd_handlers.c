@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Built-in file handlers.  The open file itself crosses the exec (on the
+ * carrier, see luo_carrier.c), so a built-in handler only has to know its
+ * kind of file: accept it, and record a u64 that describes it (shown by
+ * tools; the kernel passing the very file is what guarantees identity).
+ * What survives for each kind is in docs/preserved-files.md.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "luo_internal.h"
+
+static bool is_type(int fd, mode_t type)
+{
+	struct stat st;
+
+	return !fstat(fd, &st) && (st.st_mode & S_IFMT) == type;
+}
+
+static bool is_memfd(int fd)
+{
+	return is_type(fd, S_IFREG) && fcntl(fd, F_GET_SEALS) >= 0;
+}
+
+static bool is_anon(int fd, const char *what)
+{
+	char path[64], target[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = 0;
+	return !strcmp(target, what);
+}
+
+/* memfd: the same inode, so the same pages, size, seals and offset. */
+static bool memfd_can(struct liveupdate_file_handler *h, int fd)
+{
+	(void)h;
+	return is_memfd(fd);
+}
+
+/* The seals when preserved, for tools to show. */
+static int memfd_record(struct liveupdate_file_op_args *args)
+{
+	int seals = fcntl(args->fd, F_GET_SEALS);
+
+	args->serialized_data = seals < 0 ? 0 : (uint64_t)seals;
+	return 0;
+}
+
+/* Sockets: domain, type and whether listening. */
+static uint64_t socket_print(int fd)
+{
+	int domain = -1, type = -1, listening = 0;
+	socklen_t len = sizeof(int);
+
+	getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+	len = sizeof(int);
+	getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+	len = sizeof(int);
+	getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+	return (uint64_t)(uint32_t)domain << 32 |
+	       (uint64_t)(uint16_t)type << 16 | (listening ? 1 : 0);
+}
+
+static bool socket_can(struct liveupdate_file_handler *h, int fd)
+{
+	uint64_t p;
+	int domain, type;
+
+	(void)h;
+	if (!is_type(fd, S_IFSOCK))
+		return false;
+	p = socket_print(fd);
+	domain = (int)(p >> 32);
+	type = (int)((p >> 16) & 0xffff);
+	return (domain == AF_INET || domain == AF_INET6 || domain == AF_UNIX) &&
+	       (type == SOCK_STREAM || type == SOCK_DGRAM ||
+		type == SOCK_SEQPACKET);
+}
+
+static int socket_preserve(struct liveupdate_file_op_args *args)
+{
+	args->serialized_data = socket_print(args->fd);
+	return 0;
+}
+
+/* Pipes, FIFOs and regular files: the access mode. */
+static int accmode_preserve(struct liveupdate_file_op_args *args)
+{
+	int fl = fcntl(args->fd, F_GETFL);
+
+	args->serialized_data = fl < 0 ? 0 : (uint64_t)(fl & O_ACCMODE);
+	return 0;
+}
+
+static bool pipe_can(struct liveupdate_file_handler *h, int fd)
+{
+	(void)h;
+	return is_type(fd, S_IFIFO);
+}
+
+/* eventfd and timerfd: the counter and the timer live in the file. */
+static bool eventfd_can(struct liveupdate_file_handler *h, int fd)
+{
+	(void)h;
+	return is_anon(fd, "anon_inode:[eventfd]");
+}
+
+static bool timerfd_can(struct liveupdate_file_handler *h, int fd)
+{
+	(void)h;
+	return is_anon(fd, "anon_inode:[timerfd]");
+}
+
+static int zero_preserve(struct liveupdate_file_op_args *args)
+{
+	args->serialized_data = 0;
+	return 0;
+}
+
+static bool file_can(struct liveupdate_file_handler *h, int fd)
+{
+	(void)h;
+	return is_type(fd, S_IFREG) && fcntl(fd, F_GET_SEALS) < 0;
+}
+
+static const struct liveupdate_file_ops memfd_ops = {
+	.can_preserve = memfd_can,
+	.preserve = memfd_record,
+};
+
+static const struct liveupdate_file_ops socket_ops = {
+	.can_preserve = socket_can,
+	.preserve = socket_preserve,
+};
+
+static const struct liveupdate_file_ops pipe_ops = {
+	.can_preserve = pipe_can,
+	.preserve = accmode_preserve,
+};
+
+static const struct liveupdate_file_ops eventfd_ops = {
+	.can_preserve = eventfd_can,
+	.preserve = zero_preserve,
+};
+
+static const struct liveupdate_file_ops timerfd_ops = {
+	.can_preserve = timerfd_can,
+	.preserve = zero_preserve,
+};
+
+static const struct liveupdate_file_ops file_ops = {
+	.can_preserve = file_can,
+	.preserve = accmode_preserve,
+};
+
+static struct liveupdate_file_handler builtins[] = {
+	{.ops = &memfd_ops, .compatible = "memfd-v1"},
+	{.ops = &socket_ops, .compatible = "socket-v1"},
+	{.ops = &pipe_ops, .compatible = "pipe-v1"},
+	{.ops = &eventfd_ops, .compatible = "eventfd-v1"},
+	{.ops = &timerfd_ops, .compatible = "timerfd-v1"},
+	{.ops = &file_ops, .compatible = "file-v1"},
+};
+
+/**
+ * luo_fd_handlers() - the built-in file handlers.
+ * @count: their number.
+ *
+ * The participants' file registry adds them at luo_init().
+ *
+ * Return: the table.
+ */
+struct liveupdate_file_handler *luo_fd_handlers(size_t *count)
+{
+	*count = sizeof(builtins) / sizeof(builtins[0]);
+	return builtins;
+}

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/* Handover arena internals shared by kho_arena.c, kho_alloc.c, kho_subtree.c. */
+#ifndef LUO_SRC_KHO_INTERNAL_H
+#define LUO_SRC_KHO_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <luo/abi.h>
+
+#define KHO_HDR_SIZE ((uint64_t)sizeof(struct kho_block_header))
+#define KHO_DATA_START ((uint64_t)KHO_BLOCK_ALIGN)
+#define KHO_HUGE_SIZE (2ULL << 20)
+#define KHO_DEFAULT_RESERVE (64ULL << 30)
+/* Largest arena an incoming header may claim: 64 TiB of address space. */
+#define KHO_MAX_ARENA (1ULL << 46)
+#define KHO_NAME_MAX 63
+
+/* One arena block, as the process indexes it (sorted by offset). */
+struct kho_block {
+	uint64_t off;  /* offset of the block header */
+	uint64_t size; /* whole block, header included */
+	uint64_t payload_size;
+	uint64_t checked_size; /* incoming: payload bytes under the CRC */
+	uint32_t flags;	       /* KHO_BLOCK_* as in the header */
+	bool incoming; /* came from the previous image, not restored yet */
+};
+
+/* A published (outgoing) or received (incoming) client FDT. */
+struct kho_subtree {
+	char name[KHO_NAME_MAX + 1];
+	uint64_t off; /* payload offset of the blob */
+	bool meta;    /* the blob is the library's own (allocated checked) */
+};
+
+struct kho_arena {
+	int fd;
+	unsigned int flags; /* KHO_ARENA_* */
+	uint64_t page_size;
+	uint8_t *base;
+	uint64_t reserved; /* bytes of address space mapped */
+	uint64_t size;	   /* == header arena_size */
+
+	struct kho_block *blocks;
+	size_t nblocks, blocks_cap;
+	/* Offsets of the free blocks, unordered: allocation scans only these. */
+	uint64_t *free_offs;
+	size_t nfree, free_cap;
+
+	struct kho_subtree *out;
+	size_t nout, out_cap;
+	struct kho_subtree *in;
+	size_t nin;
+
+	bool frozen; /* no allocation changes: the handover is being built */
+	uint64_t root_fdt; /* outgoing root FDT payload offset, 0 if none */
+};
+
+extern struct kho_arena luo_kho;
+extern pthread_mutex_t luo_kho_lock;
+
+static inline uint64_t kho_round_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) / a * a;
+}
+
+static inline struct kho_arena_header *kho_header(void)
+{
+	return (struct kho_arena_header *)luo_kho.base;
+}
+
+static inline struct kho_block_header *kho_block_hdr(uint64_t off)
+{
+	return (struct kho_block_header *)(luo_kho.base + off);
+}
+
+bool luo_kho_ready(void);
+bool luo_kho_name_valid(const char *name);
+
+/* kho_arena.c */
+int luo_kho_arena_create(unsigned int arena_flags, uint64_t reserve);
+int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen);
+void luo_kho_arena_destroy(void);
+int luo_kho_arena_grow(uint64_t new_size);
+void luo_kho_header_write(void);
+void luo_kho_zero_range(uint64_t off, uint64_t len);
+
+/* kho_alloc.c */
+void luo_kho_block_write(const struct kho_block *b, uint32_t payload_crc,
+			 uint64_t checked_size);
+int luo_kho_index_insert(size_t at, const struct kho_block *b);
+int luo_kho_free_add(uint64_t off);
+struct kho_block *luo_kho_block_by_payload(uint64_t payload_off);
+int luo_kho_alloc_locked(size_t size, uint32_t flags, void **ptr);
+int luo_kho_free_locked(uint64_t payload_off);
+int luo_kho_walk_incoming(char *why, size_t whylen);
+
+/* kho_subtree.c */
+int luo_kho_parse_incoming_root(char *why, size_t whylen);
+bool luo_kho_is_published(uint64_t payload_off);
+bool luo_kho_fdt_valid(const void *fdt, size_t size);
+int luo_kho_publish(const char *name, void *fdt);
+void luo_kho_forget_incoming(void);
+
+/* Used by the LUO core. */
+int luo_kho_alloc_meta(size_t size, void **ptr);
+int luo_kho_free(void *ptr);
+void luo_kho_freeze(void);
+int luo_kho_finalize(void);
+void luo_kho_unfreeze(void);
+void luo_kho_release_unclaimed(void);
+int luo_kho_incoming_block(uint64_t payload_off, size_t min_size, bool meta,
+			   void **ptr);
+int luo_kho_fd(void);
+
+/**
+ * typedef kho_blob_fn - called by luo_kho_blobs_foreach() for one FDT blob.
+ * @name: "root" or the subtree's name.
+ * @off: its offset in the arena.
+ * @fdt: the blob.
+ * @size: its total size.
+ * @arg: the caller's argument.
+ */
+typedef void (*kho_blob_fn)(const char *name, uint64_t off, const void *fdt,
+			    uint32_t size, void *arg);
+
+/**
+ * luo_kho_blobs_foreach() - walk the root FDT and every subtree FDT.
+ * @incoming: the incoming handover's blobs, else the outgoing ones.
+ * @fn: called, under the arena lock, for each sound blob (a missing or
+ *      half-built one is skipped); it must not call the kho_* API.
+ * @arg: passed to @fn.
+ *
+ * Return: the number of blobs @fn was called for.
+ */
+size_t luo_kho_blobs_foreach(bool incoming, kho_blob_fn fn, void *arg);
+
+/* kho_trial.c: the arena during a spawn-mode trial. */
+/**
+ * luo_kho_trial_begin() - new image, adopted in spawn mode: from now on frees
+ * of handover memory are deferred (the old image's data must stay)
+ */
+void luo_kho_trial_begin(void);
+
+/**
+ * luo_kho_trial_commit() - new image, at the commit: do the deferred frees
+ */
+void luo_kho_trial_commit(void);
+
+/**
+ * luo_kho_trial_defer_free() - record a free during the trial (luo_kho_lock held)
+ * @payload_off: the block's payload offset.
+ *
+ * Return: true if deferred (the caller frees nothing now).
+ */
+bool luo_kho_trial_defer_free(uint64_t payload_off);
+
+/**
+ * luo_kho_trial_repair() - old image, after a rollback: take the arena back
+ *
+ * Block headers written again from this image's index, free blocks zeroed
+ * again, a grown memfd cut back, the header rewritten.
+ */
+void luo_kho_trial_repair(void);
+
+#endif
