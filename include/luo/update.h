@@ -62,8 +62,9 @@ enum liveupdate_mode {
  *            (and its health probe pass) this long before the commit; 0
  *            commits as soon as it calls liveupdate_finish().
  * @deadline_ms: spawn mode: the new image must reach luo_init() within
- *               this, and adopt within this after the freeze; 0 means
- *               %LIVEUPDATE_DEADLINE_DEFAULT_MS.
+ *               this, adopt within this after the freeze, and ask to
+ *               commit (liveupdate_finish()) within this after its trial;
+ *               0 means %LIVEUPDATE_DEADLINE_DEFAULT_MS.
  * @flags: LIVEUPDATE_UPDATE_* flags.
  * @progress: optional; called in the old image at each stage ("prepare",
  *            "spawn", "files", "adopted", "commit") with its duration in
@@ -88,8 +89,8 @@ struct liveupdate_update_opts {
  * @LIVEUPDATE_TXN_COMMITTED: it did not roll back.
  * @LIVEUPDATE_TXN_EXITED: the new image exited (see @exit_status).
  * @LIVEUPDATE_TXN_KILLED: the new image died by a signal (@term_signal).
- * @LIVEUPDATE_TXN_DEADLINE: it did not reach luo_init() or did not adopt
- *                           within the deadline.
+ * @LIVEUPDATE_TXN_DEADLINE: it did not reach luo_init(), adopt, or ask
+ *                           to commit within the deadline.
  * @LIVEUPDATE_TXN_REFUSED: its luo_init() refused the handover.
  * @LIVEUPDATE_TXN_LIVENESS: it stopped answering the liveness check.
  * @LIVEUPDATE_TXN_HEALTH: its health probe failed.

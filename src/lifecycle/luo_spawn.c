@@ -486,6 +486,15 @@ static int trial(struct spawn *sp, bool has_probe)
 		if (finish &&
 		    (force || (now >= trial_end && (!need_probe || healthy))))
 			return 0;
+		/* Never ready: hung after adopting, or waiting for nothing. */
+		if (!finish && now > trial_end + sp->deadline_ms * 1000000ULL) {
+			report_set(
+				sp, LIVEUPDATE_TXN_DEADLINE, -ETIMEDOUT,
+				"the new image (pid %d) did not ask to commit (liveupdate_finish() or 'luoctl commit') within %llu ms after adopting and its trial",
+				(int)sp->pid,
+				(unsigned long long)sp->deadline_ms);
+			return -ECANCELED;
+		}
 		if (now - last_pong > LIVENESS_MS * 1000000ULL) {
 			report_set(
 				sp, LIVEUPDATE_TXN_LIVENESS, -ETIMEDOUT,

@@ -15,7 +15,8 @@
  *
  * Behaviours of a new image: exit3, segv, hang-init (before luo_init()),
  * ignore (refuses the handover), health-fail (its probe fails), stop
- * (SIGSTOPs itself after adopting), giveup (asks for a rollback), tamper
+ * (SIGSTOPs itself after adopting), hang-after (hangs after adopting,
+ * never calls liveupdate_finish()), giveup (asks for a rollback), tamper
  * (exec mode: its luo_init() refuses what it is given), ok.
  */
 #define _GNU_SOURCE
@@ -151,6 +152,16 @@ static void on_rollback(const struct liveupdate_update_report *r, void *arg)
 {
 	(void)arg;
 	logf_("rollback-hook %s", liveupdate_txn_reason_name(r->reason));
+	/*
+	 * What the new image wrote into handover memory stays: it may have
+	 * rewritten the token list and died half way.  This image knows its
+	 * connections: write the list again.
+	 */
+	if (!st)
+		return;
+	st->ntokens = 0;
+	for (int i = 0; i < nconns; i++)
+		st->tokens[st->ntokens++] = conn_tok[i];
 }
 
 static void add_conn(int fd, uint64_t token)
@@ -389,8 +400,15 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(behave, "stop"))
 			raise(SIGSTOP);
-		if (!strcmp(behave, "giveup"))
-			liveupdate_txn_rollback("v2 finds the state too old");
+		/* Adopted, then its main loop hangs: it never gets ready. */
+		if (!strcmp(behave, "hang-after"))
+			for (;;)
+				pause();
+		/* It serves nothing more: the old image ends it. */
+		if (!strcmp(behave, "giveup") &&
+		    !liveupdate_txn_rollback("v2 finds the state too old"))
+			for (;;)
+				pause();
 		preserve_all();
 		if (liveupdate_finish())
 			return 1;

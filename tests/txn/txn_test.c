@@ -198,6 +198,8 @@ static const struct rcase cases[] = {
 	 false, true},
 	{"asks for a rollback", "giveup", NULL, 30000, 5000, "requested", false,
 	 true},
+	{"hangs after adopting", "hang-after", NULL, 0, 500, "deadline", false,
+	 true},
 	{"/bin/false", "-", "/bin/false", 0, 5000, "exited", false, false},
 	{"/bin/sleep 100", "-", "/bin/sleep 100", 0, 500, "deadline", false,
 	 false},
