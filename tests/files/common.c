@@ -15,10 +15,6 @@
 
 #include "common.h"
 
-int failures;
-const char *test_name = "files";
-const char *where = "";
-
 static int value_prepare(struct liveupdate_subsystem *h, uint64_t *data)
 {
 	*data = *(const uint64_t *)h->arg;

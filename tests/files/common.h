@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Helpers shared by the session and preserved-file end-to-end tests: a
- * CHECK macro that counts failures instead of stopping, /proc/self/fd
- * scans, descriptor identity, timed reads and writes, and the byte
- * pattern the streaming tests send.
+ * Helpers shared by the session and preserved-file end-to-end tests:
+ * /proc/self/fd scans, descriptor identity, timed reads and writes, and
+ * the byte pattern the streaming tests send.  The stage driver and the
+ * CHECK/REQUIRE assertions come from tests/common (stage.h, check.h).
  */
 #ifndef LUO_TESTS_FILES_COMMON_H
 #define LUO_TESTS_FILES_COMMON_H
@@ -16,41 +16,10 @@
 
 #include <luo/luo.h>
 
-extern int failures;
-extern const char *test_name; /* prefix of every message */
-extern const char *where;     /* which image or phase, in messages */
+#include "../common/stage.h"
 
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			failures++;                                            \
-			fprintf(stderr,                                        \
-				"%s: FAIL [%s] %s:%d: %s: ", test_name, where, \
-				__FILE__, __LINE__, #cond);                    \
-			fprintf(stderr, __VA_ARGS__);                          \
-			fputc('\n', stderr);                                   \
-		}                                                              \
-	} while (0)
-
-/* Integer equality, both values printed. */
-#define CHECK_EQ(a, b)                                                         \
-	do {                                                                   \
-		long long a_ = (long long)(a), b_ = (long long)(b);            \
-		CHECK(a_ == b_, "%s is %lld, expected %lld", #a, a_, b_);      \
-	} while (0)
-
-/* Setup that must work for the test to mean anything: exit 1 if not. */
-#define REQUIRE(cond, ...)                                                     \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr,                                        \
-				"%s: FATAL [%s] %s:%d: %s: ", test_name,       \
-				where, __FILE__, __LINE__, #cond);             \
-			fprintf(stderr, __VA_ARGS__);                          \
-			fputc('\n', stderr);                                   \
-			_exit(1);                                              \
-		}                                                              \
-	} while (0)
+/* This executable's path. */
+void self_exe(char *buf, size_t len);
 
 /*
  * A subsystem whose only job is to hand one u64 to the next image: the
@@ -62,9 +31,6 @@ extern const struct liveupdate_subsystem_ops test_value_ops;
 	{                                                                      \
 		.ops = &test_value_ops, .name = (name_), .arg = (value_)       \
 	}
-
-/* This executable's path, for liveupdate_reboot(). */
-void self_exe(char *buf, size_t len);
 
 /* 1 if @fd is open, 0 if not. */
 int fd_is_open(int fd);

@@ -88,16 +88,14 @@ static struct liveupdate_file_handler flaky = {
 	.compatible = "flaky-v1",
 };
 
-static int image1(const char *self)
+static int image1(void)
 {
 	struct luo_session *s;
 	struct stat sb;
 	char arg[64];
-	char *argv[] = {(char *)self, "--image2", arg, NULL};
-	int bad, good, err;
+	char *handed[] = {arg, NULL};
+	int bad, good;
 
-	where = "image 1";
-	alarm(30);
 	REQUIRE(!luo_init(NULL), "luo_init");
 	REQUIRE(!liveupdate_register_file_handler(&flaky), "register");
 	REQUIRE(!liveupdate_create_session("flaky", &s), "session");
@@ -111,10 +109,7 @@ static int image1(const char *self)
 		"preserve");
 	close(bad);
 	close(good);
-	err = liveupdate_prepare();
-	REQUIRE(!err, "prepare: %s", strerror(-err));
-	err = liveupdate_reboot(self, argv, NULL);
-	REQUIRE(0, "reboot: %s", strerror(-err));
+	stage_reboot(handed);
 	return 1;
 }
 
@@ -124,7 +119,6 @@ static int image2(const char *arg)
 	uint64_t dev, ino;
 	int inherited, fd = -1, n;
 
-	where = "image 2";
 	REQUIRE(sscanf(arg, "%" SCNu64 ":%" SCNu64, &dev, &ino) == 2,
 		"bad argument");
 	REQUIRE(!luo_init(NULL), "luo_init");
@@ -161,22 +155,23 @@ static int image2(const char *arg)
 	      "fd %d still open after liveupdate_finish(): leaked for good",
 	      inherited);
 	close(fd);
-	if (failures) {
-		fprintf(stderr, "%s: %d failures\n", test_name, failures);
-		return 1;
-	}
-	printf("%s: a refused file is refused again and closed at finish\n",
-	       test_name);
-	return 0;
+	return stage_done(
+		"a refused file is refused again and closed at finish");
 }
+
+/* Image 1 hands the refused file's "DEV:INO" to image 2. */
+static int run(const struct stage *st)
+{
+	if (st->n == 1)
+		return image1();
+	REQUIRE(st->nhanded == 1, "%d arguments from image 1, expected 1",
+		st->nhanded);
+	return image2(st->handed[0]);
+}
+
+static const struct stage_test test = {"failed-retrieve", 30, run};
 
 int main(int argc, char **argv)
 {
-	char self[4096];
-
-	test_name = "failed-retrieve";
-	if (argc > 2 && !strcmp(argv[1], "--image2"))
-		return image2(argv[2]);
-	self_exe(self, sizeof(self));
-	return image1(self);
+	return stage_main(argc, argv, &test);
 }

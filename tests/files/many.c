@@ -53,16 +53,12 @@ static void session_name(char *buf, size_t len, int k)
 	snprintf(buf, len, "many-%d", k);
 }
 
-static int image1(const char *self)
+static int image1(void)
 {
-	char *const argv[] = {(char *)self, "--image2",
-			      trusted ? "--trusted" : NULL, NULL};
 	struct luo_session *s[NSESSIONS];
 	char name[32], text[32];
 	int err;
 
-	where = "image 1";
-	alarm(30);
 	REQUIRE(!luo_init(&init_opts), "luo_init");
 	for (int k = 0; k < NSESSIONS; k++) {
 		session_name(name, sizeof(name), k);
@@ -95,10 +91,7 @@ static int image1(const char *self)
 		REQUIRE(!err, "preserve file %d: %s", i, strerror(-err));
 		close(fd);
 	}
-	err = liveupdate_prepare();
-	REQUIRE(!err, "prepare: %s", strerror(-err));
-	err = liveupdate_reboot(self, argv, NULL);
-	REQUIRE(0, "reboot: %s", strerror(-err));
+	stage_reboot(NULL);
 	return 1;
 }
 
@@ -108,7 +101,6 @@ static int image2(void)
 	char name[32], text[32], buf[32];
 	int before, after, err, wrong = 0;
 
-	where = "image 2";
 	err = luo_init(&init_opts);
 	REQUIRE(!err, "luo_init refused the handover: %s", strerror(-err));
 	before = open_fds();
@@ -162,22 +154,16 @@ static int image2(void)
 	CHECK(after <= before - NFILES,
 	      "%d descriptors after finish, %d before retrieval: the library keeps some of the %d files",
 	      after, before, NFILES);
-	if (failures) {
-		fprintf(stderr, "%s: %d failures\n", test_name, failures);
-		return 1;
-	}
-	printf("%s: %d files in %d sessions came across\n", test_name, NFILES,
-	       NSESSIONS);
-	return 0;
+	return stage_done("%d files in %d sessions came across", NFILES,
+			  NSESSIONS);
 }
 
-int main(int argc, char **argv)
+static int run(const struct stage *st)
 {
 	struct rlimit rl;
-	char self[4096];
 
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--trusted"))
+	for (int i = 0; i < st->argc; i++)
+		if (!strcmp(st->argv[i], "--trusted"))
 			trusted = true;
 	init_opts.flags = trusted ? LUO_INIT_TRUST_CARRIER : 0;
 	test_name = trusted ? "many-files-trusted" : "many-files";
@@ -187,13 +173,19 @@ int main(int argc, char **argv)
 		rl.rlim_cur = 4096;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (argc > 1 && !strcmp(argv[1], "--image2"))
+	if (st->n > 1)
 		return image2();
 	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < 2 * NFILES + 64) {
 		printf("%s: skipped, RLIMIT_NOFILE is %llu\n", test_name,
 		       (unsigned long long)rl.rlim_cur);
 		return 77;
 	}
-	self_exe(self, sizeof(self));
-	return image1(self);
+	return image1();
+}
+
+static const struct stage_test test = {"many-files", 30, run};
+
+int main(int argc, char **argv)
+{
+	return stage_main(argc, argv, &test);
 }

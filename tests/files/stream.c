@@ -262,9 +262,8 @@ static int serve(int fd, int ms)
 	return 0;
 }
 
-static void update(const char *self, int conn, int report)
+static void update(int conn, int report)
 {
-	char *const argv[] = {(char *)self, "--next", NULL};
 	struct luo_session *s;
 	char name[32];
 	int err;
@@ -280,12 +279,7 @@ static void update(const char *self, int conn, int report)
 		fatal_stop();
 	close(conn);
 	close(report);
-	err = liveupdate_prepare();
-	CHECK(!err, "prepare: %s", strerror(-err));
-	if (!err) {
-		err = liveupdate_reboot(self, argv, NULL);
-		CHECK(0, "reboot: %s", strerror(-err));
-	}
+	stage_reboot(NULL); /* returns only on failure */
 	fatal_stop();
 }
 
@@ -322,24 +316,20 @@ static void finale(int conn, int report)
 	close(report);
 }
 
-int main(int argc, char **argv __attribute__((unused)))
+/* Image 1 sets up the peer and the state; every image streams a while. */
+static int run(const struct stage *stage)
 {
 	struct luo_session *s;
-	char self[4096];
 	int conn = -1, report = -1, err;
 	uint64_t data;
 
-	test_name = "tcp-stream-20";
 	signal(SIGPIPE, SIG_IGN);
-	self_exe(self, sizeof(self));
-	if (argc < 2) {
+	if (stage->n == 1) {
 		struct sockaddr_in a = {.sin_family = AF_INET};
 		socklen_t len = sizeof(a);
 		int l, p[2];
 		pid_t pid;
 
-		where = "image 0";
-		alarm(60); /* stays armed across every exec */
 		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		REQUIRE(l >= 0 && !bind(l, (void *)&a, sizeof(a)) &&
@@ -381,7 +371,6 @@ int main(int argc, char **argv __attribute__((unused)))
 		REQUIRE(!liveupdate_register_subsystem(&sub), "register");
 		snprintf(name, sizeof(name), "stream-%u", st->updates);
 		st->updates++;
-		where = "updated image";
 		CHECK_EQ(liveupdate_get_num(), st->updates);
 		err = liveupdate_retrieve_session(name, &s);
 		REQUIRE(!err, "retrieve session %s: %s", name, strerror(-err));
@@ -405,14 +394,17 @@ int main(int argc, char **argv __attribute__((unused)))
 		fatal_stop();
 	}
 	if (st->updates < UPDATES)
-		update(self, conn, report);
+		update(conn, report);
 	finale(conn, report);
-	if (failures) {
-		fprintf(stderr, "%s: %d failures\n", test_name, failures);
-		return 1;
-	}
-	printf("%s: %llu bytes verified in order across %u live updates, %llu checksums echoed\n",
-	       test_name, (unsigned long long)st->pos, st->updates,
-	       (unsigned long long)st->echoes);
-	return 0;
+	return stage_done(
+		"%llu bytes verified in order across %u live updates, %llu checksums echoed",
+		(unsigned long long)st->pos, st->updates,
+		(unsigned long long)st->echoes);
+}
+
+static const struct stage_test test = {"tcp-stream-20", 60, run};
+
+int main(int argc, char **argv)
+{
+	return stage_main(argc, argv, &test);
 }

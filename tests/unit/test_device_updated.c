@@ -21,17 +21,14 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <cmocka.h>
-
 #include "recorder.h"
+#include "stage.h"
 
 static int jfd = -1;	   /* the first image's journal, across the exec */
 static char journal[8192]; /* this image's */
@@ -176,40 +173,35 @@ static void init_tree(void)
 }
 
 /* First image: build the tree, prepare, exec ourselves. */
-static int stage_one(const char *self)
+static int stage_one(void)
 {
 	char fdstr[16];
-	char *const argv[] = {(char *)self, "--updated", fdstr, NULL};
-	int err;
+	char *handed[] = {fdstr, NULL};
 
 	jfd = memfd_create("device-journal", 0); /* kept across the exec */
-	if (jfd < 0 || luo_init(NULL))
-		return 1;
+	REQUIRE(jfd >= 0, "memfd_create: %s", strerror(errno));
+	REQUIRE(!luo_init(NULL), "luo_init");
 	snprintf(fdstr, sizeof(fdstr), "%d", jfd);
 	init_tree();
 	for (int i = 0; i <= 8; i++)
-		if (liveupdate_device_register(&D[i].dev))
-			return 1;
+		REQUIRE(!liveupdate_device_register(&D[i].dev), "register %d",
+			i);
 	for (int i = 2; i <= 5; i++)
-		if (liveupdate_device_request(&D[i].dev, true))
-			return 1;
-	if (liveupdate_prepare())
-		return 1;
-	err = liveupdate_reboot(self, argv, NULL);
-	fprintf(stderr, "test_device_updated: reboot failed: %d\n", err);
+		REQUIRE(!liveupdate_device_request(&D[i].dev, true),
+			"request %d", i);
+	stage_reboot(handed); /* prepares, then returns only on failure */
 	return 1;
 }
 
-static void test_old_image_journal(void **state)
+static void test_old_image_journal(void)
 {
-	(void)state;
 	/* Prepare: children before parents, registration order at a depth;
 	 * reboot in the same order; then shutdown of exactly those not
 	 * preserved, children before parents, bus first if it has one. */
-	assert_string_equal(old_journal,
-			    "PD2 PB2 PD3 PB3 PD4 PB4 PD5 PB5 PD1 PB1 PD0 PB0 "
-			    "RD2 RB2 RD3 RB3 RD4 RB4 RD5 RB5 RD1 RB1 RD0 RB0 "
-			    "SD7 SB6 ");
+	CHECK_STREQ(old_journal,
+		    "PD2 PB2 PD3 PB3 PD4 PB4 PD5 PB5 PD1 PB1 PD0 PB0 "
+		    "RD2 RB2 RD3 RB3 RD4 RB4 RD5 RB5 RD1 RB1 RD0 RB0 "
+		    "SD7 SB6 ");
 }
 
 struct listing {
@@ -229,33 +221,30 @@ static int list_cb(const struct liveupdate_device_info *info, void *arg)
 	return 0;
 }
 
-static void test_incoming_listed(void **state)
+static void test_incoming_listed(void)
 {
 	struct listing l = {"", 0};
 	struct liveupdate_device_info info;
 
-	(void)state;
-	assert_int_equal(liveupdate_get_state(), LIVEUPDATE_STATE_UPDATED);
-	assert_int_equal(liveupdate_device_foreach(list_cb, &l), 0);
-	assert_string_equal(l.text, "vmm/pci0/net0(pci,virtio-net,3)0010;"
-				    "vmm/pci0/blk0(pci,virtio-blk,3)0010;"
-				    "vmm/pci0/gone0(pci,virtio-rng,3)0010;"
-				    "vmm/pci0/moved0(pci,virtio-net,3)0010;"
-				    "vmm/pci0(pci,bridge,2)0010;"
-				    "vmm(platform,vmm,1)0010;");
-	assert_int_equal(liveupdate_device_lookup("vmm/pci0/disk1", &info),
-			 -ENOENT);
-	assert_int_equal(liveupdate_device_lookup("vmm/pci0", &info), 0);
-	assert_false(info.registered);
-	assert_true(info.preserved);
+	CHECK_EQ(liveupdate_get_state(), LIVEUPDATE_STATE_UPDATED);
+	CHECK_EQ(liveupdate_device_foreach(list_cb, &l), 0);
+	CHECK_STREQ(l.text, "vmm/pci0/net0(pci,virtio-net,3)0010;"
+			    "vmm/pci0/blk0(pci,virtio-blk,3)0010;"
+			    "vmm/pci0/gone0(pci,virtio-rng,3)0010;"
+			    "vmm/pci0/moved0(pci,virtio-net,3)0010;"
+			    "vmm/pci0(pci,bridge,2)0010;"
+			    "vmm(platform,vmm,1)0010;");
+	CHECK_EQ(liveupdate_device_lookup("vmm/pci0/disk1", &info), -ENOENT);
+	CHECK_EQ(liveupdate_device_lookup("vmm/pci0", &info), 0);
+	CHECK(!info.registered, "set");
+	CHECK(info.preserved, "not set");
 }
 
-static void test_register_and_reclaim(void **state)
+static void test_register_and_reclaim(void)
 {
 	struct liveupdate_device_info info;
 	uint64_t dd = 0, bd = 0;
 
-	(void)state;
 	init_tree();
 	D[5].dev.driver = &e1000; /* moved0 comes back under another driver */
 	init(9, "new0", 1, &pci, &vnet);
@@ -263,118 +252,107 @@ static void test_register_and_reclaim(void **state)
 	rec.log_errors = 0;
 	for (int i = 0; i <= 9; i++)
 		if (i != 4 && i != 6 && i != 7 && i != 8)
-			assert_int_equal(liveupdate_device_register(&D[i].dev),
-					 0);
-	assert_int_equal(rec.log_warnings, 1); /* moved0 */
+			CHECK_EQ(liveupdate_device_register(&D[i].dev), 0);
+	CHECK_EQ(rec.log_warnings, 1); /* moved0 */
 	for (int i = 0; i <= 3; i++)
-		assert_true(liveupdate_device_preserved(&D[i].dev));
-	assert_false(liveupdate_device_preserved(&D[5].dev));
-	assert_false(liveupdate_device_preserved(&D[9].dev));
-	assert_false(liveupdate_device_reclaimed(&D[2].dev));
+		CHECK(liveupdate_device_preserved(&D[i].dev), "is not");
+	CHECK(!liveupdate_device_preserved(&D[5].dev), "is");
+	CHECK(!liveupdate_device_preserved(&D[9].dev), "is");
+	CHECK(!liveupdate_device_reclaimed(&D[2].dev), "is");
 
-	assert_int_equal(liveupdate_device_reclaim(&D[2].dev, &dd, &bd), 0);
-	assert_true(dd == data_of('D', 2));
-	assert_true(bd == data_of('B', 2));
-	assert_true(liveupdate_device_reclaimed(&D[2].dev));
-	assert_int_equal(liveupdate_device_reclaim(&D[2].dev, &dd, &bd),
-			 -EALREADY);
-	assert_int_equal(liveupdate_device_reclaim(&D[5].dev, &dd, &bd),
-			 -ESTALE);
-	assert_int_equal(liveupdate_device_reclaim(&D[9].dev, &dd, &bd),
-			 -ENOENT);
-	assert_int_equal(liveupdate_device_reclaim(&D[4].dev, &dd, &bd),
-			 -EINVAL);
-	assert_int_equal(liveupdate_device_reclaim(&D[0].dev, NULL, &bd), 0);
-	assert_true(bd == data_of('B', 0));
-	assert_int_equal(liveupdate_device_reclaim(&D[1].dev, &dd, NULL), 0);
-	assert_true(dd == data_of('D', 1));
+	CHECK_EQ(liveupdate_device_reclaim(&D[2].dev, &dd, &bd), 0);
+	CHECK_EQ(dd, data_of('D', 2));
+	CHECK_EQ(bd, data_of('B', 2));
+	CHECK(liveupdate_device_reclaimed(&D[2].dev), "is not");
+	CHECK_EQ(liveupdate_device_reclaim(&D[2].dev, &dd, &bd), -EALREADY);
+	CHECK_EQ(liveupdate_device_reclaim(&D[5].dev, &dd, &bd), -ESTALE);
+	CHECK_EQ(liveupdate_device_reclaim(&D[9].dev, &dd, &bd), -ENOENT);
+	CHECK_EQ(liveupdate_device_reclaim(&D[4].dev, &dd, &bd), -EINVAL);
+	CHECK_EQ(liveupdate_device_reclaim(&D[0].dev, NULL, &bd), 0);
+	CHECK_EQ(bd, data_of('B', 0));
+	CHECK_EQ(liveupdate_device_reclaim(&D[1].dev, &dd, NULL), 0);
+	CHECK_EQ(dd, data_of('D', 1));
 	/* Requests change only in NORMAL. */
-	assert_int_equal(liveupdate_device_request(&D[2].dev, true), -EBUSY);
-	assert_int_equal(rec.log_errors, 5);
+	CHECK_EQ(liveupdate_device_request(&D[2].dev, true), -EBUSY);
+	CHECK_EQ(rec.log_errors, 5);
 
 	/* A reclaimed device unregistered and registered again stays so. */
-	assert_int_equal(liveupdate_device_unregister(&D[9].dev), 0);
-	assert_int_equal(liveupdate_device_unregister(&D[2].dev), 0);
-	assert_int_equal(liveupdate_device_lookup("vmm/pci0/net0", &info), 0);
-	assert_false(info.registered);
-	assert_true(info.reclaimed);
-	assert_int_equal(liveupdate_device_register(&D[2].dev), 0);
-	assert_true(liveupdate_device_reclaimed(&D[2].dev));
-	assert_int_equal(liveupdate_device_lookup("vmm/pci0/gone0", &info), 0);
-	assert_false(info.registered || info.reclaimed);
+	CHECK_EQ(liveupdate_device_unregister(&D[9].dev), 0);
+	CHECK_EQ(liveupdate_device_unregister(&D[2].dev), 0);
+	CHECK_EQ(liveupdate_device_lookup("vmm/pci0/net0", &info), 0);
+	CHECK(!info.registered, "set");
+	CHECK(info.reclaimed, "not set");
+	CHECK_EQ(liveupdate_device_register(&D[2].dev), 0);
+	CHECK(liveupdate_device_reclaimed(&D[2].dev), "is not");
+	CHECK_EQ(liveupdate_device_lookup("vmm/pci0/gone0", &info), 0);
+	CHECK(!(info.registered || info.reclaimed), "registered or reclaimed");
 }
 
-static void test_finish(void **state)
+static void test_finish(void)
 {
-	(void)state;
 	journal[0] = 0;
 	rec.log_warnings = 0;
-	assert_int_equal(liveupdate_finish(), 0);
+	CHECK_EQ(liveupdate_finish(), 0);
 	/* blk0 not reclaimed; gone0 never registered; moved0 not under the
 	 * same driver: one warning each.  Finish for every preserved device
 	 * that is registered, children before parents, driver then bus. */
-	assert_int_equal(rec.log_warnings, 3);
-	assert_string_equal(journal, "FD2 FB2 FD3 FB3 FD1 FB1 FD0 FB0 ");
+	CHECK_EQ(rec.log_warnings, 3);
+	CHECK_STREQ(journal, "FD2 FB2 FD3 FB3 FD1 FB1 FD0 FB0 ");
 	for (int i = 0; i <= 3; i++) {
-		assert_true(finish_data[i][0] == data_of('D', i));
-		assert_true(finish_data[i][1] == data_of('B', i));
+		CHECK_EQ(finish_data[i][0], data_of('D', i));
+		CHECK_EQ(finish_data[i][1], data_of('B', i));
 	}
 	for (int i = 0; i <= 9; i++) {
-		assert_false(liveupdate_device_preserved(&D[i].dev));
-		assert_false(liveupdate_device_reclaimed(&D[i].dev));
+		CHECK(!liveupdate_device_preserved(&D[i].dev), "is");
+		CHECK(!liveupdate_device_reclaimed(&D[i].dev), "is");
 	}
-	assert_int_equal(liveupdate_device_reclaim(&D[3].dev, NULL, NULL),
-			 -ENODATA);
+	CHECK_EQ(liveupdate_device_reclaim(&D[3].dev, NULL, NULL), -ENODATA);
 }
 
-static void test_next_cycle(void **state)
+static void test_next_cycle(void)
 {
 	struct listing l = {"", 0};
 
-	(void)state;
-	assert_int_equal(liveupdate_device_foreach(list_cb, &l), 0);
-	assert_int_equal(l.n, 5); /* vmm pci0 blk0 moved0 net0 */
-	assert_int_equal(liveupdate_device_request(&D[3].dev, true), 0);
+	CHECK_EQ(liveupdate_device_foreach(list_cb, &l), 0);
+	CHECK_EQ(l.n, 5); /* vmm pci0 blk0 moved0 net0 */
+	CHECK_EQ(liveupdate_device_request(&D[3].dev, true), 0);
 	journal[0] = 0;
-	assert_int_equal(liveupdate_prepare(), 0);
-	assert_true(liveupdate_device_preserved(&D[3].dev));
-	assert_int_equal(liveupdate_cancel(), 0);
-	assert_string_equal(journal,
-			    "PD3 PB3 PD1 PB1 PD0 PB0 CB0 CD0 CB1 CD1 CB3 CD3 ");
+	CHECK_EQ(liveupdate_prepare(), 0);
+	CHECK(liveupdate_device_preserved(&D[3].dev), "is not");
+	CHECK_EQ(liveupdate_cancel(), 0);
+	CHECK_STREQ(journal,
+		    "PD3 PB3 PD1 PB1 PD0 PB0 CB0 CD0 CB1 CD1 CB3 CD3 ");
 }
 
-int main(int argc, char **argv)
+/* Image 2 gets the number of image 1's journal memfd. */
+static int run(const struct stage *st)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_old_image_journal),
-		cmocka_unit_test(test_incoming_listed),
-		cmocka_unit_test(test_register_and_reclaim),
-		cmocka_unit_test(test_finish),
-		cmocka_unit_test(test_next_cycle),
-	};
-	char self[4096];
 	ssize_t n;
 
-	if (argc < 3) {
-		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-		if (n < 0)
-			return 1;
-		self[n] = 0;
-		return stage_one(self);
-	}
-	jfd = atoi(argv[2]);
+	if (st->n == 1)
+		return stage_one();
+	REQUIRE(st->nhanded == 1, "%d arguments from image 1, expected 1",
+		st->nhanded);
+	jfd = atoi(st->handed[0]);
 	n = pread(jfd, old_journal, sizeof(old_journal) - 1, 0);
-	if (n < 0)
-		return 1;
+	REQUIRE(n >= 0, "the journal of image 1: %s", strerror(errno));
 	old_journal[n] = 0;
 	close(jfd);
 	jfd = -1;
 	rec_reset();
 	luo_set_log_handler(rec_log_handler, NULL);
-	if (luo_init(NULL)) {
-		fprintf(stderr,
-			"test_device_updated: the handover was refused\n");
-		return 1;
-	}
-	return cmocka_run_group_tests_name("device-updated", tests, NULL, NULL);
+	REQUIRE(!luo_init(NULL), "the handover was refused");
+	test_old_image_journal();
+	test_incoming_listed();
+	test_register_and_reclaim();
+	test_finish();
+	test_next_cycle();
+	return stage_done("devices came across the update");
+}
+
+static const struct stage_test test = {"device-updated", 0, run};
+
+int main(int argc, char **argv)
+{
+	return stage_main(argc, argv, &test);
 }
