@@ -13,7 +13,10 @@
  *   again with everything it had.
  *
  * The new image's code is the same in both modes: luo_init() adopts from
- * either.  In spawn mode liveupdate_finish() is the new image's request to
+ * either.  The old image's must stop serving at freeze (a subsystem's
+ * freeze callback) and may resume at cancel: in exec mode execve() ends
+ * its threads, in spawn mode nothing does, and from the adoption on the
+ * new image serves the same connections.  In spawn mode liveupdate_finish() is the new image's request to
  * commit; with a trial the commit waits until the new image stayed alive
  * and healthy for the trial.  See docs/architecture.md, "Spawn mode and
  * the transaction".
