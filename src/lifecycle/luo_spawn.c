@@ -450,7 +450,7 @@ static int handover(struct spawn *sp, bool *has_probe)
 			   strerror(-err));
 		return -ECANCELED;
 	}
-	luo_abi_out_set_time("exec-ns", luo_now_ns());
+	luo_abi_out_set_time(LUO_EXEC_EXEC_NS, luo_now_ns());
 	err = luo_kho_finalize();
 	if (!err)
 		err = luo_txn_send(sp->ch, LUO_TXN_ADOPT, 0, sp->o->trial_ms,
