@@ -254,6 +254,9 @@ static int cmd_update(struct client *c, int argc, char **argv)
 		printf("%s: live update to %s%s\n", c->name, path,
 		       to.spawn ? " in spawn mode" : "");
 	c->timeout_ms = c->timeout_ms < 0 ? 60000 : c->timeout_ms;
+	if (!to.spawn && !to.mode_given && !json)
+		fprintf(stderr,
+			"luoctl: exec mode: a new image that crashes after its exec cannot be rolled back; for an untested release use --mode spawn --trial 30s --health CMD\n");
 	if (to.spawn) {
 		/* The trial and both deadlines, with room to spare. */
 		long long need = (long long)to.trial_ms +
