@@ -7,7 +7,8 @@
  *
  *   txn-svc --log FILE [--port-file FILE] [--behave B] [--pid-file FILE]
  *
- * Requests, one line each: "get" -> "value V pid P marker M writes W";
+ * Requests, one line each: "get" -> "value V pid P marker M writes W
+ * scratch ok|damaged"; "probe-alloc" -> "fresh-memory zero|dirty";
  * "inc" -> "ok V"; "update MODE BEHAVE TRIAL_MS DEADLINE_MS [PATH]" runs a
  * live update into PATH (default: itself) started with --behave BEHAVE
  * ("-": none) and answers "committed PID" or "rolledback REASON EXIT SIG
@@ -16,7 +17,8 @@
  * Behaviours of a new image: exit3, segv, hang-init (before luo_init()),
  * ignore (refuses the handover), health-fail (its probe fails), stop
  * (SIGSTOPs itself after adopting), hang-after (hangs after adopting,
- * never calls liveupdate_finish()), giveup (asks for a rollback), tamper
+ * never calls liveupdate_finish()), scribble (allocates and writes 4 MiB,
+ * frees the old image's scratch block, then gives up), giveup (asks for a rollback), tamper
  * (exec mode: its luo_init() refuses what it is given), ok.
  */
 #define _GNU_SOURCE
@@ -48,7 +50,10 @@ struct state {
 	uint64_t trial_writes; /* written by new images during their trial */
 	uint64_t ntokens;
 	uint64_t tokens[MAXCONN];
+	uint64_t scratch_off; /* a block of the first image's, 256 KiB */
 };
+
+#define SCRATCH (256 << 10)
 
 static struct state *st;
 static const char *log_path, *behave = "", *pid_file;
@@ -104,7 +109,11 @@ static void sub_boot(struct liveupdate_subsystem *h, uint64_t data)
 {
 	if (strcmp(h->name, "alpha"))
 		return;
-	if (kho_restore(data, sizeof(*st), (void **)&st) || st->magic != MAGIC)
+	void *scratch;
+
+	if (kho_restore(data, sizeof(*st), (void **)&st) ||
+	    st->magic != MAGIC ||
+	    kho_restore(st->scratch_off, SCRATCH, &scratch))
 		st = NULL;
 }
 
@@ -259,6 +268,35 @@ run:
 		reply(fd, "failed %d\n", -err);
 }
 
+static bool scratch_ok(void)
+{
+	const uint8_t *p = kho_offset_to_ptr(st->scratch_off);
+
+	for (int i = 0; p && i < SCRATCH; i++)
+		if (p[i] != (uint8_t)(i * 7 + 1))
+			return false;
+	return p != NULL;
+}
+
+/* Memory allocated now must read as zero, whatever a new image wrote
+ * into the free space during a trial that rolled back. */
+static const char *probe_alloc(void)
+{
+	const char *verdict = "zero";
+	uint8_t *p[4];
+
+	for (int k = 0; k < 4; k++) {
+		if (kho_alloc_preserve(1 << 20, (void **)&p[k]))
+			return "no-memory";
+		for (int i = 0; i < (1 << 20); i++)
+			if (p[k][i])
+				verdict = "dirty";
+	}
+	for (int k = 0; k < 4; k++)
+		kho_unpreserve_free(p[k]);
+	return verdict;
+}
+
 /* One request; false if the connection is done. */
 static bool serve(int i)
 {
@@ -275,10 +313,14 @@ static bool serve(int i)
 	if (!nw)
 		return true;
 	if (!strcmp(w[0], "get"))
-		reply(conns[i], "value %llu pid %d marker %#llx writes %llu\n",
+		reply(conns[i],
+		      "value %llu pid %d marker %#llx writes %llu scratch %s\n",
 		      (unsigned long long)st->value, (int)getpid(),
 		      (unsigned long long)st->marker,
-		      (unsigned long long)st->trial_writes);
+		      (unsigned long long)st->trial_writes,
+		      scratch_ok() ? "ok" : "damaged");
+	else if (!strcmp(w[0], "probe-alloc"))
+		reply(conns[i], "fresh-memory %s\n", probe_alloc());
 	else if (!strcmp(w[0], "inc"))
 		reply(conns[i], "ok %llu\n", (unsigned long long)++st->value);
 	else if (!strcmp(w[0], "update"))
@@ -295,8 +337,14 @@ static void fresh(const char *port_file)
 	socklen_t len = sizeof(sa);
 	FILE *f;
 
-	if (kho_alloc_preserve(sizeof(*st), (void **)&st))
+	uint8_t *scratch;
+
+	if (kho_alloc_preserve(sizeof(*st), (void **)&st) ||
+	    kho_alloc_preserve(SCRATCH, (void **)&scratch))
 		exit(1);
+	for (int i = 0; i < SCRATCH; i++)
+		scratch[i] = (uint8_t)(i * 7 + 1);
+	st->scratch_off = kho_ptr_to_offset(scratch);
 	st->magic = MAGIC;
 	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (listen_fd < 0 || bind(listen_fd, (void *)&sa, sizeof(sa)) ||
@@ -404,6 +452,19 @@ int main(int argc, char **argv)
 		if (!strcmp(behave, "hang-after"))
 			for (;;)
 				pause();
+		/* Writes all over the free space, frees the old image's
+		 * scratch block, then gives up. */
+		if (!strcmp(behave, "scribble")) {
+			uint8_t *p;
+
+			for (int k = 0; k < 4; k++)
+				if (!kho_alloc_preserve(1 << 20, (void **)&p))
+					memset(p, 0xee, 1 << 20);
+			kho_unpreserve_free(kho_offset_to_ptr(st->scratch_off));
+			liveupdate_txn_rollback("scribbled and gave up");
+			for (;;)
+				pause();
+		}
 		/* It serves nothing more: the old image ends it. */
 		if (!strcmp(behave, "giveup") &&
 		    !liveupdate_txn_rollback("v2 finds the state too old"))

@@ -123,6 +123,7 @@ static const char *ask(int fd, const char *req, int timeout_ms, char *buf,
 struct view {
 	unsigned long long value, marker, writes;
 	int pid;
+	char scratch[16];
 };
 
 static int get(int fd, struct view *v)
@@ -130,8 +131,10 @@ static int get(int fd, struct view *v)
 	char buf[256];
 
 	ask(fd, "get\n", 10000, buf, sizeof(buf));
-	if (sscanf(buf, "value %llu pid %d marker %llx writes %llu", &v->value,
-		   &v->pid, &v->marker, &v->writes) != 4) {
+	if (sscanf(buf,
+		   "value %llu pid %d marker %llx writes %llu scratch %15s",
+		   &v->value, &v->pid, &v->marker, &v->writes,
+		   v->scratch) != 5) {
 		FAIL("get: answer '%s'", buf);
 		return -1;
 	}
@@ -200,6 +203,8 @@ static const struct rcase cases[] = {
 	 true},
 	{"hangs after adopting", "hang-after", NULL, 0, 500, "deadline", false,
 	 true},
+	{"scribbles over the arena", "scribble", NULL, 30000, 5000, "requested",
+	 false, true},
 	{"/bin/false", "-", "/bin/false", 0, 5000, "exited", false, false},
 	{"/bin/sleep 100", "-", "/bin/sleep 100", 0, 500, "deadline", false,
 	 false},
@@ -247,6 +252,15 @@ static void run_rollback(const struct rcase *c, int a, int b, int svc_pid)
 		FAIL("%s: trial writes %llu -> %llu", c->name, before.writes,
 		     after.writes);
 	check_cancels(c->name, c->reason);
+	/* The old image's blocks were not freed under it, and the space the
+	 * new image used reads as zero again. */
+	if (strcmp(after.scratch, "ok"))
+		FAIL("%s: the old image's scratch block is %s", c->name,
+		     after.scratch);
+	ask(b, "probe-alloc\n", 10000, buf, sizeof(buf));
+	if (strncmp(buf, "fresh-memory zero", 17))
+		FAIL("%s: memory allocated after the rollback: '%s'", c->name,
+		     buf);
 }
 
 /*
