@@ -3,12 +3,15 @@
  * DOC: fd_bench - blackout added by preserved file descriptors
  *
  * Opens N descriptors (eventfds, pipes, sockets and memfds, in turn),
- * preserves them in one session and live-updates into itself R times.
- * Each new image times the blackout: from the old image's freeze to the
- * moment it has retrieved every descriptor from the session.  Between
- * updates it re-preserves them (not timed: that is normal running).
+ * preserves them in S sessions (descriptor i in session i % S) and
+ * live-updates into itself R times.  Each new image times the blackout:
+ * from the old image's freeze to the moment it has retrieved every
+ * session and every descriptor; then how long finishing them all and
+ * liveupdate_finish() take.  Between updates it re-preserves them (not
+ * timed: that is normal running).
  *
- *   fd_bench --fds N --runs R [--warmup W] [--csv FILE] [--trust-carrier]
+ *   fd_bench --fds N [--sessions S] --runs R [--warmup W] [--csv FILE]
+ *            [--trust-carrier]
  *
  * --trust-carrier starts every image with LUO_INIT_TRUST_CARRIER, so
  * retrieval skips the per-file fstat() identity check.
@@ -41,12 +44,13 @@
 struct run {
 	uint64_t freeze_to_exec, exec_to_init, init_to_ready, total;
 	uint64_t freeze_ns;
+	uint64_t finish; /* every session finished and liveupdate_finish() */
 };
 
 /* In handover memory: the chain's state and every result so far. */
 struct state {
 	uint64_t magic;
-	uint64_t fds, runs, warmup, done;
+	uint64_t fds, sessions, runs, warmup, done;
 	uint64_t generation; /* session name suffix */
 	char csv[1024];
 	struct run run[MAX_RUNS];
@@ -131,19 +135,29 @@ static void raise_nofile(uint64_t n)
 		    errno);
 }
 
+static struct luo_session **sessions;
+
+static void session_name(char *name, size_t len, uint64_t gen, uint64_t k)
+{
+	snprintf(name, len, "fds-%llu-%llu", (unsigned long long)gen,
+		 (unsigned long long)k);
+}
+
 static void preserve_all(void)
 {
-	struct luo_session *s;
 	char name[64];
 	int err;
 
-	snprintf(name, sizeof(name), "fds-%llu",
-		 (unsigned long long)st->generation++);
-	err = liveupdate_create_session(name, &s);
-	if (err)
-		die("create session", err);
+	for (uint64_t k = 0; k < st->sessions; k++) {
+		session_name(name, sizeof(name), st->generation, k);
+		err = liveupdate_create_session(name, &sessions[k]);
+		if (err)
+			die("create session", err);
+	}
+	st->generation++;
 	for (uint64_t i = 0; i < st->fds; i++) {
-		err = liveupdate_session_preserve_fd(s, fds[i], i);
+		err = liveupdate_session_preserve_fd(sessions[i % st->sessions],
+						     fds[i], i);
 		if (err)
 			die("preserve", err);
 		close(fds[i]);
@@ -176,23 +190,26 @@ static void report(void)
 {
 	FILE *csv = st->csv[0] ? fopen(st->csv, "a") : NULL;
 
-	printf("fd_bench: %llu fds, %llu runs (+%llu warm-up)\n",
-	       (unsigned long long)st->fds,
+	printf("fd_bench: %llu fds in %llu sessions, %llu runs (+%llu warm-up)\n",
+	       (unsigned long long)st->fds, (unsigned long long)st->sessions,
 	       (unsigned long long)(st->done - st->warmup),
 	       (unsigned long long)st->warmup);
 	stats("blackout", offsetof(struct run, total), st->fds);
 	stats("freeze->exec", offsetof(struct run, freeze_to_exec), 0);
 	stats("exec->init", offsetof(struct run, exec_to_init), 0);
 	stats("retrieve all", offsetof(struct run, init_to_ready), st->fds);
+	stats("finish all", offsetof(struct run, finish), 0);
 	for (uint64_t i = st->warmup; csv && i < st->done; i++)
-		fprintf(csv, "%s,%llu,%llu,%llu,%llu,%llu,%llu\n",
+		fprintf(csv, "%s,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n",
 			trusted ? "trusted" : "checked",
 			(unsigned long long)st->fds,
+			(unsigned long long)st->sessions,
 			(unsigned long long)(i - st->warmup),
 			(unsigned long long)st->run[i].total,
 			(unsigned long long)st->run[i].freeze_to_exec,
 			(unsigned long long)st->run[i].exec_to_init,
-			(unsigned long long)st->run[i].init_to_ready);
+			(unsigned long long)st->run[i].init_to_ready,
+			(unsigned long long)st->run[i].finish);
 	if (csv)
 		fclose(csv);
 }
@@ -201,18 +218,19 @@ static void report(void)
 static void adopt(void)
 {
 	struct liveupdate_timing t;
-	struct luo_session *s;
 	char name[64];
-	uint64_t ready;
+	uint64_t ready, done;
 	int err;
 
-	snprintf(name, sizeof(name), "fds-%llu",
-		 (unsigned long long)st->generation - 1);
-	err = liveupdate_retrieve_session(name, &s);
-	if (err)
-		die("retrieve session", err);
+	for (uint64_t k = 0; k < st->sessions; k++) {
+		session_name(name, sizeof(name), st->generation - 1, k);
+		err = liveupdate_retrieve_session(name, &sessions[k]);
+		if (err)
+			die("retrieve session", err);
+	}
 	for (uint64_t i = 0; i < st->fds; i++) {
-		err = liveupdate_session_retrieve_fd(s, i, &fds[i]);
+		err = liveupdate_session_retrieve_fd(sessions[i % st->sessions],
+						     i, &fds[i]);
 		if (err)
 			die("retrieve fd", err);
 	}
@@ -225,17 +243,24 @@ static void adopt(void)
 		.init_to_ready = ready - t.adopted_ns,
 		.total = ready - t.freeze_ns,
 	};
-	st->done++;
-	err = liveupdate_session_finish(s);
-	err = err ?: liveupdate_finish();
+	for (uint64_t k = 0; k < st->sessions; k++) {
+		err = liveupdate_session_finish(sessions[k]);
+		if (err)
+			die("finish session", err);
+	}
+	err = liveupdate_finish();
 	if (err)
 		die("finish", err);
+	done = now_ns();
+	st->run[st->done].finish = done - ready;
+	st->done++;
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"fds", required_argument, NULL, 'n'},
+		{"sessions", required_argument, NULL, 's'},
 		{"runs", required_argument, NULL, 'r'},
 		{"warmup", required_argument, NULL, 'w'},
 		{"csv", required_argument, NULL, 'c'},
@@ -243,16 +268,19 @@ int main(int argc, char **argv)
 		{"trust-carrier", no_argument, NULL, 't'},
 		{NULL, 0, NULL, 0},
 	};
-	uint64_t n = 1000, runs = 10, warmup = 1;
+	uint64_t n = 1000, nsessions = 1, runs = 10, warmup = 1;
 	const char *csv = "";
 	struct luo_init_opts init = {0};
 	char *next[] = {argv[0], "--chain", NULL, NULL};
 	int c, err;
 
-	while ((c = getopt_long(argc, argv, "n:r:w:c:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:s:r:w:c:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			n = strtoull(optarg, NULL, 0);
+			break;
+		case 's':
+			nsessions = strtoull(optarg, NULL, 0);
 			break;
 		case 'r':
 			runs = strtoull(optarg, NULL, 0);
@@ -282,21 +310,30 @@ int main(int argc, char **argv)
 		if (!st)
 			die("no state from the previous image", EINVAL);
 		fds = calloc(st->fds + 1, sizeof(*fds));
+		sessions = calloc(st->sessions, sizeof(*sessions));
+		if (!fds || !sessions)
+			die("calloc", ENOMEM);
 		raise_nofile(st->fds);
 		adopt();
 	} else {
 		if (runs + warmup > MAX_RUNS || runs == 0)
 			die("--runs must be 1 to 255 with the warm-up", EINVAL);
+		if (!nsessions)
+			die("--sessions must be at least 1", EINVAL);
 		raise_nofile(n);
 		err = kho_alloc_preserve(sizeof(*st), (void **)&st);
 		if (err)
 			die("alloc", err);
 		*st = (struct state){.magic = MAGIC,
 				     .fds = n,
+				     .sessions = nsessions,
 				     .runs = runs,
 				     .warmup = warmup};
 		snprintf(st->csv, sizeof(st->csv), "%s", csv);
 		fds = calloc(n + 1, sizeof(*fds));
+		sessions = calloc(nsessions, sizeof(*sessions));
+		if (!fds || !sessions)
+			die("calloc", ENOMEM);
 		for (uint64_t i = 0; i < n; i++)
 			if ((fds[i] = open_one(i)) < 0)
 				die("open", errno);

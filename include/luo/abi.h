@@ -243,7 +243,10 @@ struct luo_session_ser {
 
 /**
  * struct luo_file_ser - one preserved file, as the kernel has it
- * @compatible: NUL-terminated compatible of its handler.
+ * @compatible: NUL-terminated compatible of its handler; "luo-closed-v1"
+ *              for a file unpreserved after freeze, which keeps its place
+ *              in the carrier stream and is closed by the new image on
+ *              arrival (an older library sees an unknown handler).
  * @data: the handler's u64.
  * @token: the service's key for it.
  *

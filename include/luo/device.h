@@ -66,7 +66,11 @@
  * state lock for reading, so they never race with a transition; called from
  * a live update callback (or from a liveupdate_device_foreach() callback)
  * they return -EDEADLK.  The flag getters take no lock.  Callbacks run with
- * the state lock held for writing.
+ * the state lock held for writing: what they may call is what a
+ * subsystem's prepare, cancel or finish may (see struct
+ * liveupdate_subsystem_ops in liveupdate.h: the kho_* calls, the getters,
+ * liveupdate_session_unpreserve_fd() and the incoming session calls);
+ * every other call returns -EDEADLK at once and logs why.
  */
 #ifndef LUO_DEVICE_H
 #define LUO_DEVICE_H

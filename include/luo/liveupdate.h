@@ -73,7 +73,8 @@ enum liveupdate_state {
  *
  * By default the old image's address space is torn down after the new
  * image is up (see docs/architecture.md, "Blackout"), by a helper child
- * that shares it; %LUO_INIT_SYNC_TEARDOWN turns that off.
+ * that shares it, started by liveupdate_prepare() and holding none of the
+ * service's descriptors; %LUO_INIT_SYNC_TEARDOWN turns that off.
  */
 struct luo_init_opts {
 	unsigned int flags;
@@ -144,13 +145,19 @@ int liveupdate_cancel(void);
  *        is set in a copy; the caller's array is not changed.
  *
  * From PREPARED, freeze runs first.  On success this does not return: the
- * same process continues as @path.  If the exec fails, every participant is
- * cancelled, the state is NORMAL again, the service keeps everything it had
- * and the exec's error is returned.
+ * same process continues as @path.  Before the devices that are not
+ * preserved are shut down, everything execve() would refuse is checked:
+ * the file, its format (an ELF executable for this machine or a "#!"
+ * line), its interpreter (dynamic loader or "#!" program) and the size of
+ * @argv and the environment.  Such a failure cancels every participant,
+ * the state is NORMAL again, the service keeps everything it had and the
+ * error is returned.  Only an exec failure no check can foresee (the file
+ * replaced meanwhile, no memory) comes after that shutdown: those devices
+ * stay shut down (a warning says so), the rest is as above.
  *
  * Return: only on failure: -EINVAL if not PREPARED or FROZEN or for a NULL
  * @path or @argv; a freeze error; the execve() error (-ENOENT, -EACCES,
- * -ENOEXEC, ...).
+ * -ENOEXEC, -E2BIG, -ELOOP, ...), found by the check or by execve().
  */
 int liveupdate_reboot(const char *path, char *const argv[], char *const envp[]);
 
@@ -226,9 +233,14 @@ int liveupdate_get_timing(struct liveupdate_timing *t);
  *
  * Takes the state lock for reading: no transition can start until
  * liveupdate_state_read_exit().  Use it around work that must not race
- * with an update, e.g. preserving an object only in NORMAL.
+ * with an update, e.g. preserving an object only in NORMAL.  It nests:
+ * a thread that holds it may call it again, and may call the library
+ * (which holds it too), without waiting behind a queued transition; only
+ * its last liveupdate_state_read_exit() releases it.  A transition
+ * started by a thread that holds it returns -EDEADLK.
  *
- * Return: 0; -EDEADLK when called from a live update callback.
+ * Return: 0; -EDEADLK when called from a subsystem's or device's live
+ * update callback (the transition holds the lock for writing).
  */
 int liveupdate_state_read_enter(void);
 
@@ -241,6 +253,19 @@ struct liveupdate_subsystem;
 
 /**
  * struct liveupdate_subsystem_ops - a subsystem's live update callbacks
+ *
+ * prepare, freeze, cancel and finish run inside the transition, which
+ * holds the state lock for writing.  From them these work: the kho_*
+ * calls, the getters (state, number, timing, subsystem data),
+ * liveupdate_session_unpreserve_fd() (cancel and freeze included), the
+ * incoming session calls (retrieve a session or fd, finish a session,
+ * list tokens) and liveupdate_session_name(); everything else
+ * (transitions, liveupdate_state_read_enter(), registration of anything,
+ * creating, preserving into or closing a session, device calls) returns
+ * -EDEADLK at once and logs why.  boot runs inside
+ * liveupdate_register_subsystem() with the state held for reading: every
+ * call but a transition works there.
+ *
  * @prepare: optional; save state while still serving.  May store a u64
  *           (typically a kho offset) in *@data.  Return 0 or -errno.
  * @freeze: optional; last changes inside the blackout; may update *@data.

@@ -25,9 +25,25 @@
  * with the first such file, unpreserved with the last, retrieved once on
  * demand in the new image, finished with the last file there.
  *
- * Error codes follow the kernel uAPI.  Outgoing changes (create, preserve,
- * unpreserve, close) are allowed in NORMAL and UPDATED and return -EBUSY
- * otherwise.
+ * Error codes follow the kernel uAPI.  Creating, preserving into and
+ * closing a session are allowed in NORMAL and UPDATED and return -EBUSY
+ * otherwise: preserve before liveupdate_prepare().  Unpreserving is
+ * allowed at any time before the exec, as in the kernel, so a connection
+ * that closes during an update is simply dropped (see
+ * liveupdate_session_unpreserve_fd()).
+ *
+ * Callbacks.  Every file handler and FLB callback runs with the library's
+ * sessions lock held by the calling thread (and the state held stable).
+ * From inside one, these calls work: liveupdate_flb_get_outgoing() (the
+ * old image: can_preserve, preserve, unpreserve, freeze, unfreeze),
+ * liveupdate_flb_get_incoming() (the new image: retrieve, finish),
+ * liveupdate_session_name(), liveupdate_session_get_tokens(), the kho_*
+ * memory calls, liveupdate_get_state(), liveupdate_get_num() and
+ * liveupdate_state_read_enter() where the callback does not run inside a
+ * transition.  Every other call of this header (sessions, files, handler
+ * and FLB registration) and every transition (prepare, freeze, cancel,
+ * reboot, finish, luo_init(), luo_exit()) returns -EDEADLK at once and
+ * logs why; none of them waits.
  */
 #ifndef LUO_SESSION_H
 #define LUO_SESSION_H
@@ -62,7 +78,9 @@ int liveupdate_create_session(const char *name, struct luo_session **session);
  * @session: set to the session.
  *
  * Return: 0; -ENOENT if the old image had no such session (or this image
- * did not start from a live update); -EINVAL if already retrieved.
+ * did not start from a live update, or @name is empty or not NUL
+ * terminated within 64 bytes: as in the kernel, no session has such a
+ * name); -EINVAL if already retrieved or @session is NULL.
  */
 int liveupdate_retrieve_session(const char *name, struct luo_session **session);
 
@@ -72,7 +90,8 @@ int liveupdate_retrieve_session(const char *name, struct luo_session **session);
  * @fd: the file; the library keeps its own reference.
  * @token: the key to retrieve it by, unique within @session.
  *
- * Return: 0; -EBADF if @fd is not open; -EEXIST if @token is taken;
+ * Return: 0; -EBADF if @fd is not open or is an O_PATH descriptor (as in
+ * the kernel); -EEXIST if @token is taken;
  * -EBUSY if this open file is already preserved (in any session) or an
  * update is in progress; -ENOENT if no handler can preserve it; -ENOSPC
  * if the session is full or the FLB table is; -EINVAL for an incoming
@@ -86,7 +105,19 @@ int liveupdate_session_preserve_fd(struct luo_session *session, int fd,
  * @session: an outgoing session.
  * @token: the file's token.
  *
- * Return: 0; -ENOENT for an unknown token; -EBUSY while updating.
+ * Allowed in every state until the exec, also from subsystem and device
+ * live update callbacks (cancel and freeze included).  The library's
+ * reference is closed at once and the token is free again at once (a
+ * cancel brings neither back).  In PREPARED the file is left out of the
+ * handover; in FROZEN it is already in flight, so its entry is marked
+ * closed and the new image closes it on arrival, without listing it.
+ * The handler's unpreserve runs (after its unfreeze, if frozen); in
+ * FROZEN the handover memory is frozen, so what that callback frees there
+ * is released in the new image instead.
+ *
+ * Return: 0; -ENOENT for an unknown token; -EINVAL for an incoming
+ * session; -EBUSY once the exec step has sealed the handover (from a
+ * device's reboot callback); -EDEADLK from a file handler or FLB callback.
  */
 int liveupdate_session_unpreserve_fd(struct luo_session *session,
 				     uint64_t token);
@@ -141,6 +172,23 @@ int liveupdate_session_close(struct luo_session *session);
  */
 const char *liveupdate_session_name(const struct luo_session *session);
 
+/**
+ * liveupdate_session_get_tokens() - the tokens of a session's files
+ * @session: a retrieved, unfinished incoming session, or an outgoing one.
+ * @tokens: filled with up to @max tokens; may be NULL if @max is 0.
+ * @max: room in @tokens.
+ *
+ * For an incoming session these are all the files the old image carried
+ * in it, retrieved or not, in the order the handover lists them; call
+ * with @max 0 first to learn how many there are.
+ *
+ * Return: the number of files in @session (if more than @max, only @max
+ * tokens were written); -EINVAL for a NULL @session, a NULL @tokens with
+ * a non-zero @max, or an incoming session not retrieved or finished.
+ */
+int liveupdate_session_get_tokens(struct luo_session *session, uint64_t *tokens,
+				  size_t max);
+
 struct liveupdate_file_handler;
 struct liveupdate_flb;
 
@@ -166,6 +214,11 @@ struct liveupdate_file_op_args {
 
 /**
  * struct liveupdate_file_ops - a file handler's callbacks
+ *
+ * Each runs with the sessions lock held; see the DOC section above for
+ * the calls allowed inside (in short: the FLB getters, the kho_* calls,
+ * liveupdate_session_name() and liveupdate_session_get_tokens()).
+ *
  * @can_preserve: required; whether this handler knows @fd's kind of file.
  * @preserve: required; save what the new image needs, into
  *            @args->serialized_data (typically a kho offset).
@@ -208,8 +261,8 @@ struct liveupdate_file_handler {
  * liveupdate_register_file_handler() - add a kind of preservable file
  * @handler: the handler; must stay valid while registered.
  *
- * Return: 0; -EINVAL for bad ops or compatible; -EEXIST if the compatible
- * is taken; -EBUSY while an update is in progress; -ENODEV before
+ * Return: 0; -EINVAL for bad ops or compatible (also the reserved
+ * "luo-closed-v1"); -EEXIST if the compatible is taken; -EBUSY while an update is in progress; -ENODEV before
  * luo_init().
  */
 int liveupdate_register_file_handler(struct liveupdate_file_handler *handler);
@@ -238,6 +291,10 @@ struct liveupdate_flb_op_args {
 
 /**
  * struct liveupdate_flb_ops - an FLB's callbacks
+ *
+ * They run inside the file handler callback or library call that causes
+ * them, with the same calls allowed (see the DOC section above).
+ *
  * @preserve: required; with the first dependent file preserved.
  * @unpreserve: optional; with the last dependent file unpreserved.
  * @retrieve: required; in the new image, once, when first asked for (or
@@ -302,7 +359,8 @@ int liveupdate_unregister_flb(struct liveupdate_file_handler *handler,
  * @flb: a registered FLB.
  * @objp: set to the object its retrieve callback produced.
  *
- * Retrieves it on the first call.
+ * Retrieves it on the first call.  Allowed inside file handler and FLB
+ * callbacks, e.g. from a handler's retrieve.
  *
  * Return: 0; -ENODATA if nothing came for it or it was finished; -ENOENT
  * if the old image did not preserve it; the retrieve callback's error.
@@ -313,6 +371,9 @@ int liveupdate_flb_get_incoming(struct liveupdate_flb *flb, void **objp);
  * liveupdate_flb_get_outgoing() - the FLB's object being preserved
  * @flb: a registered FLB.
  * @objp: set to the object its preserve callback produced.
+ *
+ * Allowed inside file handler and FLB callbacks, e.g. from a handler's
+ * preserve (the FLB is preserved before the file's own preserve runs).
  *
  * Return: 0; -ENOENT if no dependent file is preserved.
  */

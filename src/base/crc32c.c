@@ -4,6 +4,7 @@
  * kilobytes per update, so a byte-wise table is plenty.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "crc32c.h"
@@ -54,10 +55,49 @@ crc_sse42(uint32_t c, const uint8_t *p, size_t len)
 }
 #endif
 
+/*
+ * Whether the CPU has SSE4.2, asked at the first CRC, never at load:
+ * __builtin_cpu_supports() would link in libgcc's CPU detection, a
+ * constructor that runs a dozen CPUID instructions in every exec (each one
+ * traps to the hypervisor on a VM).  glibc has already asked the CPU at
+ * start-up and answers from memory; without that interface, one CPUID.
+ */
+#if defined(__x86_64__)
+#if __has_include(<sys/platform/x86.h>)
+#include <sys/platform/x86.h>
+static bool cpu_sse42(void)
+{
+	return CPU_FEATURE_ACTIVE(SSE4_2);
+}
+#else
+#include <cpuid.h>
+static bool cpu_sse42(void)
+{
+	unsigned int a, b, c, d;
+
+	__cpuid(1, a, b, c, d);
+	return c & bit_SSE4_2;
+}
+#endif
+
+static bool have_sse42(void)
+{
+	/* 0 unknown, 1 no, 2 yes; racing first callers agree. */
+	static int known;
+	int v = __atomic_load_n(&known, __ATOMIC_RELAXED);
+
+	if (!v) {
+		v = cpu_sse42() ? 2 : 1;
+		__atomic_store_n(&known, v, __ATOMIC_RELAXED);
+	}
+	return v == 2;
+}
+#endif
+
 uint32_t luo_crc32c(uint32_t seed, const void *buf, size_t len)
 {
 #if defined(__x86_64__)
-	if (__builtin_cpu_supports("sse4.2"))
+	if (have_sse42())
 		return ~crc_sse42(~seed, buf, len);
 #endif
 	return ~crc_bytes(~seed, buf, len);

@@ -18,19 +18,38 @@ static void *log_handler_arg;
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
+static void emit(enum luo_log_level level, const char *msg);
+
+/* The level LUO_LOG_LEVEL names; an unknown one is said, not ignored. */
 static int level_from_env(void)
 {
 	const char *v = getenv("LUO_LOG_LEVEL");
+	char msg[200];
 
-	if (!v)
+	if (!v || !*v)
 		return LUO_LOG_WARN;
 	if (!strcmp(v, "err") || !strcmp(v, "error") || !strcmp(v, "0"))
 		return LUO_LOG_ERR;
+	if (!strcmp(v, "warn") || !strcmp(v, "warning") || !strcmp(v, "1"))
+		return LUO_LOG_WARN;
 	if (!strcmp(v, "info") || !strcmp(v, "2"))
 		return LUO_LOG_INFO;
 	if (!strcmp(v, "debug") || !strcmp(v, "3"))
 		return LUO_LOG_DEBUG;
+	snprintf(
+		msg, sizeof(msg),
+		"LUO_LOG_LEVEL='%.40s' is not a level: use error (0), warning (1), info (2) or debug (3); using warning",
+		v);
+	emit(LUO_LOG_WARN, msg);
 	return LUO_LOG_WARN;
+}
+
+void luo_log_read_env(void)
+{
+	pthread_mutex_lock(&log_lock);
+	if (log_level < 0)
+		log_level = level_from_env();
+	pthread_mutex_unlock(&log_lock);
 }
 
 void luo_set_log_level(enum luo_log_level level)
@@ -63,11 +82,17 @@ void luo_log(enum luo_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	emit(level, msg);
+	pthread_mutex_unlock(&log_lock);
+}
+
+/* Called with log_lock held. */
+static void emit(enum luo_log_level level, const char *msg)
+{
 	if (log_handler)
 		log_handler(level, msg, log_handler_arg);
 	else
 		fprintf(stderr, "luo: %s: %s\n", level_names[level], msg);
-	pthread_mutex_unlock(&log_lock);
 }
 
 int luo_reason(char *why, size_t len, int err, const char *fmt, ...)

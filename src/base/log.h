@@ -10,6 +10,9 @@
 void luo_log(enum luo_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Read LUO_LOG_LEVEL now (luo_init()), so a bad value is said at once. */
+void luo_log_read_env(void);
+
 #define pr_err(...) luo_log(LUO_LOG_ERR, __VA_ARGS__)
 #define pr_warn(...) luo_log(LUO_LOG_WARN, __VA_ARGS__)
 #define pr_info(...) luo_log(LUO_LOG_INFO, __VA_ARGS__)

@@ -39,7 +39,9 @@ static int resize(struct luo_htable *t, size_t nb)
 
 int luo_hash_reserve(struct luo_htable *t, size_t n)
 {
-	size_t nb = 64;
+	/* Sized to @n, not more: an incoming session with one file must not
+	 * cost a 64-bucket table (16,000 of them did, in the blackout). */
+	size_t nb = 4;
 
 	while (nb < n)
 		nb *= 2;

@@ -17,6 +17,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,6 +29,32 @@
 #include "luo_internal.h"
 
 #define CMSG_BUF CMSG_SPACE(LUO_CARRIER_BATCH * sizeof(int))
+
+/*
+ * One line for a descriptor that could not be had: how many are open,
+ * the limit, and what to do (each preserved file costs the library one).
+ */
+void luo_log_fd_shortage(const char *op, const char *what, int err)
+{
+	struct rlimit rl = {0};
+	unsigned long open_fds = 0;
+	DIR *d = opendir("/proc/self/fd");
+
+	if (d) {
+		while (readdir(d))
+			open_fds++;
+		closedir(d);
+		open_fds = open_fds > 3 ? open_fds - 3 : 0; /* ., .., d */
+	}
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (err == -EMFILE || err == -ENFILE)
+		pr_err("%s: no descriptor for %s: %s (%lu open, RLIMIT_NOFILE %llu); the library holds one descriptor per preserved file: close your own descriptor once it is preserved, or raise the limit",
+		       op, what, strerror(-err), open_fds,
+		       (unsigned long long)rl.rlim_cur);
+	else
+		pr_err("%s: no descriptor for %s: %s", op, what,
+		       strerror(-err));
+}
 
 /* Room for everything: nobody reads before the exec, so never block. */
 static void grow_sndbuf(int fd, size_t n)
@@ -46,8 +74,14 @@ int luo_carrier_send(const int *fds, size_t n, int *rx, uint64_t *rx_ino)
 	struct stat st;
 	int sp[2], err = 0;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp))
-		return -errno;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp)) {
+		err = -errno;
+		luo_log_fd_shortage(
+			"liveupdate_freeze",
+			"the carrier of the preserved files (2 descriptors)",
+			err);
+		return err;
+	}
 	grow_sndbuf(sp[0], n);
 	for (size_t first = 0; first < n; first += LUO_CARRIER_BATCH) {
 		size_t k = n - first < LUO_CARRIER_BATCH ? n - first
@@ -82,8 +116,11 @@ int luo_carrier_send(const int *fds, size_t n, int *rx, uint64_t *rx_ino)
 		}
 	}
 	close(sp[0]);
-	if (!err && fstat(sp[1], &st))
+	if (!err && fstat(sp[1], &st)) {
 		err = -errno;
+		pr_err("cannot check the carrier of the preserved files: %s",
+		       strerror(errno));
+	}
 	if (err) {
 		close(sp[1]); /* drops whatever was in flight */
 		return err;

@@ -117,8 +117,11 @@ int luo_abi_out_set_carrier(int fd, uint64_t ino, uint64_t count)
 				    (uint64_t)fd) ||
 	    fdt_setprop_inplace_u64(out.fdt, node, LUO_FILES_CARRIER_INO,
 				    ino) ||
-	    fdt_setprop_inplace_u64(out.fdt, node, LUO_FILES_COUNT, count))
+	    fdt_setprop_inplace_u64(out.fdt, node, LUO_FILES_COUNT, count)) {
+		pr_err("cannot record the carrier in the LUO FDT's '%s' node",
+		       LUO_FILES_NODE);
 		return -ENOSPC;
+	}
 	return 0;
 }
 

@@ -48,8 +48,13 @@ struct luo_global {
 
 extern struct luo_global luo_global;
 
-void luo_state_write_lock(void);
+int luo_state_write_lock(const char *op);
 void luo_state_write_unlock(void);
+bool luo_state_writer(void);
+/* Hold the state stable: a read lock, or nothing if this thread already
+ * holds it for writing (a transition runs the callback that calls). */
+int luo_state_hold(void);
+void luo_state_unhold(void);
 bool luo_state_is(enum liveupdate_state s);
 void luo_set_state(enum liveupdate_state s);
 int luo_freeze_locked(void);
@@ -148,6 +153,9 @@ void luo_sessions_forget(void);
 void luo_sessions_in_refuse(void);
 void luo_flbs_forget(void);
 int luo_fd_handlers_register(void);
+struct stat;
+extern const char luo_fd_handlers_supported[];
+const char *luo_fd_kind(int fd, const struct stat *st, char *buf, size_t len);
 struct liveupdate_file_handler *luo_fd_handlers(size_t *count);
 int luo_builtin_handler_add(struct liveupdate_file_handler *fh);
 void luo_handlers_forget(void);
@@ -186,7 +194,12 @@ struct luo_handover_env {
 int luo_parse_handover_env(const char *value, struct luo_handover_env *e);
 int luo_sessions_carrier_fd(void);
 void luo_carrier_discard_unverified(int fd);
+/* luo_carrier.c: the one message for a descriptor that could not be had. */
+void luo_log_fd_shortage(const char *op, const char *what, int err);
 void luo_teardown_release(bool wait);
+void luo_teardown_adopt(int fd, pid_t pid);
+int luo_holder_prepare(void);
+void luo_holder_cancel(void);
 void luo_discard_handover(const char *value);
 
 #endif

@@ -19,6 +19,9 @@ static pthread_rwlock_t state_lock;
 static pthread_once_t state_lock_once = PTHREAD_ONCE_INIT;
 /* Set while this thread holds the write lock (and so runs callbacks). */
 static __thread bool state_writer;
+/* How many times this thread entered the read lock (held once). */
+static __thread unsigned int state_readers;
+
 static void state_lock_init(void)
 {
 	pthread_rwlockattr_t attr;
@@ -31,11 +34,22 @@ static void state_lock_init(void)
 	pthread_rwlockattr_destroy(&attr);
 }
 
-void luo_state_write_lock(void)
+/*
+ * Take the state lock for writing, or say why not: from a callback the
+ * lock is already held by this very thread (for writing by a transition,
+ * for reading by the call that runs the callback), so waiting would hang.
+ */
+int luo_state_write_lock(const char *op)
 {
+	if (state_writer || state_readers) {
+		pr_err("%s: not allowed from a live update callback, a file handler or FLB callback, or while this thread holds liveupdate_state_read_enter()",
+		       op);
+		return -EDEADLK;
+	}
 	pthread_once(&state_lock_once, state_lock_init);
 	pthread_rwlock_wrlock(&state_lock);
 	state_writer = true;
+	return 0;
 }
 
 void luo_state_write_unlock(void)
@@ -44,12 +58,24 @@ void luo_state_write_unlock(void)
 	pthread_rwlock_unlock(&state_lock);
 }
 
+bool luo_state_writer(void)
+{
+	return state_writer;
+}
+
+/*
+ * Readers are counted per thread and only the first takes the lock: the
+ * lock prefers writers, so a second read lock taken while a writer waits
+ * would wait behind that writer, which waits for the first: a deadlock.
+ */
 int liveupdate_state_read_enter(void)
 {
 	if (state_writer) {
 		pr_err("the live update state cannot be locked from inside a live update callback");
 		return -EDEADLK;
 	}
+	if (state_readers++)
+		return 0;
 	pthread_once(&state_lock_once, state_lock_init);
 	pthread_rwlock_rdlock(&state_lock);
 	return 0;
@@ -57,7 +83,19 @@ int liveupdate_state_read_enter(void)
 
 void liveupdate_state_read_exit(void)
 {
-	pthread_rwlock_unlock(&state_lock);
+	if (state_readers && !--state_readers)
+		pthread_rwlock_unlock(&state_lock);
+}
+
+int luo_state_hold(void)
+{
+	return state_writer ? 0 : liveupdate_state_read_enter();
+}
+
+void luo_state_unhold(void)
+{
+	if (!state_writer)
+		liveupdate_state_read_exit();
 }
 
 enum liveupdate_state liveupdate_get_state(void)

@@ -173,6 +173,77 @@ static struct liveupdate_file_handler builtins[] = {
 	{.ops = &file_ops, .compatible = "file-v1"},
 };
 
+/* What the built-in handlers take, for the message about what they do not. */
+const char luo_fd_handlers_supported[] =
+	"memfds, regular files, pipes and FIFOs, eventfds, timerfds, and TCP, UDP and Unix sockets (stream, datagram, seqpacket)";
+
+static const struct {
+	const char *link, *kind;
+} anon_kinds[] = {
+	{"anon_inode:[eventpoll]", "an epoll instance"},
+	{"anon_inode:inotify", "an inotify instance"},
+	{"anon_inode:[fanotify]", "a fanotify instance"},
+	{"anon_inode:[signalfd]", "a signalfd"},
+	{"anon_inode:[pidfd]", "a pidfd"},
+	{"anon_inode:[io_uring]", "an io_uring instance"},
+	{"anon_inode:[userfaultfd]", "a userfaultfd"},
+	{"anon_inode:[perf_event]", "a perf event"},
+};
+
+/*
+ * The kind of file @fd is, in words, for the message that no handler can
+ * preserve it.
+ */
+const char *luo_fd_kind(int fd, const struct stat *st, char *buf, size_t len)
+{
+	char path[64], target[128] = "";
+	int domain = -1, type = -1;
+	socklen_t sl = sizeof(int);
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	target[n > 0 ? n : 0] = 0;
+	switch (st->st_mode & S_IFMT) {
+	case S_IFCHR:
+		snprintf(buf, len, "a character device (%s)", target);
+		return buf;
+	case S_IFBLK:
+		snprintf(buf, len, "a block device (%s)", target);
+		return buf;
+	case S_IFDIR:
+		snprintf(buf, len, "a directory (%s)", target);
+		return buf;
+	case S_IFSOCK:
+		getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &sl);
+		sl = sizeof(int);
+		getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl);
+		if (domain == AF_PACKET)
+			snprintf(buf, len, "a packet socket");
+		else if (domain == AF_NETLINK)
+			snprintf(buf, len, "a netlink socket");
+		else if (type == SOCK_RAW)
+			snprintf(buf, len, "a raw socket (domain %d)", domain);
+		else
+			snprintf(buf, len, "a socket of domain %d, type %d",
+				 domain, type);
+		return buf;
+	default:
+		break;
+	}
+	for (size_t i = 0; i < sizeof(anon_kinds) / sizeof(anon_kinds[0]); i++)
+		if (!strcmp(target, anon_kinds[i].link))
+			return anon_kinds[i].kind;
+	if (!strncmp(target, "pidfd:", 6))
+		return "a pidfd";
+	if (!strncmp(target, "anon_inode:", 11))
+		snprintf(buf, len, "an anonymous-inode file (%s)", target + 11);
+	else
+		snprintf(buf, len, "a file of mode %#o (%s)",
+			 (unsigned int)st->st_mode, target);
+	return buf;
+}
+
 /**
  * luo_fd_handlers() - the built-in file handlers.
  * @count: their number.

@@ -120,7 +120,7 @@ int luo_kho_arena_create(unsigned int arena_flags, uint64_t reserve)
 
 	if (arena_flags & KHO_ARENA_HUGETLB)
 		mfd_flags |= MFD_HUGETLB;
-	luo_kho.fd = memfd_create("luo-arena", mfd_flags);
+	luo_kho.fd = memfd_create(KHO_ARENA_MEMFD_NAME, mfd_flags);
 	if (luo_kho.fd < 0) {
 		err = -errno;
 		pr_err("cannot create the handover memfd%s: %s",
@@ -211,6 +211,31 @@ void luo_kho_zero_range(uint64_t off, uint64_t len)
 	memset(luo_kho.base + off, 0, len);
 }
 
+/*
+ * Whether @fd can be an arena this library created: a memfd (sealable,
+ * no name in any file system) called "luo-arena".  A tmpfs file such as
+ * one in /dev/shm accepts F_GET_SEALS too, so the seals alone do not
+ * tell; a descriptor that fails this is not ours and is never closed.
+ */
+bool luo_kho_fd_is_arena_memfd(int fd)
+{
+	static const char want[] = "/memfd:" KHO_ARENA_MEMFD_NAME " (deleted)";
+	char path[64], target[sizeof(want) + 1];
+	struct stat st;
+	ssize_t n;
+
+	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+	    st.st_nlink != 0 || fcntl(fd, F_GET_SEALS) < 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target));
+	/* Without /proc the name cannot be read: the rest must do. */
+	if (n < 0)
+		return errno == ENOENT && access("/proc/self/fd", F_OK);
+	return (size_t)n == sizeof(want) - 1 &&
+	       !memcmp(target, want, (size_t)n);
+}
+
 /* Check what can be checked without mapping: fd type and header. */
 static int adopt_check_header(int fd, const struct stat *st,
 			      struct kho_arena_header *h, char *why,
@@ -219,9 +244,11 @@ static int adopt_check_header(int fd, const struct stat *st,
 	uint32_t crc;
 	ssize_t n;
 
-	if (!S_ISREG(st->st_mode) || fcntl(fd, F_GET_SEALS) < 0)
-		return luo_reason(why, whylen, -EBADF, "fd %d is not a memfd",
-				  fd);
+	if (!luo_kho_fd_is_arena_memfd(fd))
+		return luo_reason(
+			why, whylen, -EBADF,
+			"fd %d is not a handover arena (a memfd named '%s'); it was left alone",
+			fd, KHO_ARENA_MEMFD_NAME);
 	if ((uint64_t)st->st_size < sizeof(*h))
 		return luo_reason(
 			why, whylen, -EBADMSG,

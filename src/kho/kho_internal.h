@@ -17,6 +17,8 @@
 /* Largest arena an incoming header may claim: 64 TiB of address space. */
 #define KHO_MAX_ARENA (1ULL << 46)
 #define KHO_NAME_MAX 63
+/* The arena memfd's name: how a new image tells its arena from others. */
+#define KHO_ARENA_MEMFD_NAME "luo-arena"
 
 /* One arena block, as the process indexes it (sorted by offset). */
 struct kho_block {
@@ -82,6 +84,7 @@ bool luo_kho_name_valid(const char *name);
 /* kho_arena.c */
 int luo_kho_arena_create(unsigned int arena_flags, uint64_t reserve);
 int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen);
+bool luo_kho_fd_is_arena_memfd(int fd);
 void luo_kho_arena_destroy(void);
 int luo_kho_arena_grow(uint64_t new_size);
 void luo_kho_header_write(void);
@@ -108,6 +111,7 @@ void luo_kho_forget_incoming(void);
 int luo_kho_alloc_meta(size_t size, void **ptr);
 int luo_kho_free(void *ptr);
 void luo_kho_freeze(void);
+bool luo_kho_sealed(void);
 int luo_kho_finalize(void);
 void luo_kho_unfreeze(void);
 void luo_kho_release_unclaimed(void);

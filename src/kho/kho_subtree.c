@@ -14,17 +14,19 @@
 #include <luo/kho.h>
 
 #include "crc32c.h"
+#include "fdt_bounded.h"
 #include "kho_internal.h"
 #include "log.h"
 
 /*
  * A sound FDT of @size bytes at most.  Only version 17 blobs (what libfdt
  * writes) are accepted: libfdt 1.6.1's fdt_check_full() can crash on an
- * older header, so the header is checked on its own first.
+ * older header, and loop forever on lengths it does not bound, so every
+ * structure is bounded first (luo_fdt_bounded()).
  */
 bool luo_kho_fdt_valid(const void *fdt, size_t size)
 {
-	if (size < sizeof(struct fdt_header) || fdt_check_header(fdt) ||
+	if (!luo_fdt_bounded(fdt, size) || fdt_check_header(fdt) ||
 	    fdt_version(fdt) < 17 || fdt_totalsize(fdt) > size)
 		return false;
 	return !fdt_check_full(fdt, size);
@@ -226,6 +228,17 @@ void luo_kho_freeze(void)
 	pthread_mutex_unlock(&luo_kho_lock);
 }
 
+/* Sealed: luo_kho_finalize() checksummed the metadata; nothing may change. */
+bool luo_kho_sealed(void)
+{
+	bool sealed;
+
+	pthread_mutex_lock(&luo_kho_lock);
+	sealed = luo_kho.root_fdt != 0;
+	pthread_mutex_unlock(&luo_kho_lock);
+	return sealed;
+}
+
 /*
  * Seal the handover right before the exec: build the root FDT, checksum
  * every metadata block and point the arena header at the root.
@@ -295,13 +308,15 @@ static int incoming_fdt(uint64_t off, char *why, size_t whylen,
 int luo_kho_parse_incoming_root(char *why, size_t whylen)
 {
 	uint64_t root = kho_header()->root_fdt;
-	const void *fdt = luo_kho.base + root;
+	const void *fdt;
 	size_t n = 0;
 	int node, err;
 
+	/* The offset is checked before any pointer is formed from it. */
 	err = incoming_fdt(root, why, whylen, "root FDT");
 	if (err)
 		return err;
+	fdt = luo_kho.base + root;
 	if (fdt_node_check_compatible(fdt, 0, KHO_ROOT_COMPATIBLE))
 		return luo_reason(why, whylen, -EPROTONOSUPPORT,
 				  "root FDT is not compatible with '%s'",
@@ -355,10 +370,13 @@ void luo_kho_forget_incoming(void)
 static bool blob_visit(const char *name, uint64_t off, kho_blob_fn fn,
 		       void *arg)
 {
-	const void *fdt = luo_kho.base + off;
 	struct kho_block *blk = luo_kho_block_by_payload(off);
+	const void *fdt;
 
-	if (!off || !blk || !luo_kho_fdt_valid(fdt, blk->payload_size))
+	if (!off || !blk)
+		return false;
+	fdt = luo_kho.base + off;
+	if (!luo_kho_fdt_valid(fdt, blk->payload_size))
 		return false;
 	fn(name, off, fdt, fdt_totalsize(fdt), arg);
 	return true;

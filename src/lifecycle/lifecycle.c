@@ -14,15 +14,21 @@
  *
  * Blackout and the old address space: execve() frees the old image's page
  * tables before the new image runs, tens of milliseconds per GiB of 4 KiB
- * pages.  Unless told otherwise, a helper child created with CLONE_VM
- * shares the old address space just before the exec, so the kernel only
- * drops a reference; the helper holds it until the new image reaches
+ * pages.  Unless told otherwise, a helper child created with CLONE_VM at
+ * prepare shares the old address space, so the exec only drops a
+ * reference; it empties its copy of the descriptor table before prepare
+ * returns, so no file of the old image outlives the exec because of it.
+ * The helper holds the address space until the new image reaches
  * liveupdate_finish(), then exits and the teardown happens off the
  * blackout.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -137,20 +143,129 @@ int luo_parse_handover_env(const char *value, struct luo_handover_env *e)
 	return *p ? -EBADF : 0;
 }
 
+/* The parent of process @pid, from /proc; -1 if unknown. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	/* "pid (comm) state ppid ...": comm may hold anything, even ')' */
+	p = strrchr(buf, ')');
+	if (!p || p[1] != ' ' || !p[2] || p[3] != ' ')
+		return -1;
+	return (pid_t)strtol(p + 4, NULL, 10);
+}
+
+/*
+ * Whether process @pid holds the pipe with inode @ino and nothing else,
+ * as the helper does once it closed its copy of the old image's table:
+ * 1 yes, 0 no, 2 not yet (it holds more), -1 unreadable.
+ */
+static int holds_only_pipe(pid_t pid, uint64_t ino)
+{
+	char dir[64], path[384], target[64], want[40];
+	int found = 0, others = 0;
+	struct dirent *d;
+	DIR *dp;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	snprintf(want, sizeof(want), "pipe:[%llu]", (unsigned long long)ino);
+	dp = opendir(dir);
+	if (!dp)
+		return -1; /* not readable (a non-dumpable service, no /proc) */
+	while ((d = readdir(dp))) {
+		ssize_t n;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		n = readlink(path, target, sizeof(target) - 1);
+		target[n > 0 ? n : 0] = 0;
+		if (!strcmp(target, want))
+			found++;
+		else
+			others++;
+	}
+	closedir(dp);
+	if (!found)
+		return 0;
+	return others || found > 1 ? 2 : 1;
+}
+
+/*
+ * The helper closes its copy of the table first thing, long before the
+ * new image gets here; only a starved one needs the wait (at most 2 s,
+ * and only when something is named that still holds more).
+ */
+static int helper_holds_pipe(pid_t pid, uint64_t ino)
+{
+	int r = 2;
+
+	for (int i = 0; i < 2000 && r == 2; i++) {
+		struct timespec ms = {0, 1000000};
+
+		r = holds_only_pipe(pid, ino);
+		if (r == 2)
+			nanosleep(&ms, NULL);
+	}
+	return r == 2 ? 0 : r;
+}
+
+/*
+ * Take the teardown helper named by the environment only if it is ours:
+ * @fd the write end of a pipe, @pid a child of this process that holds
+ * that very pipe and no other descriptor.  Anything else (stdin, somebody else's
+ * pipe or child) is left alone: closing it or waiting for it would act on
+ * what the service owns.
+ */
+void luo_teardown_adopt(int fd, pid_t pid)
+{
+	struct stat st;
+	int fl;
+
+	luo_global.teardown_fd = -1;
+	luo_global.teardown_pid = 0;
+	if (fd < 0 && pid <= 0)
+		return;
+	if (fd >= 0 && pid > 0 && !fstat(fd, &st) && S_ISFIFO(st.st_mode) &&
+	    (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_ACCMODE) == O_WRONLY &&
+	    parent_of(pid) == getpid()) {
+		int held = helper_holds_pipe(pid, (uint64_t)st.st_ino);
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+		/* Unreadable: a reader on the other end must do. */
+		if (held > 0 || (held < 0 && poll(&p, 1, 0) >= 0 &&
+				 !(p.revents & (POLLERR | POLLNVAL)))) {
+			luo_global.teardown_fd = fd;
+			luo_global.teardown_pid = pid;
+			return;
+		}
+	}
+	pr_warn("the handover names descriptor %d and process %d as its teardown helper, but they are not this library's: left alone",
+		fd, (int)pid);
+}
+
 /* Drop an incoming handover unread: close what is verifiably ours. */
 void luo_discard_handover(const char *value)
 {
 	struct luo_handover_env e;
-	struct stat st;
 
 	if (luo_parse_handover_env(value, &e))
 		return;
-	if (!fstat(e.arena_fd, &st) && S_ISREG(st.st_mode) &&
-	    fcntl(e.arena_fd, F_GET_SEALS) >= 0)
+	if (luo_kho_fd_is_arena_memfd(e.arena_fd))
 		close(e.arena_fd);
 	luo_carrier_discard_unverified(e.carrier_fd);
-	luo_global.teardown_fd = e.release_fd;
-	luo_global.teardown_pid = e.helper_pid;
+	luo_teardown_adopt(e.release_fd, e.helper_pid);
 	luo_teardown_release(false);
 }
 
@@ -211,8 +326,8 @@ static int adopt_handover(const char *value, uint64_t reserve)
 	uint64_t t[4];
 
 	err = luo_parse_handover_env(value, &env);
-	luo_global.teardown_fd = err ? -1 : env.release_fd;
-	luo_global.teardown_pid = err ? 0 : env.helper_pid;
+	/* Numbers from the environment are acted on only once verified. */
+	luo_teardown_adopt(err ? -1 : env.release_fd, err ? 0 : env.helper_pid);
 	luo_global.carrier_fd = err ? -1 : env.carrier_fd;
 	arena_fd = env.arena_fd;
 	if (err) {
@@ -258,10 +373,13 @@ int luo_init(const struct luo_init_opts *opts)
 	uint64_t reserve;
 	int err = 0;
 
+	luo_log_read_env();
 	if (!opts)
 		opts = &defaults;
 	reserve = opts->arena_max ? opts->arena_max : KHO_DEFAULT_RESERVE;
-	luo_state_write_lock();
+	err = luo_state_write_lock("luo_init");
+	if (err)
+		return err;
 	if (!luo_state_is(LIVEUPDATE_STATE_UNDEFINED)) {
 		luo_state_write_unlock();
 		pr_err("luo_init: already initialised");
@@ -374,7 +492,9 @@ int liveupdate_prepare(void)
 					    0, false, __ATOMIC_RELAXED,
 					    __ATOMIC_RELAXED);
 	start = luo_now_ns();
-	luo_state_write_lock();
+	err = luo_state_write_lock("liveupdate_prepare");
+	if (err)
+		return err;
 	if (!luo_state_is(LIVEUPDATE_STATE_NORMAL)) {
 		err = wrong_state("liveupdate_prepare",
 				  luo_state_is(LIVEUPDATE_STATE_UPDATED)
@@ -398,6 +518,8 @@ int liveupdate_prepare(void)
 		luo_abi_out_destroy();
 		goto out;
 	}
+	/* Outside the blackout; on failure the exec tears down inline. */
+	luo_holder_prepare();
 	luo_abi_out_set_time(LUO_EXEC_PREPARE_NS, start);
 	luo_set_state(LIVEUPDATE_STATE_PREPARED);
 out:
@@ -427,9 +549,10 @@ int luo_freeze_locked(void)
 
 int liveupdate_freeze(void)
 {
-	int err;
+	int err = luo_state_write_lock("liveupdate_freeze");
 
-	luo_state_write_lock();
+	if (err)
+		return err;
 	err = luo_freeze_locked();
 	luo_state_write_unlock();
 	return err;
@@ -457,22 +580,26 @@ static struct {
 	int release_fd; /* our end; the holder exits when it closes */
 	int hold_fd;	/* the holder's end, closed in the parent */
 	void *stack;
-	/* The old arena mapping, which the holder unmaps slice by slice. */
+	int ready; /* futex: the holder's descriptor table is empty */
+	/* The old arena mapping, which the holder unmaps slice by slice
+	 * (or whole, on huge pages). */
 	uint8_t *arena;
 	uint64_t arena_len;
-	/* Set by the holder once its copy of the descriptor table is closed;
-	 * the exec waits for it (a futex word in the shared address space). */
-	uint32_t closed;
+	bool huge;
 } holder = {.release_fd = -1, .hold_fd = -1};
 
 /*
- * Tearing down a large mapping in one go stalls the new image's page
- * faults on the same memfd for as long as it takes (tens of ms per GiB
- * seen on a VM).  In 16 MiB slices with a pause between them, each stall
- * is short and the new image's faults get through in between.
+ * Tearing down a large 4 KiB-page mapping in one go stalls the new
+ * image's page faults on the same memfd for as long as it takes (tens of
+ * ms per GiB seen on a VM).  In 16 MiB slices each stall is short and the
+ * new image's faults get through in between; no pause is needed between
+ * slices (a 0.2 ms sleep after each of 256 slices kept 4 GiB alive
+ * 50-75 ms longer).
+ * Huge-page mappings (hugetlb, shmem THP) have 512 times fewer entries
+ * and go in one munmap: 4 GiB in ~1-5 ms, the new image's faults held up
+ * ~1.5 ms at most (bench/results/teardown.md).
  */
 #define HOLDER_SLICE (16ULL << 20)
-#define HOLDER_PAUSE_NS 200000
 
 /* The fds travel by value: the parent changes @holder right after clone. */
 #define HOLDER_ARG(hold, release)                                              \
@@ -527,36 +654,36 @@ __attribute__((no_sanitize_address)) static int holder_main(void *arg)
 {
 	uint64_t fds = (uintptr_t)arg;
 	int hold = (int)(uint32_t)fds;
+	uint64_t len, slice;
 	char c;
 
-	/* Its copy of the descriptor table must not keep the old image's
-	 * files open past the exec: keep only the pipe it waits on. */
+	/*
+	 * Its copy of the descriptor table must not keep any of the old
+	 * image's files open: keep only the pipe it waits on, and say so
+	 * before the service goes on (and long before the exec).
+	 */
 	if (hold > 0)
 		syscall(SYS_close_range, 0, hold - 1, 0);
 	syscall(SYS_close_range, hold + 1, ~0U, 0);
-	__atomic_store_n(&holder.closed, 1, __ATOMIC_SEQ_CST);
-	syscall(SYS_futex, &holder.closed, FUTEX_WAKE, 1, NULL, NULL, 0);
+	__atomic_store_n(&holder.ready, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &holder.ready, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	while (syscall(SYS_read, hold, &c, 1) < 0)
 		;
-	for (uint64_t off = 0;
-	     off < __atomic_load_n(&holder.arena_len, __ATOMIC_SEQ_CST);
-	     off += HOLDER_SLICE) {
-		struct timespec pause = {0, HOLDER_PAUSE_NS};
-		uint64_t len = holder.arena_len - off < HOLDER_SLICE
-				       ? holder.arena_len - off
-				       : HOLDER_SLICE;
-
-		syscall(SYS_munmap, holder.arena + off, len);
-		syscall(SYS_nanosleep, &pause, NULL);
-	}
+	len = __atomic_load_n(&holder.arena_len, __ATOMIC_SEQ_CST);
+	slice = holder.huge ? len : HOLDER_SLICE;
+	for (uint64_t off = 0; off < len; off += slice)
+		syscall(SYS_munmap, holder.arena + off,
+			len - off < slice ? len - off : slice);
 	syscall(SYS_exit, 0);
 	return 0;
 }
 
+/* Stop the helper without unmapping anything: this address space lives on
+ * (cancel, failed exec, refused prepare). */
 static void holder_stop(void)
 {
-	/* The exec failed: this address space lives on, unmap nothing.  The
-	 * holder shares it and reads this only after the close wakes it. */
+	/* The holder shares this memory and reads it only after the close
+	 * wakes it. */
 	__atomic_store_n(&holder.arena_len, 0, __ATOMIC_SEQ_CST);
 	if (holder.release_fd >= 0)
 		close(holder.release_fd);
@@ -571,70 +698,237 @@ static void holder_stop(void)
 	holder.stack = NULL;
 }
 
-static int holder_start(void)
+/* Wait until the helper has emptied its descriptor table; false if it
+ * died first. */
+static bool holder_wait_ready(void)
 {
-	int fds[2];
+	while (!__atomic_load_n(&holder.ready, __ATOMIC_SEQ_CST)) {
+		struct timespec step = {0, 20000000};
 
-	if (pipe2(fds, O_CLOEXEC))
-		return -errno;
+		syscall(SYS_futex, &holder.ready, FUTEX_WAIT_PRIVATE, 0, &step,
+			NULL, 0);
+		if (!__atomic_load_n(&holder.ready, __ATOMIC_SEQ_CST) &&
+		    waitpid(holder.pid, NULL, WNOHANG) == holder.pid) {
+			holder.pid = 0;
+			return false;
+		}
+	}
+	return true;
+}
+
+/**
+ * luo_holder_prepare() - start the helper that will hold the old address
+ * space across the exec
+ *
+ * Called by liveupdate_prepare(), outside the blackout.  The helper's copy
+ * of the descriptor table is emptied (all but its own pipe end) before
+ * this returns, so from the exec on no process but the new image holds any
+ * of this image's files (a listening port can be bound again at once).
+ * Nothing happens with LUO_INIT_SYNC_TEARDOWN.
+ *
+ * Return: 0, or a negative errno after a warning line: the update goes on
+ * with the teardown inside execve().
+ */
+int luo_holder_prepare(void)
+{
+	int fds[2], err;
+
+	if (luo_global.init_flags & LUO_INIT_SYNC_TEARDOWN)
+		return 0;
+	if (pipe2(fds, O_CLOEXEC)) {
+		err = -errno;
+		goto fail;
+	}
 	holder.hold_fd = fds[0];
 	holder.release_fd = fds[1];
+	holder.ready = 0;
+	holder.arena = NULL;
+	holder.arena_len = 0;
 	holder.stack = mmap(NULL, HOLDER_STACK, PROT_READ | PROT_WRITE,
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (holder.stack == MAP_FAILED) {
 		holder.stack = NULL;
 		holder_stop();
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto fail;
 	}
-	holder.arena = luo_kho.base;
-	holder.arena_len = luo_kho.size;
-	holder.closed = 0;
 	holder.pid = clone(holder_main, (char *)holder.stack + HOLDER_STACK,
 			   CLONE_VM | SIGCHLD,
 			   HOLDER_ARG(holder.hold_fd, holder.release_fd));
 	if (holder.pid < 0) {
-		int err = -errno;
-
+		err = -errno;
 		holder.pid = 0;
 		holder_stop();
-		return err;
+		goto fail;
 	}
 	close(holder.hold_fd);
 	holder.hold_fd = -1;
-	/*
-	 * Until the holder has closed its copy of our descriptors, the old
-	 * image's files (a listening socket above all) outlive the exec in
-	 * it: a new image that drops one and binds its address again would
-	 * find it still in use.  So wait for that, a few microseconds; at
-	 * most a second, should the holder have been killed meanwhile.
-	 */
-	for (int i = 0;
-	     i < 1000 && !__atomic_load_n(&holder.closed, __ATOMIC_SEQ_CST);
-	     i++) {
-		struct timespec ms = {0, 1000000};
-
-		syscall(SYS_futex, &holder.closed, FUTEX_WAIT, 0, &ms, NULL, 0);
+	if (!holder_wait_ready()) {
+		holder_stop();
+		err = -ECHILD;
+		goto fail;
 	}
-	if (!__atomic_load_n(&holder.closed, __ATOMIC_SEQ_CST))
-		pr_warn("the old address space holder (pid %d) did not close its copy of the descriptors within 1 s; the old image's files may outlive the update until it does",
-			(int)holder.pid);
-	/* Our end must reach the new image. */
-	fcntl(holder.release_fd, F_SETFD, 0);
+	return 0;
+fail:
+	pr_warn("cannot start the helper that keeps the old address space aside (%s); the exec will tear it down inline",
+		strerror(-err));
+	return err;
+}
+
+/**
+ * luo_holder_cancel() - stop the helper of an update that will not happen
+ *
+ * Called when a prepared or frozen update is cancelled (and so after a
+ * failed exec).  Unmaps nothing.  Safe to call without a helper.
+ */
+void luo_holder_cancel(void)
+{
+	holder_stop();
+}
+
+/* Whether binfmt_misc has handlers: then any format may run. */
+static bool binfmt_misc_handlers(void)
+{
+	DIR *d = opendir("/proc/sys/fs/binfmt_misc");
+	struct dirent *e;
+	bool any = false;
+
+	if (!d)
+		return false;
+	while (!any && (e = readdir(d)))
+		any = e->d_name[0] != '.' && strcmp(e->d_name, "register") &&
+		      strcmp(e->d_name, "status");
+	closedir(d);
+	return any;
+}
+
+static int precheck_file(const char *path, int depth);
+
+/*
+ * An ELF file: an executable or shared object for this machine (when of
+ * this word size; the kernel may run the other one), and its program
+ * interpreter (the dynamic loader) present.
+ */
+static int precheck_elf(int fd, const unsigned char *buf, size_t n, int depth)
+{
+	Elf64_Ehdr eh;
+	char interp[PATH_MAX];
+
+	if (n < EI_NIDENT + 4)
+		return -ENOEXEC;
+	if (buf[EI_CLASS] != ELFCLASS64)
+		return 0; /* 32-bit: compat emulation decides; not checked */
+	if (n < sizeof(eh))
+		return -ENOEXEC;
+	memcpy(&eh, buf, sizeof(eh));
+	if ((eh.e_type != ET_EXEC && eh.e_type != ET_DYN) ||
+	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 4096)
+		return -ENOEXEC;
+#if defined(__x86_64__)
+	if (eh.e_machine != EM_X86_64)
+		return -ENOEXEC;
+#elif defined(__aarch64__)
+	if (eh.e_machine != EM_AARCH64)
+		return -ENOEXEC;
+#endif
+	for (unsigned int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+
+		if (pread(fd, &ph, sizeof(ph),
+			  (off_t)(eh.e_phoff + (uint64_t)i * sizeof(ph))) !=
+		    (ssize_t)sizeof(ph))
+			return -ENOEXEC;
+		if (ph.p_type != PT_INTERP)
+			continue;
+		if (ph.p_filesz < 2 || ph.p_filesz > sizeof(interp) ||
+		    pread(fd, interp, ph.p_filesz, (off_t)ph.p_offset) !=
+			    (ssize_t)ph.p_filesz ||
+		    interp[ph.p_filesz - 1])
+			return -ENOEXEC;
+		return precheck_file(interp, depth + 1);
+	}
 	return 0;
 }
 
-/* The errors execve() would give for a missing or non-executable file. */
-static int exec_precheck(const char *path)
+/* A "#!" line: its interpreter must be runnable itself. */
+static int precheck_script(const unsigned char *buf, size_t n, int depth)
 {
-	struct stat st;
+	char interp[PATH_MAX];
+	size_t i = 2, k = 0;
 
+	while (i < n && (buf[i] == ' ' || buf[i] == '\t'))
+		i++;
+	while (i < n && buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' &&
+	       buf[i] && k + 1 < sizeof(interp))
+		interp[k++] = (char)buf[i++];
+	interp[k] = 0;
+	/* No interpreter, or a name cut off by the kernel's 256 bytes. */
+	if (!k || (i >= n && n == 256))
+		return -ENOEXEC;
+	return precheck_file(interp, depth + 1);
+}
+
+/*
+ * The errors execve() would give, found before the devices' reboot step
+ * shuts anything down: the file missing or not an executable regular
+ * file, a format the kernel cannot run (no ELF executable for this
+ * machine, no "#!" line, unless binfmt_misc has handlers), an
+ * interpreter (dynamic loader or "#!" program) missing or unrunnable, or
+ * interpreters nested deeper than the kernel follows.
+ */
+static int precheck_file(const char *path, int depth)
+{
+	unsigned char buf[256];
+	struct stat st;
+	ssize_t n;
+	int fd, err;
+
+	if (depth > 4)
+		return -ELOOP;
 	if (stat(path, &st))
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EACCES;
 	if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS))
 		return -errno;
-	return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* executable but unreadable: cannot look inside */
+	n = pread(fd, buf, sizeof(buf), 0);
+	if (n >= 4 && !memcmp(buf, ELFMAG, SELFMAG))
+		err = precheck_elf(fd, buf, (size_t)n, depth);
+	else if (n >= 2 && buf[0] == '#' && buf[1] == '!')
+		err = precheck_script(buf, (size_t)n, depth);
+	else
+		err = binfmt_misc_handlers() ? 0 : -ENOEXEC;
+	close(fd);
+	return err;
+}
+
+/* Arguments and environment within what execve() takes. */
+static int precheck_args(char *const argv[], char *const envp[])
+{
+	long max = sysconf(_SC_ARG_MAX);
+	size_t total = 0;
+
+	for (int k = 0; k < 2; k++) {
+		for (char *const *p = k ? envp : argv; *p; p++) {
+			size_t len = strlen(*p) + 1;
+
+			if (len > 32 * 4096) /* one string at most */
+				return -E2BIG;
+			total += len + sizeof(char *);
+		}
+	}
+	return max > 0 && total > (size_t)max ? -E2BIG : 0;
+}
+
+static int exec_precheck(const char *path, char *const argv[],
+			 char *const envp[])
+{
+	int err = precheck_file(path, 0);
+
+	return err ? err : precheck_args(argv, envp);
 }
 
 static bool is_var(const char *entry, const char *name)
@@ -683,7 +977,6 @@ static void free_env(char **env)
 
 int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 {
-	bool async = !(luo_global.init_flags & LUO_INIT_SYNC_TEARDOWN);
 	char value[64], *back = NULL;
 	char **env = NULL;
 	int err, fd, carrier;
@@ -692,7 +985,9 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 		pr_err("liveupdate_reboot: needs a path and argv with at least argv[0]");
 		return -EINVAL;
 	}
-	luo_state_write_lock();
+	err = luo_state_write_lock("liveupdate_reboot");
+	if (err)
+		return err;
 	if (luo_state_is(LIVEUPDATE_STATE_PREPARED)) {
 		err = luo_freeze_locked();
 		if (err)
@@ -708,9 +1003,14 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 	if (err)
 		goto cancel;
 	fd = luo_kho_fd();
-	if (async && (err = holder_start()))
-		pr_warn("cannot keep the old address space aside (%s); the exec will tear it down inline",
-			strerror(-err));
+	if (holder.pid > 0) {
+		/* Read by the holder only once the new image lets it go. */
+		holder.arena = luo_kho.base;
+		holder.huge =
+			luo_kho.flags & (KHO_ARENA_HUGETLB | KHO_ARENA_THP);
+		__atomic_store_n(&holder.arena_len, luo_kho.size,
+				 __ATOMIC_SEQ_CST);
+	}
 	carrier = luo_sessions_carrier_fd();
 	if (carrier >= 0)
 		snprintf(value, sizeof(value), "%d,%d,%d,%d", fd,
@@ -725,14 +1025,16 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 	env = handover_env(envp ? envp : environ, value, back);
 	if (!env) {
 		err = -ENOMEM;
+		pr_err("liveupdate_reboot: out of memory copying the environment; live update cancelled");
 		goto cancel;
 	}
 	/*
 	 * The devices' reboot step shuts down those not preserved, which
-	 * cannot be undone: fail the usual ways (no such file, not an
-	 * executable file) before it runs.
+	 * cannot be undone: fail every way the kernel would (no such file,
+	 * not executable, bad format, interpreter missing, arguments too
+	 * long) before it runs.
 	 */
-	err = exec_precheck(path);
+	err = exec_precheck(path, argv, env);
 	if (err)
 		goto exec_failed;
 	err = luo_participants_reboot();
@@ -740,6 +1042,9 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 		goto cancel;
 	fcntl(fd, F_SETFD, 0);
 	luo_exec_rollback_inherit(true);
+	/* Our end of the holder's pipe must reach the new image. */
+	if (holder.pid > 0)
+		fcntl(holder.release_fd, F_SETFD, 0);
 	fflush(NULL);
 	execve(path, argv, env);
 	err = -errno;
@@ -751,8 +1056,7 @@ cancel:
 	luo_exec_rollback_inherit(false);
 	free(back);
 	free_env(env);
-	holder_stop();
-	luo_cancel_locked();
+	luo_cancel_locked(); /* stops the holder too */
 out:
 	luo_state_write_unlock();
 	return err;
@@ -762,6 +1066,7 @@ void luo_cancel_locked(void)
 {
 	for (size_t i = NPARTICIPANTS; i--;)
 		participants[i]->cancel();
+	luo_holder_cancel();
 	luo_kho_unfreeze();
 	luo_abi_out_destroy();
 	luo_set_state(LIVEUPDATE_STATE_NORMAL);
@@ -769,9 +1074,10 @@ void luo_cancel_locked(void)
 
 int liveupdate_cancel(void)
 {
-	int err = 0;
+	int err = luo_state_write_lock("liveupdate_cancel");
 
-	luo_state_write_lock();
+	if (err)
+		return err;
 	if (luo_spawn_handed_over()) {
 		pr_err("liveupdate_cancel: this old image committed its update: the new process serves now; end this one");
 		err = -ESRCH;
@@ -795,9 +1101,10 @@ int liveupdate_finish(void)
 
 int luo_finish_now(void)
 {
-	int err = 0;
+	int err = luo_state_write_lock("liveupdate_finish");
 
-	luo_state_write_lock();
+	if (err)
+		return err;
 	if (!luo_state_is(LIVEUPDATE_STATE_UPDATED)) {
 		err = wrong_state("liveupdate_finish",
 				  "only updated can be finished");
@@ -820,7 +1127,8 @@ int luo_exit(void)
 {
 	enum liveupdate_state s;
 
-	luo_state_write_lock();
+	if (luo_state_write_lock("luo_exit"))
+		return -EDEADLK;
 	s = liveupdate_get_state();
 	if (s == LIVEUPDATE_STATE_PREPARED || s == LIVEUPDATE_STATE_FROZEN) {
 		luo_state_write_unlock();

@@ -103,6 +103,12 @@ const char *liveupdate_txn_reason_name(enum liveupdate_txn_reason r)
 							      : "unknown";
 }
 
+/* Cannot fail here: liveupdate_update() refused callbacks (-EDEADLK). */
+static void state_lock(void)
+{
+	(void)luo_state_write_lock("liveupdate_update");
+}
+
 /* One update in flight. */
 struct spawn {
 	const struct liveupdate_update_opts *o;
@@ -114,6 +120,7 @@ struct spawn {
 	bool locked; /* we hold the state write lock */
 	bool adopt_sent;
 	uint64_t start_ns, deadline_ms;
+	uint64_t ahead_ino; /* the carrier sent ahead, 0 if none */
 };
 
 static void progress(struct spawn *sp, const char *stage, uint64_t ns)
@@ -316,7 +323,7 @@ static int rollback(struct spawn *sp)
 		close(sp->pidfd);
 	sp->ch = sp->pidfd = -1;
 	if (!sp->locked)
-		luo_state_write_lock();
+		state_lock();
 	sp->locked = true;
 	if (sp->adopt_sent)
 		luo_kho_trial_repair();
@@ -408,7 +415,7 @@ static int prelaunch(struct spawn *sp)
 		return -ECANCELED;
 	progress(sp, "spawn", luo_now_ns() - t0);
 	t0 = luo_now_ns();
-	luo_state_write_lock();
+	state_lock();
 	err = luo_state_is(LIVEUPDATE_STATE_PREPARED)
 		      ? luo_sessions_send_ahead(&rx, &ino, &count)
 		      : -EINVAL;
@@ -431,8 +438,34 @@ static int prelaunch(struct spawn *sp)
 	if (expect(sp, LUO_TXN_FILES_OK, &m, NULL, ms_from_now(sp->deadline_ms),
 		   "receive the files"))
 		return -ECANCELED;
+	sp->ahead_ino = ino;
 	progress(sp, "files", luo_now_ns() - t0);
 	return 0;
+}
+
+/*
+ * Files dropped after prepare are sent again at freeze, on a new carrier:
+ * pass that one too (inside the blackout, only in that case).
+ */
+static int files_again(struct spawn *sp)
+{
+	struct luo_txn_msg m;
+	uint64_t ino;
+	size_t count;
+	int err, rx;
+
+	err = luo_sessions_send_ahead(&rx, &ino, &count);
+	if (err || !count || ino == sp->ahead_ino)
+		return err;
+	err = luo_txn_send(sp->ch, LUO_TXN_FILES, 0, ino, count, NULL, rx);
+	if (err) {
+		report_set(sp, LIVEUPDATE_TXN_CHANNEL, err,
+			   "cannot pass the files to the new image: %s",
+			   strerror(-err));
+		return -ECANCELED;
+	}
+	return expect(sp, LUO_TXN_FILES_OK, &m, NULL,
+		      ms_from_now(sp->deadline_ms), "receive the files");
 }
 
 /* The blackout: freeze, seal, hand the arena over, wait for adopted. */
@@ -442,12 +475,20 @@ static int handover(struct spawn *sp, bool *has_probe)
 	uint64_t t0 = luo_now_ns();
 	int err;
 
-	luo_state_write_lock();
+	state_lock();
 	sp->locked = true;
 	err = luo_freeze_locked();
 	if (err) {
 		report_set(sp, LIVEUPDATE_TXN_FAILED, err, "freeze failed: %s",
 			   strerror(-err));
+		return -ECANCELED;
+	}
+	err = files_again(sp);
+	if (err) {
+		if (err != -ECANCELED)
+			report_set(sp, LIVEUPDATE_TXN_FAILED, err,
+				   "cannot pass the files again: %s",
+				   strerror(-err));
 		return -ECANCELED;
 	}
 	luo_abi_out_set_time(LUO_EXEC_EXEC_NS, luo_now_ns());
@@ -588,7 +629,7 @@ static int update_spawn(const struct liveupdate_update_opts *o,
 	err = prelaunch(&sp);
 	if (err && !sp.pid) {
 		/* Nothing started: a plain failed update. */
-		luo_state_write_lock();
+		state_lock();
 		if (luo_state_is(LIVEUPDATE_STATE_PREPARED))
 			luo_cancel_locked();
 		luo_state_write_unlock();

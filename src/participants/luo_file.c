@@ -86,6 +86,11 @@ static int handler_add(struct liveupdate_file_handler *fh, bool builtin)
 		pr_err("liveupdate_register_file_handler: needs can_preserve, preserve and a compatible of 1 to 47 printable bytes");
 		return -EINVAL;
 	}
+	if (!strcmp(fh->compatible, LUO_FILE_CLOSED_COMPATIBLE)) {
+		pr_err("liveupdate_register_file_handler: '%s' is reserved: it marks a file unpreserved after freeze",
+		       fh->compatible);
+		return -EINVAL;
+	}
 	for (struct liveupdate_file_handler *h = handlers; h; h = h->next) {
 		if (h == fh || !strcmp(h->compatible, fh->compatible)) {
 			pr_err("liveupdate_register_file_handler: '%s' is already registered",
@@ -148,10 +153,12 @@ int liveupdate_register_file_handler(struct liveupdate_file_handler *fh)
 	if (err)
 		return err;
 	err = handler_check_state("liveupdate_register_file_handler");
+	err = err
+		      ?: luo_sessions_lock_enter(
+				 "liveupdate_register_file_handler");
 	if (!err) {
-		pthread_mutex_lock(&luo_sessions_lock);
 		err = handler_add(fh, false);
-		pthread_mutex_unlock(&luo_sessions_lock);
+		luo_sessions_lock_leave();
 	}
 	liveupdate_state_read_exit();
 	return err;
@@ -165,9 +172,11 @@ int liveupdate_unregister_file_handler(struct liveupdate_file_handler *fh)
 	if (err)
 		return err;
 	err = handler_check_state("liveupdate_unregister_file_handler");
+	err = err
+		      ?: luo_sessions_lock_enter(
+				 "liveupdate_unregister_file_handler");
 	if (err)
 		goto out;
-	pthread_mutex_lock(&luo_sessions_lock);
 	err = -ENOENT;
 	for (pp = &handlers; *pp; pp = &(*pp)->next) {
 		if (*pp != fh)
@@ -183,7 +192,7 @@ int liveupdate_unregister_file_handler(struct liveupdate_file_handler *fh)
 		}
 		break;
 	}
-	pthread_mutex_unlock(&luo_sessions_lock);
+	luo_sessions_lock_leave();
 out:
 	liveupdate_state_read_exit();
 	return err;
@@ -291,10 +300,18 @@ int luo_file_preserve(struct luo_session *s, int fd, uint64_t token)
 	struct liveupdate_file_op_args args;
 	struct luo_file *f;
 	struct stat st;
-	int err;
+	int err, fl;
 
-	if (fd < 0 || fstat(fd, &st))
+	if (fd < 0 || fstat(fd, &st) || (fl = fcntl(fd, F_GETFL)) < 0) {
+		pr_err("liveupdate_session_preserve_fd: fd %d is not open", fd);
 		return -EBADF;
+	}
+	/* As the kernel: an O_PATH descriptor opens no file to preserve. */
+	if (fl & O_PATH) {
+		pr_err("liveupdate_session_preserve_fd: fd %d is an O_PATH descriptor, which opens no file; open the file itself",
+		       fd);
+		return -EBADF;
+	}
 	if (s->nfiles >= luo_global.session_max_files) {
 		pr_err("session '%s' is full (%u files)", s->name,
 		       luo_global.session_max_files);
@@ -319,8 +336,11 @@ int luo_file_preserve(struct luo_session *s, int fd, uint64_t token)
 	f->ino = st.st_ino;
 	f->fh = pick_handler(fd);
 	if (!f->fh) {
-		pr_err("no file handler can preserve fd %d (mode %#o)", fd,
-		       f->mode);
+		char kind[192];
+
+		pr_err("no file handler can preserve fd %d: it is %s; the built-in handlers take %s; register a file handler for other kinds",
+		       fd, luo_fd_kind(fd, &st, kind, sizeof(kind)),
+		       luo_fd_handlers_supported);
 		err = -ENOENT;
 		goto free;
 	}
@@ -328,6 +348,8 @@ int luo_file_preserve(struct luo_session *s, int fd, uint64_t token)
 	f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (f->fd < 0) {
 		err = -errno;
+		luo_log_fd_shortage("liveupdate_session_preserve_fd",
+				    "the library's reference to the file", err);
 		goto free;
 	}
 	err = luo_flb_file_preserve(f->fh);

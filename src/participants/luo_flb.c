@@ -71,9 +71,15 @@ int liveupdate_register_flb(struct liveupdate_file_handler *fh,
 	if (liveupdate_get_state() != LIVEUPDATE_STATE_NORMAL &&
 	    liveupdate_get_state() != LIVEUPDATE_STATE_UPDATED) {
 		liveupdate_state_read_exit();
+		pr_err("liveupdate_register_flb: not allowed in state %s",
+		       liveupdate_state_name(liveupdate_get_state()));
 		return -EBUSY;
 	}
-	pthread_mutex_lock(&luo_sessions_lock);
+	err = luo_sessions_lock_enter("liveupdate_register_flb");
+	if (err) {
+		liveupdate_state_read_exit();
+		return err;
+	}
 	other = flb_by_name(flb->compatible);
 	err = 0;
 	if (other && other != flb)
@@ -101,7 +107,7 @@ int liveupdate_register_flb(struct liveupdate_file_handler *fh,
 		pr_err("liveupdate_register_flb: '%s' is already registered for '%s' or by another FLB",
 		       flb->compatible, fh->compatible);
 	}
-	pthread_mutex_unlock(&luo_sessions_lock);
+	luo_sessions_lock_leave();
 	liveupdate_state_read_exit();
 	return err;
 }
@@ -114,7 +120,11 @@ int liveupdate_unregister_flb(struct liveupdate_file_handler *fh,
 
 	if (err)
 		return err;
-	pthread_mutex_lock(&luo_sessions_lock);
+	err = luo_sessions_lock_enter("liveupdate_unregister_flb");
+	if (err) {
+		liveupdate_state_read_exit();
+		return err;
+	}
 	err = -ENOENT;
 	for (pp = fh ? &fh->flbs : NULL; pp && *pp; pp = &(*pp)->next) {
 		struct luo_flb_link *l = *pp;
@@ -139,7 +149,7 @@ int liveupdate_unregister_flb(struct liveupdate_file_handler *fh,
 		err = 0;
 		break;
 	}
-	pthread_mutex_unlock(&luo_sessions_lock);
+	luo_sessions_lock_leave();
 	liveupdate_state_read_exit();
 	return err;
 }
@@ -300,54 +310,64 @@ void luo_flbs_finish_all(void)
 	memset(&in, 0, sizeof(in));
 }
 
+/*
+ * Both getters are allowed inside file handler and FLB callbacks (the
+ * kernel's use: a handler needs its shared object in preserve or
+ * retrieve), which run with the sessions lock held by this thread and
+ * the state held: nothing is taken again then.
+ */
 int liveupdate_flb_get_incoming(struct liveupdate_flb *flb, void **objp)
 {
+	bool nested = luo_sessions_lock_held();
 	int err;
 
-	if (!flb || !objp)
+	if (!flb || !objp) {
+		pr_err("liveupdate_flb_get_incoming: needs an FLB and a place for its object");
 		return -EINVAL;
-	err = liveupdate_state_read_enter();
-	if (err)
-		return err;
-	pthread_mutex_lock(&luo_sessions_lock);
+	}
+	if (!nested) {
+		err = luo_state_hold();
+		if (err)
+			return err;
+		luo_sessions_lock_enter("liveupdate_flb_get_incoming");
+	}
 	err = retrieve_one(flb);
 	if (!err)
 		*objp = flb->incoming.obj;
-	pthread_mutex_unlock(&luo_sessions_lock);
-	liveupdate_state_read_exit();
+	if (!nested) {
+		luo_sessions_lock_leave();
+		luo_state_unhold();
+	}
 	return err;
 }
 
 int liveupdate_flb_get_outgoing(struct liveupdate_flb *flb, void **objp)
 {
+	bool nested = luo_sessions_lock_held();
 	int err = 0;
 
-	if (!flb || !objp)
+	if (!flb || !objp) {
+		pr_err("liveupdate_flb_get_outgoing: needs an FLB and a place for its object");
 		return -EINVAL;
-	pthread_mutex_lock(&luo_sessions_lock);
+	}
+	if (!nested)
+		luo_sessions_lock_enter("liveupdate_flb_get_outgoing");
 	if (!flb->outgoing.count)
 		err = -ENOENT;
 	else
 		*objp = flb->outgoing.obj;
-	pthread_mutex_unlock(&luo_sessions_lock);
+	if (!nested)
+		luo_sessions_lock_leave();
 	return err;
 }
 
-int luo_flbs_serialize(uint64_t *flbs_pa)
+/* The active FLBs into the (one page) block. */
+static void flbs_write(void)
 {
-	struct luo_flb_ser *e;
-	size_t n = active_outgoing();
-	int err;
+	struct luo_flb_ser *e = (void *)(out_block + 1);
 
-	*flbs_pa = 0;
-	if (!n)
-		return 0;
-	err = luo_kho_alloc_meta(LUO_FLB_PGCNT * 4096, (void **)&out_block);
-	if (err)
-		return err;
 	out_block->pgcnt = LUO_FLB_PGCNT;
-	out_block->count = n;
-	e = (void *)(out_block + 1);
+	out_block->count = active_outgoing();
 	for (struct liveupdate_flb *f = flbs; f; f = f->next) {
 		if (!f->outgoing.count)
 			continue;
@@ -357,8 +377,32 @@ int luo_flbs_serialize(uint64_t *flbs_pa)
 		e->count = f->outgoing.count;
 		e++;
 	}
+}
+
+int luo_flbs_serialize(uint64_t *flbs_pa)
+{
+	int err;
+
+	*flbs_pa = 0;
+	if (!active_outgoing())
+		return 0;
+	err = luo_kho_alloc_meta(LUO_FLB_PGCNT * 4096, (void **)&out_block);
+	if (err)
+		return err;
+	flbs_write();
 	*flbs_pa = kho_ptr_to_offset(out_block);
 	return 0;
+}
+
+/*
+ * A file was unpreserved during the update: the counts changed, and an
+ * FLB may have gone.  Rewritten in place (before the handover is sealed,
+ * which checksums it); an FLB that had no file at prepare stays out.
+ */
+void luo_flbs_reserialize(void)
+{
+	if (out_block)
+		flbs_write();
 }
 
 void luo_flbs_unserialize(void)

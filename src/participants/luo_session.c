@@ -2,9 +2,10 @@
 /*
  * Sessions: named sets of preserved files, as in the kernel's LUO uAPI.
  *
- * Outgoing sessions are serialized at prepare (files cannot change while
- * an update is in progress), their handlers' data refreshed at freeze, and
- * FD_CLOEXEC lifted from their files only for the exec itself.  Incoming
+ * Outgoing sessions are serialized and their files put in flight on the
+ * carrier at prepare (files cannot change while an update is in progress,
+ * and this keeps the sending out of the blackout), their handlers' data
+ * refreshed at freeze.  Incoming
  * sessions are read back, fully checked, by luo_init().
  */
 #define _GNU_SOURCE
@@ -28,8 +29,37 @@
 /* The sessions and their files: guards the lists below and every file in
  * them (luo_file.c takes it too). */
 pthread_mutex_t luo_sessions_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Set while this thread holds luo_sessions_lock: every file handler and
+ * FLB callback runs so, and the calls allowed there must not take it. */
+static __thread bool sessions_held;
+
+int luo_sessions_lock_enter(const char *op)
+{
+	if (sessions_held) {
+		pr_err("%s: not allowed from a file handler or FLB callback (see include/luo/session.h for the calls that are)",
+		       op);
+		return -EDEADLK;
+	}
+	pthread_mutex_lock(&luo_sessions_lock);
+	sessions_held = true;
+	return 0;
+}
+
+void luo_sessions_lock_leave(void)
+{
+	sessions_held = false;
+	pthread_mutex_unlock(&luo_sessions_lock);
+}
+
+bool luo_sessions_lock_held(void)
+{
+	return sessions_held;
+}
 
 static struct luo_session *outgoing, *incoming;
+/* The same sessions by name: create, retrieve and adoption look names up
+ * (16,000 sessions made a list walk quadratic inside the blackout). */
+static struct luo_htable outgoing_names, incoming_names;
 
 /* The carrier: the outgoing one while frozen, the incoming one named by
  * the LUO FDT until luo_sessions_in_adopt() takes the files out of it. */
@@ -44,7 +74,17 @@ static struct {
 	struct luo_session_ser *ser;
 	void **file_blocks; /* one per outgoing session, may be NULL */
 	size_t nsessions;
+	/* Where the outgoing files are: serialized and in flight (both from
+	 * prepare on), whether sessions froze, and whether a file was
+	 * dropped before that (freeze then sends them all again). */
+	bool serialized, in_flight, frozen, dropped;
 } out_ser;
+
+/* Carrier indexes of incoming files closed before the exec. */
+static struct {
+	uint32_t *v;
+	size_t n, cap;
+} in_closed;
 
 #define FILE_SER_SIZE                                                          \
 	(sizeof(struct luo_file_ser) + sizeof(struct luo_file_fd_ser))
@@ -118,11 +158,28 @@ static bool name_valid(const char *name)
 	       name[0];
 }
 
-static struct luo_session *find(struct luo_session *list, const char *name)
+/* FNV-1a over the name; the table mixes it further. */
+static uint64_t name_key(const char *name)
 {
-	for (; list; list = list->next)
-		if (!strcmp(list->name, name))
-			return list;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	while (*name)
+		h = (h ^ (uint8_t)*name++) * 0x100000001b3ULL;
+	return h;
+}
+
+static struct luo_session *find(const struct luo_htable *names,
+				const char *name)
+{
+	struct luo_hnode *n = luo_hash_find(names, name_key(name));
+
+	for (; n; n = luo_hash_next(n)) {
+		struct luo_session *s =
+			luo_hash_entry(n, struct luo_session, name_node);
+
+		if (!strcmp(s->name, name))
+			return s;
+	}
 	return NULL;
 }
 
@@ -155,20 +212,33 @@ static void session_free(struct luo_session *s)
 	free(s);
 }
 
-/* Enter for an outgoing change: read lock, a state that allows it. */
-static int enter_outgoing(const char *op)
+/*
+ * Enter for an outgoing change: the state held, a state that allows it,
+ * the sessions lock.  Not from a transition's callback (the state is
+ * changing under it), nor from a file handler or FLB callback.
+ */
+static int enter_outgoing_how(const char *op, bool any_time)
 {
 	enum liveupdate_state st;
-	int err = liveupdate_state_read_enter();
+	int err;
 
+	if (luo_state_writer() && !any_time) {
+		pr_err("%s: not allowed from a live update callback", op);
+		return -EDEADLK;
+	}
+	err = luo_state_hold();
 	if (err)
 		return err;
 	st = liveupdate_get_state();
-	if (st == LIVEUPDATE_STATE_NORMAL || st == LIVEUPDATE_STATE_UPDATED) {
-		pthread_mutex_lock(&luo_sessions_lock);
-		return 0;
+	if (st == LIVEUPDATE_STATE_NORMAL || st == LIVEUPDATE_STATE_UPDATED ||
+	    (any_time && (st == LIVEUPDATE_STATE_PREPARED ||
+			  st == LIVEUPDATE_STATE_FROZEN))) {
+		err = luo_sessions_lock_enter(op);
+		if (err)
+			luo_state_unhold();
+		return err;
 	}
-	liveupdate_state_read_exit();
+	luo_state_unhold();
 	if (st == LIVEUPDATE_STATE_UNDEFINED) {
 		pr_err("%s: call luo_init() first", op);
 		return -ENODEV;
@@ -178,19 +248,28 @@ static int enter_outgoing(const char *op)
 	return -EBUSY;
 }
 
-static int enter_any(void)
+static int enter_outgoing(const char *op)
 {
-	int err = liveupdate_state_read_enter();
+	return enter_outgoing_how(op, false);
+}
 
-	if (!err)
-		pthread_mutex_lock(&luo_sessions_lock);
+/* Enter for the incoming side and listings: any state. */
+static int enter_any(const char *op)
+{
+	int err = luo_state_hold();
+
+	if (err)
+		return err;
+	err = luo_sessions_lock_enter(op);
+	if (err)
+		luo_state_unhold();
 	return err;
 }
 
 static void leave(void)
 {
-	pthread_mutex_unlock(&luo_sessions_lock);
-	liveupdate_state_read_exit();
+	luo_sessions_lock_leave();
+	luo_state_unhold();
 }
 
 int liveupdate_create_session(const char *name, struct luo_session **session)
@@ -205,11 +284,14 @@ int liveupdate_create_session(const char *name, struct luo_session **session)
 	err = enter_outgoing("liveupdate_create_session");
 	if (err)
 		return err;
-	if (find(outgoing, name)) {
+	if (find(&outgoing_names, name)) {
 		pr_err("liveupdate_create_session: session '%s' exists", name);
 		err = -EEXIST;
 	} else if (!(s = calloc(1, sizeof(*s)))) {
 		err = -ENOMEM;
+	} else if ((err = luo_hash_add(&outgoing_names, &s->name_node,
+				       name_key(name)))) {
+		free(s);
 	} else {
 		strcpy(s->name, name);
 		s->next = outgoing;
@@ -225,13 +307,23 @@ int liveupdate_retrieve_session(const char *name, struct luo_session **session)
 	struct luo_session *s;
 	int err;
 
-	if (!name_valid(name) || !session)
+	if (!session) {
+		pr_err("liveupdate_retrieve_session: needs a place for the session");
 		return -EINVAL;
-	err = enter_any();
+	}
+	/* As the kernel: a name no session can have is simply not found. */
+	if (!name_valid(name)) {
+		pr_info("liveupdate_retrieve_session: no incoming session has an empty name or one not NUL terminated within %d bytes",
+			LIVEUPDATE_SESSION_NAME_LENGTH);
+		return -ENOENT;
+	}
+	err = enter_any("liveupdate_retrieve_session");
 	if (err)
 		return err;
-	s = find(incoming, name);
+	s = find(&incoming_names, name);
 	if (!s || s->finished) {
+		pr_info("liveupdate_retrieve_session: no incoming session '%s'%s",
+			name, s ? " (finished already)" : "");
 		err = -ENOENT;
 	} else if (s->retrieved) {
 		pr_err("liveupdate_retrieve_session: '%s' was already retrieved",
@@ -260,6 +352,47 @@ int liveupdate_session_preserve_fd(struct luo_session *s, int fd,
 	return err;
 }
 
+static void carrier_out_close(void)
+{
+	if (carrier_out.fd >= 0)
+		close(carrier_out.fd); /* the files in flight are dropped */
+	carrier_out.fd = -1;
+	out_ser.in_flight = false;
+}
+
+/*
+ * Drop a file while an update is in progress.  Before the sessions froze,
+ * the carrier is closed, so the file's last reference goes at once (a
+ * client that hung up is closed now, not in the new image), and freeze
+ * writes the blocks again without it and sends the rest anew.  After
+ * freeze: it keeps its place in the stream, its entry is marked closed
+ * and the new image closes it on arrival.  Either way the token is free
+ * at once and a cancel does not bring the file back.
+ */
+static int unpreserve_updating(struct luo_file *f)
+{
+	if (!out_ser.frozen) {
+		carrier_out_close();
+		out_ser.dropped = true;
+	} else if (out_ser.in_flight) {
+		struct luo_file_ser *e = &f->session->ser_files[f->ser_pos];
+
+		/* The handover is sealed (checksummed): too late. */
+		if (luo_kho_sealed()) {
+			pr_err("session '%s' token %#llx: the handover is sealed for the exec; unpreserve before liveupdate_reboot()'s reboot step",
+			       f->session->name, (unsigned long long)f->token);
+			return -EBUSY;
+		}
+		memset(e->compatible, 0, sizeof(e->compatible));
+		strcpy(e->compatible, LUO_FILE_CLOSED_COMPATIBLE);
+		e->data = 0;
+		luo_file_unfreeze(f);
+	}
+	luo_file_unpreserve(f);
+	luo_flbs_reserialize();
+	return 0;
+}
+
 int liveupdate_session_unpreserve_fd(struct luo_session *s, uint64_t token)
 {
 	struct luo_file *f;
@@ -267,14 +400,21 @@ int liveupdate_session_unpreserve_fd(struct luo_session *s, uint64_t token)
 
 	if (!s)
 		return -EINVAL;
-	err = enter_outgoing("liveupdate_session_unpreserve_fd");
+	/* Allowed until the exec, from cancel and freeze callbacks too. */
+	err = enter_outgoing_how("liveupdate_session_unpreserve_fd", true);
 	if (err)
 		return err;
 	f = s->incoming ? NULL : luo_file_by_token(s, token);
-	if (f)
-		luo_file_unpreserve(f);
-	else
+	if (!f) {
+		pr_err("liveupdate_session_unpreserve_fd: %s",
+		       s->incoming ? "the session is incoming"
+				   : "no file with that token");
 		err = s->incoming ? -EINVAL : -ENOENT;
+	} else if (out_ser.serialized) {
+		err = unpreserve_updating(f);
+	} else {
+		luo_file_unpreserve(f);
+	}
 	leave();
 	return err;
 }
@@ -287,7 +427,7 @@ int liveupdate_session_retrieve_fd(struct luo_session *s, uint64_t token,
 
 	if (!s || !fd)
 		return -EINVAL;
-	err = enter_any();
+	err = enter_any("liveupdate_session_retrieve_fd");
 	if (err)
 		return err;
 	if (!s->incoming || !s->retrieved || s->finished) {
@@ -321,7 +461,7 @@ int liveupdate_session_finish(struct luo_session *s)
 
 	if (!s)
 		return -EINVAL;
-	err = enter_any();
+	err = enter_any("liveupdate_session_finish");
 	if (err)
 		return err;
 	if (!s->incoming || !s->retrieved || s->finished) {
@@ -350,6 +490,7 @@ int liveupdate_session_close(struct luo_session *s)
 		while (s->nfiles)
 			luo_file_unpreserve(s->files[s->nfiles - 1]);
 		unlink_session(&outgoing, s);
+		luo_hash_del(&outgoing_names, &s->name_node);
 		session_free(s);
 	}
 	leave();
@@ -361,6 +502,35 @@ const char *liveupdate_session_name(const struct luo_session *s)
 	return s ? s->name : NULL;
 }
 
+int liveupdate_session_get_tokens(struct luo_session *s, uint64_t *tokens,
+				  size_t max)
+{
+	bool nested;
+	int err;
+
+	if (!s || (max && !tokens)) {
+		pr_err("liveupdate_session_get_tokens: needs a session and room for the tokens");
+		return -EINVAL;
+	}
+	/* Read only: allowed inside file handler and FLB callbacks too. */
+	nested = luo_sessions_lock_held();
+	err = nested ? 0 : enter_any("liveupdate_session_get_tokens");
+	if (err)
+		return err;
+	if (s->incoming && (!s->retrieved || s->finished)) {
+		pr_err("liveupdate_session_get_tokens: incoming session '%s' is %s",
+		       s->name, s->finished ? "finished" : "not retrieved");
+		err = -EINVAL;
+	} else {
+		for (size_t i = 0; i < s->nfiles && i < max; i++)
+			tokens[i] = s->files[i]->token;
+		err = (int)s->nfiles;
+	}
+	if (!nested)
+		leave();
+	return err;
+}
+
 static void serialized_free(void)
 {
 	for (size_t i = 0; i < out_ser.nsessions; i++)
@@ -370,21 +540,23 @@ static void serialized_free(void)
 	if (out_ser.header)
 		luo_kho_free(out_ser.header);
 	memset(&out_ser, 0, sizeof(out_ser));
+	for (struct luo_session *s = outgoing; s; s = s->next)
+		s->ser_files = NULL;
 	luo_flbs_unserialize();
 	luo_abi_out_set_sessions(0, 0);
 }
 
 /* Write a session's files: the kernel's luo_file_ser, then how they
  * travel; @index counts files across sessions. */
-static void serialize_files(const struct luo_session *s, void *block,
-			    uint32_t *index)
+static void serialize_files(struct luo_session *s, void *block, uint32_t *index)
 {
 	struct luo_file_ser *fs = block;
 	struct luo_file_fd_ser *fds = (void *)(fs + s->nfiles);
 
 	for (size_t i = 0; i < s->nfiles; i++) {
-		const struct luo_file *f = s->files[i];
+		struct luo_file *f = s->files[i];
 
+		f->ser_pos = i;
 		memset(&fs[i], 0, sizeof(fs[i]));
 		strcpy(fs[i].compatible, f->compatible);
 		fs[i].data = f->data;
@@ -394,6 +566,38 @@ static void serialize_files(const struct luo_session *s, void *block,
 						  .dev = f->dev,
 						  .ino = f->ino};
 	}
+}
+
+/* Put every outgoing file in flight, in serialization order. */
+static int send_files(void)
+{
+	size_t total = 0, k = 0;
+	int *fds, err;
+
+	for (struct luo_session *s = outgoing; s; s = s->next)
+		total += s->nfiles;
+	if (!total) /* none (left): the node says so, as it did at first */
+		return luo_abi_out_set_carrier(0, 0, 0);
+	fds = malloc(total * sizeof(*fds));
+	if (!fds) {
+		pr_err("liveupdate_prepare: out of memory listing %zu preserved files",
+		       total);
+		return -ENOMEM;
+	}
+	for (struct luo_session *s = outgoing; s; s = s->next)
+		for (size_t i = 0; i < s->nfiles; i++)
+			fds[k++] = s->files[i]->fd;
+	err = luo_carrier_send(fds, total, &carrier_out.fd, &carrier_out.ino);
+	free(fds);
+	if (err)
+		return err;
+	carrier_out.count = total;
+	err = luo_abi_out_set_carrier(carrier_out.fd, carrier_out.ino, total);
+	if (err) {
+		close(carrier_out.fd);
+		carrier_out.fd = -1;
+	}
+	return err;
 }
 
 static int sessions_prepare(void)
@@ -434,6 +638,7 @@ static int sessions_prepare(void)
 		if (err)
 			goto fail;
 		serialize_files(s, out_ser.file_blocks[i], &index);
+		s->ser_files = out_ser.file_blocks[i];
 		ss->file_set_ser.files =
 			kho_ptr_to_offset(out_ser.file_blocks[i]);
 	}
@@ -444,6 +649,15 @@ flbs:
 	luo_abi_out_set_sessions(
 		out_ser.header ? kho_ptr_to_offset(out_ser.header) : 0,
 		flbs_pa);
+	out_ser.serialized = true;
+	/* In flight from now on, outside the blackout: the descriptors
+	 * cannot change until the update ends (cancel drops them). */
+	err = send_files();
+	if (err) { /* said why already */
+		serialized_free();
+		return err;
+	}
+	out_ser.in_flight = true;
 	return 0;
 fail:
 	pr_err("cannot serialize the sessions: %s", strerror(-err));
@@ -458,83 +672,99 @@ static void unfreeze_all(void)
 			luo_file_unfreeze(s->files[i]);
 }
 
-/* Put every outgoing file in flight, in serialization order. */
-static int send_files(void)
+/*
+ * Files were dropped after prepare: write every session's file block
+ * again from what is left (they only shrink), renumbering the stream.
+ */
+static void reserialize_files(void)
 {
-	size_t total = 0, k = 0;
-	int *fds, err;
-
-	for (struct luo_session *s = outgoing; s; s = s->next)
-		total += s->nfiles;
-	if (!total)
-		return 0;
-	fds = malloc(total * sizeof(*fds));
-	if (!fds)
-		return -ENOMEM;
-	for (struct luo_session *s = outgoing; s; s = s->next)
-		for (size_t i = 0; i < s->nfiles; i++)
-			fds[k++] = s->files[i]->fd;
-	err = luo_carrier_send(fds, total, &carrier_out.fd, &carrier_out.ino);
-	free(fds);
-	if (err)
-		return err;
-	carrier_out.count = total;
-	err = luo_abi_out_set_carrier(carrier_out.fd, carrier_out.ino, total);
-	if (err) {
-		close(carrier_out.fd);
-		carrier_out.fd = -1;
-	}
-	return err;
-}
-
-static int sessions_freeze(void)
-{
+	uint32_t index = 0;
 	size_t k = 0;
-	int err;
 
 	for (struct luo_session *s = outgoing; s; s = s->next, k++) {
-		struct luo_file_ser *fs = out_ser.file_blocks[k];
+		struct luo_session_ser *ss = &out_ser.ser[k];
 
-		for (size_t i = 0; i < s->nfiles; i++) {
-			err = luo_file_freeze(s->files[i]);
-			if (err)
-				return err; /* the core cancels: unfreeze */
-			fs[i].data = s->files[i]->data;
+		ss->file_set_ser.count = s->nfiles;
+		if (s->nfiles) {
+			serialize_files(s, out_ser.file_blocks[k], &index);
+			continue;
+		}
+		if (out_ser.file_blocks[k])
+			luo_kho_free(out_ser.file_blocks[k]);
+		out_ser.file_blocks[k] = NULL;
+		s->ser_files = NULL;
+		ss->file_set_ser.files = 0;
+	}
+	luo_flbs_reserialize();
+	out_ser.dropped = false;
+}
+
+/* Handlers' callbacks run with the sessions lock held, as everywhere. */
+static int sessions_freeze(void)
+{
+	int err = 0;
+
+	luo_sessions_lock_enter("liveupdate_freeze");
+	for (struct luo_session *s = outgoing; s && !err; s = s->next) {
+		for (size_t i = 0; i < s->nfiles && !err; i++) {
+			struct luo_file *f = s->files[i];
+
+			/* On failure the core cancels: unfreeze.  Files dropped
+			 * since prepare left s->files: address by ser_pos. */
+			err = luo_file_freeze(f);
+			if (!err && !out_ser.dropped)
+				s->ser_files[f->ser_pos].data = f->data;
 		}
 	}
-	/* Sent ahead at prepare (spawn mode): the same open files. */
-	return carrier_out.fd >= 0 ? 0 : send_files();
+	if (!err && out_ser.dropped) {
+		reserialize_files();
+		err = send_files();
+		out_ser.in_flight = !err;
+	}
+	out_ser.frozen = !err;
+	luo_sessions_lock_leave();
+	return err;
 }
 
 int luo_sessions_send_ahead(int *rx, uint64_t *ino, size_t *count)
 {
-	int err = carrier_out.fd >= 0 ? 0 : send_files();
+	/* In flight since prepare; files dropped since go again at freeze. */
+	int err = luo_sessions_lock_enter("liveupdate_update");
 
-	*rx = carrier_out.fd;
+	if (err)
+		return err;
+	*rx = out_ser.in_flight ? carrier_out.fd : -1;
 	*ino = carrier_out.ino;
-	*count = carrier_out.fd >= 0 ? carrier_out.count : 0;
+	*count = *rx >= 0 ? carrier_out.count : 0;
+	luo_sessions_lock_leave();
 	return err;
 }
 
 /* The carrier is the only descriptor the exec must keep. */
 static int sessions_reboot(void)
 {
-	if (carrier_out.fd >= 0 && fcntl(carrier_out.fd, F_SETFD, 0))
-		return -errno;
+	if (carrier_out.fd >= 0 && fcntl(carrier_out.fd, F_SETFD, 0)) {
+		int err = -errno;
+
+		pr_err("liveupdate_reboot: cannot let the carrier of the preserved files cross the exec: %s",
+		       strerror(-err));
+		return err;
+	}
 	return 0;
 }
 
 static void sessions_cancel(void)
 {
-	if (carrier_out.fd >= 0)
-		close(carrier_out.fd); /* the files in flight are dropped */
-	carrier_out.fd = -1;
+	luo_sessions_lock_enter("liveupdate_cancel");
+	carrier_out_close();
 	unfreeze_all();
 	serialized_free();
+	luo_sessions_lock_leave();
 }
 
 static void sessions_finish(void)
 {
+	luo_sessions_lock_enter("liveupdate_finish");
 	for (struct luo_session *s = incoming; s; s = s->next)
 		if (!s->finished)
 			session_finish_files(s);
@@ -545,6 +775,8 @@ static void sessions_finish(void)
 		incoming = s->next;
 		session_free(s);
 	}
+	luo_hash_free(&incoming_names);
+	luo_sessions_lock_leave();
 }
 
 /* Sessions, the files in them, the FLBs and handlers those files use. */
@@ -589,8 +821,12 @@ void luo_sessions_forget(void)
 		}
 	}
 	outgoing = incoming = NULL;
+	luo_hash_free(&outgoing_names);
+	luo_hash_free(&incoming_names);
 	free(out_ser.file_blocks);
 	memset(&out_ser, 0, sizeof(out_ser));
+	free(in_closed.v);
+	memset(&in_closed, 0, sizeof(in_closed));
 }
 
 static int parse_files(struct luo_session *s,
@@ -632,6 +868,23 @@ static int parse_files(struct luo_session *s,
 			return luo_reason(why, whylen, -EBADMSG,
 					  "session '%s': file %zu is malformed",
 					  s->name, i);
+		/* Unpreserved after freeze: closed on arrival, not listed. */
+		if (!strcmp(fs[i].compatible, LUO_FILE_CLOSED_COMPATIBLE)) {
+			if (in_closed.n == in_closed.cap) {
+				size_t cap =
+					in_closed.cap ? 2 * in_closed.cap : 16;
+				uint32_t *v =
+					realloc(in_closed.v, cap * sizeof(*v));
+
+				if (!v)
+					return luo_reason(why, whylen, -ENOMEM,
+							  "out of memory");
+				in_closed.v = v;
+				in_closed.cap = cap;
+			}
+			in_closed.v[in_closed.n++] = (*index)++;
+			continue;
+		}
 		if (luo_file_by_token(s, fs[i].token))
 			return luo_reason(
 				why, whylen, -EBADMSG,
@@ -726,14 +979,17 @@ int luo_sessions_in_parse(const void *luo_fdt, uint64_t sessions_pa, char *why,
 	for (size_t i = 0; i < h->count && !err; i++) {
 		struct luo_session *s;
 
-		if (!name_valid(ss[i].name) || find(incoming, ss[i].name)) {
+		if (!name_valid(ss[i].name) ||
+		    find(&incoming_names, ss[i].name)) {
 			err = luo_reason(
 				why, whylen, -EBADMSG,
 				"session %zu has a bad or duplicate name", i);
 			break;
 		}
 		s = calloc(1, sizeof(*s));
-		if (!s) {
+		if (!s || luo_hash_add(&incoming_names, &s->name_node,
+				       name_key(ss[i].name))) {
+			free(s);
 			err = luo_reason(why, whylen, -ENOMEM, "out of memory");
 			break;
 		}
@@ -809,6 +1065,14 @@ void luo_sessions_in_adopt(void)
 				f->fd = fds[f->carrier_index];
 		}
 	}
+	for (size_t i = 0; !err && i < in_closed.n; i++)
+		close(fds[in_closed.v[i]]);
+	if (in_closed.n)
+		pr_debug(
+			"%zu files unpreserved after the freeze were closed on arrival",
+			in_closed.n);
+	free(in_closed.v);
+	memset(&in_closed, 0, sizeof(in_closed));
 	luo_bulk_free(fds, n * sizeof(*fds));
 }
 

@@ -28,9 +28,10 @@ struct luo_file {
 	uint32_t mode;
 	uint64_t dev, ino;
 	bool frozen;
-	int retrieve_status;	/* incoming: 0 not yet, 1 done, < 0 the error */
-	size_t index;		/* in session->files */
-	uint32_t carrier_index; /* incoming: place in the carrier stream */
+	int retrieve_status; /* incoming: 0 not yet, 1 done, < 0 the error */
+	size_t index;	     /* in session->files */
+	size_t ser_pos;	     /* outgoing: entry in the session's file block */
+	uint32_t carrier_index;	     /* incoming: place in the carrier stream */
 	struct luo_hnode token_node; /* session->tokens */
 };
 
@@ -40,12 +41,24 @@ struct luo_session {
 	struct luo_file **files;
 	size_t nfiles, cap;
 	struct luo_file *pool; /* incoming: all files in one allocation */
+	struct luo_file_ser *ser_files; /* outgoing: its block while updating */
 	struct luo_htable tokens;
+	struct luo_hnode name_node; /* in the outgoing or incoming names */
 	struct luo_session *next;
 };
 
+/* The compatible marking a file unpreserved after freeze (luo/abi.h,
+ * struct luo_file_ser): in flight already, closed on arrival.  No handler
+ * may have this name. */
+#define LUO_FILE_CLOSED_COMPATIBLE "luo-closed-v1"
+
 /* Guards every structure of sessions, files, handlers and FLBs. */
 extern pthread_mutex_t luo_sessions_lock;
+/* Take it; -EDEADLK (logged, naming @op) if this thread holds it already,
+ * i.e. from a file handler or FLB callback. */
+int luo_sessions_lock_enter(const char *op);
+void luo_sessions_lock_leave(void);
+bool luo_sessions_lock_held(void);
 
 /* luo_file.c */
 int luo_file_preserve(struct luo_session *s, int fd, uint64_t token);
@@ -66,6 +79,7 @@ void luo_flb_file_finish(struct liveupdate_file_handler *fh);
 bool luo_flb_handler_has(struct liveupdate_file_handler *fh);
 void luo_flb_links_free(struct liveupdate_file_handler *fh);
 int luo_flbs_serialize(uint64_t *flbs_pa);
+void luo_flbs_reserialize(void);
 void luo_flbs_unserialize(void);
 void luo_flbs_finish_all(void);
 

@@ -269,14 +269,15 @@ int liveupdate_get_subsystem_data(struct liveupdate_subsystem *h,
 
 	if (!h || !h->name || !data)
 		return -EINVAL;
-	err = liveupdate_state_read_enter();
+	/* A getter: allowed inside live update callbacks too. */
+	err = luo_state_hold();
 	if (err)
 		return err;
 	if (liveupdate_get_state() != LIVEUPDATE_STATE_UPDATED)
 		err = -ENODATA;
 	else
 		err = luo_abi_in_subsystem(h->name, data);
-	liveupdate_state_read_exit();
+	luo_state_unhold();
 	return err;
 }
 

@@ -4,9 +4,12 @@
  * exactly as it was, and a later update must still work.
  *
  * The first image prepares a handover (data, three subsystems, a user
- * subtree) and then makes liveupdate_reboot() fail in every way an exec
- * can fail (missing file, no exec permission, garbage content, a
- * directory), plus a freeze refused during the reboot, a reboot from
+ * subtree, a device nobody preserves) and then makes liveupdate_reboot()
+ * fail in every way an exec can fail (missing file, no exec permission,
+ * garbage content, a directory, a script whose interpreter is missing or
+ * not named, an ELF object file, a program whose dynamic loader is
+ * missing): the pre-check must catch each before the device is shut
+ * down, plus a freeze refused during the reboot, a reboot from
  * FROZEN, a refused prepare and a refused liveupdate_freeze().  After each
  * attempt it checks the state, the exact order of the callbacks, the data,
  * the environment, the arena fd's FD_CLOEXEC, the open fds, child
@@ -15,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libfdt.h>
@@ -286,12 +290,30 @@ static void check_arena_cloexec(void)
 }
 
 /* Everything that must hold in NORMAL after a failed attempt. */
+/* A device nobody preserves: shut down by a real exec, never before a
+ * failed one (the pre-check must catch every failure first). */
+static int shutdowns;
+
+static void dev_shutdown(struct liveupdate_device *dev)
+{
+	(void)dev;
+	shutdowns++;
+}
+
+static const struct liveupdate_bus plain_bus = {.name = "e2e-plain",
+						.shutdown = dev_shutdown};
+static struct liveupdate_device plain_dev = {.name = "e2e-not-preserved",
+					     .bus = &plain_bus};
+
 static void check_normal_and_intact(void)
 {
 	struct kho_arena_stats st;
 	char fds[sizeof(g.fds)];
 	int status;
 	pid_t pid;
+
+	CHECK(shutdowns == 0,
+	      "a device was shut down before the exec failed (%d)", shutdowns);
 
 	CHECK(liveupdate_get_state() == LIVEUPDATE_STATE_NORMAL, "state is %s",
 	      liveupdate_state_name(liveupdate_get_state()));
@@ -402,11 +424,52 @@ static int make_file(const char *name, mode_t mode, const char *content,
 	return chmod(path, mode) ? -errno : 0;
 }
 
+/* A copy of this very program whose dynamic loader does not exist. */
+static int make_noloader(char *path, size_t len)
+{
+	int in = open(g.self, O_RDONLY | O_CLOEXEC), out, err = 0;
+	struct stat st;
+	Elf64_Ehdr eh;
+	char *buf;
+
+	if (in < 0 || fstat(in, &st))
+		return -errno;
+	buf = malloc((size_t)st.st_size);
+	if (!buf || read(in, buf, (size_t)st.st_size) != st.st_size) {
+		free(buf);
+		close(in);
+		return -EIO;
+	}
+	close(in);
+	memcpy(&eh, buf, sizeof(eh));
+	err = -ENOENT; /* no PT_INTERP: a static build, nothing to test */
+	for (unsigned int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+
+		memcpy(&ph, buf + eh.e_phoff + i * sizeof(ph), sizeof(ph));
+		if (ph.p_type == PT_INTERP && ph.p_filesz > 2) {
+			buf[ph.p_offset + 1] = 'X'; /* "/Xib64/ld-linux..." */
+			err = 0;
+		}
+	}
+	snprintf(path, len, "%s/e2e-no-loader.%d", g.dir, (int)getpid());
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	if (!err &&
+	    (out < 0 || write(out, buf, (size_t)st.st_size) != st.st_size))
+		err = -EIO;
+	if (out >= 0)
+		close(out);
+	free(buf);
+	return err;
+}
+
 static int first_image(void)
 {
 	static const char *const full =
 		"P0 P1 P2 F0 F1 F2 C2 C1 C0"; /* freeze runs inside reboot */
 	char missing[PATH_MAX], noexec[PATH_MAX], garbage[PATH_MAX];
+	char nointerp[PATH_MAX], noname[PATH_MAX], object[PATH_MAX];
+	char noloader[PATH_MAX];
 	char value[64];
 	char **envp;
 	size_t n = 0;
@@ -448,6 +511,7 @@ static int first_image(void)
 	ctl[1].freeze_val = CONST_FREEZE; /* freeze changes its value */
 	ctl[2].prepare_val = kho_ptr_to_offset(g.user_fdt);
 	register_subsystems();
+	CHECK(liveupdate_device_register(&plain_dev) == 0, "device");
 	if (failures)
 		return 1;
 
@@ -461,6 +525,22 @@ static int first_image(void)
 			"\x01\x02\x03 this is not a program\n", garbage,
 			sizeof(garbage));
 	CHECK(err == 0, "creating %s: %s", garbage, strerror(-err));
+	err = make_file("e2e-no-interp", 0755,
+			"#!/nonexistent/e2e-interpreter\nexit 0\n", nointerp,
+			sizeof(nointerp));
+	CHECK(err == 0, "creating %s: %s", nointerp, strerror(-err));
+	err = make_file("e2e-empty-shebang", 0755, "#!\n", noname,
+			sizeof(noname));
+	CHECK(err == 0, "creating %s: %s", noname, strerror(-err));
+	/* An ELF header, but an object file, not a program. */
+	err = make_file("e2e-elf-object", 0755,
+			"\x7f"
+			"ELF\x02\x01\x01\0\0\0\0\0\0\0\0\0"
+			"\x01",
+			object, sizeof(object));
+	CHECK(err == 0, "creating %s: %s", object, strerror(-err));
+	err = make_noloader(noloader, sizeof(noloader));
+	CHECK(err == 0, "creating %s: %s", noloader, strerror(-err));
 	if (failures)
 		goto out;
 
@@ -476,6 +556,14 @@ static int first_image(void)
 		attempt("garbage-content", PREPARE_REBOOT, garbage, -ENOEXEC,
 			full);
 		attempt("directory", PREPARE_REBOOT, g.dir, -EACCES, full);
+		attempt("script-interpreter-missing", PREPARE_REBOOT, nointerp,
+			-ENOENT, full);
+		attempt("script-without-interpreter", PREPARE_REBOOT, noname,
+			-ENOEXEC, full);
+		attempt("elf-object-file", PREPARE_REBOOT, object, -ENOEXEC,
+			full);
+		attempt("elf-loader-missing", PREPARE_REBOOT, noloader, -ENOENT,
+			full);
 	}
 	/* The path is valid: only the refused freeze keeps it from running. */
 	ctl[1].refuse_freeze = -EAGAIN;
@@ -494,11 +582,15 @@ static int first_image(void)
 	ctl[0].refuse_freeze = 0;
 	attempt("reboot-from-normal", REBOOT_ONLY, g.self, -EINVAL, "");
 	attempt("missing-path-again", PREPARE_REBOOT, missing, -ENOENT, full);
-	g.data->failed_attempts = 14;
+	g.data->failed_attempts = 22;
 
 out:
 	unlink(noexec);
 	unlink(garbage);
+	unlink(nointerp);
+	unlink(noname);
+	unlink(object);
+	unlink(noloader);
 	if (failures) {
 		fprintf(stderr,
 			"exec-failure: %d check(s) failed before the real update\n",
@@ -614,7 +706,7 @@ static int updated_image(void)
 		      "data says it was at %#llx, not %#llx",
 		      (unsigned long long)d->self_off,
 		      (unsigned long long)v[0]);
-		CHECK(d->failed_attempts == 14, "failed_attempts %llu",
+		CHECK(d->failed_attempts == 22, "failed_attempts %llu",
 		      (unsigned long long)d->failed_attempts);
 		CHECK(bad_words(d) == 0, "%zu data words damaged",
 		      bad_words(d));
@@ -662,7 +754,7 @@ static int updated_image(void)
 			failures);
 		return 1;
 	}
-	printf("exec-failure: PASS: 14 failed updates left everything intact; the real update #1 carried data, subsystems and subtree\n");
+	printf("exec-failure: PASS: 22 failed updates left everything intact; the real update #1 carried data, subsystems and subtree\n");
 	return 0;
 }
 

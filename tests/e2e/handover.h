@@ -135,8 +135,10 @@ enum fdkind {
 	FDK_DIR,
 	FDK_RANDOM_MEMFD,
 	FDK_EMPTY_MEMFD,
-	FDK_SEALED_MEMFD, /* the pristine copy, F_SEAL_WRITE */
-	FDK_RDONLY,	  /* the pristine copy, opened again read-only */
+	FDK_SEALED_MEMFD,  /* the pristine copy, F_SEAL_WRITE */
+	FDK_RDONLY,	   /* the pristine copy, opened again read-only */
+	FDK_SHM_FILE,	   /* a /dev/shm file named as the arena, pristine */
+	FDK_FOREIGN_MEMFD, /* the pristine bytes in a memfd named otherwise */
 };
 
 struct ctx;

@@ -185,6 +185,9 @@ const struct kase cases[] = {
 	HDR("hdr-root-mid-block", -EBADMSG, root_fdt, V_ADD, 64, 0),
 	HDR("hdr-root-past-end", -EBADMSG, root_fdt, V_REF, 4096, T_END),
 	HDR("hdr-root-max", -EBADMSG, root_fdt, V_ABS, UINT64_MAX, 0),
+	/* Far past the mapping: checked before any pointer is formed. */
+	HDR("hdr-root-far", -EBADMSG, root_fdt, V_ABS, 0xffffffff00000f00ULL,
+	    0),
 	HDR("hdr-root-to-free-block", -EBADMSG, root_fdt, V_REF, 0, T_P_FREE),
 	HDR("hdr-root-to-user-data", -EBADMSG, root_fdt, V_REF, 0, T_P_BIG),
 	HDR("hdr-root-to-luo-ser", -EBADMSG, root_fdt, V_REF, 0, T_P_SER),
@@ -414,6 +417,12 @@ const struct kase cases[] = {
 	BE32("root-fdt-totalsize-resigned", T_P_ROOT, R_START, 4, 1 << 20),
 	BE32("root-fdt-off-struct-resigned", T_P_ROOT, R_START, 8, 0xfff0),
 	BE32("root-fdt-bad-token-resigned", T_P_ROOT, R_STRUCT, 0, 0x77),
+	/* libfdt 1.6.1's fdt_check_full() loops forever on this length:
+	 * the library must bound the structure block before calling it. */
+	BE32("root-fdt-prop-len-fffffff4-resigned", T_P_ROOT, R_STRUCT, 12,
+	     0xfffffff4),
+	BE32("luo-fdt-prop-len-fffffff4-resigned", T_P_LUO, R_STRUCT, 12,
+	     0xfffffff4),
 
 	/* LUO FDT: flipped bits, CRC left alone. */
 	FLIPR("luo-flip-fdt-magic", T_P_LUO, R_START, 3, 0x01),
@@ -606,6 +615,9 @@ const struct kase cases[] = {
 	ENV("env-empty-memfd", -EBADMSG, "100", FDK_EMPTY_MEMFD),
 	ENV("env-write-sealed-memfd", REFUSE_ANY, "100", FDK_SEALED_MEMFD),
 	ENV("env-read-only-fd", REFUSE_ANY, "100", FDK_RDONLY),
+	/* Not the library's arena, whatever it holds: never closed. */
+	ENV("env-shm-file-named-arena", -EBADF, "100", FDK_SHM_FILE),
+	ENV("env-foreign-memfd-with-arena", -EBADF, "100", FDK_FOREIGN_MEMFD),
 
 	/* The original must still be intact after all of that. */
 	{.name = "control-pristine-again",

@@ -28,7 +28,7 @@ static int copy_arena(int dst)
 /* A memfd of random-looking bytes that is no arena. */
 static int random_memfd(void)
 {
-	int fd = memfd_create("e2e-random", MFD_CLOEXEC);
+	int fd = memfd_create("luo-arena", MFD_CLOEXEC);
 	size_t len = 1 << 20;
 	uint64_t *buf = malloc(len);
 
@@ -38,6 +38,28 @@ static int random_memfd(void)
 	if (write(fd, buf, len) != (ssize_t)len)
 		die("random memfd: short write");
 	free(buf);
+	return fd;
+}
+
+/* The pristine arena in a file that is not the library's arena memfd. */
+static int foreign_copy(bool shm)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (shm) {
+		snprintf(path, sizeof(path), "/dev/shm/luo-arena.e2e.%d",
+			 (int)getpid());
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			unlink(path);
+	} else {
+		fd = memfd_create("not-luo-arena", MFD_CLOEXEC);
+	}
+	if (fd < 0)
+		die("%s: %s", shm ? path : "memfd", strerror(errno));
+	if (pwrite(fd, L.p, L.file_size, 0) != (ssize_t)L.file_size)
+		die("foreign copy: short write");
 	return fd;
 }
 
@@ -81,7 +103,7 @@ static int probe_source(struct ctx *c, int *extra)
 	case FDK_RANDOM_MEMFD:
 		return random_memfd();
 	case FDK_EMPTY_MEMFD:
-		return memfd_create("e2e-empty", MFD_CLOEXEC);
+		return memfd_create("luo-arena", MFD_CLOEXEC);
 	case FDK_SEALED_MEMFD:
 		if (fcntl(c->fd, F_ADD_SEALS, F_SEAL_WRITE))
 			die("F_SEAL_WRITE: %s", strerror(errno));
@@ -90,6 +112,10 @@ static int probe_source(struct ctx *c, int *extra)
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", c->fd);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		return fd;
+	case FDK_SHM_FILE:
+		return foreign_copy(true);
+	case FDK_FOREIGN_MEMFD:
+		return foreign_copy(false);
 	default:
 		return -1;
 	}
@@ -254,7 +280,8 @@ static int run_case(const struct kase *k)
 		die("out of memory");
 	snprintf(c.env, sizeof(c.env), "%d", PROBE_FD);
 	c.size = L.file_size;
-	c.fd = memfd_create("e2e-copy", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	/* Named as the library names its arenas, which it checks. */
+	c.fd = memfd_create("luo-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (c.fd < 0 || copy_arena(c.fd))
 		die("copying the arena: %s", strerror(errno));
 	c.p = mmap(NULL, c.size, PROT_READ | PROT_WRITE, MAP_SHARED, c.fd, 0);
@@ -345,6 +372,13 @@ static int run_case(const struct kase *k)
 		else if (got != -EBADF && !strcmp(fd_state, "open"))
 			snprintf(verdict, sizeof(verdict),
 				 "refused, but the arena fd %d was left open",
+				 PROBE_FD);
+		else if (got == -EBADF && c.fdkind != FDK_NONE &&
+			 /* the arena itself, valid but unusable: ours */
+			 c.fdkind != FDK_SEALED_MEMFD &&
+			 c.fdkind != FDK_RDONLY && !strcmp(fd_state, "closed"))
+			snprintf(verdict, sizeof(verdict),
+				 "closed fd %d, which is not its arena",
 				 PROBE_FD);
 		else
 			ok = true;

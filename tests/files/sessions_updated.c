@@ -383,6 +383,19 @@ static void test_i2_outgoing_in_updated(void **state)
 
 	(void)state;
 	assert_int_equal(liveupdate_retrieve_session("main", &main_s), 0);
+	/* The tokens that came in, before anything is retrieved. */
+	{
+		uint64_t tok[4] = {0}, seen = 0;
+
+		assert_int_equal(liveupdate_session_get_tokens(main_s, tok, 4),
+				 3);
+		for (int i = 0; i < 3; i++)
+			seen |= tok[i] == T_PLAIN    ? 1
+				: tok[i] == T_PIPE_R ? 2
+				: tok[i] == T_PIPE_W ? 4
+						     : 8;
+		assert_int_equal(seen, 7);
+	}
 	assert_int_equal(
 		liveupdate_session_retrieve_fd(main_s, T_PLAIN, &plain_fd), 0);
 	assert_int_equal(

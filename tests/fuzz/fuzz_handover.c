@@ -32,7 +32,8 @@
  * library never reads, so the seeds keep them 0, the defaults.  Control:
  *
  *   0-1  how LUO_HANDOVER_FD names the arena: 0 "FD", 1 "FD,PIPE,PID" (a
- *        real pipe as the teardown descriptor), 2 malformed (variant in bits
+ *        real pipe as the teardown descriptor, its read end held by a
+ *        child shaped like the library's helper), 2 malformed (variant in bits
  *        4-5), 3 "FD" with LUO_INIT_IGNORE_HANDOVER
  *   2    raw: no carrier, no checksum repair
  *   3    the memfd is extended (sparse) to 4 MiB, so that arenas of 2 MiB
@@ -77,7 +78,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
 
 #include <luo/luo.h>
 
@@ -921,7 +927,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rx = make_carrier(buf, len, how);
 		fz_arena_fix_checksums(buf, len);
 	}
-	fd = memfd_create("fuzz-arena", MFD_CLOEXEC);
+	/* The name the library's arenas have, which it checks. */
+	fd = memfd_create("luo-arena", MFD_CLOEXEC);
 	CHECK(fd >= 0, "memfd_create: %s", strerror(errno));
 	write_all(fd, buf, len);
 	free(buf);
@@ -931,10 +938,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case CTL_ENV_TEARDOWN: {
 		int p[2];
 
+		pid_t helper;
+
 		CHECK(!pipe2(p, O_CLOEXEC), "pipe: %s", strerror(errno));
+		/* Shaped like the library's helper, which is all the library
+		 * accepts: a child holding only the read end until EOF. */
+		helper = fork();
+		CHECK(helper >= 0, "fork: %s", strerror(errno));
+		if (!helper) {
+			char c;
+
+			if (p[0] > 0)
+				syscall(SYS_close_range, 0, p[0] - 1, 0);
+			syscall(SYS_close_range, p[0] + 1, ~0U, 0);
+			while (read(p[0], &c, 1) > 0)
+				;
+			_exit(0);
+		}
 		fd_identity(p[0], &reader);
 		fd_identity(p[1], teardown);
-		snprintf(env, sizeof(env), "%d,%d,%d", fd, p[1], (int)getpid());
+		snprintf(env, sizeof(env), "%d,%d,%d", fd, p[1], (int)helper);
+		/* The helper holds the read end; ours only tells that the
+		 * library closed the write end.  Wait until the helper has
+		 * closed every other descriptor, as the real one does. */
+		{
+			char path[64];
+
+			snprintf(path, sizeof(path), "/proc/%d/fd/%d",
+				 (int)helper, fd);
+			while (!access(path, F_OK))
+				usleep(100);
+		}
 		break;
 	}
 	case CTL_ENV_MALFORMED: {

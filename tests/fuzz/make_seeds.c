@@ -320,7 +320,8 @@ static void placeholder(struct luo_file_ser *file,
 /* The seed must be accepted as it is: adopt a copy, then let it go. */
 static void check_accepted(const char *path, const uint8_t *buf, size_t len)
 {
-	int fd = memfd_create("fuzz-seed-check", 0);
+	/* Named as the library names its arenas, which it checks. */
+	int fd = memfd_create("luo-arena", 0);
 	struct kho_arena_header h;
 	char env[32];
 	int err;

@@ -19,10 +19,21 @@ static void note(enum rec_op op, struct liveupdate_subsystem *h, uint64_t data)
 	if (rec.try_lock_in_callback) {
 		int err = liveupdate_state_read_enter();
 
+		struct luo_session *sess;
+		uint64_t d;
+
 		if (err == -EDEADLK)
 			rec.deadlk_seen++;
 		else if (!err)
 			liveupdate_state_read_exit();
+		/* Allowed in a callback: works (here: no data, not updated). */
+		if (liveupdate_get_subsystem_data(h, &d) == -EDEADLK)
+			rec.allowed_refused++;
+		/* Not allowed: refused at once instead of hanging. */
+		if (liveupdate_cancel() != -EDEADLK)
+			rec.refusal_missing++;
+		if (liveupdate_create_session("in-callback", &sess) != -EDEADLK)
+			rec.refusal_missing++;
 	}
 }
 

@@ -39,6 +39,8 @@ struct rec_journal {
 	char last_error[512];
 	int deadlk_seen; /* callbacks that tried to take the state lock */
 	int try_lock_in_callback;
+	int allowed_refused; /* calls allowed in a callback that failed */
+	int refusal_missing; /* calls not allowed that did not say so */
 };
 
 extern struct rec_journal rec;

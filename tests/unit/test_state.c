@@ -10,7 +10,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -53,7 +55,12 @@ static void test_undefined_before_init(void **state)
 	assert_int_equal(liveupdate_get_state(), LIVEUPDATE_STATE_UNDEFINED);
 	rec_subsys_init(&s, 9, "early");
 	assert_int_equal(liveupdate_register_subsystem(&s.h), -ENODEV);
+	rec.log_errors = 0;
 	assert_int_equal(kho_alloc_preserve(64, &p), -ENODEV);
+	/* Said, with what to do. */
+	assert_int_equal(rec.log_errors, 1);
+	assert_non_null(strstr(rec.last_error, "kho_alloc_preserve"));
+	assert_non_null(strstr(rec.last_error, "luo_init()"));
 	assert_int_equal(liveupdate_prepare(), -EINVAL);
 	assert_int_equal(luo_init(NULL), 0);
 }
@@ -398,6 +405,8 @@ static void test_callbacks_cannot_lock_state(void **state)
 	assert_int_equal(liveupdate_cancel(), 0);
 	/* three prepares and three cancels, each refused */
 	assert_int_equal(rec.deadlk_seen, 6);
+	assert_int_equal(rec.allowed_refused, 0);
+	assert_int_equal(rec.refusal_missing, 0);
 	rec.try_lock_in_callback = 0;
 	assert_int_equal(liveupdate_state_read_enter(), 0);
 	liveupdate_state_read_exit();
@@ -459,7 +468,51 @@ static void test_no_timing_without_update(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
-int main(void)
+/* In a fresh process: LUO_LOG_LEVEL is read once, at luo_init(). */
+static void run_log_level_probe(const char *value, char *out, size_t len)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	size_t got = 0;
+	int p[2], status;
+	pid_t pid;
+
+	assert_true(n > 0);
+	self[n] = 0;
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		dup2(p[1], 2);
+		setenv("LUO_LOG_LEVEL", value, 1);
+		execl(self, self, "--log-level-probe", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	while (got + 1 < len && (n = read(p[0], out + got, len - 1 - got)) > 0)
+		got += (size_t)n;
+	out[got] = 0;
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void test_unknown_log_level_warns(void **state)
+{
+	char out[2048];
+
+	(void)state;
+	run_log_level_probe("verbose", out, sizeof(out));
+	assert_non_null(strstr(out, "LUO_LOG_LEVEL='verbose' is not a level"));
+	assert_non_null(
+		strstr(out, "error (0), warning (1), info (2) or debug (3)"));
+	run_log_level_probe("warning", out, sizeof(out));
+	assert_null(strstr(out, "not a level"));
+	run_log_level_probe("debug", out, sizeof(out));
+	assert_null(strstr(out, "not a level"));
+}
+
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_undefined_before_init),
@@ -484,7 +537,11 @@ int main(void)
 		T(test_read_lock_holds_state),
 		T(test_state_names),
 		T(test_no_timing_without_update),
+		T(test_unknown_log_level_warns),
 	};
+
+	if (argc > 1 && !strcmp(argv[1], "--log-level-probe"))
+		return luo_init(NULL) ? 1 : 0;
 
 	return cmocka_run_group_tests_name("state", tests, NULL, NULL);
 }

@@ -166,7 +166,7 @@ static void test_finish(void **state)
 	struct kho_arena_stats before, after;
 	const void *fdt;
 	uint64_t data;
-	uint8_t *kept;
+	uint8_t *kept, *dropped;
 	void *fresh;
 
 	(void)state;
@@ -189,6 +189,15 @@ static void test_finish(void **state)
 	assert_int_equal(after.incoming_unclaimed, 0);
 	assert_true(after.allocated + (1 << 20) <= before.allocated);
 	assert_int_equal(kho_restore(dropped_off, 1, &fresh), -ENOENT);
+	/* Released memory reads as zero, like all free memory. */
+	dropped = kho_offset_to_ptr(dropped_off);
+	assert_non_null(dropped);
+	for (int i = 0; i < 1 << 20; i++)
+		if (dropped[i])
+			fail_msg("released byte %d reads %#x", i, dropped[i]);
+	/* The merged free space is whole again: 1 MiB fits where it was. */
+	assert_int_equal(kho_alloc_preserve(1 << 20, &fresh), 0);
+	assert_int_equal(kho_unpreserve_free(fresh), 0);
 	assert_int_equal(kho_restore(kept_off, 1 << 20, (void **)&kept), 0);
 	assert_int_equal(kept[12345], (uint8_t)(12345 * 7));
 	assert_int_equal(liveupdate_finish(), -EINVAL);

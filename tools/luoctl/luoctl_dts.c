@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../../src/base/fdt_bounded.h"
 #include "luoctl.h"
 
 /* A list of NUL-terminated printable strings, none empty. */
@@ -54,7 +55,8 @@ int print_dts(const void *fdt, size_t size, const char *label)
 	int depth = 0, offset = 0, next;
 	uint32_t tag;
 
-	if (size < sizeof(struct fdt_header) || fdt_check_header(fdt) ||
+	/* Bounded first: libfdt's walkers can loop forever otherwise. */
+	if (!luo_fdt_bounded(fdt, size) || fdt_check_header(fdt) ||
 	    fdt_totalsize(fdt) > size || fdt_check_full(fdt, size)) {
 		fprintf(stderr, "luoctl: blob '%s' is not a valid FDT\n",
 			label);
