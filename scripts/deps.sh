@@ -2,9 +2,10 @@
 # Install (as root) or name (otherwise) the Debian packages the build,
 # the tests and the demo need.  Sourced by demo.sh and test.sh.
 
-# libmemcached-tools: memccapable and memcaslap, the kvcache tests' peers.
+# libmemcached-tools: memccapable and memcaslap, the kvcache tests' peers;
+# memcached: the reference of the kvcache differential test.
 LUO_DEPS=(meson ninja-build gcc pkg-config python3 libfdt-dev libcmocka-dev
-	  device-tree-compiler libmemcached-tools)
+	  device-tree-compiler libmemcached-tools memcached)
 
 luo_install_deps() {
 	local missing=() p

@@ -109,10 +109,10 @@ static void put64(unsigned char *p, uint64_t v)
 	put32(p + 4, (uint32_t)v);
 }
 
-static void respond(struct conn *c, const struct bin_req *r, uint16_t status,
-		    uint64_t cas, const void *ext, uint8_t extlen,
-		    const void *key, uint16_t keylen, const void *val,
-		    uint32_t vlen)
+/* The response header, then extras, key and value (copied). */
+static void respond_hdr(struct conn *c, const struct bin_req *r,
+			uint16_t status, uint64_t cas, uint8_t extlen,
+			uint16_t keylen, uint32_t vlen)
 {
 	unsigned char h[BIN_HDR] = {BIN_RES, r->op};
 
@@ -125,12 +125,17 @@ static void respond(struct conn *c, const struct bin_req *r, uint16_t status,
 	memcpy(h + 12, r->opaque, 4);
 	put64(h + 16, cas);
 	conn_out(c, h, sizeof(h));
-	if (extlen)
-		conn_out(c, ext, extlen);
-	if (keylen)
-		conn_out(c, key, keylen);
-	if (vlen)
-		conn_out(c, val, vlen);
+}
+
+static void respond(struct conn *c, const struct bin_req *r, uint16_t status,
+		    uint64_t cas, const void *ext, uint8_t extlen,
+		    const void *key, uint16_t keylen, const void *val,
+		    uint32_t vlen)
+{
+	respond_hdr(c, r, status, cas, extlen, keylen, vlen);
+	conn_out(c, ext, extlen);
+	conn_out(c, key, keylen);
+	conn_out(c, val, vlen);
 }
 
 /* An error with memcached's message; sent even for quiet requests. */
@@ -174,35 +179,30 @@ static void respond_ok(struct conn *c, const struct bin_req *r, uint64_t cas)
 		respond(c, r, ST_OK, cas, NULL, 0, NULL, 0, NULL, 0);
 }
 
-static bool shape(const struct bin_req *r, unsigned ext, bool key, int val)
-{
-	return r->extlen == ext && (key ? r->keylen > 0 : r->keylen == 0) &&
-	       (val < 0 || (val ? true : r->vlen == 0));
-}
-
+/* get, getk, gat, gatk and their quiet forms; touch (no value). */
 static void bin_get(struct conn *c, const struct bin_req *r, bool with_key,
-		    bool touch)
+		    bool touch, bool with_value)
 {
 	unsigned char flags[4];
 	struct kv_item *it;
 
-	if (!shape(r, touch ? 4 : 0, true, 0)) {
-		respond_err(c, r, ST_EINVAL);
-		return;
-	}
-	it = item_get(r->key, r->keylen, true);
-	store->stats.cmd_get++;
+	it = item_get(r->key, r->keylen, !touch || with_value);
 	if (touch) {
 		store->stats.cmd_touch++;
 		if (it) {
-			it->exptime = item_exptime((int32_t)get32(r->ext));
+			it->exptime = (uint32_t)item_exptime(get32(r->ext));
 			store->stats.touch_hits++;
 		} else {
 			store->stats.touch_misses++;
 		}
+	} else {
+		store->stats.cmd_get++;
+		if (it)
+			store->stats.get_hits++;
+		else
+			store->stats.get_misses++;
 	}
 	if (!it) {
-		store->stats.get_misses++;
 		if (r->quiet)
 			return;
 		if (with_key)
@@ -212,42 +212,39 @@ static void bin_get(struct conn *c, const struct bin_req *r, bool with_key,
 			respond_err(c, r, ST_ENOENT);
 		return;
 	}
-	store->stats.get_hits++;
 	put32(flags, it->flags);
-	respond(c, r, ST_OK, it->cas, flags, 4, with_key ? item_key(it) : NULL,
-		with_key ? it->nkey : 0, item_value(it), it->nbytes - 2);
+	respond_hdr(c, r, ST_OK, it->cas, 4, with_key ? it->nkey : 0,
+		    with_value ? it->nbytes - 2 : 0);
+	conn_out(c, flags, 4);
+	if (with_key)
+		conn_out(c, item_key(it), it->nkey);
+	if (with_value)
+		conn_out_item(c, it, 0, it->nbytes - 2);
 }
 
 static void bin_store(struct conn *c, const struct bin_req *r, enum store_op op)
 {
 	bool concat = op == OP_APPEND || op == OP_PREPEND;
-	uint32_t flags = 0;
-	int32_t exptime = 0;
+	uint32_t flags = 0, exptime = 0;
 	struct kv_item *it;
 	uint16_t st;
 
-	if (!shape(r, concat ? 0 : 8, true, -1)) {
-		respond_err(c, r, ST_EINVAL);
-		return;
-	}
 	if (!concat) {
 		flags = get32(r->ext);
-		exptime = (int32_t)get32(r->ext + 4);
+		exptime = get32(r->ext + 4); /* unsigned, as memcached */
 	}
 	store->stats.cmd_set++;
-	if (item_total(r->keylen, (size_t)r->vlen + 2) > store->item_size_max) {
-		respond_err(c, r, ST_E2BIG);
-		return;
-	}
 	it = item_alloc(r->key, r->keylen, flags, item_exptime(exptime),
 			(size_t)r->vlen + 2);
 	if (!it) {
 		respond_err(c, r, ST_ENOMEM);
+		if (op == OP_SET)
+			item_set_failed(r->key, r->keylen);
 		return;
 	}
-	memcpy(item_value(it), r->val, r->vlen);
-	memcpy(item_value(it) + r->vlen, "\r\n", 2);
-	if (r->cas && (op == OP_SET || op == OP_REPLACE))
+	item_write(it, 0, r->val, r->vlen);
+	item_write(it, r->vlen, "\r\n", 2);
+	if (r->cas && !concat) /* memcached: any cas makes it a cas */
 		op = OP_CAS;
 	switch (item_store(it, op, r->cas)) {
 	case STORE_STORED:
@@ -258,12 +255,6 @@ static void bin_store(struct conn *c, const struct bin_req *r, enum store_op op)
 		break;
 	case STORE_NOT_FOUND:
 		st = ST_ENOENT;
-		break;
-	case STORE_TOO_LARGE:
-		st = ST_E2BIG;
-		break;
-	case STORE_NO_MEMORY:
-		st = ST_ENOMEM;
 		break;
 	default: /* not stored: as memcached words it per command */
 		st = op == OP_ADD	? ST_EEXISTS
@@ -278,10 +269,6 @@ static void bin_delete(struct conn *c, const struct bin_req *r)
 {
 	struct kv_item *it;
 
-	if (!shape(r, 0, true, 0)) {
-		respond_err(c, r, ST_EINVAL);
-		return;
-	}
 	it = item_get(r->key, r->keylen, false);
 	if (!it) {
 		store->stats.delete_misses++;
@@ -303,10 +290,6 @@ static void bin_delta(struct conn *c, const struct bin_req *r, bool incr)
 	uint64_t delta, initial, v;
 	uint32_t exp;
 
-	if (!shape(r, 20, true, 0)) {
-		respond_err(c, r, ST_EINVAL);
-		return;
-	}
 	delta = get64(r->ext);
 	initial = get64(r->ext + 8);
 	exp = get32(r->ext + 16);
@@ -328,24 +311,27 @@ static void bin_delta(struct conn *c, const struct bin_req *r, bool incr)
 		int n;
 		struct kv_item *it;
 
-		if (incr)
-			store->stats.incr_misses++;
-		else
-			store->stats.decr_misses++;
 		/* 0xffffffff: do not create. */
 		if (exp == UINT32_MAX) {
+			if (incr)
+				store->stats.incr_misses++;
+			else
+				store->stats.decr_misses++;
 			respond_err(c, r, ST_ENOENT);
 			return;
 		}
 		n = snprintf(buf, sizeof(buf), "%" PRIu64 "\r\n", initial);
-		it = item_alloc(r->key, r->keylen, 0,
-				item_exptime((int32_t)exp), (size_t)n);
+		it = item_alloc(r->key, r->keylen, 0, item_exptime(exp),
+				(size_t)n);
 		if (!it) {
 			respond_err(c, r, ST_ENOMEM);
 			return;
 		}
 		memcpy(item_value(it), buf, (size_t)n);
-		item_store(it, OP_SET, 0);
+		if (item_store(it, OP_ADD, 0) != STORE_STORED) {
+			respond_err(c, r, ST_NOT_STORED);
+			return;
+		}
 		v = initial;
 		break;
 	}
@@ -365,108 +351,193 @@ static void stat_pair(struct conn *c, const char *name, const char *val)
 		(uint16_t)strlen(name), val, (uint32_t)strlen(val));
 }
 
+static bool key_is(const struct bin_req *r, const char *s)
+{
+	size_t n = strlen(s);
+
+	return r->keylen >= n && !memcmp(r->key, s, n);
+}
+
 static void bin_stat(struct conn *c, const struct bin_req *r)
 {
-	if (r->extlen || r->vlen) {
-		respond_err(c, r, ST_EINVAL);
-		return;
-	}
-	if (r->keylen == 5 && !memcmp(r->key, "reset", 5)) {
+	char group[16] = "";
+
+	if (key_is(r, "reset")) {
 		proto_stats_reset();
-	} else if (r->keylen) {
-		respond_err(c, r, ST_ENOENT);
-		return;
+	} else if (key_is(r, "detail")) {
+		if (!(r->keylen >= 9 && (!memcmp(r->key + 6, " on", 3) ||
+					 !memcmp(r->key + 6, " off", 4) ||
+					 !memcmp(r->key + 6, " dump", 5)))) {
+			respond_err(c, r, ST_ENOENT);
+			return;
+		}
 	} else {
+		if (key_is(r, "settings"))
+			strcpy(group, "settings");
+		else if (r->keylen && r->keylen < sizeof(group))
+			memcpy(group, r->key, r->keylen);
+		else if (r->keylen)
+			strcpy(group, "?");
 		stat_current = r;
-		proto_stats(c, stat_pair);
+		if (!proto_stats(c, group, stat_pair)) {
+			stat_current = NULL;
+			respond_err(c, r, ST_ENOENT);
+			return;
+		}
 		stat_current = NULL;
 	}
 	respond(c, r, ST_OK, 0, NULL, 0, NULL, 0, NULL, 0); /* the end */
 }
 
-static void bin_run(struct conn *c, struct bin_req *r, bool *close)
+/* memcached's per-command shape checks; a request failing one closes. */
+static bool shape_ok(const struct bin_req *r, uint8_t base)
 {
-	switch (r->op) {
-	case OPB_GETQ:
-	case OPB_GETKQ:
-	case OPB_GATQ:
-	case OPB_GATKQ:
-	case OPB_SETQ:
-	case OPB_ADDQ:
-	case OPB_REPLACEQ:
-	case OPB_DELETEQ:
-	case OPB_INCRQ:
-	case OPB_DECRQ:
-	case OPB_QUITQ:
-	case OPB_FLUSHQ:
-	case OPB_APPENDQ:
-	case OPB_PREPENDQ:
-		r->quiet = true;
-		break;
-	}
-	switch (r->op) {
+	uint32_t kl = r->keylen, el = r->extlen, bl = r->bodylen;
+
+	switch (base) {
+	case OPB_VERSION:
+	case OPB_NOOP:
+	case OPB_QUIT:
+		return !el && !kl && !bl;
+	case OPB_FLUSH:
+		return !kl && bl == el && (el == 0 || el == 4);
+	case OPB_SET:
+	case OPB_ADD:
+	case OPB_REPLACE:
+		return el == 8 && kl && bl >= kl + 8;
 	case OPB_GET:
+	case OPB_GETK:
+		return !el && bl == kl && kl;
+	case OPB_DELETE:
+		return kl && !el && bl == kl;
+	case OPB_INCR:
+	case OPB_DECR:
+		return kl && el == 20 && bl == kl + el;
+	case OPB_APPEND:
+	case OPB_PREPEND:
+		return kl && !el;
+	case OPB_STAT:
+		return !el;
+	case OPB_TOUCH:
+	case OPB_GAT:
+	case OPB_GATK:
+		return el == 4 && kl;
+	}
+	return true;
+}
+
+/* The quiet opcodes' loud twins. */
+static uint8_t base_op(uint8_t op)
+{
+	switch (op) {
+	case OPB_SETQ:
+		return OPB_SET;
+	case OPB_ADDQ:
+		return OPB_ADD;
+	case OPB_REPLACEQ:
+		return OPB_REPLACE;
+	case OPB_DELETEQ:
+		return OPB_DELETE;
+	case OPB_INCRQ:
+		return OPB_INCR;
+	case OPB_DECRQ:
+		return OPB_DECR;
+	case OPB_QUITQ:
+		return OPB_QUIT;
+	case OPB_FLUSHQ:
+		return OPB_FLUSH;
+	case OPB_APPENDQ:
+		return OPB_APPEND;
+	case OPB_PREPENDQ:
+		return OPB_PREPEND;
 	case OPB_GETQ:
-		bin_get(c, r, false, false);
+		return OPB_GET;
+	case OPB_GETKQ:
+		return OPB_GETK;
+	case OPB_GATQ:
+		return OPB_GAT;
+	case OPB_GATKQ:
+		return OPB_GATK;
+	}
+	return op;
+}
+
+static bool known_op(uint8_t base)
+{
+	switch (base) {
+	case OPB_GET:
+	case OPB_SET:
+	case OPB_ADD:
+	case OPB_REPLACE:
+	case OPB_DELETE:
+	case OPB_INCR:
+	case OPB_DECR:
+	case OPB_QUIT:
+	case OPB_FLUSH:
+	case OPB_NOOP:
+	case OPB_VERSION:
+	case OPB_GETK:
+	case OPB_APPEND:
+	case OPB_PREPEND:
+	case OPB_STAT:
+	case OPB_TOUCH:
+	case OPB_GAT:
+	case OPB_GATK:
+		return true;
+	}
+	return false;
+}
+
+static void bin_run(struct conn *c, struct bin_req *r, uint8_t base,
+		    bool *close)
+{
+	switch (base) {
+	case OPB_GET:
+		bin_get(c, r, false, false, true);
 		break;
 	case OPB_GETK:
-	case OPB_GETKQ:
-		bin_get(c, r, true, false);
+		bin_get(c, r, true, false, true);
 		break;
 	case OPB_GAT:
-	case OPB_GATQ:
-		bin_get(c, r, false, true);
+		bin_get(c, r, false, true, true);
 		break;
 	case OPB_GATK:
-	case OPB_GATKQ:
-		bin_get(c, r, true, true);
+		bin_get(c, r, true, true, true);
+		break;
+	case OPB_TOUCH:
+		bin_get(c, r, false, true, false);
 		break;
 	case OPB_SET:
-	case OPB_SETQ:
 		bin_store(c, r, OP_SET);
 		break;
 	case OPB_ADD:
-	case OPB_ADDQ:
 		bin_store(c, r, OP_ADD);
 		break;
 	case OPB_REPLACE:
-	case OPB_REPLACEQ:
 		bin_store(c, r, OP_REPLACE);
 		break;
 	case OPB_APPEND:
-	case OPB_APPENDQ:
 		bin_store(c, r, OP_APPEND);
 		break;
 	case OPB_PREPEND:
-	case OPB_PREPENDQ:
 		bin_store(c, r, OP_PREPEND);
 		break;
 	case OPB_DELETE:
-	case OPB_DELETEQ:
 		bin_delete(c, r);
 		break;
 	case OPB_INCR:
-	case OPB_INCRQ:
 		bin_delta(c, r, true);
 		break;
 	case OPB_DECR:
-	case OPB_DECRQ:
 		bin_delta(c, r, false);
 		break;
 	case OPB_QUIT:
-	case OPB_QUITQ:
 		respond_ok(c, r, 0);
 		*close = true;
 		break;
 	case OPB_FLUSH:
-	case OPB_FLUSHQ:
-		if ((r->extlen != 0 && r->extlen != 4) || r->keylen ||
-		    r->vlen) {
-			respond_err(c, r, ST_EINVAL);
-			break;
-		}
 		store->stats.cmd_flush++;
-		items_flush(r->extlen ? (int32_t)get32(r->ext) : 0);
+		items_flush(r->extlen ? (int64_t)get32(r->ext) : 0);
 		respond_ok(c, r, 0);
 		break;
 	case OPB_NOOP:
@@ -476,38 +547,8 @@ static void bin_run(struct conn *c, struct bin_req *r, bool *close)
 		respond(c, r, ST_OK, 0, NULL, 0, NULL, 0, KV_VERSION_STRING,
 			(uint32_t)strlen(KV_VERSION_STRING));
 		break;
-	case OPB_VERBOSITY:
-		if (r->extlen != 4) {
-			respond_err(c, r, ST_EINVAL);
-			break;
-		}
-		settings.verbose = (int)get32(r->ext);
-		respond_ok(c, r, 0);
-		break;
-	case OPB_TOUCH: {
-		struct kv_item *it;
-
-		if (!shape(r, 4, true, 0)) {
-			respond_err(c, r, ST_EINVAL);
-			break;
-		}
-		store->stats.cmd_touch++;
-		it = item_get(r->key, r->keylen, false);
-		if (!it) {
-			store->stats.touch_misses++;
-			respond_err(c, r, ST_ENOENT);
-			break;
-		}
-		store->stats.touch_hits++;
-		it->exptime = item_exptime((int32_t)get32(r->ext));
-		respond_ok(c, r, it->cas);
-		break;
-	}
 	case OPB_STAT:
 		bin_stat(c, r);
-		break;
-	default:
-		respond_err(c, r, ST_UNKNOWN);
 		break;
 	}
 }
@@ -519,8 +560,11 @@ static void bin_run(struct conn *c, struct bin_req *r, bool *close)
  * @avail: bytes available from @p.
  * @close: set when the connection is to be closed after the answer.
  *
- * A body larger than any item could be is answered at once and then
- * swallowed rather than buffered.
+ * As memcached, a request is judged once its header, extras and key are
+ * in: a malformed one is answered and closes the connection, a value too
+ * large for any item is answered and swallowed rather than buffered, an
+ * unknown command swallows its body length (past its extras and key, as
+ * memcached does).  Storage requests are run once their value is in.
  *
  * Return: bytes consumed, or 0 to wait for more (c->need says how many).
  */
@@ -528,6 +572,8 @@ ssize_t bin_process(struct conn *c, const char *p, size_t avail, bool *close)
 {
 	const unsigned char *h = (const unsigned char *)p;
 	struct bin_req r = {0};
+	uint8_t base;
+	size_t head;
 
 	if (avail < BIN_HDR) {
 		c->need = BIN_HDR;
@@ -539,26 +585,51 @@ ssize_t bin_process(struct conn *c, const char *p, size_t avail, bool *close)
 	r.bodylen = get32(h + 8);
 	memcpy(r.opaque, h + 12, 4);
 	r.cas = get64(h + 16);
-	if ((uint32_t)r.keylen + r.extlen > r.bodylen ||
-	    r.keylen > KEY_MAX_LENGTH) {
-		/* memcached closes here: the stream cannot be trusted. */
-		respond_err(c, &r, ST_EINVAL);
-		*close = true;
-		return (ssize_t)avail;
-	}
-	if (r.bodylen > store->item_size_max + 512) {
-		respond_err(c, &r, ST_E2BIG);
-		c->rec->swallow = r.bodylen;
-		return BIN_HDR;
-	}
-	if (avail < BIN_HDR + (size_t)r.bodylen) {
-		c->need = BIN_HDR + (size_t)r.bodylen;
+	head = BIN_HDR + (size_t)r.extlen + r.keylen;
+	if (avail < head) {
+		c->need = head;
 		return 0;
 	}
 	r.ext = h + BIN_HDR;
 	r.key = p + BIN_HDR + r.extlen;
-	r.val = r.key + r.keylen;
+	if ((uint32_t)r.keylen + r.extlen > r.bodylen) {
+		respond_err(c, &r, ST_UNKNOWN);
+		*close = true;
+		return (ssize_t)head;
+	}
 	r.vlen = r.bodylen - r.keylen - r.extlen;
-	bin_run(c, &r, close);
-	return BIN_HDR + (ssize_t)r.bodylen;
+	base = base_op(r.op);
+	r.quiet = base != r.op;
+	if (r.keylen > KEY_MAX_LENGTH || !shape_ok(&r, base)) {
+		respond_err(c, &r, ST_EINVAL);
+		*close = true;
+		return (ssize_t)head;
+	}
+	if (!known_op(base)) {
+		respond_err(c, &r, ST_UNKNOWN);
+		c->rec->swallow = r.bodylen;
+		return (ssize_t)head;
+	}
+	if (base == OPB_SET || base == OPB_ADD || base == OPB_REPLACE ||
+	    base == OPB_APPEND || base == OPB_PREPEND) {
+		uint32_t flags = base == OPB_APPEND || base == OPB_PREPEND
+					 ? 0
+					 : get32(r.ext);
+
+		if (item_mc_total(r.keylen, flags, (size_t)r.vlen + 2) >
+		    store->item_size_max) {
+			respond_err(c, &r, ST_E2BIG);
+			c->rec->swallow = r.vlen;
+			if (base == OPB_SET)
+				item_set_failed(r.key, r.keylen);
+			return (ssize_t)head;
+		}
+	}
+	if (avail < head + r.vlen) {
+		c->need = head + r.vlen;
+		return 0;
+	}
+	r.val = r.key + r.keylen;
+	bin_run(c, &r, base, close);
+	return (ssize_t)(head + r.vlen);
 }

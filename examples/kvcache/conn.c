@@ -26,6 +26,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <luo/luo.h>
@@ -92,26 +93,22 @@ static void buf_release(char **buf, uint64_t *off, uint32_t *cap)
 	*cap = 0;
 }
 
-/**
- * conn_reserve_out() - room for @len more bytes of output
- * @c: the connection.
- * @len: bytes about to be appended.
- *
- * Return: 0 or a negative errno (the output is then dropped and the
- * connection closed after what it has).
- */
-int conn_reserve_out(struct conn *c, size_t len)
+/* Room for @len more bytes of text, compacting sent text first. */
+static int wbuf_reserve(struct conn *c, size_t len)
 {
 	struct kv_conn_rec *r = c->rec;
 
-	if (r->wpos && r->wpos == r->wlen)
-		r->wpos = r->wlen = 0;
 	if ((size_t)r->wlen + len <= r->wcap)
 		return 0;
-	if (r->wpos) { /* compact before growing */
-		memmove(c->wbuf, c->wbuf + r->wpos, r->wlen - r->wpos);
-		r->wlen -= r->wpos;
+	if (r->wpos) {
+		uint32_t shift = r->wpos;
+
+		memmove(c->wbuf, c->wbuf + shift, r->wlen - shift);
+		r->wlen -= shift;
 		r->wpos = 0;
+		for (uint32_t i = r->oq_head; i < r->oq_tail; i++)
+			if (!c->oq[i].item)
+				c->oq[i].pos -= shift;
 		if ((size_t)r->wlen + len <= r->wcap)
 			return 0;
 	}
@@ -119,27 +116,145 @@ int conn_reserve_out(struct conn *c, size_t len)
 			(size_t)r->wlen + len);
 }
 
+/* A free entry at the queue's tail (compacting or growing the queue). */
+static struct kv_oent *oq_push(struct conn *c)
+{
+	struct kv_conn_rec *r = c->rec;
+	uint64_t off = r->oq_off;
+	uint32_t cap = r->oq_cap * (uint32_t)sizeof(*c->oq);
+	char *q = (char *)c->oq;
+
+	if (r->oq_tail == r->oq_cap && r->oq_head) {
+		memmove(c->oq, c->oq + r->oq_head,
+			(r->oq_tail - r->oq_head) * sizeof(*c->oq));
+		r->oq_tail -= r->oq_head;
+		r->oq_head = 0;
+	}
+	if (r->oq_tail == r->oq_cap) {
+		size_t want = ((size_t)r->oq_cap + 1) * sizeof(*c->oq);
+
+		if (buf_grow(&q, &off, &cap, r->oq_tail * sizeof(*c->oq), want))
+			return NULL;
+		c->oq = (struct kv_oent *)q;
+		r->oq_off = off;
+		r->oq_cap = cap / sizeof(*c->oq);
+	}
+	return &c->oq[r->oq_tail++];
+}
+
+static void out_failed(struct conn *c, int err)
+{
+	fprintf(stderr,
+		"kvcache: no memory for output: %s; closing the connection\n",
+		strerror(-err));
+	c->rec->flags |= CONN_CLOSE_AFTER_WRITE;
+}
+
 /**
- * conn_out() - append output for a connection
+ * conn_out() - append text output for a connection
  * @c: the connection.
  * @data: bytes.
  * @len: their count.
  *
- * Return: 0 or a negative errno.
+ * Return: 0 or a negative errno (the connection is then closed after what
+ * it has).
  */
 int conn_out(struct conn *c, const void *data, size_t len)
 {
-	int err = conn_reserve_out(c, len);
+	struct kv_conn_rec *r = c->rec;
+	struct kv_oent *last;
+	int err;
 
+	if (!len)
+		return 0;
+	err = wbuf_reserve(c, len);
 	if (err) {
-		fprintf(stderr, "kvcache: no memory for output: %s\n",
-			strerror(-err));
-		c->rec->flags |= CONN_CLOSE_AFTER_WRITE;
+		out_failed(c, err);
 		return err;
 	}
-	memcpy(c->wbuf + c->rec->wlen, data, len);
-	c->rec->wlen += (uint32_t)len;
+	memcpy(c->wbuf + r->wlen, data, len);
+	last = r->oq_tail > r->oq_head ? &c->oq[r->oq_tail - 1] : NULL;
+	if (last && !last->item && last->pos + last->len == r->wlen) {
+		last->len += (uint32_t)len;
+	} else {
+		struct kv_oent *e = oq_push(c);
+
+		if (!e) {
+			out_failed(c, -ENOMEM);
+			return -ENOMEM;
+		}
+		e->item = 0;
+		e->pos = r->wlen;
+		e->len = (uint32_t)len;
+	}
+	r->wlen += (uint32_t)len;
+	r->pending += len;
 	return 0;
+}
+
+/**
+ * conn_out_item() - append part of an item's value, sent from the item
+ * @c: the connection.
+ * @it: a linked item; it holds a reference until this part is sent (a
+ *      part of at most KV_COPY_MAX bytes is copied instead).
+ * @pos: offset from the start of the value.
+ * @len: bytes.
+ *
+ * Return: 0 or a negative errno (the connection is then closed after what
+ * it has).
+ */
+int conn_out_item(struct conn *c, struct kv_item *it, uint32_t pos,
+		  uint32_t len)
+{
+	/* One entry per chunk of a chained item; small parts are copied. */
+	while (len) {
+		uint32_t avail, k;
+		const char *d = item_span(it, pos, &avail);
+		struct kv_oent *e;
+
+		if (!d) {
+			out_failed(c, -EFAULT);
+			return -EFAULT;
+		}
+		k = len < avail ? len : avail;
+		if (k <= KV_COPY_MAX) {
+			int err = conn_out(c, d, k);
+
+			if (err)
+				return err;
+		} else {
+			e = oq_push(c);
+			if (!e) {
+				out_failed(c, -ENOMEM);
+				return -ENOMEM;
+			}
+			e->item = item_off(it);
+			e->pos = pos;
+			e->len = k;
+			it->refcount++;
+			c->rec->pending += k;
+		}
+		pos += k;
+		len -= k;
+	}
+	return 0;
+}
+
+/* Drop every queued entry, releasing the items they hold. */
+static void oq_release(struct conn *c)
+{
+	struct kv_conn_rec *r = c->rec;
+
+	for (uint32_t i = r->oq_head; c->oq && i < r->oq_tail; i++) {
+		struct kv_item *it =
+			c->oq[i].item ? item_at(c->oq[i].item) : NULL;
+
+		if (it)
+			item_release(it);
+	}
+	r->oq_head = r->oq_tail = 0;
+	r->pending = 0;
+	r->wpos = r->wlen = 0;
 }
 
 /**
@@ -190,9 +305,17 @@ static void conn_close(struct conn *c)
 	c->events = 0;
 	close(c->fd);
 	c->fd = -1;
+	oq_release(c);
 	buf_release(&c->rbuf, &r->rbuf_off, &r->rcap);
 	buf_release(&c->wbuf, &r->wbuf_off, &r->wcap);
+	{
+		char *q = (char *)c->oq;
+
+		buf_release(&q, &r->oq_off, &r->oq_cap);
+		c->oq = NULL;
+	}
 	r->rlen = r->wlen = r->wpos = 0;
+	r->get_resume = 0;
 	r->swallow = 0;
 	r->flags = 0;
 	nopen--;
@@ -232,42 +355,104 @@ void conns_sweep(void)
 	}
 }
 
-/* Write what is pending; arm EPOLLOUT if the socket is full. */
+/* Where queue entry @e's bytes are; NULL if its item is not one. */
+static const char *oent_data(struct conn *c, const struct kv_oent *e)
+{
+	struct kv_item *it;
+
+	if (!e->item)
+		return c->wbuf + e->pos;
+	it = item_at(e->item);
+	if (it) {
+		uint32_t avail;
+		const char *d = item_span(it, e->pos, &avail);
+
+		if (d && avail >= e->len)
+			return d;
+	}
+	return NULL;
+}
+
+/*
+ * Write what is queued, text and values straight from their items, up to
+ * 64 pieces per call.  Return: 0 all sent, 1 the socket is full, -1 error.
+ */
 static int conn_flush(struct conn *c)
 {
 	struct kv_conn_rec *r = c->rec;
 
-	while (r->wpos < r->wlen) {
-		ssize_t n = send(c->fd, c->wbuf + r->wpos, r->wlen - r->wpos,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (r->oq_head < r->oq_tail) {
+		struct iovec iov[64];
+		struct msghdr mh = {.msg_iov = iov};
+		uint32_t i = r->oq_head;
+		ssize_t n;
 
+		for (; i < r->oq_tail && mh.msg_iovlen < 64; i++) {
+			const char *d = oent_data(c, &c->oq[i]);
+
+			if (!d)
+				return -1;
+			iov[mh.msg_iovlen].iov_base = (void *)d;
+			iov[mh.msg_iovlen++].iov_len = c->oq[i].len;
+		}
+		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return 1;
 		if (n <= 0)
 			return -1;
-		r->wpos += (uint32_t)n;
 		store->stats.bytes_written += (uint64_t)n;
+		r->pending -= (uint64_t)n;
+		while (n > 0) {
+			struct kv_oent *e = &c->oq[r->oq_head];
+			uint32_t k = (size_t)n < e->len ? (uint32_t)n : e->len;
+
+			e->pos += k;
+			e->len -= k;
+			n -= k;
+			if (!e->item)
+				r->wpos = e->pos;
+			if (e->len)
+				break;
+			if (e->item)
+				item_release(item_at(e->item));
+			r->oq_head++;
+		}
 	}
+	r->oq_head = r->oq_tail = 0;
 	r->wpos = r->wlen = 0;
-	if (r->wcap > WBUF_KEEP &&
-	    liveupdate_get_state() != LIVEUPDATE_STATE_FROZEN)
-		buf_release(&c->wbuf, &r->wbuf_off, &r->wcap);
+	r->pending = 0;
+	if (liveupdate_get_state() != LIVEUPDATE_STATE_FROZEN) {
+		char *q = (char *)c->oq;
+
+		if (r->wcap > WBUF_KEEP)
+			buf_release(&c->wbuf, &r->wbuf_off, &r->wcap);
+		if ((size_t)r->oq_cap * sizeof(*c->oq) > WBUF_KEEP) {
+			buf_release(&q, &r->oq_off, &r->oq_cap);
+			c->oq = NULL;
+		}
+	}
 	return 0;
 }
 
-/* Parse what came in, send what is due, decide what to wait for. */
+/*
+ * Parse what came in, send what is due, decide what to wait for.  A few
+ * rounds at most per event, so that one client with a huge answer and a
+ * fast socket does not hold the loop: EPOLLOUT brings it back next turn.
+ */
 static void conn_run(struct conn *c)
 {
 	struct kv_conn_rec *r = c->rec;
+	enum proto_result res;
 	int f;
 
-	for (;;) {
-		enum proto_result res = PROTO_OK;
-
-		if (r->rlen && !(r->flags & CONN_CLOSE_AFTER_WRITE))
-			res = proto_process(c);
+	for (int round = 0;; round++) {
+		res = PROTO_OK;
+		if (r->rlen && !(r->flags & CONN_CLOSE_AFTER_WRITE)) {
+			res = r->pending > KV_OUT_CAP ? PROTO_BLOCKED
+						      : proto_process(c);
+		}
 		if (res == PROTO_CLOSE)
 			r->flags |= CONN_CLOSE_AFTER_WRITE;
 		f = conn_flush(c);
@@ -276,55 +461,73 @@ static void conn_run(struct conn *c)
 			return;
 		}
 		/* Stopped for the output, which has drained: go on. */
-		if (f != 0 || res != PROTO_BLOCKED)
+		if (f != 0 || res != PROTO_BLOCKED || round == 3)
 			break;
 	}
 	/* A large request came and went: do not keep its buffer. */
 	if (!r->rlen && r->rcap > WBUF_KEEP &&
 	    liveupdate_get_state() != LIVEUPDATE_STATE_FROZEN)
 		buf_release(&c->rbuf, &r->rbuf_off, &r->rcap);
-	/* Stop reading while the client does not read its answers. */
-	ep_set(c, f ? EPOLLOUT : EPOLLIN);
+	/*
+	 * Stop reading while the output is over its cap (the client does not
+	 * read its answers): its input waits in the socket, not here.
+	 */
+	ep_set(c, f || res == PROTO_BLOCKED ? EPOLLOUT : EPOLLIN);
 }
 
+/* One read per event, into a buffer grown only for a request's known size. */
 static void conn_readable(struct conn *c)
 {
 	struct kv_conn_rec *r = c->rec;
+	size_t want =
+		r->rlen + (c->need > r->rlen ? c->need - r->rlen : 0) + 1024;
+	ssize_t n;
 
-	for (int rounds = 0; rounds < 4; rounds++) {
-		size_t want = r->rlen +
-			      (c->need > r->rlen ? c->need - r->rlen : 0) +
-			      1024;
-		ssize_t n;
+	if (r->rcap - r->rlen < 1024 || r->rcap < want) {
+		int err = buf_grow(&c->rbuf, &r->rbuf_off, &r->rcap, r->rlen,
+				   want > r->rcap * 2u ? want : r->rcap * 2u);
 
-		if (r->rcap - r->rlen < 1024 || r->rcap < want) {
-			int err = buf_grow(
-				&c->rbuf, &r->rbuf_off, &r->rcap, r->rlen,
-				want > r->rcap * 2u ? want : r->rcap * 2u);
-
-			if (err) {
-				fprintf(stderr,
-					"kvcache: input buffer of %zu bytes: %s; closing\n",
-					want, strerror(-err));
-				conn_close(c);
-				return;
-			}
-		}
-		n = recv(c->fd, c->rbuf + r->rlen, r->rcap - r->rlen,
-			 MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n <= 0) {
+		if (err) {
+			fprintf(stderr,
+				"kvcache: input buffer of %zu bytes: %s; closing\n",
+				want, strerror(-err));
 			conn_close(c);
 			return;
 		}
-		r->rlen += (uint32_t)n;
-		if ((size_t)n < r->rcap - r->rlen + (size_t)n)
-			break; /* drained */
 	}
+	do
+		n = recv(c->fd, c->rbuf + r->rlen, r->rcap - r->rlen,
+			 MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n <= 0) {
+		conn_close(c);
+		return;
+	}
+	r->rlen += (uint32_t)n;
 	conn_run(c);
+}
+
+/* Every queued piece of an adopted connection points where it may. */
+static bool oq_valid(struct conn *c)
+{
+	struct kv_conn_rec *r = c->rec;
+	uint64_t total = 0;
+
+	for (uint32_t i = r->oq_head; i < r->oq_tail; i++) {
+		const struct kv_oent *e = &c->oq[i];
+		struct kv_item *it = e->item ? item_at(e->item) : NULL;
+
+		if (e->item && (!it || !item_valid(it) || !it->refcount ||
+				(uint64_t)e->pos + e->len > it->nbytes))
+			return false;
+		if (!e->item &&
+		    ((uint64_t)e->pos + e->len > r->wlen || e->pos < r->wpos))
+			return false;
+		total += e->len;
+	}
+	return total == r->pending;
 }
 
 /**
@@ -346,10 +549,12 @@ int conn_attach(uint32_t slot, int fd, bool adopted)
 	c->events = 0;
 	c->preserved = false;
 	c->rbuf = c->wbuf = NULL;
+	c->oq = NULL;
 	if (adopted) {
 		if (r->rlen > r->rcap || r->wpos > r->wlen ||
 		    r->wlen > r->wcap || (r->rcap && !r->rbuf_off) ||
-		    (r->wcap && !r->wbuf_off))
+		    (r->wcap && !r->wbuf_off) || r->oq_head > r->oq_tail ||
+		    r->oq_tail > r->oq_cap || (r->oq_cap && !r->oq_off))
 			return -EBADMSG;
 		if (r->rcap) {
 			if (kho_restore(r->rbuf_off, r->rcap, &p))
@@ -361,6 +566,14 @@ int conn_attach(uint32_t slot, int fd, bool adopted)
 				return -EBADMSG;
 			c->wbuf = p;
 		}
+		if (r->oq_cap) {
+			if (kho_restore(r->oq_off, r->oq_cap * sizeof(*c->oq),
+					&p))
+				return -EBADMSG;
+			c->oq = p;
+		}
+		if (!oq_valid(c))
+			return -EBADMSG;
 	}
 	nopen++;
 	return 0;
@@ -396,7 +609,7 @@ static void accept_new(void)
 		}
 		if (!nfree_slots) {
 			static const char msg[] =
-				"SERVER_ERROR Too many open connections\r\n";
+				"ERROR Too many open connections\r\n";
 
 			store->stats.rejected_connections++;
 			if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL) < 0)
@@ -501,6 +714,42 @@ int conns_for_each_open(int (*fn)(uint32_t slot, int fd, uint64_t token))
 			return err;
 	}
 	return 0;
+}
+
+/**
+ * conns_recount_refs() - recompute every item's reference count
+ *
+ * After an update that dropped a connection record, the references its
+ * output queue held would never be released: count them again from the
+ * queues that were kept.  Each slab page holds one class, whose number
+ * every chunk header carries.
+ */
+void conns_recount_refs(void)
+{
+	for (uint64_t p = 0; p < store->pages_used; p++) {
+		uint64_t base = store->slab_off + p * store->page_size;
+		struct kv_item *first = item_at(base);
+		uint32_t size;
+
+		if (!first || first->clsid >= store->nclasses)
+			continue;
+		size = store->cls[first->clsid].size;
+		for (uint64_t o = 0; o + size <= store->page_size; o += size)
+			((struct kv_item *)(store_base + base + o))->refcount =
+				0;
+	}
+	for (uint32_t i = 0; i < root->maxconns; i++) {
+		struct conn *c = &conns[i];
+
+		if (conn_recs[i].state != CONN_OPEN || !c->oq)
+			continue;
+		for (uint32_t k = c->rec->oq_head; k < c->rec->oq_tail; k++) {
+			struct kv_item *it = item_at(c->oq[k].item);
+
+			if (c->oq[k].item && it)
+				it->refcount++;
+		}
+	}
 }
 
 static uint32_t represerve_next = UINT32_MAX;

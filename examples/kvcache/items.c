@@ -54,8 +54,13 @@ int64_t item_exptime(int64_t exptime)
 	if (exptime < 0)
 		return 1;
 	if (exptime > KV_REALTIME_MAXDELTA)
-		return exptime;
+		return exptime > UINT32_MAX ? UINT32_MAX : exptime;
 	return kv_now() + exptime;
+}
+
+static size_t item_mc_size(const struct kv_item *it)
+{
+	return item_mc_total(it->nkey, it->flags, it->nbytes);
 }
 
 enum liveness { LIVE, EXPIRED, FLUSHED };
@@ -64,8 +69,9 @@ static enum liveness item_liveness(const struct kv_item *it, int64_t now)
 {
 	if (it->cas <= store->flush_cas)
 		return FLUSHED;
+	/* As memcached: the second before the flush time is flushed too. */
 	if (store->flush_at && now >= store->flush_at &&
-	    it->time < store->flush_at)
+	    it->time <= store->flush_at)
 		return FLUSHED;
 	if (it->exptime && it->exptime <= now)
 		return EXPIRED;
@@ -73,8 +79,11 @@ static enum liveness item_liveness(const struct kv_item *it, int64_t now)
 }
 
 /**
- * item_unlink() - remove a linked item and free its chunk
+ * item_unlink() - remove a linked item; free its chunk unless it is being sent
  * @it: the item.
+ *
+ * An item that output queues still send from keeps its chunk until the
+ * last of them is done (item_release()).
  */
 void item_unlink(struct kv_item *it)
 {
@@ -84,8 +93,22 @@ void item_unlink(struct kv_item *it)
 	lru_unlink(it);
 	it->iflags &= (uint16_t)~ITEM_LINKED;
 	store->stats.curr_items--;
-	store->stats.bytes -= item_total(it->nkey, it->nbytes);
-	slabs_free(it);
+	store->stats.bytes -= item_mc_size(it);
+	store->cls[it->clsid].requested -= item_mc_size(it);
+	if (!it->refcount)
+		item_free(it);
+}
+
+/**
+ * item_release() - an output queue is done sending from an item
+ * @it: the item; freed if it was unlinked meanwhile and nobody else sends it.
+ */
+void item_release(struct kv_item *it)
+{
+	if (!it || !it->refcount)
+		return;
+	if (--it->refcount == 0 && !(it->iflags & (ITEM_LINKED | ITEM_SLABBED)))
+		item_free(it);
 }
 
 /**
@@ -102,20 +125,70 @@ void item_unlink(struct kv_item *it)
 struct kv_item *item_alloc(const char *key, size_t nkey, uint32_t flags,
 			   int64_t exptime, size_t nbytes)
 {
-	size_t total = item_total(nkey, nbytes);
-	unsigned clsid = slabs_clsid(total);
+	size_t mc = item_mc_total(nkey, flags, nbytes);
+	bool chunked = mc > store->cls[store->nclasses - 1].size;
+	size_t total =
+		chunked ? item_head_total(nkey) : item_total(nkey, nbytes);
+	unsigned clsid = slabs_clsid(chunked ? total : mc);
+	struct kv_item *it;
+
+	if (mc > store->item_size_max || clsid >= store->nclasses)
+		return NULL;
+	it = item_chunk_get(total, clsid);
+	if (!it)
+		return NULL;
+	it->nkey = (uint8_t)nkey;
+	it->nbytes = (uint32_t)nbytes;
+	it->flags = flags;
+	it->exptime = (uint32_t)exptime;
+	memcpy(item_key(it), key, nkey);
+	if (chunked) {
+		bool ok;
+
+		it->iflags = ITEM_CHUNKED;
+		it->refcount = 1; /* not moved while its chunks are found */
+		ok = chunks_alloc(it, nbytes);
+		it->refcount = 0;
+		if (!ok) {
+			item_free(it);
+			return NULL;
+		}
+	}
+	return it;
+}
+
+/**
+ * item_chunk_get() - a free chunk of a class, evicting or moving a page
+ * @total: bytes needed.
+ * @clsid: the class.
+ *
+ * As memcached: a few items from the tail of the class's LRU are looked
+ * at, those being sent skipped; with nothing of its own to evict, the
+ * class takes a page from another one (slabs_rebalance()).
+ *
+ * Return: the chunk (header zeroed but for its class), or NULL.
+ */
+struct kv_item *item_chunk_get(size_t total, unsigned clsid)
+{
 	struct kv_item *it;
 	int64_t now = kv_now();
 
-	if (clsid >= store->nclasses)
-		return NULL;
 	for (int tries = 0; !(it = slabs_alloc(total, clsid)); tries++) {
 		struct kv_item *victim = lru_tail(clsid);
 
-		if (!victim || tries > 50)
+		for (int k = 0; victim && victim->refcount && k < 5; k++)
+			victim = item_at(victim->prev);
+		if (!victim || victim->refcount ||
+		    !(victim->iflags & ITEM_LINKED)) {
+			if (tries <= 50 && slabs_rebalance(clsid))
+				continue;
+			return NULL;
+		}
+		if (tries > 50)
 			return NULL;
 		if (item_liveness(victim, now) != LIVE) {
 			store->stats.reclaimed++;
+			store->cls[clsid].reclaimed++;
 			if (!(victim->iflags & ITEM_FETCHED))
 				store->stats.expired_unfetched++;
 		} else {
@@ -126,11 +199,6 @@ struct kv_item *item_alloc(const char *key, size_t nkey, uint32_t flags,
 		}
 		item_unlink(victim);
 	}
-	it->nkey = (uint8_t)nkey;
-	it->nbytes = (uint32_t)nbytes;
-	it->flags = flags;
-	it->exptime = exptime;
-	memcpy(item_key(it), key, nkey);
 	return it;
 }
 
@@ -140,7 +208,7 @@ struct kv_item *item_alloc(const char *key, size_t nkey, uint32_t flags,
  */
 void item_discard(struct kv_item *it)
 {
-	slabs_free(it);
+	item_free(it);
 }
 
 static struct kv_item *lookup(const char *key, size_t nkey, bool count)
@@ -186,13 +254,14 @@ struct kv_item *item_get(const char *key, size_t nkey, bool count)
 static void do_link(struct kv_item *it)
 {
 	it->cas = ++store->cas_counter;
-	it->time = kv_now();
-	it->iflags = ITEM_LINKED;
+	it->time = (uint32_t)kv_now();
+	it->iflags = (uint16_t)((it->iflags & ITEM_CHUNKED) | ITEM_LINKED);
 	hash_insert(it, hash_key(item_key(it), it->nkey));
 	lru_link(it);
 	store->stats.curr_items++;
 	store->stats.total_items++;
-	store->stats.bytes += item_total(it->nkey, it->nbytes);
+	store->stats.bytes += item_mc_size(it);
+	store->cls[it->clsid].requested += item_mc_size(it);
 }
 
 static void do_replace(struct kv_item *old, struct kv_item *it)
@@ -203,8 +272,8 @@ static void do_replace(struct kv_item *old, struct kv_item *it)
 }
 
 /*
- * append/prepend: a new item holding both values.  The old item is taken
- * off the LRU meanwhile so that the allocation cannot evict it.
+ * append/prepend: a new item holding both values.  The old item is held
+ * meanwhile so that the allocation can neither evict nor move it.
  */
 static enum store_result concat(struct kv_item *old, struct kv_item *it,
 				bool append)
@@ -212,24 +281,20 @@ static enum store_result concat(struct kv_item *old, struct kv_item *it,
 	size_t oldlen = old->nbytes - 2, addlen = it->nbytes - 2;
 	struct kv_item *n;
 
-	lru_unlink(old);
+	old->refcount++; /* neither evicted nor moved while we allocate */
 	n = item_alloc(item_key(old), old->nkey, old->flags, old->exptime,
 		       oldlen + addlen + 2);
-	lru_link(old);
-	if (!n) {
+	old->refcount--;
+	if (!n) { /* too large or no memory: memcached says NOT_STORED */
 		item_discard(it);
-		return slabs_clsid(
-			       item_total(old->nkey, oldlen + addlen + 2)) >=
-				       store->nclasses
-			       ? STORE_TOO_LARGE
-			       : STORE_NO_MEMORY;
+		return STORE_NOT_STORED;
 	}
 	if (append) {
-		memcpy(item_value(n), item_value(old), oldlen);
-		memcpy(item_value(n) + oldlen, item_value(it), addlen + 2);
+		item_copy(n, 0, old, 0, oldlen);
+		item_copy(n, (uint32_t)oldlen, it, 0, addlen + 2);
 	} else {
-		memcpy(item_value(n), item_value(it), addlen);
-		memcpy(item_value(n) + addlen, item_value(old), oldlen + 2);
+		item_copy(n, 0, it, 0, addlen);
+		item_copy(n, (uint32_t)addlen, old, 0, oldlen + 2);
 	}
 	item_discard(it);
 	do_replace(old, n);
@@ -306,27 +371,38 @@ bool item_delete(const char *key, size_t nkey)
 	return true;
 }
 
-/* The value as memcached's safe_strtoull sees it: digits, then spaces. */
+/*
+ * The value as memcached reads it (strtoull, then a space, the "\r" or
+ * the end): leading white space and a sign are taken, anything after the
+ * number's first space ignored, a negative number refused.
+ */
 static bool parse_value(const struct kv_item *it, uint64_t *v)
 {
 	const char *p = ((const char *)it->data) + it->nkey;
 	size_t n = it->nbytes - 2, i = 0;
+	bool neg = false;
 	uint64_t x = 0;
 
-	while (i < n && p[i] == ' ')
+	while (i < n && (p[i] == ' ' || (p[i] >= '\t' && p[i] <= '\r')))
 		i++;
+	if (i < n && (p[i] == '+' || p[i] == '-'))
+		neg = p[i++] == '-';
 	if (i == n || p[i] < '0' || p[i] > '9')
 		return false;
 	for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
 		uint64_t d = (uint64_t)(p[i] - '0');
 
 		if (x > (UINT64_MAX - d) / 10)
-			return false;
+			return false; /* ERANGE */
 		x = x * 10 + d;
 	}
-	for (; i < n; i++)
-		if (p[i] != ' ')
+	if (i < n && !(p[i] == ' ' || (p[i] >= '\t' && p[i] <= '\r')))
+		return false;
+	if (neg) {
+		x = -x;
+		if ((int64_t)x < 0)
 			return false;
+	}
 	*v = x;
 	return true;
 }
@@ -339,6 +415,10 @@ static bool parse_value(const struct kv_item *it, uint64_t *v)
  * @delta: the amount.
  * @result: set to the new value on success.
  *
+ * As memcached: a result no longer than the value is written in place,
+ * padded with spaces to the value's length (unless the item is being
+ * sent); a longer one makes a new item.
+ *
  * Return: DELTA_OK, DELTA_NOT_FOUND, DELTA_NON_NUMERIC or DELTA_EOM.
  */
 enum delta_result item_delta(const char *key, size_t nkey, bool incr,
@@ -347,29 +427,52 @@ enum delta_result item_delta(const char *key, size_t nkey, bool incr,
 	struct kv_item *it = item_get(key, nkey, false), *n;
 	char buf[24];
 	uint64_t v;
+	size_t nbytes;
 	int len;
 
 	if (!it)
 		return DELTA_NOT_FOUND;
-	if (!parse_value(it, &v))
-		return DELTA_NON_NUMERIC;
+	if ((it->iflags & ITEM_CHUNKED) || !parse_value(it, &v))
+		return DELTA_NON_NUMERIC; /* memcached: a chunked one too */
 	v = incr ? v + delta : (v < delta ? 0 : v - delta);
 	*result = v;
 	len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
-	if ((uint32_t)len + 2 == it->nbytes) {
+	if ((uint32_t)len + 2 <= it->nbytes && !it->refcount) {
+		memset(item_value(it) + len, ' ', it->nbytes - 2 - (size_t)len);
 		memcpy(item_value(it), buf, (size_t)len);
 		it->cas = ++store->cas_counter;
 		return DELTA_OK;
 	}
-	lru_unlink(it); /* not evictable while we allocate */
-	n = item_alloc(key, nkey, it->flags, it->exptime, (size_t)len + 2);
-	lru_link(it);
+	/*
+	 * Longer, or being sent (its bytes must not change under the send):
+	 * a new item, padded as the in-place one would be.
+	 */
+	nbytes = (uint32_t)len + 2 <= it->nbytes ? it->nbytes : (size_t)len + 2;
+	it->refcount++; /* neither evicted nor moved while we allocate */
+	n = item_alloc(key, nkey, it->flags, it->exptime, nbytes);
+	it->refcount--;
 	if (!n)
 		return DELTA_EOM;
+	memset(item_value(n), ' ', nbytes - 2);
 	memcpy(item_value(n), buf, (size_t)len);
-	memcpy(item_value(n) + len, "\r\n", 2);
+	memcpy(item_value(n) + nbytes - 2, "\r\n", 2);
 	do_replace(it, n);
 	return DELTA_OK;
+}
+
+/**
+ * item_set_failed() - a set that could not be stored removes the old value
+ * @key: the key.
+ * @nkey: its length.
+ *
+ * As memcached: a client must not read a stale value after its set
+ * failed (too large, out of memory).
+ *
+ * Return: whether a value was removed.
+ */
+bool item_set_failed(const char *key, size_t nkey)
+{
+	return item_delete(key, nkey);
 }
 
 /**
@@ -379,10 +482,11 @@ enum delta_result item_delta(const char *key, size_t nkey, bool incr,
  */
 void items_flush(int64_t delay)
 {
-	if (delay <= 0) {
-		store->flush_cas = store->cas_counter;
-		store->flush_at = 0;
-	} else {
-		store->flush_at = item_exptime(delay);
-	}
+	int64_t now = kv_now();
+	int64_t at = (delay > 0 ? item_exptime(delay) : now) - 1;
+
+	/* As memcached: "oldest live" is a second before; a cas id is used. */
+	store->flush_at = at;
+	if (at <= now)
+		store->flush_cas = ++store->cas_counter;
 }

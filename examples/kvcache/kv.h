@@ -64,26 +64,34 @@ uint64_t kv_mono_ns(void);
 
 /* ---- the store (store region) ---- */
 
-/* An item in a slab chunk.  Key, then value followed by "\r\n". */
+/*
+ * An item in a slab chunk.  Key, then value followed by "\r\n".  The
+ * header is 56 bytes, memcached's own (with cas), so that whatever
+ * memcached stores in -I also fits here (see item_mc_total()).
+ */
 struct kv_item {
 	uint64_t h_next; /* hash chain, region offset or 0 */
 	uint64_t prev;	 /* LRU, towards the head (most recent) */
 	uint64_t next;	 /* LRU, towards the tail */
 	uint64_t cas;
-	int64_t exptime; /* absolute wall-clock seconds, 0 = never */
-	int64_t time;	 /* last stored (for delayed flush_all) */
-	uint32_t flags;	 /* client flags */
-	uint32_t nbytes; /* value length including the trailing "\r\n" */
+	uint32_t exptime; /* absolute wall-clock seconds, 0 = never */
+	uint32_t time;	  /* last stored (for delayed flush_all) */
+	uint32_t flags;	  /* client flags */
+	uint32_t nbytes;  /* value length including the trailing "\r\n" */
 	uint8_t nkey;
 	uint8_t clsid;
 	uint16_t iflags;
-	uint32_t pad;
-	char data[]; /* key, then value */
+	uint32_t refcount; /* output queue entries sending its value */
+	char data[];	   /* key, then value */
 };
+
+#define KV_MC_ITEM_HDR 56 /* memcached's item header with cas */
 
 #define ITEM_LINKED 1u
 #define ITEM_SLABBED 2u /* on a free list */
 #define ITEM_FETCHED 4u
+#define ITEM_CHUNKED 8u /* value in a chain of chunks (chunks.c) */
+#define ITEM_CHUNK 16u	/* a chunk of such a chain, not an item */
 
 static inline char *item_key(struct kv_item *it)
 {
@@ -100,6 +108,23 @@ static inline size_t item_total(size_t nkey, size_t nbytes)
 	return sizeof(struct kv_item) + nkey + nbytes;
 }
 
+/* A chunked item's own chunk: header, key, the first chunk's offset. */
+static inline size_t item_head_total(size_t nkey)
+{
+	return sizeof(struct kv_item) + ((nkey + 7) & ~(size_t)7) + 8;
+}
+
+/*
+ * The size memcached gives the same item (header, key and its NUL, the
+ * flags suffix when non-zero, value): what -I limits, what picks the size
+ * class and what "bytes" counts, so that the answers match memcached's.
+ * Never smaller than item_total().
+ */
+static inline size_t item_mc_total(size_t nkey, uint32_t flags, size_t nbytes)
+{
+	return KV_MC_ITEM_HDR + nkey + 1 + (flags ? 4 : 0) + nbytes;
+}
+
 struct kv_class {
 	uint32_t size; /* chunk size */
 	uint32_t perslab;
@@ -109,6 +134,8 @@ struct kv_class {
 	uint64_t nitems;
 	uint64_t npages;
 	uint64_t evictions;
+	uint64_t requested; /* memcached's size of the items linked now */
+	uint64_t reclaimed; /* expired or flushed chunks reused */
 };
 
 /* Counters that persist across updates (they live in the store header). */
@@ -126,10 +153,11 @@ struct kv_stats {
 	uint64_t rejected_connections, conn_errors;
 	uint64_t live_updates;
 	uint64_t last_blackout_ns;
+	uint64_t slabs_moved; /* pages moved between classes */
 };
 
 #define KV_STORE_MAGIC 0x6b76636163686531ULL /* "kvcache1" */
-#define KV_STORE_LAYOUT 1
+#define KV_STORE_LAYOUT 2 /* 2: 56-byte items with a refcount */
 
 /* At offset 0 of the store region. */
 struct kv_store {
@@ -142,9 +170,10 @@ struct kv_store {
 	uint64_t mem_limit;
 	uint64_t item_size_max;
 	uint64_t cas_counter;
-	uint64_t flush_cas; /* items with cas <= this are flushed */
-	int64_t flush_at;   /* delayed flush_all: items older die then */
-	int64_t started;    /* wall clock at the first image's start */
+	uint64_t flush_cas;	 /* items with cas <= this are flushed */
+	int64_t flush_at;	 /* delayed flush_all: items older die then */
+	int64_t started;	 /* wall clock at the first image's start */
+	uint64_t rebalance_next; /* the next page slabs_rebalance() looks at */
 	struct kv_class cls[KV_MAX_CLASSES];
 	struct kv_stats stats;
 };
@@ -159,6 +188,8 @@ int slabs_adopt(void *region, size_t size);
 unsigned slabs_clsid(size_t total);
 struct kv_item *slabs_alloc(size_t total, unsigned clsid);
 void slabs_free(struct kv_item *it);
+void slabs_carve(uint64_t page, unsigned clsid);
+bool slabs_rebalance(unsigned dst);
 
 /**
  * item_at() - an item from a region offset, or NULL if it cannot be one
@@ -204,7 +235,9 @@ static inline bool item_valid(const struct kv_item *it)
 	return in_page % c->size == 0 &&
 	       in_page + c->size <= store->page_size &&
 	       it->nkey <= KEY_MAX_LENGTH &&
-	       item_total(it->nkey, it->nbytes) <= c->size;
+	       ((it->iflags & ITEM_CHUNKED)
+			? item_head_total(it->nkey) <= c->size
+			: item_total(it->nkey, it->nbytes) <= c->size);
 }
 
 /* hash.c */
@@ -243,12 +276,25 @@ enum delta_result item_delta(const char *key, size_t nkey, bool incr,
 			     uint64_t delta, uint64_t *result);
 void items_flush(int64_t delay);
 void item_unlink(struct kv_item *it);
+void item_release(struct kv_item *it);
+struct kv_item *item_chunk_get(size_t total, unsigned clsid);
+
+/* chunks.c: large items (over half a page) in chains of chunks */
+bool chunks_alloc(struct kv_item *head, size_t nbytes);
+void item_free(struct kv_item *it);
+const char *item_span(struct kv_item *it, uint32_t pos, uint32_t *len);
+void item_write(struct kv_item *it, uint32_t pos, const void *src, size_t n);
+void item_copy(struct kv_item *dst, uint32_t dpos, struct kv_item *src,
+	       uint32_t spos, size_t n);
+bool item_set_failed(const char *key, size_t nkey);
 
 /* ---- connections (conn.c) ---- */
 
 enum conn_rec_state { CONN_FREE = 0, CONN_OPEN = 1, CONN_ZOMBIE = 2 };
 
 #define CONN_CLOSE_AFTER_WRITE 1u
+#define CONN_PROTO_BINARY 2u /* as memcached: chosen by the first byte */
+#define CONN_PROTO_TEXT 4u
 
 /* One per connection slot, in handover memory. */
 struct kv_conn_rec {
@@ -258,16 +304,44 @@ struct kv_conn_rec {
 	uint64_t rbuf_off; /* kho offsets */
 	uint64_t wbuf_off;
 	uint32_t rcap, rlen;	   /* input: [0, rlen) unprocessed */
-	uint32_t wcap, wlen, wpos; /* output: [wpos, wlen) pending */
+	uint32_t wcap, wlen, wpos; /* output text: [wpos, wlen) unsent */
+	uint32_t oq_cap;	   /* output queue: entries allocated */
+	uint64_t oq_off;	   /* kho offset of struct kv_oent[oq_cap] */
+	uint32_t oq_head, oq_tail; /* [head, tail) still to send */
+	uint64_t pending;	   /* bytes queued and not yet sent */
+	uint64_t swallow;	   /* bytes of a refused value still to drop */
+	uint32_t get_resume;	   /* multi-get cut by the output cap: offset
+				      of its next key in the line, 0 = none */
 	uint32_t pad;
-	uint64_t swallow; /* bytes of a refused value still to drop */
 };
+
+/*
+ * One piece of output, in order: text in the connection's wbuf (item 0,
+ * pos an offset in wbuf) or part of an item's value, sent from the item
+ * itself (item a store region offset, pos an offset from the value's
+ * start).  An item entry holds a reference (kv_item.refcount), so the
+ * item's chunk is neither reused nor changed until it has been sent.
+ */
+struct kv_oent {
+	uint64_t item;
+	uint32_t pos, len;
+};
+
+/* Stop parsing a connection's requests while this much is unsent. */
+#define KV_OUT_CAP (1u << 20)
+/*
+ * Values up to this size are copied into the output text, larger ones
+ * referenced: at most KV_OUT_CAP / KV_COPY_MAX queue entries per
+ * connection, whatever the answers.
+ */
+#define KV_COPY_MAX 512u
 
 /* This image's view of a connection. */
 struct conn {
 	struct kv_conn_rec *rec;
 	int fd;
 	char *rbuf, *wbuf;
+	struct kv_oent *oq;
 	uint32_t events;
 	bool noreply;
 	bool preserved; /* in this image's session (see conns_represerve()) */
@@ -275,16 +349,22 @@ struct conn {
 };
 
 int conn_out(struct conn *c, const void *data, size_t len);
+int conn_out_item(struct conn *c, struct kv_item *it, uint32_t pos,
+		  uint32_t len);
 int conn_printf(struct conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-int conn_reserve_out(struct conn *c, size_t len);
 uint32_t conn_count(void);
 
 /* proto.c */
-enum proto_result { PROTO_OK, PROTO_NEED_MORE, PROTO_CLOSE, PROTO_BLOCKED };
+enum proto_result {
+	PROTO_OK,
+	PROTO_NEED_MORE,
+	PROTO_CLOSE,
+	PROTO_BLOCKED,
+};
 enum proto_result proto_process(struct conn *c);
 typedef void (*stat_emit_fn)(struct conn *c, const char *name, const char *val);
-void proto_stats(struct conn *c, stat_emit_fn emit);
+bool proto_stats(struct conn *c, const char *group, stat_emit_fn emit);
 void proto_stats_reset(void);
 
 /* binproto.c: the binary protocol, for requests starting with 0x80 */
@@ -293,7 +373,7 @@ ssize_t bin_process(struct conn *c, const char *p, size_t avail, bool *close);
 /* ---- the live update glue (liveupdate.c) ---- */
 
 #define KV_ROOT_MAGIC 0x6b76726f6f743031ULL /* "kvroot01" */
-#define KV_ROOT_LAYOUT 1
+#define KV_ROOT_LAYOUT 2		    /* 2: output queues */
 #define KV_LISTEN_TOKEN (1ULL << 40)
 
 /* The subsystem's u64 points here. */
@@ -319,6 +399,7 @@ bool conns_represerve(uint32_t budget);
 int event_loop(void);
 void conns_pause_accept(bool pause);
 void conns_sweep(void);
+void conns_recount_refs(void);
 extern struct kv_conn_rec *conn_recs;
 extern int listen_fd;
 extern volatile bool want_sweep;

@@ -12,7 +12,9 @@
  * place.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,7 +199,15 @@ static int fresh_start(void)
 	err = conns_setup(root->maxconns);
 	if (err)
 		return err;
-	listen_fd = listener_open();
+	if (listen_fd < 0) { /* or the one a refused handover still brought */
+		listen_fd = listener_open();
+	} else {
+		struct sockaddr_in a;
+		socklen_t len = sizeof(a);
+
+		if (!getsockname(listen_fd, (struct sockaddr *)&a, &len))
+			settings.port = ntohs(a.sin_port);
+	}
 	if (listen_fd < 0)
 		return listen_fd;
 	root->has_listener = 1;
@@ -283,8 +293,10 @@ static uint32_t adopt_fds(struct luo_session *in)
 		}
 		kept++;
 	}
-	if (lost)
+	if (lost) {
 		store->stats.conn_errors += lost;
+		conns_recount_refs(); /* the lost ones held references */
+	}
 	return kept;
 }
 
@@ -323,6 +335,16 @@ static int updated_start(void)
 	if (err) {
 		fprintf(stderr,
 			"kvcache: refusing the handover; starting with an empty cache\n");
+		/*
+		 * The listening socket does not depend on the refused memory:
+		 * keep it, so the port is never closed (and never raced for).
+		 */
+		if (!liveupdate_retrieve_session(SESSION_NAME, &in)) {
+			if (liveupdate_session_retrieve_fd(in, KV_LISTEN_TOKEN,
+							   &listen_fd))
+				listen_fd = -1;
+			liveupdate_session_finish(in);
+		}
 		start_control();
 		liveupdate_finish();
 		err = fresh_start();

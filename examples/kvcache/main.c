@@ -265,8 +265,10 @@ int main(int argc, char **argv)
 	raise_nofile();
 
 	err = kvlu_start();
-	if (err)
+	if (err) {
+		kvlu_stop(); /* no control socket file left behind */
 		return 1;
+	}
 	event_loop();
 	kvlu_stop();
 	kv_log(1, "kvcache v%d: exiting\n", KV_VERSION);

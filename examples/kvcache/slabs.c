@@ -68,14 +68,18 @@ int slabs_create(uint64_t mem_limit, uint32_t item_size_max, double factor,
 	store->mem_limit = npages * page;
 	store->item_size_max = item_size_max;
 	store->started = kv_now();
-	while (csize <= page / 2 && n < KV_MAX_CLASSES - 1) {
+	/*
+	 * memcached's classes: growing by the factor up to half a page, then
+	 * half a page.  Larger items are chains of chunks (chunks.c).
+	 */
+	while (csize <= (double)(page / 2) / factor && n < KV_MAX_CLASSES - 2) {
 		store->cls[n].size = (uint32_t)csize;
 		store->cls[n].perslab = (uint32_t)(page / csize);
 		n++;
 		csize = align_up((uint64_t)(csize * factor), 8);
 	}
-	store->cls[n].size = (uint32_t)page;
-	store->cls[n].perslab = 1;
+	store->cls[n].size = (uint32_t)(page / 2);
+	store->cls[n].perslab = 2;
 	store->nclasses = n + 1;
 	return 0;
 }
@@ -157,26 +161,37 @@ unsigned slabs_clsid(size_t total)
 	return lo;
 }
 
-/* Carve a fresh page into the class's free list. */
-static bool slabs_grow(struct kv_class *c, unsigned clsid)
+/**
+ * slabs_carve() - give a page to a class: its chunks join the free list
+ * @page: the page's region offset.
+ * @clsid: the class.
+ */
+void slabs_carve(uint64_t page, unsigned clsid)
 {
-	uint64_t page;
+	struct kv_class *c = &store->cls[clsid];
 
-	if (store->pages_used >= store->npages)
-		return false;
-	page = store->slab_off + store->pages_used++ * store->page_size;
 	c->npages++;
 	/* Highest address first so chunks are handed out in order. */
 	for (uint64_t i = c->perslab; i-- > 0;) {
 		struct kv_item *it =
 			(struct kv_item *)(store_base + page + i * c->size);
 
+		memset(it, 0, sizeof(*it));
 		it->clsid = (uint8_t)clsid;
 		it->iflags = ITEM_SLABBED;
 		it->h_next = c->free_head;
 		c->free_head = item_off(it);
 		c->nfree++;
 	}
+}
+
+/* Carve a page never used yet, while -m allows. */
+static bool slabs_grow(unsigned clsid)
+{
+	if (store->pages_used >= store->npages)
+		return false;
+	slabs_carve(store->slab_off + store->pages_used++ * store->page_size,
+		    clsid);
 	return true;
 }
 
@@ -195,7 +210,7 @@ struct kv_item *slabs_alloc(size_t total, unsigned clsid)
 	if (clsid >= store->nclasses || total > store->cls[clsid].size)
 		return NULL;
 	c = &store->cls[clsid];
-	if (!c->free_head && !slabs_grow(c, clsid))
+	if (!c->free_head && !slabs_grow(clsid))
 		return NULL;
 	it = item_at(c->free_head);
 	if (!it || !(it->iflags & ITEM_SLABBED) || it->clsid != clsid ||
@@ -224,6 +239,8 @@ void slabs_free(struct kv_item *it)
 	struct kv_class *c = &store->cls[it->clsid];
 
 	it->iflags = ITEM_SLABBED;
+	it->nkey = 0; /* a free chunk is a valid empty one (item_valid()) */
+	it->nbytes = 0;
 	it->h_next = c->free_head;
 	c->free_head = item_off(it);
 	c->nfree++;

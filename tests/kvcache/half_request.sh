@@ -38,13 +38,17 @@ kv_update 2 || fail "second update"
 printf 'sion\r\n' >&3
 read -r -t 5 line <&3 || fail "no version"
 [ "$line" = $'VERSION 1.6.0-kvcache-v2\r' ] || fail "version: $line"
-# A binary protocol request (version) cut in the middle of its header.
-printf '\x80\x0b\x00\x00\x00\x00\x00\x00\x00\x00' >&3
+# A binary protocol request (version) cut in the middle of its header, on
+# a connection of its own (as memcached, the first byte chooses the
+# protocol of a connection).
+exec 4<>/dev/tcp/127.0.0.1/"$KV_PORT" || fail "connect (binary)"
+printf '\x80\x0b\x00\x00\x00\x00\x00\x00\x00\x00' >&4
 kv_update 3 || fail "third update"
-printf '\x00\x00\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x00' >&3
+printf '\x00\x00\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x00' >&4
 # (bash drops the NULs of the header: read up to the version's last byte)
-read -r -t 5 -d 2 line <&3 || fail "no binary answer"
+read -r -t 5 -d 2 line <&4 || fail "no binary answer"
 [[ "$line" == $'\x81\x0b'*$'\x07'*"1.6.0-kvcache-v" ]] || fail "binary version: $(printf '%q' "$line")"
+exec 4<&-
 printf 'stats\r\nquit\r\n' >&3
 stats=$(timeout 5 cat <&3)
 echo "$stats" | grep -q "STAT live_updates 3" || fail "stats: $stats"
