@@ -10,13 +10,16 @@
  *
  *   counter [--size MIB] [--updates N] [--next PATH] [--hugetlb|--thp]
  *           [--quiet] [--control NAME] [--control-path PATH] [--no-finish]
+ *           [--mode exec|spawn] [--no-probe]
  *
  * With --updates N it performs N live updates in a row, alternating
  * between itself and --next (default: itself), then exits 0.  Without it,
  * it serves until SIGTERM and updates into --next on SIGUSR1.  With
  * --control it also serves the control socket (luoctl -s NAME ...) from
  * the library's thread; --no-finish leaves liveupdate_finish() to
- * 'luoctl finish'.
+ * 'luoctl finish'.  --mode spawn makes its own updates (SIGUSR1,
+ * --updates) spawn-mode transactions; luoctl picks the mode per update.
+ * A health probe (the state is sound) is registered unless --no-probe.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -223,25 +226,44 @@ static int fresh_state(uint64_t size_mib, const char *self, const char *next)
 
 /* The options this image was started with, handed on at each update. */
 static char **start_argv;
+static int spawn_mode;
 
 static int update(void)
 {
 	const char *path = state->paths[(state->counter + 1) % 2];
+	struct liveupdate_update_opts o = {
+		.mode = spawn_mode ? LIVEUPDATE_MODE_SPAWN
+				   : LIVEUPDATE_MODE_EXEC,
+		.path = path,
+		.argv = start_argv,
+	};
+	struct liveupdate_update_report r;
 	int err;
-	char **argv = start_argv;
 
-	/* Only the program changes: the control socket and the rest stay. */
-	argv[0] = (char *)path;
-
-	err = liveupdate_prepare();
-	if (err)
-		return err;
-	err = liveupdate_reboot(path, argv, NULL);
-	/* Only a failed exec comes back; the update was cancelled. */
+	/* Only the program changes: the control socket, the mode and the
+	 * rest stay. */
+	start_argv[0] = (char *)path;
+	err = liveupdate_update(&o, &r);
+	if (!err) {
+		/* Spawn mode committed: the new process is the counter. */
+		if (!quiet)
+			printf("counter v%d: pid %d handed over to pid %d\n",
+			       COUNTER_VERSION, (int)getpid(), (int)r.new_pid);
+		_exit(0);
+	}
+	/* Exec mode returns only on failure; spawn mode on a rollback. */
 	fprintf(stderr,
 		"counter v%d: update into %s failed: %s; still serving\n",
-		COUNTER_VERSION, path, strerror(-err));
+		COUNTER_VERSION, path,
+		err == -ECANCELED ? r.text : strerror(-err));
 	return err;
+}
+
+/* The trial's health probe: the state is there and sound. */
+static int counter_health(void *arg)
+{
+	(void)arg;
+	return state && state->magic == STATE_MAGIC ? 0 : -EBADMSG;
 }
 
 static void on_signal(int sig)
@@ -256,7 +278,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: counter [--size MIB] [--updates N] [--next PATH] [--hugetlb|--thp] [--quiet]\n"
-		"               [--control NAME] [--control-path PATH] [--no-finish]\n");
+		"               [--control NAME] [--control-path PATH] [--no-finish]\n"
+		"               [--mode exec|spawn] [--no-probe]\n");
 }
 
 int main(int argc, char **argv)
@@ -271,12 +294,14 @@ int main(int argc, char **argv)
 		{"control", required_argument, NULL, 'C'},
 		{"control-path", required_argument, NULL, 'P'},
 		{"no-finish", no_argument, NULL, 'F'},
+		{"mode", required_argument, NULL, 'M'},
+		{"no-probe", no_argument, NULL, 'N'},
 		{NULL, 0, NULL, 0},
 	};
 	struct luo_init_opts init_opts = {0};
 	struct luo_control_opts ctl_opts = {.flags = LUO_CONTROL_THREAD};
 	struct luo_control *ctl = NULL;
-	int no_finish = 0;
+	int no_finish = 0, no_probe = 0;
 	sigset_t mask, waitmask;
 	uint64_t size_mib = 64, updates = 0;
 	char self[PATH_LEN], next[PATH_LEN] = "";
@@ -318,6 +343,12 @@ int main(int argc, char **argv)
 		case 'F':
 			no_finish = 1;
 			break;
+		case 'M':
+			spawn_mode = !strcmp(optarg, "spawn");
+			break;
+		case 'N':
+			no_probe = 1;
+			break;
 		default:
 			usage();
 			return 2;
@@ -330,11 +361,17 @@ int main(int argc, char **argv)
 	if (!next[0])
 		strcpy(next, self);
 
+	if (!no_probe)
+		liveupdate_set_txn_hooks(&(struct liveupdate_txn_hooks){
+			.health = counter_health});
 	err = luo_init(&init_opts);
 	if (err) {
 		/* A handover we cannot trust: refuse it and start fresh. */
 		fprintf(stderr, "counter: starting fresh (%s)\n",
 			strerror(-err));
+		if (!no_probe)
+			liveupdate_set_txn_hooks(&(struct liveupdate_txn_hooks){
+				.health = counter_health});
 		err = luo_init(&init_opts);
 		if (err)
 			return 1;

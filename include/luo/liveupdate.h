@@ -168,6 +168,11 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[]);
  * incoming data nobody registered for, releases incoming handover memory
  * nobody restored, and lets the old image's address space go.
  *
+ * In an image started in spawn mode this is the request to commit (see
+ * include/luo/update.h): without a trial the old image agrees at once and
+ * the finish runs before this returns; with a trial this returns 0 at
+ * once and the library's thread runs the finish when the trial passed.
+ *
  * Return: 0; -EINVAL if not in UPDATED.
  */
 int liveupdate_finish(void);

@@ -17,6 +17,7 @@
 #include <luo/liveupdate.h>
 #include <luo/notify.h>
 #include <luo/session.h>
+#include <luo/update.h>
 
 #ifdef __cplusplus
 extern "C" {

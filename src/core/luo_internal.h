@@ -160,6 +160,18 @@ struct liveupdate_file_handler *luo_fd_handlers(size_t *count);
 int luo_builtin_handler_add(struct liveupdate_file_handler *fh);
 void luo_handlers_forget(void);
 void luo_sessions_in_adopt(void);
+/**
+ * luo_sessions_send_ahead() - put the outgoing files on the carrier now
+ * @rx: set to the carrier's receiving end (-1 if there are no files).
+ * @ino: set to its inode.
+ * @count: set to the number of files in flight.
+ *
+ * Spawn mode, in PREPARED with the state lock held (luo_session.c); the
+ * freeze then sends nothing more.  A cancel closes the carrier.
+ *
+ * Return: 0, or the error of sending them.
+ */
+int luo_sessions_send_ahead(int *rx, uint64_t *ino, size_t *count);
 
 /* luo_subsystems.c: registration, and the incoming values it owns */
 size_t luo_subsystems_names_len(size_t *count);

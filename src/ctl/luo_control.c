@@ -26,6 +26,7 @@
 #include "log.h"
 #include "luo_control_internal.h"
 #include "luo_internal.h"
+#include "luo_txn.h"
 
 /* One server per process: the session name it uses is fixed. */
 static struct luo_control *active;
@@ -394,10 +395,11 @@ static void control_free(struct luo_control *ctl)
 		struct stat st;
 
 		close(ctl->listen_fd);
-		/* Only the socket file this server bound or took over. */
-		if (ctl->have_file && !lstat(ctl->path, &st) &&
-		    S_ISSOCK(st.st_mode) && st.st_dev == ctl->file_dev &&
-		    st.st_ino == ctl->file_ino)
+		/* Only the socket file this server bound or took over, and
+		 * not after a spawn-mode commit: the new process serves it. */
+		if (ctl->have_file && !luo_spawn_handed_over() &&
+		    !lstat(ctl->path, &st) && S_ISSOCK(st.st_mode) &&
+		    st.st_dev == ctl->file_dev && st.st_ino == ctl->file_ino)
 			unlink(ctl->path);
 	}
 	if (ctl->epfd >= 0)

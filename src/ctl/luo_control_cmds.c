@@ -92,6 +92,7 @@ static void cmd_status(struct luo_control *ctl, struct ctl_buf *out)
 		luo_ctl_row_u64(out, "last_update_ns", ctl->update_realtime_ns);
 		luo_ctl_row_u64(out, "blackout_ns", ctl->blackout_ns);
 	}
+	luo_ctl_txn_status_rows(out);
 	luo_ctl_row_end(out);
 	luo_ctl_ok(out);
 }
@@ -184,7 +185,7 @@ static void free_args(char **argv)
 }
 
 /* One stage line, sent at once: the client shows progress as it goes. */
-static void stage(struct ctl_conn *conn, const char *name, uint64_t ns)
+void luo_ctl_stage(struct ctl_conn *conn, const char *name, uint64_t ns)
 {
 	luo_ctl_buf_printf(&conn->out, "stage %s us=%llu\n", name,
 			   (unsigned long long)(ns / 1000));
@@ -192,24 +193,37 @@ static void stage(struct ctl_conn *conn, const char *name, uint64_t ns)
 }
 
 /*
- * update keep|args PATH [ARG...]: prepare, freeze, exec.  The requesting
- * connection is preserved, so the new image reports the outcome on it.
- * Only on failure does this return.
+ * update keep|args [OPTION...] PATH [ARG...]: prepare, freeze, exec.  The
+ * requesting connection is preserved, so the new image reports the
+ * outcome on it.  Only on failure does this return.  With mode=spawn the
+ * old image runs the transaction and answers (luo_control_txn.c).
  */
 static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 		       int n, struct ctl_buf *out)
 {
 	const char *path;
 	char **argv;
+	struct luo_ctl_update_opts uo;
 	uint64_t t0, t1, t2;
-	int err;
+	int err, first;
+	bool keep;
 
-	if (n < 3 || (strcmp(w[1], "keep") && strcmp(w[1], "args"))) {
-		luo_ctl_error(out, -EINVAL,
-			      "usage: update keep|args PATH [ARG...]");
+	first = n >= 2 ? luo_ctl_update_parse(w, n, &uo, out) : -1;
+	if (first < 0 || first >= n ||
+	    (strcmp(w[1], "keep") && strcmp(w[1], "args"))) {
+		if (!out->len)
+			luo_ctl_error(
+				out, -EINVAL,
+				"usage: update keep|args [mode=exec|spawn] [trial_ms=N] [deadline_ms=N] [probe=external] PATH [ARG...]");
 		return;
 	}
+	keep = !strcmp(w[1], "keep");
+	/* The options are out of the way: PATH and its arguments follow. */
+	w += first - 2;
+	n -= first - 2;
 	path = w[2];
+	if (luo_ctl_txn_busy(ctl, out))
+		return;
 	if (liveupdate_get_state() != LIVEUPDATE_STATE_NORMAL) {
 		state_error(ctl, out, -EBUSY, "update");
 		return;
@@ -222,7 +236,7 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 			path, path[0] != '/' ? "not absolute" : strerror(-err));
 		return;
 	}
-	if (!strcmp(w[1], "keep")) {
+	if (keep) {
 		argv = current_args(path);
 	} else {
 		argv = calloc((size_t)n - 1, sizeof(*argv));
@@ -232,6 +246,11 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 	if (!argv) {
 		luo_ctl_error(out, -ENOMEM, "update: out of memory");
 		return;
+	}
+	if (uo.mode == LIVEUPDATE_MODE_SPAWN) {
+		/* The old image answers this connection itself. */
+		luo_ctl_update_spawn(ctl, conn, path, argv, &uo, out);
+		goto out;
 	}
 	err = luo_ctl_preserve_requester(ctl, conn->fd);
 	if (err) {
@@ -252,7 +271,7 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 			strerror(-err));
 		goto out;
 	}
-	stage(conn, "prepare", t1 - t0);
+	luo_ctl_stage(conn, "prepare", t1 - t0);
 	err = liveupdate_freeze();
 	t2 = mono_ns();
 	if (err) {
@@ -263,7 +282,7 @@ static void cmd_update(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 			strerror(-err));
 		goto out;
 	}
-	stage(conn, "freeze", t2 - t1);
+	luo_ctl_stage(conn, "freeze", t2 - t1);
 	/* The other peers get their answers and a clean end of file now:
 	 * the exec would close them with their requests unread. */
 	luo_ctl_conns_quiesce(ctl, conn);
@@ -408,6 +427,8 @@ void luo_ctl_run(struct luo_control *ctl, struct ctl_conn *conn, char **w,
 		cmd_status(ctl, out);
 	} else if (!strcmp(cmd, "update")) {
 		cmd_update(ctl, conn, w, n, out);
+	} else if (!strcmp(cmd, "rollback") || !strcmp(cmd, "commit")) {
+		luo_ctl_txn_command(ctl, conn, w, n, out);
 	} else if ((!strcmp(cmd, "sessions") || !strcmp(cmd, "files")) &&
 		   n == 1) {
 		luo_sessions_describe(out, !strcmp(cmd, "files"));

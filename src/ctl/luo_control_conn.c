@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,21 @@ int luo_ctl_conn_flush(struct ctl_conn *c)
 static bool pending(const struct ctl_conn *c)
 {
 	return c->out_off < c->out.len;
+}
+
+void luo_ctl_conn_send_last(struct ctl_conn *c, int timeout_ms)
+{
+	uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+
+	/* The one wait on a peer: the process ends right after. */
+	while (!luo_ctl_conn_flush(c) && pending(c)) {
+		struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+		uint64_t now = now_ns();
+
+		if (now >= end ||
+		    poll(&p, 1, (int)((end - now) / 1000000ULL) + 1) <= 0)
+			break;
+	}
 }
 
 void luo_ctl_conn_watch(struct luo_control *ctl, struct ctl_conn *c)

@@ -12,6 +12,7 @@
 
 #include <luo/control.h>
 #include <luo/session.h>
+#include <luo/update.h>
 
 #include "luo_control_proto.h"
 
@@ -89,6 +90,9 @@ void luo_ctl_conns_quiesce(struct luo_control *ctl, struct ctl_conn *keep);
 /* Drop the peers that left a reply unread for the peer timeout; arm the
  * timer for the next one. */
 void luo_ctl_conns_sweep(struct luo_control *ctl);
+/* The last words of a process about to end (a spawn-mode commit, a
+ * rollback): send @c's reply, waiting at most @timeout_ms for room. */
+void luo_ctl_conn_send_last(struct ctl_conn *c, int timeout_ms);
 /* Close a socket so that its peer reads what was sent, then end of file
  * (not a reset): shut both ways, drain what it sent, close. */
 void luo_ctl_close_socket(int fd);
@@ -105,5 +109,28 @@ void luo_subsystems_describe(struct ctl_buf *b);
 int luo_kho_blobs_describe(struct ctl_buf *b, bool incoming);
 /* The new image's report to the connection that asked for the update. */
 void luo_ctl_report_update(struct ctl_buf *out);
+/* One "stage NAME us=N" line to @conn, sent at once if it can be. */
+void luo_ctl_stage(struct ctl_conn *conn, const char *name, uint64_t ns);
+
+/* luo_control_txn.c: spawn mode, trials, rollback and commit. */
+struct luo_ctl_update_opts {
+	enum liveupdate_mode mode;
+	uint64_t trial_ms, deadline_ms;
+	bool external_probe;
+};
+
+/* Parse "update keep|args [KEY=VALUE...] PATH ...": the index of PATH,
+ * or -1 with an error written to @out. */
+int luo_ctl_update_parse(char **w, int n, struct luo_ctl_update_opts *o,
+			 struct ctl_buf *out);
+/* A trial runs in this (new) image: refuse an update, say so. */
+bool luo_ctl_txn_busy(struct luo_control *ctl, struct ctl_buf *out);
+void luo_ctl_update_spawn(struct luo_control *ctl, struct ctl_conn *conn,
+			  const char *path, char **argv,
+			  const struct luo_ctl_update_opts *o,
+			  struct ctl_buf *out);
+void luo_ctl_txn_command(struct luo_control *ctl, struct ctl_conn *conn,
+			 char **w, int n, struct ctl_buf *out);
+void luo_ctl_txn_status_rows(struct ctl_buf *out);
 
 #endif

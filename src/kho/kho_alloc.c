@@ -271,6 +271,9 @@ int luo_kho_free_locked(uint64_t payload_off)
 
 	if (!b)
 		return -EINVAL;
+	/* A spawned image under trial frees nothing of the old one's. */
+	if (luo_kho_trial_defer_free(payload_off))
+		return 0;
 	i = (size_t)(b - luo_kho.blocks);
 	luo_kho_zero_range(payload_off, b->size - KHO_HDR_SIZE);
 	b->flags = 0;

@@ -141,4 +141,32 @@ typedef void (*kho_blob_fn)(const char *name, uint64_t off, const void *fdt,
  */
 size_t luo_kho_blobs_foreach(bool incoming, kho_blob_fn fn, void *arg);
 
+/* kho_trial.c: the arena during a spawn-mode trial. */
+/**
+ * luo_kho_trial_begin() - new image, adopted in spawn mode: from now on frees
+ * of handover memory are deferred (the old image's data must stay)
+ */
+void luo_kho_trial_begin(void);
+
+/**
+ * luo_kho_trial_commit() - new image, at the commit: do the deferred frees
+ */
+void luo_kho_trial_commit(void);
+
+/**
+ * luo_kho_trial_defer_free() - record a free during the trial (luo_kho_lock held)
+ * @payload_off: the block's payload offset.
+ *
+ * Return: true if deferred (the caller frees nothing now).
+ */
+bool luo_kho_trial_defer_free(uint64_t payload_off);
+
+/**
+ * luo_kho_trial_repair() - old image, after a rollback: take the arena back
+ *
+ * Block headers written again from this image's index, free blocks zeroed
+ * again, a grown memfd cut back, the header rewritten.
+ */
+void luo_kho_trial_repair(void);
+
 #endif

@@ -50,6 +50,7 @@
 #include "luo_internal.h"
 #include "luo_notify.h"
 #include "luo_service_notify.h"
+#include "luo_txn.h"
 
 extern char **environ;
 
@@ -371,7 +372,7 @@ int luo_init(const struct luo_init_opts *opts)
 {
 	struct luo_init_opts defaults = {0};
 	unsigned int arena_flags = 0;
-	char *value = NULL;
+	char *value = NULL, *spawn = NULL, *rollback = NULL;
 	uint64_t reserve;
 	int err = 0;
 
@@ -388,6 +389,17 @@ int luo_init(const struct luo_init_opts *opts)
 		luo_state_write_unlock();
 		pr_err("luo_init: already initialised");
 		return -EALREADY;
+	}
+	luo_exec_self_open();
+	/* Exec mode: how to go back to the old binary on a refusal. */
+	if (getenv(LUO_ROLLBACK_ENV)) {
+		rollback = strdup(getenv(LUO_ROLLBACK_ENV));
+		unsetenv(LUO_ROLLBACK_ENV);
+	}
+	/* A spawned new image: the handover comes on the channel. */
+	if (getenv(LUO_SPAWN_ENV)) {
+		spawn = strdup(getenv(LUO_SPAWN_ENV));
+		unsetenv(LUO_SPAWN_ENV);
 	}
 	if (getenv(LUO_HANDOVER_ENV)) {
 		value = strdup(getenv(LUO_HANDOVER_ENV));
@@ -406,8 +418,22 @@ int luo_init(const struct luo_init_opts *opts)
 		goto out;
 	luo_global.teardown_fd = -1;
 	luo_global.teardown_pid = 0;
+	if (spawn) {
+		char env[64];
+
+		free(value);
+		value = luo_txn_child_adopt(spawn, env, sizeof(env))
+				? NULL
+				: strdup(env);
+	}
 	if (value && !(opts->flags & LUO_INIT_IGNORE_HANDOVER)) {
+		if (rollback)
+			luo_exec_rollback_save(rollback);
 		err = adopt_handover(value, reserve);
+		if (err && rollback)
+			luo_exec_rollback_run(err); /* returns if it cannot */
+		if (spawn)
+			luo_txn_child_result(err, NULL);
 		if (!err) {
 			luo_fdstore_arena(luo_kho_fd(), true);
 			luo_global.timing.adopted_ns = luo_now_ns();
@@ -427,6 +453,9 @@ int luo_init(const struct luo_init_opts *opts)
 			LUO_HANDOVER_ENV,
 			printable(value, shown, sizeof(shown)));
 		luo_discard_handover(value);
+		if (spawn)
+			luo_txn_child_result(-ECANCELED,
+					     "the new image ignores handovers");
 	}
 	if (opts->flags & LUO_INIT_HUGETLB)
 		arena_flags |= KHO_ARENA_HUGETLB;
@@ -441,8 +470,13 @@ int luo_init(const struct luo_init_opts *opts)
 out:
 	if (err)
 		luo_handlers_forget();
+	luo_exec_rollback_forget();
+	if (err)
+		luo_exec_self_close();
 	luo_state_write_unlock();
 	free(value);
+	free(spawn);
+	free(rollback);
 	return err;
 }
 
@@ -916,27 +950,37 @@ static bool env_has(char *const envp[], const char *entry)
 	return false;
 }
 
-/*
- * A copy of @envp with our variable set, and the service manager's socket
- * handed on even if @envp lacks it; NULL on allocation failure.
- */
-static char **handover_env(char *const envp[], const char *value)
+static bool is_var(const char *entry, const char *name)
 {
-	size_t n = 0, k = 0, len = strlen(LUO_HANDOVER_ENV);
+	size_t len = strlen(name);
+
+	return !strncmp(entry, name, len) && entry[len] == '=';
+}
+
+/*
+ * A copy of @envp with our variable set, the service manager's socket
+ * handed on even if @envp lacks it, and @extra (the way back for a
+ * refusal) if not NULL; NULL on allocation failure.
+ */
+static char **handover_env(char *const envp[], const char *value, char *extra)
+{
+	size_t n = 0, k = 0;
 	const char *notify = luo_notify_env_entry();
 	char **env;
 
 	while (envp[n])
 		n++;
-	env = calloc(n + 3, sizeof(*env));
+	env = calloc(n + 4, sizeof(*env));
 	if (!env)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(envp[i], LUO_HANDOVER_ENV, len) ||
-		    envp[i][len] != '=')
+		if (!is_var(envp[i], LUO_HANDOVER_ENV) &&
+		    !is_var(envp[i], LUO_ROLLBACK_ENV))
 			env[k++] = envp[i];
 	if (notify && !env_has(envp, notify))
 		env[k++] = (char *)notify;
+	if (extra)
+		env[k++] = extra;
 	if (asprintf(&env[k], "%s=%s", LUO_HANDOVER_ENV, value) < 0) {
 		free(env);
 		return NULL;
@@ -958,7 +1002,7 @@ static void free_env(char **env)
 
 int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 {
-	char value[64];
+	char value[64], *back = NULL;
 	char **env = NULL;
 	int err, fd, carrier;
 
@@ -1002,7 +1046,8 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 			 holder.release_fd, (int)holder.pid);
 	else
 		snprintf(value, sizeof(value), "%d", fd);
-	env = handover_env(envp ? envp : environ, value);
+	back = luo_exec_rollback_var(value);
+	env = handover_env(envp ? envp : environ, value, back);
 	if (!env) {
 		err = -ENOMEM;
 		pr_err("liveupdate_reboot: out of memory copying the environment; live update cancelled");
@@ -1021,6 +1066,7 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 	if (err)
 		goto cancel;
 	fcntl(fd, F_SETFD, 0);
+	luo_exec_rollback_inherit(true);
 	/* Our end of the holder's pipe must reach the new image. */
 	if (holder.pid > 0)
 		fcntl(holder.release_fd, F_SETFD, 0);
@@ -1032,6 +1078,8 @@ exec_failed:
 	pr_err("exec of '%s' failed: %s; live update cancelled, the old image keeps running",
 	       path, strerror(-err));
 cancel:
+	luo_exec_rollback_inherit(false);
+	free(back);
 	free_env(env);
 	luo_cancel_locked(); /* stops the holder too */
 out:
@@ -1056,8 +1104,11 @@ int liveupdate_cancel(void)
 
 	if (err)
 		return err;
-	if (luo_state_is(LIVEUPDATE_STATE_PREPARED) ||
-	    luo_state_is(LIVEUPDATE_STATE_FROZEN))
+	if (luo_spawn_handed_over()) {
+		pr_err("liveupdate_cancel: this old image committed its update: the new process serves now; end this one");
+		err = -ESRCH;
+	} else if (luo_state_is(LIVEUPDATE_STATE_PREPARED) ||
+		   luo_state_is(LIVEUPDATE_STATE_FROZEN))
 		luo_cancel_locked();
 	else
 		err = wrong_state("liveupdate_cancel",
@@ -1067,6 +1118,14 @@ int liveupdate_cancel(void)
 }
 
 int liveupdate_finish(void)
+{
+	/* A spawned image asks the old one to commit first. */
+	int err = luo_txn_defer_finish();
+
+	return err == 1 ? luo_finish_now() : err;
+}
+
+int luo_finish_now(void)
 {
 	int err = luo_state_write_lock("liveupdate_finish");
 
@@ -1106,6 +1165,7 @@ int luo_exit(void)
 	luo_notify_stopping();
 	luo_fdstore_arena_gone();
 	luo_teardown_release(true);
+	luo_exec_self_close();
 	for (size_t i = NPARTICIPANTS; i--;)
 		participants[i]->forget();
 	luo_kho_forget_incoming();

@@ -22,6 +22,7 @@
 #include "kho_internal.h"
 #include "log.h"
 #include "luo_internal.h"
+#include "luo_carrier_ahead.h"
 #include "luo_mem.h"
 #include "luo_fdstore.h"
 #include "luo_session_internal.h"
@@ -734,6 +735,20 @@ static int sessions_freeze(void)
 	return err;
 }
 
+int luo_sessions_send_ahead(int *rx, uint64_t *ino, size_t *count)
+{
+	/* In flight since prepare; files dropped since go again at freeze. */
+	int err = luo_sessions_lock_enter("liveupdate_update");
+
+	if (err)
+		return err;
+	*rx = out_ser.in_flight ? carrier_out.fd : -1;
+	*ino = carrier_out.ino;
+	*count = *rx >= 0 ? carrier_out.count : 0;
+	luo_sessions_lock_leave();
+	return err;
+}
+
 /* The carrier is the only descriptor the exec must keep. */
 static int sessions_reboot(void)
 {
@@ -926,8 +941,10 @@ static int parse_carrier(const void *luo_fdt, int node, uint32_t files,
 			(unsigned long long)v[2], files);
 	/* Both must name it; if they disagree the files are lost (and say
 	 * so when asked for), but memory and subsystems still come across. */
-	carrier_in.fd =
-		files && (int)v[0] == luo_global.carrier_fd ? (int)v[0] : -1;
+	carrier_in.fd = files && ((int)v[0] == luo_global.carrier_fd ||
+				  luo_carrier_ahead_ready(v[1], files))
+				? (int)v[0]
+				: -1;
 	carrier_in.ino = v[1];
 	carrier_in.count = files;
 	return 0;
@@ -1031,9 +1048,16 @@ void luo_sessions_in_adopt(void)
 	if (!n)
 		return;
 	fds = luo_bulk_alloc(n * sizeof(*fds));
-	err = fds ? luo_carrier_receive(carrier_in.fd, carrier_in.ino, fds, n,
-					why, sizeof(why))
-		  : luo_reason(why, sizeof(why), -ENOMEM, "out of memory");
+	/* A spawned image took them ahead, before the freeze. */
+	err = fds ? luo_carrier_ahead_take(carrier_in.ino, fds, n) : -ENOMEM;
+	if (err == -ESTALE)
+		luo_reason(why, sizeof(why), err,
+			   "the files received ahead do not match the carrier");
+	else if (err == -ENOENT)
+		err = luo_carrier_receive(carrier_in.fd, carrier_in.ino, fds, n,
+					  why, sizeof(why));
+	else if (err == -ENOMEM)
+		luo_reason(why, sizeof(why), -ENOMEM, "out of memory");
 	if (err == -ENOMEM)
 		luo_carrier_discard(carrier_in.fd, carrier_in.ino);
 	carrier_in.fd = -1;

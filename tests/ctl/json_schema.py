@@ -7,6 +7,7 @@ all digits (it must stay a string), across a real update.
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,6 +43,12 @@ TYPES = {
 def validate(v, s, where):
     """Errors of @v against schema @s, as strings."""
     s = resolve(s)
+    if "oneOf" in s:
+        tries = [validate(v, alt, where) for alt in s["oneOf"]]
+        if sum(1 for t in tries if not t) == 1:
+            return []
+        return ["%s: matches %d of the alternatives: %s" %
+                (where, sum(1 for t in tries if not t), tries)]
     errs = []
     types = s["type"] if isinstance(s["type"], list) else [s["type"]]
     if not any(TYPES[t](v) for t in types):
@@ -142,8 +149,10 @@ try:
         fail("subsystems after an update: %r" % sub)
     luoctl(*s, "dump", "incoming")
     luoctl(*s, "finish")
+    # From here on the service finishes its updates itself (a spawn-mode
+    # commit waits for that).
     u = luoctl(*s, "update", "--finish", V1, "--", "--size", "4",
-               "--control", name, "--no-finish")
+               "--control", name)
     if u and (not u["finished"] or u["num"] != 2):
         fail("update --finish: %r" % u)
     luoctl("list", "--all")
@@ -153,16 +162,62 @@ try:
         if len(mine) != 1 or not mine[0]["reachable"] or \
                 mine[0]["pid"] != proc.pid:
             fail("list does not show service %s: %r" % (name, lst))
+    # Spawn mode (a transaction): a commit, a trial ended by 'commit',
+    # one ended by 'rollback', a new image that fails.
+    u = luoctl(*s, "update", "--mode", "spawn", V2)
+    if u and (not u["committed"] or u["result"] is None):
+        fail("spawn-mode update: %r" % u)
+    for end, want in (("commit", 0), ("rollback", 7)):
+        bg = subprocess.Popen([LUOCTL, "--json", *s, "update", "--trial",
+                               "60s", V1], stdout=subprocess.PIPE, text=True)
+        # Until the new image serves: a connection the old image took
+        # just before the update waits for the whole trial, so each try
+        # gets 2 s and a failure is only a retry.
+        for _ in range(100):
+            p = subprocess.run([LUOCTL, "--json", "--timeout", "2", *s,
+                                "status"], capture_output=True, text=True)
+            if p.returncode == 0 and json.loads(p.stdout)["trial"]:
+                break
+            time.sleep(0.05)
+        else:
+            fail("no trial shown by status")
+        st = luoctl(*s, "status")
+        if st and (st["trial"] != "running" or
+                   not isinstance(st["trial_left_ms"], int)):
+            fail("status during a trial: %r" % st)
+        e = luoctl(*s, end)
+        if e and not isinstance(e["pid"], int):
+            fail("%s: %r" % (end, e))
+        out, _ = bg.communicate(timeout=90)
+        if bg.returncode != want:
+            fail("update --trial ended by %s: exit %d" % (end, bg.returncode))
+        else:
+            for err in validate(json.loads(out), schema["commands"]["update"],
+                                "update --trial"):
+                fail(err)
+    u = luoctl(*s, "update", "--mode", "spawn", "/bin/false", want=7)
+    if u and u["committed"]:
+        fail("a failed spawn-mode update: %r" % u)
     missing = set(schema["commands"]) - checked
     if missing:
         fail("commands not checked: %s" % sorted(missing))
 finally:
+    # The service: this child, or the process a spawn-mode update made.
+    p = subprocess.run([LUOCTL, "--json", "-s", name, "status"],
+                       capture_output=True, text=True)
+    pid = json.loads(p.stdout)["pid"] if p.returncode == 0 else None
+    if pid and pid != proc.pid:
+        os.kill(pid, signal.SIGTERM)
     proc.terminate()  # the counter stops its server: the socket goes
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    for _ in range(100):
+        if not os.path.exists("/run/luo/%s.sock" % name):
+            break
+        time.sleep(0.05)
     log.close()
     if failures:
         print(open(log.name).read())

@@ -43,6 +43,13 @@ static const struct jfield status_fields[] = {
 	{"path", J_STR},
 	{"last_update_ns", J_INT},
 	{"blackout_ns", J_INT},
+	/* A spawn-mode trial in progress; null otherwise. */
+	{"trial", J_STR},
+	{"old_pid", J_INT},
+	{"trial_ms", J_INT},
+	{"trial_left_ms", J_INT},
+	{"health", J_STR},
+	{"finish_requested", J_BOOL},
 	{NULL, J_STR},
 };
 static const struct jfield sessions_fields[] = {
@@ -68,6 +75,12 @@ static const struct jfield update_fields[] = {
 	{"pid", J_INT},		{"num", J_INT}, {"state", J_STR},
 	{"blackout_ns", J_INT}, {NULL, J_STR},
 };
+static const struct jfield spawn_fields[] = {
+	{"result", J_STR},	 {"old_pid", J_INT},	 {"new_pid", J_INT},
+	{"exit_status", J_SINT}, {"signal", J_SINT},	 {"ran_ns", J_INT},
+	{"blackout_ns", J_INT},	 {"rollback_ns", J_INT}, {"text", J_STR},
+	{NULL, J_STR},
+};
 static const struct jfield dump_fields[] = {
 	{"name", J_STR}, {"offset", J_INT}, {"size", J_INT},
 	{"hex", J_STR},	 {NULL, J_STR},
@@ -81,8 +94,12 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  status                       state, update counter, last update\n"
 		"  prepare | freeze | cancel | finish\n"
-		"  update [--finish] PATH [ARG...]\n"
+		"  update [--finish] [--mode spawn|exec] [--trial DURATION] [--health CMD]\n"
+		"         [--deadline DURATION] PATH [ARG...]\n"
 		"                               prepare, freeze and exec PATH; wait for it\n"
+		"                               (an untested release: --mode spawn --trial 30s\n"
+		"                               --health CMD rolls back on any failure)\n"
+		"  rollback [REASON] | commit   end a spawn-mode trial either way\n"
 		"  sessions | files | subsystems | devices\n"
 		"  device PATH requested 0|1    ask for a device to be kept (or not)\n"
 		"  dump [incoming|outgoing] [--blob NAME]\n"
@@ -219,6 +236,12 @@ static int cmd_status(struct client *c, int argc, char **argv)
 		printf("last update  never (this image did not start from a live update)\n");
 	}
 	printf("socket       %s\n", row_show(row, "path"));
+	if (row_get(row, "trial"))
+		printf("trial        %s: old image pid %s kept, %s ms of %s ms left, health %s, finish %s\n",
+		       row_show(row, "trial"), row_show(row, "old_pid"),
+		       row_show(row, "trial_left_ms"),
+		       row_show(row, "trial_ms"), row_show(row, "health"),
+		       row_show(row, "finish_requested"));
 out:
 	reply_free(&r);
 	return code;
@@ -311,6 +334,7 @@ static int cmd_list(struct client *c, int argc, char **argv)
 
 struct stage_log {
 	int n;
+	int adopted_fd; /* the health command starts at "adopted" */
 	struct json_object *stages;
 };
 
@@ -321,6 +345,9 @@ static void on_stage(const char *name, const char *us, void *arg)
 	struct row row = {1, (char *[]){"us"}, (char *[]){(char *)us}};
 
 	log->n++;
+	if (log->adopted_fd >= 0 && !strcmp(name, "adopted") &&
+	    write(log->adopted_fd, "a", 1) != 1)
+		fprintf(stderr, "luoctl: cannot start the health command\n");
 	if (json) {
 		struct json_object *o = json_row(&row, f);
 
@@ -333,14 +360,18 @@ static void on_stage(const char *name, const char *us, void *arg)
 	fflush(stdout);
 }
 
-/* update [--finish] PATH [ARG...]: check it before connecting. */
+/* update [--finish] [TXN OPTIONS] PATH [ARG...]: check it before
+ * connecting. */
 static int update_args(int argc, char **argv, bool *finish, char *path,
-		       int *first)
+		       int *first, struct txn_opts *to)
 {
-	int i = 1;
+	int i = 1, code;
 
 	*finish = i < argc && !strcmp(argv[i], "--finish");
 	i += *finish;
+	code = txn_parse_opts(argc, argv, &i, to);
+	if (code)
+		return code;
 	if (i >= argc)
 		return usage_error("update: give the path of the new binary%s",
 				   "");
@@ -386,15 +417,52 @@ static int finish_after_update(struct client *c, bool *finished)
 	return code;
 }
 
+/* The old image's answer to a spawn-mode update. */
+static int spawn_result(struct client *c, struct reply *r)
+{
+	const struct row *row = r->nrows ? &r->rows[0] : NULL;
+	int code = r->ok ? 0 : EXIT_REFUSED;
+	char ms[32], ran[32];
+
+	if (!r->ok && !strcmp(r->err_name, "ECANCELED"))
+		code = EXIT_ROLLED_BACK;
+	if (json && row) {
+		struct json_object *o = json_row(row, spawn_fields);
+
+		json_object_object_add(o, "service", jstr(c->name));
+		json_object_object_add(o, "committed",
+				       json_object_new_boolean(r->ok));
+		json_print(o);
+	} else if (row && (r->ok || code == EXIT_ROLLED_BACK)) {
+		fmt_ms(ms, sizeof(ms), row_get(row, "blackout_ns"));
+		fmt_ms(ran, sizeof(ran), row_get(row, "ran_ns"));
+		if (r->ok)
+			printf("%s: committed: pid %s serves (old pid %s ended), blackout %s, new image ran %s before the commit\n",
+			       c->name, row_show(row, "new_pid"),
+			       row_show(row, "old_pid"), ms, ran);
+		else
+			printf("%s: rolled back (%s): pid %s serves again; the new image (pid %s) ran %s\n",
+			       c->name, row_show(row, "result"),
+			       row_show(row, "old_pid"),
+			       row_show(row, "new_pid"), ran);
+	}
+	if (!r->ok)
+		fprintf(stderr, "luoctl: %s\n", r->err_msg ? r->err_msg : "");
+	reply_free(r);
+	return code;
+}
+
 static int cmd_update(struct client *c, int argc, char **argv)
 {
 	bool finish, finished = false, explicit_args = false;
-	char path[PATH_MAX], **req;
-	struct stage_log log = {0};
+	char path[PATH_MAX], **req, words[2][48];
+	struct stage_log log = {.adopted_fd = -1};
+	struct txn_opts to;
 	struct reply r;
+	pid_t prober = 0;
 	int i, n = 0, code;
 
-	code = update_args(argc, argv, &finish, path, &i);
+	code = update_args(argc, argv, &finish, path, &i, &to);
 	if (code)
 		return code;
 	if (i < argc && !strcmp(argv[i], "--")) {
@@ -406,17 +474,37 @@ static int cmd_update(struct client *c, int argc, char **argv)
 		return EXIT_LOST;
 	req[n++] = "update";
 	req[n++] = explicit_args || i < argc ? "args" : "keep";
+	n += txn_request_words(&to, req + n, words);
 	req[n++] = path;
 	while (i < argc)
 		req[n++] = argv[i++];
 	if (!json)
-		printf("%s: live update to %s\n", c->name, path);
+		printf("%s: live update to %s%s\n", c->name, path,
+		       to.spawn ? " in spawn mode" : "");
 	else
 		log.stages = json_object_new_array();
+	if (!to.spawn && !to.mode_given && !json)
+		fprintf(stderr,
+			"luoctl: exec mode: a new image that crashes after its exec cannot be rolled back; for an untested release use --mode spawn --trial 30s --health CMD\n");
+	if (to.spawn) {
+		/* The trial and both deadlines, with room to spare. */
+		uint64_t need =
+			(to.trial_ms + 2 * (to.deadline_ms ?: 10000) + 30000) *
+			1000000ULL;
+
+		if (c->deadline_ns < mono_ns() + need)
+			c->deadline_ns = mono_ns() + need;
+		prober = txn_start_prober(&to, sock_path, &log.adopted_fd);
+	}
 	code = client_send(c, n, req);
 	free(req);
 	if (!code)
 		code = client_reply(c, &r, on_stage, &log);
+	txn_stop_prober(prober, log.adopted_fd);
+	if (to.spawn && !code) {
+		json_object_put(log.stages);
+		return spawn_result(c, &r);
+	}
 	if (code) {
 		if (code == EXIT_LOST && log.n >= 2) {
 			fprintf(stderr,
@@ -650,6 +738,11 @@ static int cmd_services(int argc)
 	return 0;
 }
 
+static int cmd_rollback_commit(struct client *c, int argc, char **argv)
+{
+	return cmd_txn(c, sock_path, argc, argv, json);
+}
+
 /* --timeout SEC: a positive number of seconds, nothing else. */
 static int parse_timeout(const char *s)
 {
@@ -680,7 +773,10 @@ static const struct command {
 	{"freeze", cmd_simple, 0, 0, ""},
 	{"cancel", cmd_simple, 0, 0, ""},
 	{"finish", cmd_simple, 0, 0, ""},
-	{"update", cmd_update, 1, INT_MAX, " [--finish] PATH [ARG...]"},
+	{"update", cmd_update, 1, INT_MAX,
+	 " [--finish] [--mode spawn|exec] [--trial D] [--health CMD] [--deadline D] PATH [ARG...]"},
+	{"rollback", cmd_rollback_commit, 0, INT_MAX, " [REASON]"},
+	{"commit", cmd_rollback_commit, 0, 0, ""},
 	{"sessions", cmd_list, 0, 0, ""},
 	{"files", cmd_list, 0, 0, ""},
 	{"subsystems", cmd_list, 0, 0, ""},
@@ -771,10 +867,11 @@ int main(int argc, char **argv)
 		char rp[PATH_MAX];
 		bool fin;
 		const char *b, *d;
+		struct txn_opts to;
 		int first;
 
 		code = !strcmp(cmd->name, "update")
-			       ? update_args(argc, argv, &fin, rp, &first)
+			       ? update_args(argc, argv, &fin, rp, &first, &to)
 			       : dump_args(argc, argv, &b, &d);
 		if (code)
 			return code;

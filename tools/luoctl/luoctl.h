@@ -19,6 +19,7 @@ enum {
 	EXIT_DENIED = 4,      /* the service does not serve this user */
 	EXIT_LOST = 5,	      /* connection lost or garbled mid-command */
 	EXIT_TIMEOUT = 6,     /* no answer in time */
+	EXIT_ROLLED_BACK = 7, /* spawn mode: the update rolled back */
 };
 
 /* One "data" row: decoded key/value pairs. */
@@ -75,7 +76,7 @@ void for_each_service_socket(void (*fn)(const char *path, unsigned uid,
 void print_table(const struct reply *r, const char *const *cols);
 
 /* luoctl_json.c: typed JSON (docs/luoctl-json.md). */
-enum jtype { J_STR, J_INT, J_BOOL };
+enum jtype { J_STR, J_INT, J_SINT, J_BOOL }; /* J_INT: unsigned */
 struct jfield {
 	const char *key;
 	enum jtype type;
@@ -89,6 +90,23 @@ struct json_object *json_rows(const struct reply *r,
 			      const struct jfield *fields);
 /* Print @o on one line and free it. */
 void json_print(struct json_object *o);
+
+/* luoctl_txn.c: spawn mode, trials, rollback and commit. */
+#include <sys/types.h>
+struct txn_opts {
+	bool spawn, mode_given;
+	unsigned long long trial_ms, deadline_ms;
+	const char *health;
+};
+long long parse_duration(const char *s);
+/* Options at argv[*i]: 0 (maybe none), or EXIT_USAGE after a message. */
+int txn_parse_opts(int argc, char **argv, int *i, struct txn_opts *o);
+/* The request's option words (at most 4); bufs holds their text. */
+int txn_request_words(const struct txn_opts *o, char **req, char bufs[][48]);
+pid_t txn_start_prober(const struct txn_opts *o, const char *sock, int *go);
+void txn_stop_prober(pid_t pid, int go);
+int cmd_txn(struct client *c, const char *sock, int argc, char **argv,
+	    bool json);
 
 /* luoctl_dts.c */
 int print_dts(const void *fdt, size_t size, const char *label);

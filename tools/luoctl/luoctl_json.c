@@ -41,6 +41,16 @@ static struct json_object *typed(const char *key, const char *v,
 		if (parse_u64(v, &u))
 			return json_object_new_uint64(u);
 		break;
+	case J_SINT: {
+		char *end;
+		long long x;
+
+		errno = 0;
+		x = strtoll(v, &end, 10);
+		if (*v && !errno && !*end)
+			return json_object_new_int64(x);
+		break;
+	}
 	case J_BOOL:
 		if (!strcmp(v, "yes") || !strcmp(v, "1") || !strcmp(v, "true"))
 			return json_object_new_boolean(1);
@@ -49,7 +59,7 @@ static struct json_object *typed(const char *key, const char *v,
 		break;
 	}
 	fprintf(stderr, "luoctl: the service sent '%s' for %s, not %s: null\n",
-		v, key, type == J_INT ? "an integer" : "a boolean");
+		v, key, type == J_BOOL ? "a boolean" : "an integer");
 	return NULL;
 }
 
