@@ -31,6 +31,8 @@
 #include "kho_internal.h"
 #include "log.h"
 #include "luo_internal.h"
+#include "luo_notify.h"
+#include "luo_service_notify.h"
 #include "luo_txn.h"
 
 extern char **environ;
@@ -129,23 +131,34 @@ static void progress(struct spawn *sp, const char *stage, uint64_t ns)
 		sp->o->progress(stage, ns, sp->o->arg);
 }
 
-/* A copy of @envp without our variables, with the channel named. */
+/*
+ * A copy of @envp without our variables, with the channel named and the
+ * service manager's socket handed on (the new process is the one that
+ * talks to it after the commit).
+ */
 static char **spawn_env(char *const *envp, int childfd)
 {
-	size_t n = 0, k = 0;
+	const char *notify = luo_notify_env_entry();
+	size_t n = 0, k = 0, nlen = notify ? strcspn(notify, "=") + 1 : 0;
+	bool has_notify = false;
 	char **env;
 
 	while (envp[n])
 		n++;
-	env = calloc(n + 2, sizeof(*env));
+	env = calloc(n + 3, sizeof(*env));
 	if (!env)
 		return NULL;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (notify && !strncmp(envp[i], notify, nlen))
+			has_notify = true;
 		if (strncmp(envp[i], LUO_SPAWN_ENV "=",
 			    strlen(LUO_SPAWN_ENV) + 1) &&
 		    strncmp(envp[i], LUO_HANDOVER_ENV "=",
 			    strlen(LUO_HANDOVER_ENV) + 1))
 			env[k++] = envp[i];
+	}
+	if (notify && !has_notify)
+		env[k++] = (char *)notify;
 	if (asprintf(&env[k], "%s=%d", LUO_SPAWN_ENV, childfd) < 0) {
 		free(env);
 		return NULL;
@@ -519,7 +532,11 @@ static int trial(struct spawn *sp, bool has_probe)
 	uint64_t adopted = luo_now_ns(), last_pong = adopted, seq = 0;
 	uint64_t trial_end = adopted + sp->o->trial_ms * 1000000ULL;
 	uint64_t next_ping = adopted + PING_MS * 1000000ULL;
+	char what[96];
 
+	snprintf(what, sizeof(what), "trial of pid %d in progress (%llu ms)",
+		 (int)sp->pid, (unsigned long long)sp->o->trial_ms);
+	luo_notify_status(what);
 	for (;;) {
 		struct luo_txn_msg m;
 		uint64_t now = luo_now_ns();
@@ -659,6 +676,8 @@ static int update_spawn(const struct liveupdate_update_opts *o,
 	pr_info("live update committed: the new image (pid %d) took over; the old image (pid %d) ends",
 		(int)sp.pid, (int)getpid());
 	progress(&sp, "commit", luo_now_ns() - t0);
+	/* Before this process exits: the manager follows the new PID. */
+	luo_notify_main_pid(sp.pid);
 	if (h.committed)
 		h.committed(sp.pid, h.arg);
 	close(sp.ch);
