@@ -121,6 +121,30 @@ show luo-counter StatusText | grep -q "serving, the last live update was cancell
 rm "$dir/units/luo-counter.service.d/failing-reload.conf"
 C systemctl daemon-reload
 
+# Spawn mode under systemd: a rollback keeps the old MainPID; a commit
+# moves MainPID to the new process (MAINPID= before the old one exits),
+# and the unit never restarts.
+C "$LUOCTL" -s counter update --mode spawn /bin/false >"$dir/out" 2>&1
+code=$?
+[ "$code" = 7 ] || fail "spawn update into /bin/false exited $code, expected 7 (rolled back): $(cat "$dir/out")"
+wait_prop luo-counter ActiveState active
+[ "$(show luo-counter MainPID)" = "$pid" ] || fail "MainPID changed in a rolled-back spawn update"
+C "$LUOCTL" -s counter update --mode spawn "$COUNTER" >"$dir/out" 2>&1 ||
+	fail "spawn update of the counter: $(cat "$dir/out")"
+newpid=
+for _ in $(seq 200); do
+	newpid=$(show luo-counter MainPID)
+	[ "$newpid" != "$pid" ] && [ "$(show luo-counter ActiveState)" = active ] && break
+	sleep 0.1
+done
+[ "$newpid" != "$pid" ] || fail "MainPID did not follow the committed spawn update"
+[ "$(show luo-counter ActiveState)" = active ] || fail "not active after the spawn commit: $(show luo-counter ActiveState)"
+[ "$(show luo-counter NRestarts)" = 0 ] || fail "restarted in the spawn update"
+C "$LUOCTL" -s counter --json status >"$dir/st.json" 2>&1 || fail "status after the spawn commit"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["pid"] == int(sys.argv[2]) else 1)' \
+	"$dir/st.json" "$newpid" || fail "MainPID $newpid is not the serving counter: $(cat "$dir/st.json")"
+pid=$newpid
+
 C systemctl stop luo-counter.service || fail "systemctl stop luo-counter"
 [ "$(show luo-counter ActiveState)" = inactive ] || fail "not inactive after stop"
 [ "$(show luo-counter Result)" = success ] || fail "stop result: $(show luo-counter Result)"
