@@ -19,10 +19,12 @@ usage: bounded_memory.py KVCACHE KVCACHE_V2
 import os
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kvproc import start_kvcache  # noqa: E402
 
 CLIENTS = 100
 KEYS = 1100
@@ -39,24 +41,7 @@ def rss(pid):
 
 
 def start(kv, kv2, log):
-    for _ in range(20):
-        s = socket.socket()
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-        s.close()
-        p = subprocess.Popen([kv, '-l', '127.0.0.1', '-p', str(port),
-                              '-m', '64', '-c', '1024', '--update-to', kv2,
-                              '--name', 'kvmem-%d' % os.getpid()],
-                             stdout=open(log, 'w'), stderr=subprocess.STDOUT)
-        for _ in range(100):
-            if 'fresh start' in open(log).read():
-                return p, port
-            if p.poll() is not None:
-                break
-            time.sleep(0.05)
-        p.kill()
-        p.wait()
-    raise SystemExit('kvcache did not start:\n' + open(log).read())
+    return start_kvcache(kv, kv2, log, 'kvmem-%d' % os.getpid(), ['-m', '64', '-c', '1024'])
 
 
 def request(port, data, until, timeout=30):

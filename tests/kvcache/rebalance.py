@@ -14,31 +14,16 @@ usage: rebalance.py KVCACHE KVCACHE_V2
 import os
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kvproc import start_kvcache  # noqa: E402
+
 
 def start(kv, kv2, log):
-    for _ in range(20):
-        s = socket.socket()
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-        s.close()
-        p = subprocess.Popen([kv, '-l', '127.0.0.1', '-p', str(port),
-                              '-m', '4', '--update-to', kv2,
-                              '--name', 'kvreb-%d' % os.getpid()],
-                             stdout=open(log, 'w'), stderr=subprocess.STDOUT)
-        for _ in range(100):
-            if 'fresh start' in open(log).read():
-                return p, port
-            if p.poll() is not None:
-                break
-            time.sleep(0.05)
-        p.kill()
-        p.wait()
-    raise SystemExit('kvcache did not start:\n' + open(log).read())
+    return start_kvcache(kv, kv2, log, 'kvreb-%d' % os.getpid(), ['-m', '4'])
 
 
 class Client:
