@@ -432,7 +432,8 @@ int main(int argc, char **argv)
 	}
 	if (liveupdate_get_state() == LIVEUPDATE_STATE_UPDATED && !no_finish) {
 		err = liveupdate_finish();
-		if (err)
+		/* 'luoctl update --finish' may have finished it first. */
+		if (err && liveupdate_get_state() != LIVEUPDATE_STATE_NORMAL)
 			return 1;
 	}
 	/* Serving: under systemd this ends the start or the reload. */
