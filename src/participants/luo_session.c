@@ -1031,6 +1031,23 @@ int luo_sessions_carrier_fd(void)
 }
 
 /*
+ * A file received ahead was looked at when it arrived, before the freeze;
+ * the sealed block is the authority on what it must be.  A match spares
+ * the retrieval its fstat() (inside the blackout); a mismatch is refused
+ * there as if it had been seen then.  Only carrier-received-ahead files
+ * have @id filled (luo_carrier_ahead_take() leaves it zero otherwise).
+ */
+static void adopt_checked_ahead(struct luo_file *f,
+				const struct luo_carrier_ahead_id *id)
+{
+	if (id->mode && id->mode == f->mode && id->dev == f->dev &&
+	    id->ino == f->ino)
+		f->checked_ahead = true;
+	else
+		f->retrieve_status = -ESTALE;
+}
+
+/*
  * Once the whole handover is accepted, take the files off the carrier:
  * they arrive with FD_CLOEXEC.  If the carrier is gone (the new image
  * closed or reused its descriptor before luo_init()) or broken, every
@@ -1040,6 +1057,8 @@ void luo_sessions_in_adopt(void)
 {
 	char why[256];
 	size_t n = carrier_in.count;
+	struct luo_carrier_ahead_id *ids = NULL;
+	bool trust = luo_global.init_flags & LUO_INIT_TRUST_CARRIER;
 	int *fds, err;
 
 	if (!n || carrier_in.fd < 0)
@@ -1048,8 +1067,11 @@ void luo_sessions_in_adopt(void)
 	if (!n)
 		return;
 	fds = luo_bulk_alloc(n * sizeof(*fds));
-	/* A spawned image took them ahead, before the freeze. */
-	err = fds ? luo_carrier_ahead_take(carrier_in.ino, fds, n) : -ENOMEM;
+	/* A spawned image took them ahead, before the freeze, and read
+	 * their identities then (unless trusted, compared below). */
+	err = fds ? luo_carrier_ahead_take(carrier_in.ino, fds,
+					   trust ? NULL : &ids, n)
+		  : -ENOMEM;
 	if (err == -ESTALE)
 		luo_reason(why, sizeof(why), err,
 			   "the files received ahead do not match the carrier");
@@ -1068,10 +1090,13 @@ void luo_sessions_in_adopt(void)
 		for (size_t i = 0; i < s->nfiles; i++) {
 			struct luo_file *f = s->files[i];
 
-			if (err)
+			if (err) {
 				f->retrieve_status = -ESTALE;
-			else
-				f->fd = fds[f->carrier_index];
+				continue;
+			}
+			f->fd = fds[f->carrier_index];
+			if (ids)
+				adopt_checked_ahead(f, &ids[f->carrier_index]);
 		}
 	}
 	for (size_t i = 0; !err && i < in_closed.n; i++)
@@ -1083,6 +1108,8 @@ void luo_sessions_in_adopt(void)
 	free(in_closed.v);
 	memset(&in_closed, 0, sizeof(in_closed));
 	luo_bulk_free(fds, n * sizeof(*fds));
+	if (ids)
+		luo_bulk_free(ids, n * sizeof(*ids));
 }
 
 static const char *file_kind(uint32_t mode)
