@@ -24,6 +24,7 @@
 #include "log.h"
 #include "luo_internal.h"
 #include "luo_carrier_ahead.h"
+#include "luo_mem.h"
 #include "luo_txn.h"
 
 static struct {
@@ -157,6 +158,8 @@ static int files_ahead(int ch, int rx, uint64_t ino, uint64_t count)
 		       why);
 		return err;
 	}
+	/* The tables the parse inside the blackout fills: populated now. */
+	luo_sessions_in_reserve(count);
 	return luo_txn_send(ch, LUO_TXN_FILES_OK, 0, count, 0, NULL, -1);
 }
 
@@ -198,6 +201,7 @@ int luo_txn_child_adopt(const char *value, char *env, size_t envlen)
 	pr_err("spawned image: the old image stopped the update before the handover (%s); starting fresh",
 	       strerror(-err));
 	luo_carrier_ahead_drop();
+	luo_bulk_reserve_release();
 	close(ch);
 	return err;
 }
@@ -288,11 +292,13 @@ void luo_txn_child_result(int err, const char *why)
 			 why ? ": " : "", why ? why : "");
 		luo_txn_send(txn.ch, LUO_TXN_REFUSED, err, 0, 0, text, -1);
 		luo_carrier_ahead_drop();
+		luo_bulk_reserve_release();
 		close(txn.ch);
 		txn.ch = -1;
 		return;
 	}
 	luo_carrier_ahead_drop(); /* anything the sessions did not take */
+	luo_bulk_reserve_release();
 	luo_kho_trial_begin();
 	txn.adopted_ns = luo_now_ns();
 	luo_txn_send(txn.ch, LUO_TXN_ADOPTED, 0,

@@ -735,6 +735,18 @@ static int sessions_freeze(void)
 	return err;
 }
 
+void luo_sessions_in_reserve(size_t count)
+{
+	/* Per file: its entry in the pool, in the session's array and the
+	 * token table's buckets (up to 2 per entry); plus the block index
+	 * and rounding of the arena's checks (a few tables of pages). */
+	size_t per_file = sizeof(struct luo_file) + 3 * sizeof(void *);
+
+	if (count && luo_bulk_reserve(count * per_file + (4u << 20)))
+		pr_debug("could not populate the tables of %zu files ahead",
+			 count);
+}
+
 int luo_sessions_send_ahead(int *rx, uint64_t *ino, size_t *count)
 {
 	/* In flight since prepare; files dropped since go again at freeze. */
