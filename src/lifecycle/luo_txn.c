@@ -242,6 +242,9 @@ static void *txn_thread(void *arg)
 	uint64_t next_probe = luo_now_ns();
 
 	(void)arg;
+	/* Unmapping what the tables did not use waits until after the
+	 * blackout, on this thread. */
+	luo_bulk_reserve_release();
 	for (;;) {
 		struct luo_txn_msg m;
 		int timeout = -1, err;
@@ -298,13 +301,13 @@ void luo_txn_child_result(int err, const char *why)
 		return;
 	}
 	luo_carrier_ahead_drop(); /* anything the sessions did not take */
-	luo_bulk_reserve_release();
 	luo_kho_trial_begin();
 	txn.adopted_ns = luo_now_ns();
 	luo_txn_send(txn.ch, LUO_TXN_ADOPTED, 0,
 		     luo_txn_hooks_have_health() ? 1 : 0, 0, NULL, -1);
 	if (pthread_create(&txn.thread, NULL, txn_thread, NULL)) {
 		pr_err("spawned image: cannot start the transaction thread; rolling back");
+		luo_bulk_reserve_release();
 		luo_txn_send(txn.ch, LUO_TXN_ROLLBACK, -EAGAIN, 0, 0,
 			     "the new image could not start its thread", -1);
 		return;

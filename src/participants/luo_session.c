@@ -737,12 +737,13 @@ static int sessions_freeze(void)
 
 void luo_sessions_in_reserve(size_t count)
 {
-	/* Per file: its entry in the pool, in the session's array and the
-	 * token table's buckets (up to 2 per entry); plus the block index
-	 * and rounding of the arena's checks (a few tables of pages). */
-	size_t per_file = sizeof(struct luo_file) + 3 * sizeof(void *);
+	/* Per file: its entry in the pool, in the session's array, in the
+	 * received descriptors, and under 2 buckets of its token table;
+	 * plus the page rounding of each table. */
+	size_t per_file = sizeof(struct luo_file) + sizeof(struct luo_file *) +
+			  sizeof(int) + 2 * sizeof(void *);
 
-	if (count && luo_bulk_reserve(count * per_file + (4u << 20)))
+	if (count && luo_bulk_reserve(count * per_file + (256u << 10)))
 		pr_debug("could not populate the tables of %zu files ahead",
 			 count);
 }
