@@ -10,7 +10,7 @@
 # comes with systemd itself).
 LUO_DEPS=(meson ninja-build gcc pkg-config python3 libfdt-dev libcmocka-dev
 	  device-tree-compiler libmemcached-tools memcached libjson-c-dev
-	  systemd-container)
+	  systemd-container strace)
 
 luo_install_deps() {
 	local missing=() p

@@ -4,12 +4,15 @@
  * files on the carrier at prepare and the new image takes them off while
  * the old one still serves, so the blackout does not pay for receiving
  * them.  They wait here, unused, until the sessions accept the whole
- * handover and claim them (luo_carrier_ahead.h).
+ * handover and claim them (luo_carrier_ahead.h).  Their identities are
+ * read here too, for the same reason: the sessions compare them with the
+ * sealed blocks at adoption instead of calling fstat() per retrieval.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "luo_carrier_ahead.h"
@@ -17,6 +20,7 @@
 
 static struct {
 	int *fds;
+	struct luo_carrier_ahead_id *ids;
 	size_t n;
 	uint64_t ino;
 	bool ready;
@@ -29,6 +33,8 @@ void luo_carrier_ahead_drop(void)
 			close(ahead.fds[i]);
 	if (ahead.fds)
 		luo_bulk_free(ahead.fds, ahead.n * sizeof(int));
+	if (ahead.ids)
+		luo_bulk_free(ahead.ids, ahead.n * sizeof(*ahead.ids));
 	memset(&ahead, 0, sizeof(ahead));
 }
 
@@ -46,7 +52,13 @@ int luo_carrier_ahead_receive(int rx, uint64_t ino, uint64_t count, char *why,
 		return -EBADMSG;
 	}
 	ahead.fds = luo_bulk_alloc(count * sizeof(int));
-	if (!ahead.fds) {
+	ahead.ids = luo_bulk_alloc(count * sizeof(*ahead.ids));
+	if (!ahead.fds || !ahead.ids) {
+		if (ahead.fds)
+			luo_bulk_free(ahead.fds, count * sizeof(int));
+		if (ahead.ids)
+			luo_bulk_free(ahead.ids, count * sizeof(*ahead.ids));
+		memset(&ahead, 0, sizeof(ahead));
 		close(rx);
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
@@ -59,6 +71,16 @@ int luo_carrier_ahead_receive(int rx, uint64_t ino, uint64_t count, char *why,
 		luo_carrier_ahead_drop();
 		return err;
 	}
+	for (size_t i = 0; i < count; i++) {
+		struct stat st;
+
+		if (fstat(ahead.fds[i], &st))
+			continue; /* mode 0: refused at retrieval */
+		ahead.ids[i] = (struct luo_carrier_ahead_id){
+			.dev = st.st_dev,
+			.ino = st.st_ino,
+			.mode = st.st_mode & S_IFMT};
+	}
 	ahead.ino = ino;
 	ahead.ready = true;
 	return 0;
@@ -69,8 +91,11 @@ bool luo_carrier_ahead_ready(uint64_t ino, size_t n)
 	return ahead.ready && ahead.ino == ino && ahead.n == n;
 }
 
-int luo_carrier_ahead_take(uint64_t ino, int *fds, size_t n)
+int luo_carrier_ahead_take(uint64_t ino, int *fds,
+			   struct luo_carrier_ahead_id **ids, size_t n)
 {
+	if (ids)
+		*ids = NULL;
 	if (!ahead.ready)
 		return -ENOENT;
 	if (!luo_carrier_ahead_ready(ino, n)) {
@@ -79,6 +104,10 @@ int luo_carrier_ahead_take(uint64_t ino, int *fds, size_t n)
 	}
 	memcpy(fds, ahead.fds, n * sizeof(int));
 	luo_bulk_free(ahead.fds, ahead.n * sizeof(int));
+	if (ids)
+		*ids = ahead.ids; /* the table itself: no copy in the blackout */
+	else
+		luo_bulk_free(ahead.ids, ahead.n * sizeof(*ahead.ids));
 	memset(&ahead, 0, sizeof(ahead));
 	return 0;
 }

@@ -12,6 +12,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * A file's identity as the new image saw it when it took the file off the
+ * carrier ahead: compared with the sealed session blocks at adoption, so
+ * that retrieval in the blackout makes no system call.
+ */
+struct luo_carrier_ahead_id {
+	uint64_t dev, ino;
+	uint32_t mode; /* S_IFMT bits; 0 if fstat() failed (never matches) */
+};
+
 /* luo_carrier.c (declared with the sessions that use it too). */
 int luo_carrier_receive(int rx, uint64_t rx_ino, int *fds, size_t n, char *why,
 			size_t whylen);
@@ -19,6 +29,10 @@ int luo_carrier_receive(int rx, uint64_t rx_ino, int *fds, size_t n, char *why,
 /**
  * luo_carrier_ahead_receive() - take @count files off carrier @rx now
  * @rx: the carrier's receiving end; closed in every case.
+ *
+ * Each file's identity (type, device, inode) is read here, before the
+ * freeze, for luo_carrier_ahead_take().
+ *
  * @ino: its inode.
  * @count: the files in flight.
  * @why: the reason on failure.
@@ -42,13 +56,17 @@ bool luo_carrier_ahead_ready(uint64_t ino, size_t n);
  * luo_carrier_ahead_take() - hand the files received ahead to the sessions
  * @ino: the carrier's inode as the LUO FDT names it.
  * @fds: receives @n descriptors, in carrier order (FD_CLOEXEC).
+ * @ids: if not NULL, receives the table of their identities as read when
+ *	they arrived, in carrier order; the caller frees it with
+ *	luo_bulk_free(*@ids, @n * sizeof(**@ids)).  NULL unless 0 is returned.
  * @n: how many the sessions expect.
  *
  * Return: 0; -ENOENT if nothing was received ahead (receive from the
  * carrier as usual); -ESTALE if what was received does not match (the
  * files are closed).
  */
-int luo_carrier_ahead_take(uint64_t ino, int *fds, size_t n);
+int luo_carrier_ahead_take(uint64_t ino, int *fds,
+			   struct luo_carrier_ahead_id **ids, size_t n);
 
 /**
  * luo_carrier_ahead_drop() - close whatever was received ahead and not

@@ -173,6 +173,17 @@ void luo_sessions_in_adopt(void);
  */
 int luo_sessions_send_ahead(int *rx, uint64_t *ino, size_t *count);
 
+/**
+ * luo_sessions_in_reserve() - populate ahead the memory of @count incoming
+ * files' tables
+ * @count: the files received ahead (spawn mode, before the freeze).
+ *
+ * The parse of the session blocks inside the blackout then takes its
+ * pool, its arrays and its token tables from pages mapped already
+ * (luo_bulk_reserve()).  Best effort: without it they are mapped then.
+ */
+void luo_sessions_in_reserve(size_t count);
+
 /* luo_subsystems.c: registration, and the incoming values it owns */
 size_t luo_subsystems_names_len(size_t *count);
 int luo_subsystems_in_parse(const void *fdt, char *why, size_t whylen);

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "luo_internal.h"
 #include "luo_carrier_ahead.h"
+#include "luo_mem.h"
 #include "luo_txn.h"
 
 static struct {
@@ -157,6 +158,8 @@ static int files_ahead(int ch, int rx, uint64_t ino, uint64_t count)
 		       why);
 		return err;
 	}
+	/* The tables the parse inside the blackout fills: populated now. */
+	luo_sessions_in_reserve(count);
 	return luo_txn_send(ch, LUO_TXN_FILES_OK, 0, count, 0, NULL, -1);
 }
 
@@ -198,6 +201,7 @@ int luo_txn_child_adopt(const char *value, char *env, size_t envlen)
 	pr_err("spawned image: the old image stopped the update before the handover (%s); starting fresh",
 	       strerror(-err));
 	luo_carrier_ahead_drop();
+	luo_bulk_reserve_release();
 	close(ch);
 	return err;
 }
@@ -238,6 +242,9 @@ static void *txn_thread(void *arg)
 	uint64_t next_probe = luo_now_ns();
 
 	(void)arg;
+	/* Unmapping what the tables did not use waits until after the
+	 * blackout, on this thread. */
+	luo_bulk_reserve_release();
 	for (;;) {
 		struct luo_txn_msg m;
 		int timeout = -1, err;
@@ -288,6 +295,7 @@ void luo_txn_child_result(int err, const char *why)
 			 why ? ": " : "", why ? why : "");
 		luo_txn_send(txn.ch, LUO_TXN_REFUSED, err, 0, 0, text, -1);
 		luo_carrier_ahead_drop();
+		luo_bulk_reserve_release();
 		close(txn.ch);
 		txn.ch = -1;
 		return;
@@ -299,6 +307,7 @@ void luo_txn_child_result(int err, const char *why)
 		     luo_txn_hooks_have_health() ? 1 : 0, 0, NULL, -1);
 	if (pthread_create(&txn.thread, NULL, txn_thread, NULL)) {
 		pr_err("spawned image: cannot start the transaction thread; rolling back");
+		luo_bulk_reserve_release();
 		luo_txn_send(txn.ch, LUO_TXN_ROLLBACK, -EAGAIN, 0, 0,
 			     "the new image could not start its thread", -1);
 		return;

@@ -735,6 +735,19 @@ static int sessions_freeze(void)
 	return err;
 }
 
+void luo_sessions_in_reserve(size_t count)
+{
+	/* Per file: its entry in the pool, in the session's array, in the
+	 * received descriptors, and under 2 buckets of its token table;
+	 * plus the page rounding of each table. */
+	size_t per_file = sizeof(struct luo_file) + sizeof(struct luo_file *) +
+			  sizeof(int) + 2 * sizeof(void *);
+
+	if (count && luo_bulk_reserve(count * per_file + (256u << 10)))
+		pr_debug("could not populate the tables of %zu files ahead",
+			 count);
+}
+
 int luo_sessions_send_ahead(int *rx, uint64_t *ino, size_t *count)
 {
 	/* In flight since prepare; files dropped since go again at freeze. */
@@ -1031,6 +1044,23 @@ int luo_sessions_carrier_fd(void)
 }
 
 /*
+ * A file received ahead was looked at when it arrived, before the freeze;
+ * the sealed block is the authority on what it must be.  A match spares
+ * the retrieval its fstat() (inside the blackout); a mismatch is refused
+ * there as if it had been seen then.  Only carrier-received-ahead files
+ * have @id filled (luo_carrier_ahead_take() leaves it zero otherwise).
+ */
+static void adopt_checked_ahead(struct luo_file *f,
+				const struct luo_carrier_ahead_id *id)
+{
+	if (id->mode && id->mode == f->mode && id->dev == f->dev &&
+	    id->ino == f->ino)
+		f->checked_ahead = true;
+	else
+		f->retrieve_status = -ESTALE;
+}
+
+/*
  * Once the whole handover is accepted, take the files off the carrier:
  * they arrive with FD_CLOEXEC.  If the carrier is gone (the new image
  * closed or reused its descriptor before luo_init()) or broken, every
@@ -1040,6 +1070,8 @@ void luo_sessions_in_adopt(void)
 {
 	char why[256];
 	size_t n = carrier_in.count;
+	struct luo_carrier_ahead_id *ids = NULL;
+	bool trust = luo_global.init_flags & LUO_INIT_TRUST_CARRIER;
 	int *fds, err;
 
 	if (!n || carrier_in.fd < 0)
@@ -1048,8 +1080,11 @@ void luo_sessions_in_adopt(void)
 	if (!n)
 		return;
 	fds = luo_bulk_alloc(n * sizeof(*fds));
-	/* A spawned image took them ahead, before the freeze. */
-	err = fds ? luo_carrier_ahead_take(carrier_in.ino, fds, n) : -ENOMEM;
+	/* A spawned image took them ahead, before the freeze, and read
+	 * their identities then (unless trusted, compared below). */
+	err = fds ? luo_carrier_ahead_take(carrier_in.ino, fds,
+					   trust ? NULL : &ids, n)
+		  : -ENOMEM;
 	if (err == -ESTALE)
 		luo_reason(why, sizeof(why), err,
 			   "the files received ahead do not match the carrier");
@@ -1068,10 +1103,13 @@ void luo_sessions_in_adopt(void)
 		for (size_t i = 0; i < s->nfiles; i++) {
 			struct luo_file *f = s->files[i];
 
-			if (err)
+			if (err) {
 				f->retrieve_status = -ESTALE;
-			else
-				f->fd = fds[f->carrier_index];
+				continue;
+			}
+			f->fd = fds[f->carrier_index];
+			if (ids)
+				adopt_checked_ahead(f, &ids[f->carrier_index]);
 		}
 	}
 	for (size_t i = 0; !err && i < in_closed.n; i++)
@@ -1083,6 +1121,8 @@ void luo_sessions_in_adopt(void)
 	free(in_closed.v);
 	memset(&in_closed, 0, sizeof(in_closed));
 	luo_bulk_free(fds, n * sizeof(*fds));
+	if (ids)
+		luo_bulk_free(ids, n * sizeof(*ids));
 }
 
 static const char *file_kind(uint32_t mode)
