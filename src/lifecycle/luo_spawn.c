@@ -407,6 +407,26 @@ static uint64_t ms_from_now(uint64_t ms)
 }
 
 /* Pre-launch, then the files ahead; still serving (PREPARED). */
+
+/* Hand the carrier @rx with @count files (@ino) to the new image and wait
+ * until it has taken them; -ECANCELED with the report set otherwise. */
+static int pass_files(struct spawn *sp, int rx, uint64_t ino, size_t count)
+{
+	struct luo_txn_msg m;
+	int err = luo_txn_send(sp->ch, LUO_TXN_FILES, 0, ino, count, NULL, rx);
+
+	if (err) {
+		report_set(sp, LIVEUPDATE_TXN_CHANNEL, err,
+			   "cannot pass the files to the new image: %s",
+			   strerror(-err));
+		return -ECANCELED;
+	}
+	if (expect(sp, LUO_TXN_FILES_OK, &m, NULL, ms_from_now(sp->deadline_ms),
+		   "receive the files"))
+		return -ECANCELED;
+	return 0;
+}
+
 static int prelaunch(struct spawn *sp)
 {
 	struct luo_txn_msg m;
@@ -441,15 +461,7 @@ static int prelaunch(struct spawn *sp)
 	}
 	if (!count)
 		return 0;
-	err = luo_txn_send(sp->ch, LUO_TXN_FILES, 0, ino, count, NULL, rx);
-	if (err) {
-		report_set(sp, LIVEUPDATE_TXN_CHANNEL, err,
-			   "cannot pass the files to the new image: %s",
-			   strerror(-err));
-		return -ECANCELED;
-	}
-	if (expect(sp, LUO_TXN_FILES_OK, &m, NULL, ms_from_now(sp->deadline_ms),
-		   "receive the files"))
+	if (pass_files(sp, rx, ino, count))
 		return -ECANCELED;
 	sp->ahead_ino = ino;
 	progress(sp, "files", luo_now_ns() - t0);
@@ -462,7 +474,6 @@ static int prelaunch(struct spawn *sp)
  */
 static int files_again(struct spawn *sp)
 {
-	struct luo_txn_msg m;
 	uint64_t ino;
 	size_t count;
 	int err, rx;
@@ -470,15 +481,7 @@ static int files_again(struct spawn *sp)
 	err = luo_sessions_send_ahead(&rx, &ino, &count);
 	if (err || !count || ino == sp->ahead_ino)
 		return err;
-	err = luo_txn_send(sp->ch, LUO_TXN_FILES, 0, ino, count, NULL, rx);
-	if (err) {
-		report_set(sp, LIVEUPDATE_TXN_CHANNEL, err,
-			   "cannot pass the files to the new image: %s",
-			   strerror(-err));
-		return -ECANCELED;
-	}
-	return expect(sp, LUO_TXN_FILES_OK, &m, NULL,
-		      ms_from_now(sp->deadline_ms), "receive the files");
+	return pass_files(sp, rx, ino, count);
 }
 
 /* The blackout: freeze, seal, hand the arena over, wait for adopted. */
