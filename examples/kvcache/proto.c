@@ -1022,6 +1022,9 @@ enum proto_result proto_process(struct conn *c)
 		bool close = false, with_cas, touch;
 		ssize_t used;
 
+		/* Answered so far: a rollback resumes after them (conn.c). */
+		r->rdone = (uint32_t)pos;
+
 		if (r->swallow) {
 			size_t k = avail < r->swallow ? avail : r->swallow;
 
@@ -1071,6 +1074,7 @@ enum proto_result proto_process(struct conn *c)
 		if (ll > 1 && p[ll - 1] == '\r')
 			ll--;
 		c->noreply = false;
+		kv_fault(KV_FAULT_POINT_REQUEST);
 		if (get_kind(p, ll, &with_cas, &touch)) {
 			if (!cmd_get(c, p, ll, with_cas, touch)) {
 				res = PROTO_BLOCKED;
@@ -1111,5 +1115,6 @@ enum proto_result proto_process(struct conn *c)
 		memmove(c->rbuf, c->rbuf + pos, r->rlen - pos);
 		r->rlen -= (uint32_t)pos;
 	}
+	r->rdone = 0;
 	return res;
 }
