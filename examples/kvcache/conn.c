@@ -868,6 +868,7 @@ int event_loop(void)
 	while (!stopping) {
 		int n;
 
+		kv_fault(KV_FAULT_POINT_LOOP);
 		if (represerving)
 			represerving = !conns_represerve(256);
 

@@ -8,6 +8,8 @@
  */
 #define _GNU_SOURCE
 #include <signal.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -16,6 +18,8 @@
 
 #ifdef KV_FAULT
 static unsigned long requests;
+/* Health fault: the probe asks the event loop to stop between requests. */
+static atomic_int park_asked, parked;
 
 /* A real SIGSEGV by default action, also under ASan (which catches it). */
 static void crash(void)
@@ -79,7 +83,23 @@ bool kv_fault(enum kv_fault_point p)
 	case KV_FAULT_POINT_REFUSE:
 		return KV_FAULT == KV_FAULT_REFUSE;
 	case KV_FAULT_POINT_HEALTH:
-		return KV_FAULT == KV_FAULT_HEALTH;
+		/*
+		 * Fail once the loop stands still between requests: the old
+		 * image's kill then cannot land inside a write() (see
+		 * docs/kvcache.md on a kill in the middle of a request).
+		 */
+		if (KV_FAULT != KV_FAULT_HEALTH)
+			return false;
+		atomic_store(&park_asked, 1);
+		for (int i = 0; i < 200 && !atomic_load(&parked); i++)
+			nanosleep(&(struct timespec){0, 1000000}, NULL);
+		return true;
+	case KV_FAULT_POINT_LOOP:
+		if (KV_FAULT == KV_FAULT_HEALTH && atomic_load(&park_asked)) {
+			atomic_store(&parked, 1);
+			hang();
+		}
+		return false;
 	}
 #endif
 	(void)p;

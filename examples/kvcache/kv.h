@@ -388,6 +388,7 @@ enum kv_fault_point {
 	KV_FAULT_POINT_STORE,	/* an item is half linked */
 	KV_FAULT_POINT_REFUSE,	/* checking the handed-over memory */
 	KV_FAULT_POINT_HEALTH,	/* the health probe */
+	KV_FAULT_POINT_LOOP,	/* the event loop, between events */
 };
 
 bool kv_fault(enum kv_fault_point p);

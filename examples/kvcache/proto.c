@@ -1052,6 +1052,7 @@ enum proto_result proto_process(struct conn *c)
 				break;
 			store->stats.bytes_read += (uint64_t)used;
 			pos += (size_t)used;
+			r->rdone = (uint32_t)pos;
 			if (close) {
 				res = PROTO_CLOSE;
 				break;
@@ -1106,14 +1107,26 @@ enum proto_result proto_process(struct conn *c)
 		}
 		store->stats.bytes_read += linelen + 1 + (size_t)used;
 		pos += linelen + 1 + (size_t)used;
+		r->rdone = (uint32_t)pos;
 		if (close) {
 			res = PROTO_CLOSE;
 			break;
 		}
 	}
-	if (pos) {
+	/*
+	 * Drop the answered part in an order that a new image killed at any
+	 * point leaves a record the old one resumes from (conns_take_back()
+	 * skips rdone bytes while rdone <= rlen): rdone is cleared last, and
+	 * a remainder shorter than the answered part is copied from bytes
+	 * the copy does not overwrite.  Only a kill inside the copy of a
+	 * remainder at least as long as the answered part (a large value
+	 * still arriving) can lose that connection's input.
+	 */
+	if (pos && pos < r->rlen) {
 		memmove(c->rbuf, c->rbuf + pos, r->rlen - pos);
 		r->rlen -= (uint32_t)pos;
+	} else if (pos) {
+		r->rlen = 0;
 	}
 	r->rdone = 0;
 	return res;

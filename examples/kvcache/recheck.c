@@ -11,6 +11,7 @@
  * data).  See docs/kvcache.md, "Spawn mode and rollback".
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "kv.h"
 
@@ -29,8 +30,13 @@ static bool item_fits(struct kv_item *it, uint64_t bucket)
 		       bucket;
 }
 
-/* Walk every chain; @link true: put each item on its LRU. */
-static uint64_t walk(bool link)
+enum pass { COUNT, CLEAR, LINK };
+
+static uint64_t per_class[KV_MAX_CLASSES];
+static bool rebuild[KV_MAX_CLASSES];
+
+/* Walk every chain, cutting it where it stops checking out. */
+static uint64_t walk(enum pass pass)
 {
 	uint64_t cut = 0;
 
@@ -40,9 +46,11 @@ static uint64_t walk(bool link)
 
 		while (*next) {
 			struct kv_item *it = item_at(*next);
+			bool relink = it && it->clsid < KV_MAX_CLASSES &&
+				      rebuild[it->clsid];
 
 			if (!item_fits(it, b) || ++hops > MAX_HOPS ||
-			    (link &&
+			    (pass == LINK && relink &&
 			     (it->prev || it->next ||
 			      store->cls[it->clsid].lru_head == *next))) {
 				/* Cut there; a twice-listed item is cut too. */
@@ -50,21 +58,44 @@ static uint64_t walk(bool link)
 				cut++;
 				break;
 			}
-			if (link) {
-				lru_link(it);
-				store->stats.curr_items++;
-				store->stats.bytes += item_mc_total(
-					it->nkey, it->flags, it->nbytes);
-				store->cls[it->clsid].requested +=
-					item_mc_total(it->nkey, it->flags,
-						      it->nbytes);
+			if (pass == COUNT) {
+				per_class[it->clsid]++;
+			} else if (pass == CLEAR) {
+				if (relink)
+					it->prev = it->next = 0;
 			} else {
-				it->prev = it->next = 0;
+				size_t sz = item_mc_total(it->nkey, it->flags,
+							  it->nbytes);
+
+				if (relink)
+					lru_link(it);
+				store->stats.curr_items++;
+				store->stats.bytes += sz;
+				store->cls[it->clsid].requested += sz;
 			}
 			next = &it->h_next;
 		}
 	}
 	return cut;
+}
+
+/* A class's LRU holds exactly its hashed items, linked both ways. */
+static bool lru_ok(unsigned clsid)
+{
+	const struct kv_class *c = &store->cls[clsid];
+	uint64_t off = c->lru_head, prev = 0, n = 0;
+
+	while (off) {
+		struct kv_item *it = item_at(off);
+
+		if (!it || !item_valid(it) || it->clsid != clsid ||
+		    !(it->iflags & ITEM_LINKED) || it->prev != prev ||
+		    ++n > per_class[clsid])
+			return false;
+		prev = off;
+		off = it->next;
+	}
+	return n == per_class[clsid] && c->lru_tail == prev && c->nitems == n;
 }
 
 static void free_lists_recheck(void)
@@ -99,16 +130,31 @@ static void free_lists_recheck(void)
  */
 uint64_t store_recheck(void)
 {
-	uint64_t cut = walk(false);
+	uint64_t cut;
+	unsigned rebuilt = 0;
 
+	memset(per_class, 0, sizeof(per_class));
+	memset(rebuild, 0, sizeof(rebuild));
+	cut = walk(COUNT);
 	for (unsigned i = 0; i < store->nclasses; i++) {
-		store->cls[i].lru_head = store->cls[i].lru_tail = 0;
-		store->cls[i].nitems = 0;
+		rebuild[i] = !lru_ok(i);
+		if (rebuild[i]) {
+			/* Its order is lost: the hash's order replaces it. */
+			store->cls[i].lru_head = store->cls[i].lru_tail = 0;
+			store->cls[i].nitems = 0;
+			rebuilt++;
+		}
 		store->cls[i].requested = 0;
 	}
 	store->stats.curr_items = 0;
 	store->stats.bytes = 0;
-	cut += walk(true);
+	if (rebuilt) {
+		fprintf(stderr,
+			"kvcache: %u LRU lists did not check out after the rollback; rebuilt from the hash table\n",
+			rebuilt);
+		walk(CLEAR);
+	}
+	cut += walk(LINK);
 	free_lists_recheck();
 	return cut;
 }

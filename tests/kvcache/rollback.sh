@@ -23,7 +23,7 @@ V1=$(realpath "$1") V2=$(realpath "$2") LOAD=$3 LUOCTL=$4 FAULTS=$5
 REPEAT=${6:-3} ALT=${7:-10}
 NPOP=5000
 
-kv_start "$V1" -m 128 || fail "kvcache did not start"
+kv_start "$V1" -m 1024 || fail "kvcache did not start"
 NAME=kvtest-$$-$KV_PORT
 "$LOAD" -p "$KV_PORT" --populate -x pop -n $NPOP -c 10 -P 16 >/dev/null ||
 	fail "populate"
@@ -47,7 +47,7 @@ load_start() { # SECONDS: kvload until stopped, memcaslap for SECONDS
 	sleep 0.5
 }
 
-load_check() { # WHAT
+load_check() { # WHAT [async]: async tolerates kvload mismatches (below)
 	if [ -n "$SLAP_PID" ]; then
 		wait "$SLAP_PID" || fail "$1: memcaslap: $(cat "$KV_DIR/slap.out")"
 		SLAP_PID=
@@ -64,9 +64,22 @@ load_check() { # WHAT
 	local rc=$?
 	LOAD_PID=
 	grep kvload: "$KV_DIR/load.out"
-	[ $rc = 0 ] || fail "$1: kvload: errors or dropped connections: $(cat "$KV_DIR/load.out")"
-	grep -q " errors=0 mismatches=0 misses=0 conn_errors=0 timeouts=0" "$KV_DIR/load.out" ||
-		fail "$1: kvload: $(cat "$KV_DIR/load.out")"
+	if [ "${2:-}" = async ]; then
+		# A kill at any instant can fall between a write() and the
+		# record of it: that answer goes out twice (docs/kvcache.md).
+		# No connection, key or request may be lost all the same.
+		# Here that connection's stream is off by one answer; the
+		# connection must stay and every last value check out.
+		grep -q "mode=load .* conn_errors=0 timeouts=0" "$KV_DIR/load.out" &&
+			grep -q "mode=verify .* errors=0 mismatches=0 misses=0 conn_errors=0 timeouts=0" "$KV_DIR/load.out" ||
+			fail "$1: kvload: $(cat "$KV_DIR/load.out")"
+		grep -q "mode=load .* errors=0 mismatches=0 " "$KV_DIR/load.out" ||
+			echo "note: $1: kvload saw answers repeated by the kill (known, see docs/kvcache.md)"
+	else
+		[ $rc = 0 ] || fail "$1: kvload: errors or dropped connections: $(cat "$KV_DIR/load.out")"
+		grep -q " errors=0 mismatches=0 misses=0 conn_errors=0 timeouts=0" "$KV_DIR/load.out" ||
+			fail "$1: kvload: $(cat "$KV_DIR/load.out")"
+	fi
 	"$LOAD" -p "$KV_PORT" --verify -x pop -n $NPOP -c 10 -P 16 >"$KV_DIR/verify.out" 2>&1 ||
 		fail "$1: populated keys lost or changed: $(cat "$KV_DIR/verify.out")"
 	held "$1"
@@ -155,7 +168,7 @@ load_start $((2 * REPEAT + 2))
 for r in $(seq "$REPEAT"); do
 	killed_update "v2 SIGKILLed in its trial (#$r)"
 done
-load_check "v2 SIGKILLed in its trial, $REPEAT times"
+load_check "v2 SIGKILLed in its trial, $REPEAT times" async
 
 # Good and bad in turn, under one load.
 bad=("exited|$T $FAULTS/kvcache-fault-exit-start"
