@@ -40,7 +40,6 @@ static void hang(void)
 	for (;;)
 		pause();
 }
-#endif
 
 /**
  * kv_fault() - fail here if this build was made to
@@ -51,7 +50,6 @@ static void hang(void)
  */
 bool kv_fault(enum kv_fault_point p)
 {
-#ifdef KV_FAULT
 	switch (p) {
 	case KV_FAULT_POINT_START:
 		if (KV_FAULT == KV_FAULT_EXIT_START) {
@@ -101,7 +99,6 @@ bool kv_fault(enum kv_fault_point p)
 		}
 		return false;
 	}
-#endif
-	(void)p;
 	return false;
 }
+#endif

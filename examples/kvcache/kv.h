@@ -391,7 +391,16 @@ enum kv_fault_point {
 	KV_FAULT_POINT_LOOP,	/* the event loop, between events */
 };
 
+#ifdef KV_FAULT
 bool kv_fault(enum kv_fault_point p);
+#else
+/* Not a fault build: nothing on the request path. */
+static inline bool kv_fault(enum kv_fault_point p)
+{
+	(void)p;
+	return false;
+}
+#endif
 
 /* ---- the live update glue (liveupdate.c) ---- */
 
