@@ -491,6 +491,7 @@ static bool known_op(uint8_t base)
 static void bin_run(struct conn *c, struct bin_req *r, uint8_t base,
 		    bool *close)
 {
+	kv_fault(KV_FAULT_POINT_REQUEST);
 	switch (base) {
 	case OPB_GET:
 		bin_get(c, r, false, false, true);

@@ -530,15 +530,23 @@ static bool oq_valid(struct conn *c)
 	return total == r->pending;
 }
 
-/**
- * conn_attach() - give a slot's record its descriptor in this image
- * @slot: the slot.
- * @fd: the connection's descriptor.
- * @adopted: the record and its buffers came from the previous image.
- *
- * Return: 0, or -EBADMSG if an adopted record does not check out.
+/*
+ * A buffer of this image's own after a rollback: a live allocation in the
+ * arena as the repair left it (blocks of the rolled-back image are gone).
  */
-int conn_attach(uint32_t slot, int fd, bool adopted)
+static int own_block(uint64_t off, size_t size, void **p)
+{
+	char *b = kho_offset_to_ptr(off);
+
+	if (!b || !size || kho_ptr_to_offset(b) != off ||
+	    kho_ptr_to_offset(b + size - 1) != off + size - 1)
+		return -EBADMSG;
+	*p = b;
+	return 0;
+}
+
+static int attach(uint32_t slot, int fd, bool adopted,
+		  int (*block)(uint64_t off, size_t size, void **p))
 {
 	struct conn *c = &conns[slot];
 	struct kv_conn_rec *r = &conn_recs[slot];
@@ -557,18 +565,17 @@ int conn_attach(uint32_t slot, int fd, bool adopted)
 		    r->oq_tail > r->oq_cap || (r->oq_cap && !r->oq_off))
 			return -EBADMSG;
 		if (r->rcap) {
-			if (kho_restore(r->rbuf_off, r->rcap, &p))
+			if (block(r->rbuf_off, r->rcap, &p))
 				return -EBADMSG;
 			c->rbuf = p;
 		}
 		if (r->wcap) {
-			if (kho_restore(r->wbuf_off, r->wcap, &p))
+			if (block(r->wbuf_off, r->wcap, &p))
 				return -EBADMSG;
 			c->wbuf = p;
 		}
 		if (r->oq_cap) {
-			if (kho_restore(r->oq_off, r->oq_cap * sizeof(*c->oq),
-					&p))
+			if (block(r->oq_off, r->oq_cap * sizeof(*c->oq), &p))
 				return -EBADMSG;
 			c->oq = p;
 		}
@@ -577,6 +584,19 @@ int conn_attach(uint32_t slot, int fd, bool adopted)
 	}
 	nopen++;
 	return 0;
+}
+
+/**
+ * conn_attach() - give a slot's record its descriptor in this image
+ * @slot: the slot.
+ * @fd: the connection's descriptor.
+ * @adopted: the record and its buffers came from the previous image.
+ *
+ * Return: 0, or -EBADMSG if an adopted record does not check out.
+ */
+int conn_attach(uint32_t slot, int fd, bool adopted)
+{
+	return attach(slot, fd, adopted, kho_restore);
 }
 
 /**
@@ -848,6 +868,7 @@ int event_loop(void)
 	while (!stopping) {
 		int n;
 
+		kv_fault(KV_FAULT_POINT_LOOP);
 		if (represerving)
 			represerving = !conns_represerve(256);
 
@@ -881,4 +902,96 @@ int event_loop(void)
 		}
 	}
 	return 0;
+}
+
+/**
+ * conns_take_back() - serve the connections again after a rolled-back update
+ *
+ * The new image served them during its trial from the same records and
+ * buffers in handover memory: take its view, so that requests it had read
+ * but not answered are answered here.  A record that does not check out
+ * (its buffers were the new image's, dropped by the arena repair) loses
+ * its unanswered input and output but keeps the connection.  Connections
+ * the new image closed are closed here (released by the sweep, since the
+ * state lock is held); those it accepted died with it.
+ *
+ * Return: connections whose unanswered requests were lost.
+ */
+uint32_t conns_take_back(void)
+{
+	uint32_t cut = 0;
+
+	nfree_slots = 0;
+	for (uint32_t i = 0; i < root->maxconns; i++) {
+		struct conn *c = &conns[i];
+		struct kv_conn_rec *r = &conn_recs[i];
+		uint32_t events = c->events;
+		bool preserved = c->preserved;
+
+		if (c->fd < 0) {
+			if (r->state ==
+			    CONN_OPEN) /* accepted by the new image */
+				memset(r, 0, sizeof(*r));
+			if (r->state == CONN_FREE)
+				free_slots[nfree_slots++] = i;
+			else
+				want_sweep = true;
+			continue;
+		}
+		if (r->state != CONN_OPEN) { /* closed by the new image */
+			if (events)
+				epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+			close(c->fd);
+			c->fd = -1;
+			c->events = 0;
+			c->rbuf = c->wbuf = NULL;
+			c->oq = NULL;
+			nopen--;
+			memset(r, 0, sizeof(*r));
+			r->token = (uint64_t)i + 1;
+			r->state = preserved ? CONN_ZOMBIE : CONN_FREE;
+			if (preserved)
+				want_sweep = true;
+			else
+				free_slots[nfree_slots++] = i;
+			continue;
+		}
+		nopen--; /* attach() counts it again */
+		if (attach(i, c->fd, true, own_block)) {
+			fprintf(stderr,
+				"kvcache: connection %u: its buffers from the rolled-back image do not check out; its unanswered requests are dropped\n",
+				i);
+			r->rbuf_off = r->wbuf_off = r->oq_off = 0;
+			r->rcap = r->rlen = r->wcap = r->wlen = r->wpos = 0;
+			r->oq_cap = r->oq_head = r->oq_tail = 0;
+			r->pending = r->swallow = 0;
+			r->get_resume = 0;
+			attach(i, c->fd, true, own_block);
+			cut++;
+		}
+		/* The new image died inside a batch: skip what it answered. */
+		if (r->rdone && r->rdone <= r->rlen && c->rbuf) {
+			memmove(c->rbuf, c->rbuf + r->rdone,
+				r->rlen - r->rdone);
+			r->rlen -= r->rdone;
+		}
+		r->rdone = 0;
+		c->events = events;
+		c->preserved = preserved;
+		c->need = 0;
+	}
+	conns_recount_refs();
+	return cut;
+}
+
+/**
+ * conns_resume_all() - run what every open connection has buffered
+ *
+ * After conns_take_back(), once the state is NORMAL again.
+ */
+void conns_resume_all(void)
+{
+	for (uint32_t i = 0; i < root->maxconns; i++)
+		if (conn_recs[i].state == CONN_OPEN && conns[i].fd >= 0)
+			conn_run(&conns[i]);
 }

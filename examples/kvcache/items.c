@@ -257,6 +257,7 @@ static void do_link(struct kv_item *it)
 	it->time = (uint32_t)kv_now();
 	it->iflags = (uint16_t)((it->iflags & ITEM_CHUNKED) | ITEM_LINKED);
 	hash_insert(it, hash_key(item_key(it), it->nkey));
+	kv_fault(KV_FAULT_POINT_STORE); /* in the hash, not yet on the LRU */
 	lru_link(it);
 	store->stats.curr_items++;
 	store->stats.total_items++;

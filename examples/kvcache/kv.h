@@ -312,7 +312,8 @@ struct kv_conn_rec {
 	uint64_t swallow;	   /* bytes of a refused value still to drop */
 	uint32_t get_resume;	   /* multi-get cut by the output cap: offset
 				      of its next key in the line, 0 = none */
-	uint32_t pad;
+	uint32_t rdone;		   /* of [0, rlen): answered already by the
+				      batch being run (0 between batches) */
 };
 
 /*
@@ -370,6 +371,37 @@ void proto_stats_reset(void);
 /* binproto.c: the binary protocol, for requests starting with 0x80 */
 ssize_t bin_process(struct conn *c, const char *p, size_t avail, bool *close);
 
+/* ---- builds that fail on purpose (fault.c; -DKV_FAULT=N) ---- */
+
+#define KV_FAULT_EXIT_START 1	    /* exit 3 at start */
+#define KV_FAULT_SEGV_START 2	    /* SIGSEGV at start */
+#define KV_FAULT_SEGV_REQUEST 3	    /* SIGSEGV on the 1000th request */
+#define KV_FAULT_HANG_BEFORE_INIT 4 /* hang before luo_init() */
+#define KV_FAULT_HANG_ADOPTED 5	    /* hang after adopting */
+#define KV_FAULT_REFUSE 6	    /* refuse the handover */
+#define KV_FAULT_HEALTH 7	    /* the health probe fails */
+
+enum kv_fault_point {
+	KV_FAULT_POINT_START,	/* main(), before luo_init() */
+	KV_FAULT_POINT_ADOPTED, /* handover adopted, before the finish */
+	KV_FAULT_POINT_REQUEST, /* a command is about to run */
+	KV_FAULT_POINT_STORE,	/* an item is half linked */
+	KV_FAULT_POINT_REFUSE,	/* checking the handed-over memory */
+	KV_FAULT_POINT_HEALTH,	/* the health probe */
+	KV_FAULT_POINT_LOOP,	/* the event loop, between events */
+};
+
+#ifdef KV_FAULT
+bool kv_fault(enum kv_fault_point p);
+#else
+/* Not a fault build: nothing on the request path. */
+static inline bool kv_fault(enum kv_fault_point p)
+{
+	(void)p;
+	return false;
+}
+#endif
+
 /* ---- the live update glue (liveupdate.c) ---- */
 
 #define KV_ROOT_MAGIC 0x6b76726f6f743031ULL /* "kvroot01" */
@@ -400,6 +432,11 @@ int event_loop(void);
 void conns_pause_accept(bool pause);
 void conns_sweep(void);
 void conns_recount_refs(void);
+uint32_t conns_take_back(void);
+void conns_resume_all(void);
+
+/* after a rolled-back update (recheck.c) */
+uint64_t store_recheck(void);
 extern struct kv_conn_rec *conn_recs;
 extern int listen_fd;
 extern volatile bool want_sweep;

@@ -39,6 +39,7 @@ static uint32_t conns_kept;
 static uint64_t incoming;
 static bool have_incoming;
 static char **exec_argv;
+static bool rolled_back; /* conns to resume once the dispatch returns */
 #ifdef KV_HAVE_CONTROL
 static struct luo_control *ctl;
 #endif
@@ -114,6 +115,50 @@ static void kv_boot(struct liveupdate_subsystem *h, uint64_t data)
 	incoming = data;
 	have_incoming = true;
 }
+
+/*
+ * The health probe of a spawn-mode trial (new image, library thread):
+ * the store and the root still check out.  Read only.
+ */
+static int kv_health(void *arg)
+{
+	(void)arg;
+	if (kv_fault(KV_FAULT_POINT_HEALTH))
+		return -EIO;
+	if (!root || root->magic != KV_ROOT_MAGIC || !store ||
+	    store->magic != KV_STORE_MAGIC || store->layout != KV_STORE_LAYOUT)
+		return -EBADMSG;
+	return 0;
+}
+
+/*
+ * Old image, after a rollback (state NORMAL, state lock held, on the event
+ * loop's thread: kvcache runs spawn-mode updates from its control
+ * socket).  Take back what the new image left in handover memory: the
+ * store, re-checked, and the connections with their buffered requests.
+ */
+static void kv_rolled_back(const struct liveupdate_update_report *rep,
+			   void *arg)
+{
+	uint64_t cut;
+	uint32_t lost;
+
+	(void)arg;
+	cut = store_recheck();
+	lost = conns_take_back();
+	store->stats.conn_errors += lost;
+	rolled_back = true;
+	printf("kvcache v%d: pid %d, update rolled back (%s): %llu items, %u connections, %llu hash chains cut, %u connections lost buffered requests\n",
+	       KV_VERSION, (int)getpid(),
+	       liveupdate_txn_reason_name(rep->reason),
+	       (unsigned long long)store->stats.curr_items, conn_count(),
+	       (unsigned long long)cut, lost);
+}
+
+static const struct liveupdate_txn_hooks kv_txn_hooks = {
+	.health = kv_health,
+	.rollback = kv_rolled_back,
+};
 
 static const struct liveupdate_subsystem_ops kv_ops = {
 	.prepare = kv_prepare,
@@ -252,6 +297,10 @@ static int adopt_memory(void)
 	void *p;
 	int err;
 
+	if (kv_fault(KV_FAULT_POINT_REFUSE)) {
+		fprintf(stderr, "kvcache: test fault: refusing the handover\n");
+		return -EPROTONOSUPPORT;
+	}
 	err = kho_restore(incoming, sizeof(*root), &p);
 	if (err) {
 		fprintf(stderr, "kvcache: no root at %#llx: %s\n",
@@ -359,6 +408,18 @@ static int updated_start(void)
 	int err;
 
 	err = adopt_memory();
+	if (err &&
+	    !liveupdate_txn_get_status(&(struct liveupdate_txn_status){0})) {
+		/*
+		 * Spawn mode: the old image still has everything; an empty
+		 * cache here would replace it.  Hand back instead.
+		 */
+		fprintf(stderr,
+			"kvcache: refusing the handover; the old image serves on\n");
+		liveupdate_txn_rollback("kvcache refused the handover");
+		for (;;)
+			pause(); /* the old image kills this process */
+	}
 	if (err) {
 		fprintf(stderr,
 			"kvcache: refusing the handover; starting with an empty cache\n");
@@ -404,6 +465,7 @@ static int updated_start(void)
 	conns_kept = kept;
 	if (in)
 		liveupdate_session_finish(in);
+	kv_fault(KV_FAULT_POINT_ADOPTED);
 	/* Before finish: the control socket's own session must be retrieved. */
 	start_control();
 	err = liveupdate_finish();
@@ -486,6 +548,10 @@ void kvlu_control_dispatch(void)
 		conns_represerve(0);
 		luo_control_dispatch(ctl);
 	}
+	if (rolled_back) {
+		rolled_back = false;
+		conns_resume_all();
+	}
 #endif
 }
 
@@ -527,6 +593,8 @@ int kvlu_start(void)
 	 */
 	if (settings.trust_carrier)
 		opts.flags |= LUO_INIT_TRUST_CARRIER;
+	/* Before luo_init(): a spawned image tells the old one it has a probe. */
+	liveupdate_set_txn_hooks(&kv_txn_hooks);
 	err = luo_init(&opts);
 	if (err) {
 		fprintf(stderr,

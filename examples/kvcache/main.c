@@ -162,6 +162,7 @@ int main(int argc, char **argv)
 	int c, err;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	kv_fault(KV_FAULT_POINT_START);
 	while ((c = getopt_long(argc, argv, "p:l:m:c:t:I:f:U:vN:T:Vh", opts,
 				NULL)) != -1) {
 		switch (c) {

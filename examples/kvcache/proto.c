@@ -1022,6 +1022,9 @@ enum proto_result proto_process(struct conn *c)
 		bool close = false, with_cas, touch;
 		ssize_t used;
 
+		/* Answered so far: a rollback resumes after them (conn.c). */
+		r->rdone = (uint32_t)pos;
+
 		if (r->swallow) {
 			size_t k = avail < r->swallow ? avail : r->swallow;
 
@@ -1049,6 +1052,7 @@ enum proto_result proto_process(struct conn *c)
 				break;
 			store->stats.bytes_read += (uint64_t)used;
 			pos += (size_t)used;
+			r->rdone = (uint32_t)pos;
 			if (close) {
 				res = PROTO_CLOSE;
 				break;
@@ -1071,6 +1075,7 @@ enum proto_result proto_process(struct conn *c)
 		if (ll > 1 && p[ll - 1] == '\r')
 			ll--;
 		c->noreply = false;
+		kv_fault(KV_FAULT_POINT_REQUEST);
 		if (get_kind(p, ll, &with_cas, &touch)) {
 			if (!cmd_get(c, p, ll, with_cas, touch)) {
 				res = PROTO_BLOCKED;
@@ -1102,14 +1107,27 @@ enum proto_result proto_process(struct conn *c)
 		}
 		store->stats.bytes_read += linelen + 1 + (size_t)used;
 		pos += linelen + 1 + (size_t)used;
+		r->rdone = (uint32_t)pos;
 		if (close) {
 			res = PROTO_CLOSE;
 			break;
 		}
 	}
-	if (pos) {
+	/*
+	 * Drop the answered part in an order that a new image killed at any
+	 * point leaves a record the old one resumes from (conns_take_back()
+	 * skips rdone bytes while rdone <= rlen): rdone is cleared last, and
+	 * a remainder shorter than the answered part is copied from bytes
+	 * the copy does not overwrite.  Only a kill inside the copy of a
+	 * remainder at least as long as the answered part (a large value
+	 * still arriving) can lose that connection's input.
+	 */
+	if (pos && pos < r->rlen) {
 		memmove(c->rbuf, c->rbuf + pos, r->rlen - pos);
 		r->rlen -= (uint32_t)pos;
+	} else if (pos) {
+		r->rlen = 0;
 	}
+	r->rdone = 0;
 	return res;
 }

@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Builds of kvcache that fail on purpose (meson: kvcache-fault-*, never
+ * installed), selected with -DKV_FAULT=N: the new image of a spawn-mode
+ * update that exits, crashes, hangs, refuses or turns unhealthy, so that
+ * tests/kvcache/rollback.sh can show the old image rolling back with
+ * every key and connection.  Without KV_FAULT every point is a no-op.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "kv.h"
+
+#ifdef KV_FAULT
+static unsigned long requests;
+/* Health fault: the probe asks the event loop to stop between requests. */
+static atomic_int park_asked, parked;
+
+/* A real SIGSEGV by default action, also under ASan (which catches it). */
+static void crash(void)
+{
+	struct sigaction sa = {.sa_handler = SIG_DFL};
+	sigset_t set;
+
+	sigaction(SIGSEGV, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGSEGV);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	kill(getpid(), SIGSEGV);
+	_exit(99); /* not reached */
+}
+
+static void hang(void)
+{
+	for (;;)
+		pause();
+}
+
+/**
+ * kv_fault() - fail here if this build was made to
+ * @p: where the caller is.
+ *
+ * Return: for %KV_FAULT_POINT_REFUSE and %KV_FAULT_POINT_HEALTH, true if
+ * the caller must fail; otherwise false (or it does not return).
+ */
+bool kv_fault(enum kv_fault_point p)
+{
+	switch (p) {
+	case KV_FAULT_POINT_START:
+		if (KV_FAULT == KV_FAULT_EXIT_START) {
+			fprintf(stderr,
+				"kvcache: test fault: exit 3 at start\n");
+			exit(3);
+		}
+		if (KV_FAULT == KV_FAULT_SEGV_START)
+			crash();
+		if (KV_FAULT == KV_FAULT_HANG_BEFORE_INIT)
+			hang();
+		return false;
+	case KV_FAULT_POINT_ADOPTED:
+		if (KV_FAULT == KV_FAULT_HANG_ADOPTED) {
+			fprintf(stderr,
+				"kvcache: test fault: hanging after adopting\n");
+			hang();
+		}
+		return false;
+	case KV_FAULT_POINT_REQUEST:
+		/* Counted per command; the crash comes in the middle of one. */
+		if (KV_FAULT == KV_FAULT_SEGV_REQUEST && ++requests >= 1000)
+			crash();
+		return false;
+	case KV_FAULT_POINT_STORE:
+		if (KV_FAULT == KV_FAULT_SEGV_REQUEST && requests + 1 >= 1000)
+			crash();
+		return false;
+	case KV_FAULT_POINT_REFUSE:
+		return KV_FAULT == KV_FAULT_REFUSE;
+	case KV_FAULT_POINT_HEALTH:
+		/*
+		 * Fail once the loop stands still between requests: the old
+		 * image's kill then cannot land inside a write() (see
+		 * docs/kvcache.md on a kill in the middle of a request).
+		 */
+		if (KV_FAULT != KV_FAULT_HEALTH)
+			return false;
+		atomic_store(&park_asked, 1);
+		for (int i = 0; i < 200 && !atomic_load(&parked); i++)
+			nanosleep(&(struct timespec){0, 1000000}, NULL);
+		return true;
+	case KV_FAULT_POINT_LOOP:
+		if (KV_FAULT == KV_FAULT_HEALTH && atomic_load(&park_asked)) {
+			atomic_store(&parked, 1);
+			hang();
+		}
+		return false;
+	}
+	return false;
+}
+#endif

@@ -1,0 +1,199 @@
+#!/bin/bash
+# Spawn-mode updates into v2 builds that fail on purpose, under load from
+# kvload and (when installed) memcaslap: each rolls back, luoctl exits 7
+# with the right reason, the old PID serves on, no connection is dropped
+# (kvload's connections and one held here stay open, 0 errors) and every
+# key checks out afterwards.  Then good and bad updates alternate.
+# usage: rollback.sh KVCACHE KVCACHE_V2 KVLOAD LUOCTL FAULTDIR [REPEAT [ALTERNATIONS]]
+#   FAULTDIR holds the kvcache-fault-* builds.
+set -u
+. "$(dirname "$0")/lib.sh"
+LOAD_PID= SLAP_PID=
+cleanup() {
+	local p
+	# A bad build that committed by mistake serves under another pid.
+	p=$(pid_of 2>/dev/null)
+	[ -n "$p" ] && [ "$p" != "$KV_PID" ] && kill -KILL "$p" 2>/dev/null
+	[ -n "$LOAD_PID" ] && kill -KILL "$LOAD_PID" 2>/dev/null
+	[ -n "$SLAP_PID" ] && kill -KILL "$SLAP_PID" 2>/dev/null
+	kv_cleanup
+}
+trap cleanup EXIT
+V1=$(realpath "$1") V2=$(realpath "$2") LOAD=$3 LUOCTL=$4 FAULTS=$5
+REPEAT=${6:-3} ALT=${7:-10}
+NPOP=5000
+
+kv_start "$V1" -m 1024 || fail "kvcache did not start"
+NAME=kvtest-$$-$KV_PORT
+"$LOAD" -p "$KV_PORT" --populate -x pop -n $NPOP -c 10 -P 16 >/dev/null ||
+	fail "populate"
+exec 3<>/dev/tcp/127.0.0.1/"$KV_PORT" || fail "connect"
+
+held() { # WHAT: the connection held here still answers
+	local v
+	printf 'set held 0 0 %d\r\n%s\r\n' ${#1} "$1" >&3
+	read -r -t 10 v <&3 || fail "$1: the held connection does not answer"
+	[ "${v%$'\r'}" = STORED ] || fail "$1: set on the held connection: '$v'"
+}
+
+load_start() { # SECONDS: kvload until stopped, memcaslap for SECONDS
+	"$LOAD" -p "$KV_PORT" -c 50 -P 4 -n 20000 -t 0 >"$KV_DIR/load.out" 2>&1 &
+	LOAD_PID=$!
+	if command -v memcaslap >/dev/null; then
+		timeout $(($1 + 30)) memcaslap -s 127.0.0.1:"$KV_PORT" -T 1 -c 8 \
+			-t "$1s" -v 0.1 -b >"$KV_DIR/slap.out" 2>&1 &
+		SLAP_PID=$!
+	fi
+	sleep 0.5
+}
+
+load_check() { # WHAT [async]: async checks only what a kill at any instant keeps
+	if [ -n "$SLAP_PID" ] && [ "${2:-}" = async ]; then
+		wait "$SLAP_PID"
+		SLAP_PID=
+		grep -E "^(get_misses|verify_)" "$KV_DIR/slap.out"
+	elif [ -n "$SLAP_PID" ]; then
+		wait "$SLAP_PID" || fail "$1: memcaslap: $(cat "$KV_DIR/slap.out")"
+		SLAP_PID=
+		grep -q "^verify_failed: 0$" "$KV_DIR/slap.out" &&
+			grep -q "^verify_misses: 0$" "$KV_DIR/slap.out" &&
+			grep -q "^get_misses: 0$" "$KV_DIR/slap.out" ||
+			fail "$1: memcaslap saw wrong or missing values: $(cat "$KV_DIR/slap.out")"
+		if grep -i "error\|closed\|fail" "$KV_DIR/slap.out" | grep -qv verify_failed; then
+			fail "$1: memcaslap: $(cat "$KV_DIR/slap.out")"
+		fi
+	fi
+	kill -TERM "$LOAD_PID"
+	wait "$LOAD_PID"
+	local rc=$?
+	LOAD_PID=
+	grep kvload: "$KV_DIR/load.out"
+	if [ "${2:-}" = async ]; then
+		# A kill at any instant can fall between a read() or write()
+		# and the record of it: the answer in flight on that client's
+		# connection is repeated or lost and its stream is off by one
+		# (docs/kvcache.md, "Known limit").  What must hold all the
+		# same: the old image serves, the populated keys and the held
+		# connection (checked below).
+		grep -q "mode=load .* errors=0 mismatches=0 misses=0 conn_errors=0 timeouts=0" "$KV_DIR/load.out" ||
+			echo "note: $1: kvload's streams were hit by the kill (known limit, docs/kvcache.md)"
+	else
+		[ $rc = 0 ] || fail "$1: kvload: errors or dropped connections: $(cat "$KV_DIR/load.out")"
+		grep -q " errors=0 mismatches=0 misses=0 conn_errors=0 timeouts=0" "$KV_DIR/load.out" ||
+			fail "$1: kvload: $(cat "$KV_DIR/load.out")"
+	fi
+	"$LOAD" -p "$KV_PORT" --verify -x pop -n $NPOP -c 10 -P 16 >"$KV_DIR/verify.out" 2>&1 ||
+		fail "$1: populated keys lost or changed: $(cat "$KV_DIR/verify.out")"
+	held "$1"
+	if [ -z "${2:-}" ]; then
+		echo "ok: $1: kvload and memcaslap clean, $NPOP keys verified"
+	else
+		echo "ok: $1: $NPOP keys verified, the held connection answers"
+	fi
+}
+
+pid_of() { "$LUOCTL" -s "$NAME" status | awk '$1 == "pid" { print $2 }'; }
+
+expect_rollback() { # WHAT REASON CODE: after a luoctl update into $KV_DIR/out
+	[ "$3" -eq 7 ] || { cat "$KV_DIR/out"; fail "$1: luoctl exit $3, expected 7 (rolled back)"; }
+	grep -q "rolled back ($2" "$KV_DIR/out" || { cat "$KV_DIR/out"; fail "$1: not '$2'"; }
+	"$LUOCTL" -s "$NAME" --json status >"$KV_DIR/status.json" 2>&1 ||
+		fail "$1: status --json: $(cat "$KV_DIR/status.json")"
+	[ "$(pid_of)" = "$KV_PID" ] || fail "$1: pid '$(pid_of)', expected $KV_PID"
+	kill -0 "$KV_PID" || fail "$1: the old image is gone"
+	held "$1"
+}
+
+# bad_update WHAT REASON luoctl-update-args...
+bad_update() {
+	local what=$1 reason=$2 code
+	shift 2
+	timeout 60 "$LUOCTL" -s "$NAME" update --mode spawn "$@" >"$KV_DIR/out" 2>&1
+	code=$?
+	expect_rollback "$what" "$reason" $code
+}
+
+# killed_update WHAT: a v2 killed by the operator during its trial
+killed_update() {
+	local code new=
+	timeout 60 "$LUOCTL" -s "$NAME" update --mode spawn --trial 60s --deadline 3s "$V2" >"$KV_DIR/out" 2>&1 &
+	local upd=$!
+	for _ in $(seq 200); do
+		new=$(pgrep -P "$KV_PID" -f "$V2" | head -1)
+		[ -n "$new" ] && grep -q "kvcache v2: pid $new" "$KV_LOG" && break
+		new=
+		sleep 0.05
+	done
+	[ -n "$new" ] || fail "$1: no v2 adopted"
+	sleep 0.3 # serving the load
+	kill -KILL "$new"
+	wait $upd
+	code=$?
+	expect_rollback "$1" killed $code
+}
+
+good_update() { # TARGET
+	local new
+	timeout 60 "$LUOCTL" -s "$NAME" update --mode spawn --trial 1s --deadline 3s "$1" >"$KV_DIR/out" 2>&1 ||
+		{ cat "$KV_DIR/out"; fail "good update into $1 did not commit"; }
+	new=$(pid_of)
+	[ -n "$new" ] && [ "$new" != "$KV_PID" ] || fail "after the commit pid '$new'"
+	for _ in $(seq 50); do
+		kill -0 "$KV_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$KV_PID" 2>/dev/null && fail "the old image $KV_PID still runs after the commit"
+	KV_PID=$new
+	held "good update into $1"
+}
+
+T="--trial 2s --deadline 3s"
+# name | seconds of load per repetition | reason | update arguments
+cases=(
+	"exit 3 at start|1|exited|$T $FAULTS/kvcache-fault-exit-start"
+	"SIGSEGV at start|1|killed|$T $FAULTS/kvcache-fault-segv-start"
+	"SIGSEGV on the 1000th request|2|killed|$T $FAULTS/kvcache-fault-segv-request"
+	"refuses the handover|1|requested|$T $FAULTS/kvcache-fault-refuse"
+	"/bin/false|1|exited|$T /bin/false"
+	"fails its health probe|1|health|$T $FAULTS/kvcache-fault-health"
+	"hangs before luo_init()|4|deadline|$T $FAULTS/kvcache-fault-hang-before-init"
+	"hangs after adopting|6|deadline|$T $FAULTS/kvcache-fault-hang-adopted"
+	"/bin/sleep 100|4|deadline|$T /bin/sleep 100"
+)
+for c in "${cases[@]}"; do
+	IFS='|' read -r what secs reason args <<<"$c"
+	load_start $((secs * REPEAT + 2))
+	for r in $(seq "$REPEAT"); do
+		# shellcheck disable=SC2086
+		bad_update "$what (#$r)" "$reason" $args
+	done
+	load_check "$what, $REPEAT times"
+done
+
+load_start $((2 * REPEAT + 2))
+for r in $(seq "$REPEAT"); do
+	killed_update "v2 SIGKILLed in its trial (#$r)"
+done
+load_check "v2 SIGKILLed in its trial, $REPEAT times" async
+
+# Good and bad in turn, under one load.
+bad=("exited|$T $FAULTS/kvcache-fault-exit-start"
+	"killed|$T $FAULTS/kvcache-fault-segv-request"
+	"health|$T $FAULTS/kvcache-fault-health"
+	"requested|$T $FAULTS/kvcache-fault-refuse"
+	"exited|$T /bin/false")
+load_start $((ALT * 2 + 2))
+target=$V2
+for i in $(seq "$ALT"); do
+	if [ $((i % 2)) = 1 ]; then
+		good_update "$target"
+		[ "$target" = "$V2" ] && target=$V1 || target=$V2
+	else
+		IFS='|' read -r reason args <<<"${bad[$(((i / 2) % ${#bad[@]}))]}"
+		# shellcheck disable=SC2086
+		bad_update "alternating #$i ($reason)" "$reason" $args
+	fi
+done
+load_check "$ALT alternating good and bad updates"
+grep "rolled back\|live update #" "$KV_LOG" | tail -5
+echo "rollback: every bad update rolled back with every key and connection"
