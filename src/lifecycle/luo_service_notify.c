@@ -11,6 +11,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
@@ -98,6 +100,32 @@ void luo_notify_update_cancelled(const char *why)
 	send_with_status("READY=1\n", what);
 }
 
+/*
+ * Wait until the manager has read everything sent so far (BARRIER=1 with
+ * a pipe it closes once it got there, as sd_notify_barrier()): an old main
+ * process that exits right after MAINPID= would otherwise race the
+ * manager, which may see it exit first and take the service for dead
+ * (seen under load: systemd SIGKILLed the new process).  At most 5 s.
+ */
+static void notify_barrier(void)
+{
+	struct pollfd p = {.events = POLLIN};
+	int fds[2];
+
+	if (pipe2(fds, O_CLOEXEC))
+		return;
+	if (luo_notify_fds("BARRIER=1", &fds[1], 1)) {
+		close(fds[0]);
+		close(fds[1]);
+		return;
+	}
+	close(fds[1]);
+	p.fd = fds[0];
+	while (poll(&p, 1, 5000) < 0 && errno == EINTR)
+		;
+	close(fds[0]);
+}
+
 int luo_notify_main_pid(pid_t pid)
 {
 	char head[64];
@@ -107,6 +135,8 @@ int luo_notify_main_pid(pid_t pid)
 		return 0;
 	snprintf(head, sizeof(head), "MAINPID=%d\nREADY=1\n", (int)pid);
 	err = send_with_status(head, "serving from the new process");
+	if (!err)
+		notify_barrier();
 	/*
 	 * This process is no longer the main one: under NotifyAccess=main
 	 * anything more from it (its STOPPING=1 on the way out) is refused.
