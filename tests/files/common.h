@@ -8,6 +8,7 @@
 #ifndef LUO_TESTS_FILES_COMMON_H
 #define LUO_TESTS_FILES_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +21,8 @@
 
 /* This executable's path. */
 void self_exe(char *buf, size_t len);
+/* Whether /proc/self/fd/@fd names something containing @marker. */
+bool link_has(int fd, const char *marker);
 
 /*
  * A subsystem whose only job is to hand one u64 to the next image: the

@@ -34,27 +34,14 @@ static struct {
 
 static bool flaky_can(struct liveupdate_file_handler *h, int fd)
 {
-	char path[64], target[128];
-	ssize_t n;
-
 	(void)h;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		return false;
-	target[n] = 0;
-	return strstr(target, "memfd:flaky") != NULL;
+	return link_has(fd, "memfd:flaky");
 }
 
 static int flaky_preserve(struct liveupdate_file_op_args *a)
 {
-	char path[64], target[128];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", a->fd);
-	n = readlink(path, target, sizeof(target) - 1);
-	target[n > 0 ? n : 0] = 0;
-	a->serialized_data = strstr(target, "flaky-bad") ? DATA_BAD : DATA_GOOD;
+	a->serialized_data =
+		link_has(a->fd, "flaky-bad") ? DATA_BAD : DATA_GOOD;
 	return 0;
 }
 

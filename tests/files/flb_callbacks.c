@@ -32,6 +32,7 @@
 
 #include <luo/luo.h>
 
+#include "common.h"
 #include "stage.h"
 
 #define TOKEN 0xcb1
@@ -139,16 +140,8 @@ static int preserve_calls, retrieve_calls;
 
 static bool cb_can(struct liveupdate_file_handler *h, int fd)
 {
-	char path[64], target[128];
-	ssize_t n;
-
 	(void)h;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		return false;
-	target[n] = 0;
-	return strstr(target, "memfd:flbcb") != NULL;
+	return link_has(fd, "memfd:flbcb");
 }
 
 /* Calls every callback may make, and some it may not. */

@@ -31,19 +31,6 @@ static void order_add(char c)
 		cnt.order[n] = c;
 }
 
-bool link_has(int fd, const char *marker)
-{
-	char path[64], target[256];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		return false;
-	target[n] = 0;
-	return strstr(target, marker) != NULL;
-}
-
 /* ---- the user file handler and its FLB ---- */
 
 static bool user_can(struct liveupdate_file_handler *h, int fd)

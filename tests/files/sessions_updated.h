@@ -22,6 +22,7 @@
 
 #include <luo/luo.h>
 
+#include "common.h"
 #include "stage.h"
 #define T_USER(i) (0x05e40000ULL + (i)) /* i = 0, 1, 2 */
 #define T_ORPHAN 0x0e9a11ULL
@@ -62,7 +63,6 @@ extern int image; /* 1, 2 or 3 */
 extern struct liveupdate_flb user_flb;
 extern struct liveupdate_file_handler orphan_handler;
 
-bool link_has(int fd, const char *marker);
 /* A memfd named @name of @size bytes, @text repeated. */
 int memfd_with(const char *name, const char *text, size_t size);
 /* @fd holds @size bytes, @text repeated. */
