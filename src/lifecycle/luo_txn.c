@@ -349,10 +349,10 @@ int luo_txn_defer_finish(void)
 	return err;
 }
 
-int liveupdate_txn_commit(void)
+/* Take the lock with a transaction open in this image: 0, else -EDEADLK
+ * (from the health probe) or -ENOENT (none), the lock not held. */
+static int lock_open(void)
 {
-	int err;
-
 	if (in_probe)
 		return -EDEADLK;
 	pthread_mutex_lock(&txn.lock);
@@ -360,6 +360,15 @@ int liveupdate_txn_commit(void)
 		pthread_mutex_unlock(&txn.lock);
 		return -ENOENT;
 	}
+	return 0;
+}
+
+int liveupdate_txn_commit(void)
+{
+	int err = lock_open();
+
+	if (err)
+		return err;
 	txn.finish_requested = true;
 	err = luo_txn_send(txn.ch, LUO_TXN_FINISH, 0, 1, 0, NULL, -1);
 	pthread_mutex_unlock(&txn.lock);
@@ -373,15 +382,10 @@ int liveupdate_txn_rollback(const char *reason)
 
 int luo_txn_rollback_as(enum liveupdate_txn_reason why, const char *reason)
 {
-	int err;
+	int err = lock_open();
 
-	if (in_probe)
-		return -EDEADLK;
-	pthread_mutex_lock(&txn.lock);
-	if (!open_locked()) {
-		pthread_mutex_unlock(&txn.lock);
-		return -ENOENT;
-	}
+	if (err)
+		return err;
 	pr_warn("spawned image: asking the old image to roll back (%s)",
 		reason ? reason : "no reason given");
 	err = luo_txn_send(txn.ch, LUO_TXN_ROLLBACK, 0, (uint64_t)why, 0,
