@@ -279,7 +279,11 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	run 0 "root: -s finds another user's service" -- -s "$uname" status
 	expect_out "service      $uname" "root -s NAME of uid 12345"
 	# Bash completes the name, for that user (its /tmp/luo-UID) and root.
+	# The script is read from a copy: the source tree may sit below a
+	# directory that uid 12345 cannot enter.
 	cprefix=luoctl-te
+	cp "$COMPLETION" "$dir/completion" && chmod 0644 "$dir/completion" &&
+		COMPLETION=$dir/completion
 	got=$(complete_s env -u XDG_RUNTIME_DIR setpriv --reuid 12345 \
 		--regid 12345 --clear-groups)
 	case " $got " in *" $uname "*) ;; *) fail "completion as uid 12345: '$got'" ;; esac

@@ -108,10 +108,12 @@ container_boot() {
 		exit 1
 	fi
 	# Until its manager answers on its private socket, then until it is up.
-	for _ in $(seq 100); do
+	# "offline" is what systemctl says before PID 1 has created
+	# /run/systemd/system (sd_booted() is still false): early, not failed.
+	for _ in $(seq 300); do
 		state=$(C systemctl is-system-running --wait 2>&1)
 		case $state in
-		*"Failed to connect"*) sleep 0.1 ;;
+		*"Failed to connect"* | offline) sleep 0.1 ;;
 		*) break ;;
 		esac
 	done
