@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../src/base/fdt_bounded.h"
+#include "fdt_bounded.h"
 #include "luoctl.h"
 
 /* A list of NUL-terminated printable strings, none empty. */
