@@ -235,6 +235,99 @@ static void accept_some(struct luo_control *ctl)
 	}
 }
 
+/* Bounds per event, so that one busy peer cannot hold the others up. */
+#define LINES_PER_EVENT 16
+
+/* Run the line in c->in (newline included): its whole answer into c->out. */
+static void run_line(struct luo_control *ctl, struct ctl_conn *c)
+{
+	size_t len = c->inlen - 1;
+	struct ctl_buf *out = &c->out;
+	char *words[256];
+	int nw;
+
+	c->in[len] = '\0';
+	if (memchr(c->in, '\0', len)) {
+		luo_ctl_error(
+			out, -EINVAL,
+			"malformed request: a NUL byte in the line; write bytes outside printable ASCII as %%XX (but never %%00)");
+		return;
+	}
+	nw = luo_ctl_split(c->in, words, 256);
+	if (nw < 0)
+		luo_ctl_error(
+			out, nw,
+			"malformed request: more than 256 words, a bad %%-escape or %%00");
+	else if (nw == 0)
+		luo_ctl_error(
+			out, -EINVAL,
+			"empty request: send a command such as 'status' (luoctl(1) lists them)");
+	else
+		luo_ctl_run(ctl, c, words, nw, out);
+	if (out->err) {
+		luo_ctl_buf_reset(out);
+		luo_ctl_error(out, -ENOMEM,
+			      "the service is out of memory for this reply");
+	} else if (out->len - c->out_off > CTL_REPLY_MAX) {
+		size_t n = out->len - c->out_off;
+
+		out->len = c->out_off;
+		luo_ctl_error(
+			out, -E2BIG,
+			"the reply is %zu bytes, more than the %u a peer may have pending",
+			n, CTL_REPLY_MAX);
+	}
+}
+
+/* Answer what @c sent, one line at a time, while its replies get sent. */
+static void serve_input(struct luo_control *ctl, struct ctl_conn *c)
+{
+	for (int i = 0;
+	     i < LINES_PER_EVENT && !c->eof && !luo_ctl_conn_pending(c); i++) {
+		int r = luo_ctl_conn_read_line(c);
+
+		if (r == 0)
+			break;
+		if (r < 0) {
+			c->eof = true;
+			if (c->inlen)
+				luo_ctl_error(
+					&c->out, -EINVAL,
+					"incomplete request: the connection ended before its newline; it was not run");
+		} else if (r == 2) {
+			c->skipping = true;
+			luo_ctl_error(
+				&c->out, -E2BIG,
+				"request longer than %d bytes; it was not run",
+				CTL_LINE_MAX);
+		} else {
+			run_line(ctl, c);
+		}
+		c->inlen = 0;
+		if (luo_ctl_conn_flush(c)) {
+			c->eof = true;
+			luo_ctl_buf_reset(&c->out);
+			c->out_off = 0;
+		}
+	}
+}
+
+/* Serve @c's epoll @events; false when it is to be closed. */
+static bool serve_conn(struct luo_control *ctl, struct ctl_conn *c,
+		       uint32_t events)
+{
+	(void)events; /* whatever woke us, the socket says what is left */
+	if (c->dead)
+		return false;
+	if (luo_ctl_conn_pending(c) && luo_ctl_conn_flush(c))
+		return false; /* the peer is gone */
+	serve_input(ctl, c);
+	if (c->eof && !luo_ctl_conn_pending(c))
+		return false;
+	luo_ctl_conn_watch(ctl, c);
+	return true;
+}
+
 static void serve_events(struct luo_control *ctl, bool *stop)
 {
 	struct epoll_event ev[16];
@@ -254,7 +347,7 @@ static void serve_events(struct luo_control *ctl, bool *stop)
 				ctl->timer_at_ns = 0; /* re-armed below */
 			else
 				ctl->timer_at_ns = 0; /* fired */
-		} else if (!luo_ctl_conn_serve(ctl, p, ev[i].events)) {
+		} else if (!serve_conn(ctl, p, ev[i].events)) {
 			/* Only this connection is closed: no command closes
 			 * another (the update shuts the others down but leaves
 			 * them listed), so later events of the batch stay
@@ -282,21 +375,6 @@ static void *control_thread(void *arg)
 		}
 	}
 	return NULL;
-}
-
-int luo_ctl_preserve_requester(struct luo_control *ctl, int fd)
-{
-	if (!ctl->session)
-		return -ENOENT;
-	return liveupdate_session_preserve_fd(ctl->session, fd,
-					      CTL_TOKEN_REQUESTER);
-}
-
-void luo_ctl_unpreserve_requester(struct luo_control *ctl)
-{
-	if (ctl->session)
-		liveupdate_session_unpreserve_fd(ctl->session,
-						 CTL_TOKEN_REQUESTER);
 }
 
 /*

@@ -19,22 +19,6 @@
 #include "luo_control_internal.h"
 #include "luo_internal.h"
 
-void luo_ctl_error(struct ctl_buf *out, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	luo_ctl_buf_printf(out, "error %s ", luo_ctl_errno_name(err));
-	va_start(ap, fmt);
-	luo_ctl_buf_vprintf(out, fmt, ap);
-	va_end(ap);
-	luo_ctl_buf_printf(out, "\n");
-}
-
-static void luo_ctl_ok(struct ctl_buf *out)
-{
-	luo_ctl_buf_printf(out, "ok\n");
-}
-
 static uint64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -184,12 +168,20 @@ static void free_args(char **argv)
 	free(argv);
 }
 
-/* One stage line, sent at once: the client shows progress as it goes. */
-void luo_ctl_stage(struct ctl_conn *conn, const char *name, uint64_t ns)
+/* The connection asking for an update crosses it in CTL_SESSION. */
+static int luo_ctl_preserve_requester(struct luo_control *ctl, int fd)
 {
-	luo_ctl_buf_printf(&conn->out, "stage %s us=%llu\n", name,
-			   (unsigned long long)(ns / 1000));
-	luo_ctl_conn_flush(conn);
+	if (!ctl->session)
+		return -ENOENT;
+	return liveupdate_session_preserve_fd(ctl->session, fd,
+					      CTL_TOKEN_REQUESTER);
+}
+
+static void luo_ctl_unpreserve_requester(struct luo_control *ctl)
+{
+	if (ctl->session)
+		liveupdate_session_unpreserve_fd(ctl->session,
+						 CTL_TOKEN_REQUESTER);
 }
 
 /*

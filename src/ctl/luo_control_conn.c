@@ -6,8 +6,9 @@
  * - A request is read one line at a time (peek, then take exactly the
  *   line): what follows it stays in the socket, so an update that execs
  *   leaves the next requests for the new image, which serves them.
- * - Every line gets exactly one answer: an empty line, a NUL byte, an
- *   over-long line or a last line cut off by end of file get an error.
+ * - Every line gets exactly one answer (the server, luo_control.c, runs
+ *   it): an empty line, a NUL byte, an over-long line or a last line cut
+ *   off by end of file get an error.
  * - A reply is queued and sent as the socket takes it (EPOLLOUT); the next
  *   request is read only once it is all sent, so a peer that does not
  *   read holds at most one reply and is dropped after the peer timeout.
@@ -32,7 +33,6 @@
 
 /* Bounds per event, so that one busy peer cannot hold the others up. */
 #define READS_PER_EVENT 64
-#define LINES_PER_EVENT 16
 #define PEEK_MAX 4096
 
 static uint64_t now_ns(void)
@@ -140,7 +140,15 @@ int luo_ctl_conn_flush(struct ctl_conn *c)
 	return 0;
 }
 
-static bool pending(const struct ctl_conn *c)
+/* One stage line, sent at once: the client shows progress as it goes. */
+void luo_ctl_stage(struct ctl_conn *conn, const char *name, uint64_t ns)
+{
+	luo_ctl_buf_printf(&conn->out, "stage %s us=%llu\n", name,
+			   (unsigned long long)(ns / 1000));
+	luo_ctl_conn_flush(conn);
+}
+
+bool luo_ctl_conn_pending(const struct ctl_conn *c)
 {
 	return c->out_off < c->out.len;
 }
@@ -150,7 +158,7 @@ void luo_ctl_conn_send_last(struct ctl_conn *c, int timeout_ms)
 	uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
 
 	/* The one wait on a peer: the process ends right after. */
-	while (!luo_ctl_conn_flush(c) && pending(c)) {
+	while (!luo_ctl_conn_flush(c) && luo_ctl_conn_pending(c)) {
 		struct pollfd p = {.fd = c->fd, .events = POLLOUT};
 		uint64_t now = now_ns();
 
@@ -162,7 +170,9 @@ void luo_ctl_conn_send_last(struct ctl_conn *c, int timeout_ms)
 
 void luo_ctl_conn_watch(struct luo_control *ctl, struct ctl_conn *c)
 {
-	uint32_t want = pending(c) ? EPOLLOUT : c->eof ? 0 : EPOLLIN;
+	uint32_t want = luo_ctl_conn_pending(c) ? EPOLLOUT
+			: c->eof		? 0
+						: EPOLLIN;
 	struct epoll_event ev = {.events = want, .data.ptr = c};
 
 	if (c->dead || want == c->ep_events)
@@ -177,7 +187,7 @@ void luo_ctl_conn_watch(struct luo_control *ctl, struct ctl_conn *c)
  * CTL_LINE_MAX began (c->in holds its head), 0 nothing more for now,
  * -1 end of file or an error.
  */
-static int read_line(struct ctl_conn *c)
+int luo_ctl_conn_read_line(struct ctl_conn *c)
 {
 	for (int i = 0; i < READS_PER_EVENT; i++) {
 		size_t room = CTL_LINE_MAX - c->inlen;
@@ -210,94 +220,6 @@ static int read_line(struct ctl_conn *c)
 	return 0;
 }
 
-/* Run the line in c->in (newline included): its whole answer into c->out. */
-static void run_line(struct luo_control *ctl, struct ctl_conn *c)
-{
-	size_t len = c->inlen - 1;
-	struct ctl_buf *out = &c->out;
-	char *words[256];
-	int nw;
-
-	c->in[len] = '\0';
-	if (memchr(c->in, '\0', len)) {
-		luo_ctl_error(
-			out, -EINVAL,
-			"malformed request: a NUL byte in the line; write bytes outside printable ASCII as %%XX (but never %%00)");
-		return;
-	}
-	nw = luo_ctl_split(c->in, words, 256);
-	if (nw < 0)
-		luo_ctl_error(
-			out, nw,
-			"malformed request: more than 256 words, a bad %%-escape or %%00");
-	else if (nw == 0)
-		luo_ctl_error(
-			out, -EINVAL,
-			"empty request: send a command such as 'status' (luoctl(1) lists them)");
-	else
-		luo_ctl_run(ctl, c, words, nw, out);
-	if (out->err) {
-		luo_ctl_buf_reset(out);
-		luo_ctl_error(out, -ENOMEM,
-			      "the service is out of memory for this reply");
-	} else if (out->len - c->out_off > CTL_REPLY_MAX) {
-		size_t n = out->len - c->out_off;
-
-		out->len = c->out_off;
-		luo_ctl_error(
-			out, -E2BIG,
-			"the reply is %zu bytes, more than the %u a peer may have pending",
-			n, CTL_REPLY_MAX);
-	}
-}
-
-/* Answer what @c sent, one line at a time, while its replies get sent. */
-static void serve_input(struct luo_control *ctl, struct ctl_conn *c)
-{
-	for (int i = 0; i < LINES_PER_EVENT && !c->eof && !pending(c); i++) {
-		int r = read_line(c);
-
-		if (r == 0)
-			break;
-		if (r < 0) {
-			c->eof = true;
-			if (c->inlen)
-				luo_ctl_error(
-					&c->out, -EINVAL,
-					"incomplete request: the connection ended before its newline; it was not run");
-		} else if (r == 2) {
-			c->skipping = true;
-			luo_ctl_error(
-				&c->out, -E2BIG,
-				"request longer than %d bytes; it was not run",
-				CTL_LINE_MAX);
-		} else {
-			run_line(ctl, c);
-		}
-		c->inlen = 0;
-		if (luo_ctl_conn_flush(c)) {
-			c->eof = true;
-			luo_ctl_buf_reset(&c->out);
-			c->out_off = 0;
-		}
-	}
-}
-
-bool luo_ctl_conn_serve(struct luo_control *ctl, struct ctl_conn *c,
-			uint32_t events)
-{
-	(void)events; /* whatever woke us, the socket says what is left */
-	if (c->dead)
-		return false;
-	if (pending(c) && luo_ctl_conn_flush(c))
-		return false; /* the peer is gone */
-	serve_input(ctl, c);
-	if (c->eof && !pending(c))
-		return false;
-	luo_ctl_conn_watch(ctl, c);
-	return true;
-}
-
 void luo_ctl_conns_quiesce(struct luo_control *ctl, struct ctl_conn *keep)
 {
 	for (struct ctl_conn *c = ctl->conns; c; c = c->next) {
@@ -305,10 +227,10 @@ void luo_ctl_conns_quiesce(struct luo_control *ctl, struct ctl_conn *keep)
 			continue;
 		/* Nothing more can arrive; what did gets an answer. */
 		shutdown(c->fd, SHUT_RD);
-		if (pending(c))
+		if (luo_ctl_conn_pending(c))
 			luo_ctl_conn_flush(c);
-		while (!pending(c)) {
-			int r = read_line(c);
+		while (!luo_ctl_conn_pending(c)) {
+			int r = luo_ctl_conn_read_line(c);
 
 			if (r == 0 || (r < 0 && !c->inlen))
 				break;
@@ -335,7 +257,7 @@ void luo_ctl_conns_sweep(struct luo_control *ctl)
 
 	for (; c; c = n) {
 		n = c->next;
-		if (!pending(c) || !c->waited_ns)
+		if (!luo_ctl_conn_pending(c) || !c->waited_ns)
 			continue;
 		if (now - c->waited_ns >= ctl->peer_timeout_ns) {
 			pr_warn("control socket %s: dropped a peer (pid %d) that left %zu bytes of its reply unread for %llu ms",

@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* The control socket server: what luo_control.c and luo_control_cmds.c
- * share. */
+/*
+ * The control socket server: what its files share.  Calls go one way:
+ * luo_control.c (the server) -> luo_control_cmds.c (the command table)
+ * -> luo_control_txn.c (spawn mode) -> luo_control_list.c (listings)
+ * -> luo_control_conn.c (the peers' I/O) -> luo_control_reply.c (the
+ * last line of an answer); checked by tests/layers/check-layers.sh.
+ */
 #ifndef LUO_SRC_CONTROL_INTERNAL_H
 #define LUO_SRC_CONTROL_INTERNAL_H
 
@@ -71,16 +76,18 @@ struct luo_control {
 /* How long a peer may leave a reply unread before it is dropped. */
 #define CTL_PEER_TIMEOUT_MS_DEFAULT 10000
 
-/* luo_control.c */
-int luo_ctl_preserve_requester(struct luo_control *ctl, int fd);
-void luo_ctl_unpreserve_requester(struct luo_control *ctl);
-
 /* luo_control_conn.c: the peers' buffered, non-blocking I/O. */
 struct ctl_conn *luo_ctl_conn_add(struct luo_control *ctl, int fd, int pid);
 void luo_ctl_conn_close(struct luo_control *ctl, struct ctl_conn *c);
-/* Serve @c's epoll @events; false when it is to be closed. */
-bool luo_ctl_conn_serve(struct luo_control *ctl, struct ctl_conn *c,
-			uint32_t events);
+/*
+ * Take the next line of @c into c->in, never more than the line.
+ * Return: 1 a line (its newline included), 2 a line longer than
+ * CTL_LINE_MAX began (c->in holds its head), 0 nothing more for now,
+ * -1 end of file or an error.
+ */
+int luo_ctl_conn_read_line(struct ctl_conn *c);
+/* Whether @c has a reply not all sent yet. */
+bool luo_ctl_conn_pending(const struct ctl_conn *c);
 /* Send what @c's reply has pending, without blocking; -errno if gone. */
 int luo_ctl_conn_flush(struct ctl_conn *c);
 /* Register with epoll what @c waits for: input, or room for its reply. */
@@ -96,21 +103,24 @@ void luo_ctl_conn_send_last(struct ctl_conn *c, int timeout_ms);
 /* Close a socket so that its peer reads what was sent, then end of file
  * (not a reset): shut both ways, drain what it sent, close. */
 void luo_ctl_close_socket(int fd);
+/* One "stage NAME us=N" line to @conn, sent at once if it can be. */
+void luo_ctl_stage(struct ctl_conn *conn, const char *name, uint64_t ns);
+
+/* luo_control_reply.c: the last line of an answer. */
+void luo_ctl_error(struct ctl_buf *out, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void luo_ctl_ok(struct ctl_buf *out);
 
 /* luo_control_cmds.c: run one request; writes rows and the final line. */
 void luo_ctl_run(struct luo_control *ctl, struct ctl_conn *conn, char **words,
 		 int nwords, struct ctl_buf *out);
-void luo_ctl_error(struct ctl_buf *out, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* The new image's report to the connection that asked for the update. */
+void luo_ctl_report_update(struct ctl_buf *out);
 /* luo_control_list.c: the listings, formatted from the lower layers'
  * iterators. */
 void luo_sessions_describe(struct ctl_buf *b, bool files);
 void luo_subsystems_describe(struct ctl_buf *b);
 int luo_kho_blobs_describe(struct ctl_buf *b, bool incoming);
-/* The new image's report to the connection that asked for the update. */
-void luo_ctl_report_update(struct ctl_buf *out);
-/* One "stage NAME us=N" line to @conn, sent at once if it can be. */
-void luo_ctl_stage(struct ctl_conn *conn, const char *name, uint64_t ns);
 
 /* luo_control_txn.c: spawn mode, trials, rollback and commit. */
 struct luo_ctl_update_opts {
