@@ -81,14 +81,23 @@ static inline struct kho_block_header *kho_block_hdr(uint64_t off)
 bool luo_kho_ready(void);
 bool luo_kho_name_valid(const char *name);
 
-/* kho_arena.c */
-int luo_kho_arena_create(unsigned int arena_flags, uint64_t reserve);
-int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen);
+/* kho_arena.c: the memfd and its mapping (the bottom: calls nothing above). */
+/*
+ * Reserve @len bytes of address space aligned to 2 MiB (so transparent
+ * huge pages can back it) and map @fd over it.
+ */
+int luo_kho_arena_map(int fd, uint64_t len, bool thp);
+/* Forget the arena: the index and lists freed, nothing unmapped or closed. */
+void luo_kho_arena_reset(void);
 bool luo_kho_fd_is_arena_memfd(int fd);
 void luo_kho_arena_destroy(void);
 int luo_kho_arena_grow(uint64_t new_size);
 void luo_kho_header_write(void);
 void luo_kho_zero_range(uint64_t off, uint64_t len);
+
+/* kho_setup.c: a new arena, or the incoming one adopted (the top). */
+int luo_kho_arena_create(unsigned int arena_flags, uint64_t reserve);
+int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen);
 
 /* kho_alloc.c */
 void luo_kho_block_write(const struct kho_block *b, uint32_t payload_crc,
