@@ -264,16 +264,13 @@ int luo_kho_alloc_locked(size_t size, uint32_t flags, void **ptr)
 	return 0;
 }
 
-int luo_kho_free_locked(uint64_t payload_off)
+int luo_kho_block_free_locked(uint64_t payload_off)
 {
 	struct kho_block *b = luo_kho_block_by_payload(payload_off);
 	size_t i;
 
 	if (!b)
 		return -EINVAL;
-	/* A spawned image under trial frees nothing of the old one's. */
-	if (luo_kho_trial_defer_free(payload_off))
-		return 0;
 	i = (size_t)(b - luo_kho.blocks);
 	luo_kho_zero_range(payload_off, b->size - KHO_HDR_SIZE);
 	b->flags = 0;
@@ -398,7 +395,7 @@ int luo_kho_walk_incoming(char *why, size_t whylen)
 	return 0;
 }
 
-static int kho_enter_op(const char *op)
+int luo_kho_enter_op(const char *op)
 {
 	pthread_mutex_lock(&luo_kho_lock);
 	if (!luo_kho_ready()) {
@@ -409,8 +406,6 @@ static int kho_enter_op(const char *op)
 	}
 	return 0;
 }
-
-#define kho_enter() kho_enter_op(__func__)
 
 int luo_kho_alloc_meta(size_t size, void **ptr)
 {
@@ -439,42 +434,6 @@ int kho_alloc_preserve(size_t size, void **ptr)
 	pthread_mutex_unlock(&luo_kho_lock);
 	if (err == -EBUSY)
 		pr_err("kho_alloc_preserve: the handover is frozen; allocate before liveupdate_freeze() or after a cancel");
-	return err;
-}
-
-/* Free without the frozen check: the core frees its own metadata. */
-int luo_kho_free(void *ptr)
-{
-	int err = kho_enter();
-
-	if (err)
-		return err;
-	err = luo_kho_free_locked(kho_ptr_to_offset(ptr));
-	pthread_mutex_unlock(&luo_kho_lock);
-	return err;
-}
-
-int kho_unpreserve_free(void *ptr)
-{
-	uint64_t off;
-	int err = kho_enter();
-
-	if (err)
-		return err;
-	off = kho_ptr_to_offset(ptr);
-	if (luo_kho.frozen)
-		err = -EBUSY;
-	else if (luo_kho_is_published(off))
-		err = -EBUSY;
-	else
-		err = luo_kho_free_locked(off);
-	pthread_mutex_unlock(&luo_kho_lock);
-	if (err == -EINVAL)
-		pr_err("kho_unpreserve_free: %p is not the start of a handover allocation",
-		       ptr);
-	else if (err == -EBUSY)
-		pr_err("kho_unpreserve_free: %p is frozen or published with kho_add_subtree(); cancel or remove it first",
-		       ptr);
 	return err;
 }
 

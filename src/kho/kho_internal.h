@@ -106,7 +106,11 @@ int luo_kho_index_insert(size_t at, const struct kho_block *b);
 int luo_kho_free_add(uint64_t off);
 struct kho_block *luo_kho_block_by_payload(uint64_t payload_off);
 int luo_kho_alloc_locked(size_t size, uint32_t flags, void **ptr);
-int luo_kho_free_locked(uint64_t payload_off);
+/* Free a block now, whatever a trial says (kho_trial.c decides). */
+int luo_kho_block_free_locked(uint64_t payload_off);
+/* Take luo_kho_lock if there is an arena; else log for @op, -ENODEV. */
+int luo_kho_enter_op(const char *op);
+#define kho_enter() luo_kho_enter_op(__func__)
 int luo_kho_walk_incoming(char *why, size_t whylen);
 
 /* kho_subtree.c */
@@ -161,6 +165,14 @@ void luo_kho_trial_begin(void);
  * luo_kho_trial_commit() - new image, at the commit: do the deferred frees
  */
 void luo_kho_trial_commit(void);
+
+/**
+ * luo_kho_free_locked() - free a block, or defer it during a trial
+ * @payload_off: the block's payload offset (luo_kho_lock held).
+ *
+ * Return: 0, or -EINVAL if no block starts there.
+ */
+int luo_kho_free_locked(uint64_t payload_off);
 
 /**
  * luo_kho_trial_defer_free() - record a free during the trial (luo_kho_lock held)

@@ -12,8 +12,12 @@
  * header the new image changed is written again from it, every free block
  * is zeroed again (free memory always reads as zero), and a memfd the new
  * image grew is cut back to the old size.
+ *
+ * Above the blocks (kho_alloc.c), below the subtrees: every free of the
+ * layer's callers goes through luo_kho_free_locked() here.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -54,6 +58,16 @@ bool luo_kho_trial_defer_free(uint64_t payload_off)
 	return true;
 }
 
+int luo_kho_free_locked(uint64_t payload_off)
+{
+	if (!luo_kho_block_by_payload(payload_off))
+		return -EINVAL;
+	/* A spawned image under trial frees nothing of the old one's. */
+	if (luo_kho_trial_defer_free(payload_off))
+		return 0;
+	return luo_kho_block_free_locked(payload_off);
+}
+
 void luo_kho_trial_commit(void)
 {
 	size_t n;
@@ -62,7 +76,7 @@ void luo_kho_trial_commit(void)
 	trial.on = false;
 	n = trial.n;
 	for (size_t i = 0; i < trial.n; i++)
-		luo_kho_free_locked(trial.offs[i]);
+		luo_kho_block_free_locked(trial.offs[i]);
 	free(trial.offs);
 	memset(&trial, 0, sizeof(trial));
 	pthread_mutex_unlock(&luo_kho_lock);
