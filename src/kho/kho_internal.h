@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Handover arena internals shared by kho_arena.c, kho_alloc.c, kho_subtree.c. */
+/*
+ * Handover memory internals shared by the files of src/kho.  Calls between
+ * them go one way (docs/architecture.md, "Inside a layer"): kho_setup.c,
+ * kho_free.c -> kho_subtree.c -> kho_trial.c -> kho_alloc.c -> kho_arena.c.
+ */
 #ifndef LUO_SRC_KHO_INTERNAL_H
 #define LUO_SRC_KHO_INTERNAL_H
 

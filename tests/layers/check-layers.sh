@@ -1,8 +1,21 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# No object of a layer may use a symbol defined only in a layer above it.
-# Usage: check-layers.sh LIB... (static libraries, lowest layer first)
+# No object of a layer may use a symbol defined only in a layer above it;
+# and in the layers named after --files, no two files call each other
+# (check-file-loops.sh).
+# Usage: check-layers.sh LIB... [--files LIB...]
+#        (static libraries, lowest layer first)
 set -eu
+layers=
+files=
+for a; do
+	case "$a" in
+	--files) files=" " ;;
+	*) if [ -n "$files" ]; then files="$files $a"; else layers="$layers $a"; fi ;;
+	esac
+done
+# shellcheck disable=SC2086 # build paths have no spaces
+set -- $layers
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 i=0
@@ -34,4 +47,8 @@ while [ "$i" -lt "$n" ]; do
 	i=$((i + 1))
 done
 [ "$bad" -eq 0 ] && echo "ok: $n layers, every call goes down"
+if [ -n "$files" ]; then
+	# shellcheck disable=SC2086
+	sh "$(dirname "$0")/check-file-loops.sh" $files || bad=1
+fi
 exit "$bad"
