@@ -27,7 +27,9 @@
  *                          listener found by name with its waiting client,
  *                          the crashed arena dropped from the store
  *
- * The service side runs as "notify service ..." in a child.
+ * The service side runs as "notify service ..." in a child.  The store's
+ * cases (fdstore, restarted) are in notify_fdstore.c, the manager's
+ * receiver in notify_receiver.c.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -49,16 +51,9 @@
 #include <luo/luo.h>
 
 #include "check.h"
+#include "notify.h"
 
 extern char **environ;
-
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
-}
 
 /* --- the service (child) side --- */
 
@@ -128,83 +123,6 @@ static int service_log(void)
 	return 0;
 }
 
-/* Under a store: the arena, one listener of two files, then removals. */
-static int service_fdstore(void)
-{
-	struct luo_session *s;
-	int l = socket(AF_INET, SOCK_STREAM, 0), sp[2];
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-
-	CHECK(l >= 0 && !bind(l, (struct sockaddr *)&a, sizeof(a)) &&
-		      !listen(l, 4),
-	      "listener");
-	CHECK(!socketpair(AF_UNIX, SOCK_STREAM, 0, sp), "socketpair");
-	CHECK(luo_init(NULL) == 0, "luo_init");
-	CHECK(liveupdate_create_session("kv:1", &s) == 0, "session");
-	CHECK(liveupdate_session_preserve_fd(s, l, 7) == 0, "preserve");
-	CHECK(liveupdate_session_preserve_fd(s, sp[0], 8) == 0, "preserve");
-	CHECK(liveupdate_session_unpreserve_fd(s, 8) == 0, "unpreserve");
-	CHECK(liveupdate_session_unpreserve_fd(s, 7) == 0, "unpreserve");
-	CHECK(liveupdate_session_close(s) == 0, "close");
-	/* The new image's arena is the stored one: not sent again. */
-	CHECK(liveupdate_prepare() == 0, "prepare");
-	CHECK(liveupdate_reboot(
-		      "/proc/self/exe",
-		      (char *[]){"notify", "service", "fdstore-updated", NULL},
-		      NULL) == 0,
-	      "reboot");
-	return 1;
-}
-
-static int service_fdstore_updated(void)
-{
-	CHECK(luo_init(NULL) == 0, "luo_init");
-	CHECK(liveupdate_get_state() == LIVEUPDATE_STATE_UPDATED, "updated");
-	CHECK(liveupdate_finish() == 0, "finish");
-	CHECK(luo_exit() == 0, "exit");
-	return failures ? 1 : 0;
-}
-
-/* Started again by a manager after a crash: fds 3 (arena), 4 (listener). */
-static int service_restarted(void)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd = -1, c, acc = 0;
-	socklen_t alen = sizeof(acc);
-
-	struct stat old_arena, st;
-	char path[64];
-
-	CHECK(!fstat(3, &old_arena), "no fd 3");
-	CHECK(luo_init(NULL) == 0, "luo_init");
-	CHECK(!getenv("LISTEN_FDS") && !getenv("LISTEN_PID") &&
-		      !getenv("LISTEN_FDNAMES"),
-	      "LISTEN_* still set");
-	CHECK(liveupdate_fdstore_retrieve("kv", 1, &fd) == 0, "retrieve");
-	CHECK(fd == 4, "the listener is fd %d, not 4", fd);
-	CHECK(fcntl(fd, F_GETFD) == FD_CLOEXEC, "no FD_CLOEXEC");
-	CHECK(!getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &alen) && acc,
-	      "not listening");
-	CHECK(liveupdate_fdstore_retrieve("kv", 1, &c) == -ENOENT,
-	      "retrieved twice");
-	CHECK(liveupdate_fdstore_retrieve("kv", 2, &c) == -ENOENT,
-	      "a token that was not stored");
-	/* The client that connected while nobody served is in the backlog. */
-	c = accept(fd, (struct sockaddr *)&a, &len);
-	CHECK(c >= 0 && write(c, "hi", 2) == 2, "accept from the backlog");
-	/* The crashed image's arena is closed, not kept. */
-	for (int i = 0; i < 64; i++) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", i);
-		CHECK(stat(path, &st) || st.st_ino != old_arena.st_ino ||
-			      st.st_dev != old_arena.st_dev,
-		      "fd %d is the old arena", i);
-	}
-	CHECK(luo_notify_ready() == 1, "ready");
-	return failures ? 1 : 0;
-}
-
 /* The library's internal hook for spawn mode's commit (src/lifecycle/luo_service_notify.h). */
 int luo_notify_main_pid(pid_t pid);
 
@@ -241,143 +159,6 @@ static int service(int argc, char **argv)
 }
 
 /* --- the manager (parent) side --- */
-
-struct msg {
-	char text[1024];
-	pid_t pid;
-	uint64_t at_us;
-	int fd; /* the first descriptor sent with it, or -1 */
-	int nfds;
-};
-
-/* A receiver like systemd's: SOCK_DGRAM, SO_PASSCRED. */
-static int receiver(bool abstract, char *value, size_t len)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	socklen_t salen;
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), one = 1;
-
-	if (abstract) {
-		snprintf(value, len, "@luo-notify-test-%d", (int)getpid());
-		memcpy(sa.sun_path, value, strlen(value));
-		sa.sun_path[0] = '\0';
-		salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
-				    strlen(value));
-	} else {
-		snprintf(value, len, "/tmp/luo-notify-test-%d.sock",
-			 (int)getpid());
-		unlink(value);
-		strcpy(sa.sun_path, value);
-		salen = sizeof(sa);
-	}
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, 4) ||
-	    bind(fd, (struct sockaddr *)&sa, salen)) {
-		perror("notify: receiver");
-		exit(1);
-	}
-	return fd;
-}
-
-/* Messages until STOPPING=1, the child's exit or 30 s; returns count. */
-static int collect(int fd, pid_t child, struct msg *m, int max, int *status)
-{
-	int n = 0;
-	bool exited = false;
-	uint64_t deadline = mono_us() + 30000000ULL;
-
-	while (n < max && mono_us() < deadline) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		char cbuf[CMSG_SPACE(sizeof(struct ucred)) +
-			  CMSG_SPACE(8 * sizeof(int))];
-		struct iovec iov = {m[n].text, sizeof(m[n].text) - 1};
-		struct msghdr mh = {.msg_iov = &iov,
-				    .msg_iovlen = 1,
-				    .msg_control = cbuf,
-				    .msg_controllen = sizeof(cbuf)};
-		ssize_t len;
-
-		if (poll(&p, 1, 100) <= 0) {
-			if (exited)
-				break;
-			if (waitpid(child, status, WNOHANG) == child)
-				exited = true; /* drain what is queued */
-			continue;
-		}
-		len = recvmsg(fd, &mh, MSG_DONTWAIT);
-		if (len < 0)
-			continue;
-		m[n].text[len] = '\0';
-		m[n].at_us = mono_us();
-		m[n].pid = 0;
-		m[n].fd = -1;
-		m[n].nfds = 0;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c;
-		     c = CMSG_NXTHDR(&mh, c)) {
-			if (c->cmsg_type == SCM_CREDENTIALS) {
-				struct ucred u;
-
-				memcpy(&u, CMSG_DATA(c), sizeof(u));
-				m[n].pid = u.pid;
-			} else if (c->cmsg_type == SCM_RIGHTS) {
-				m[n].nfds = (int)((c->cmsg_len - CMSG_LEN(0)) /
-						  sizeof(int));
-				memcpy(&m[n].fd, CMSG_DATA(c), sizeof(int));
-			}
-		}
-		n++;
-	}
-	if (!exited && waitpid(child, status, 0) != child)
-		*status = -1;
-	return n;
-}
-
-static pid_t spawn(const char *self, char *const argv[], const char *notify)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		if (notify)
-			setenv("NOTIFY_SOCKET", notify, 1);
-		else
-			unsetenv("NOTIFY_SOCKET");
-		execv(self, argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-static bool has_line(const struct msg *m, const char *line)
-{
-	size_t n = strlen(line);
-
-	for (const char *p = m->text; p && *p;) {
-		if (!strncmp(p, line, n) && (p[n] == '\n' || !p[n]))
-			return true;
-		p = strchr(p, '\n');
-		p = p ? p + 1 : NULL;
-	}
-	return false;
-}
-
-static const char *value_of(const struct msg *m, const char *key)
-{
-	size_t n = strlen(key);
-
-	for (const char *p = m->text; p && *p;) {
-		if (!strncmp(p, key, n) && p[n] == '=')
-			return p + n + 1;
-		p = strchr(p, '\n');
-		p = p ? p + 1 : NULL;
-	}
-	return NULL;
-}
-
-static void show(const struct msg *m, int n)
-{
-	for (int i = 0; i < n; i++)
-		fprintf(stderr, "  [%d] pid %d: %s\n", i, (int)m[i].pid,
-			m[i].text);
-}
 
 static void lifecycle(const char *self, bool abstract)
 {
@@ -504,27 +285,6 @@ static void journal(const char *self)
 	      "JOURNAL_STREAM of another file: '%s'", line);
 }
 
-static bool is_memfd(int fd)
-{
-	char link[64], target[128];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n < 0)
-		return false;
-	target[n] = '\0';
-	return !strncmp(target, "/memfd:", 7);
-}
-
-static bool is_listener(int fd)
-{
-	int acc = 0;
-	socklen_t len = sizeof(acc);
-
-	return !getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) && acc;
-}
-
 /* MAINPID= with READY=1 at a commit, and silence from the old process. */
 static void mainpid(const char *self)
 {
@@ -544,106 +304,6 @@ static void mainpid(const char *self)
 			      strstr(m[1].text,
 				     "STATUS=serving from the new process"),
 		      "MAINPID message");
-	}
-	if (failures)
-		show(m, n);
-	close(fd);
-}
-
-/* Only listeners and the arena go to the store, and come out again. */
-static void fdstore(const char *self)
-{
-	char value[108];
-	char *argv[] = {(char *)self, "service", "fdstore", NULL};
-	struct msg m[16];
-	int fd = receiver(true, value, sizeof(value)), status = 0, n;
-	pid_t child;
-
-	setenv("LUO_FDSTORE", "1", 1);
-	child = spawn(self, argv, value);
-	unsetenv("LUO_FDSTORE");
-	n = collect(fd, child, m, 16, &status);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	      "service failed (status %#x)", status);
-	/* arena, listener, listener removed, stopping, arena removed */
-	CHECK(n == 5, "%d messages, expected 5", n);
-	if (n == 5) {
-		CHECK(!strcmp(m[0].text, "FDSTORE=1\nFDNAME=luo.arena") &&
-			      m[0].nfds == 1 && is_memfd(m[0].fd),
-		      "the arena");
-		CHECK(!strcmp(m[1].text, "FDSTORE=1\nFDNAME=luo.s.kv%3A1.7") &&
-			      m[1].nfds == 1 && is_listener(m[1].fd),
-		      "the listener");
-		CHECK(!strcmp(m[2].text,
-			      "FDSTOREREMOVE=1\nFDNAME=luo.s.kv%3A1.7") &&
-			      m[2].nfds == 0,
-		      "the listener's removal");
-		CHECK(has_line(&m[3], "STOPPING=1"), "stopping");
-		CHECK(m[3].pid == child && m[4].pid == child,
-		      "not from the same PID after the update");
-		CHECK(!strcmp(m[4].text, "FDSTOREREMOVE=1\nFDNAME=luo.arena"),
-		      "the arena's removal");
-	}
-	if (failures)
-		show(m, n);
-	close(fd);
-}
-
-/* What a manager hands back after a crash is found by name. */
-static void restarted(const char *self)
-{
-	char value[108];
-	char *argv[] = {(char *)self, "service", "restarted", NULL};
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	struct msg m[16];
-	int fd = receiver(true, value, sizeof(value)), status = 0, n;
-	int l = socket(AF_INET, SOCK_STREAM, 0), arena, c;
-	char buf[2];
-	pid_t child;
-
-	arena = memfd_create("luo-arena", MFD_CLOEXEC);
-	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) ||
-	    listen(l, 4) || getsockname(l, (struct sockaddr *)&a, &len) ||
-	    arena < 0) {
-		perror("notify: restarted");
-		exit(1);
-	}
-	/* A client of the crashed service, waiting in the backlog. */
-	c = socket(AF_INET, SOCK_STREAM, 0);
-	CHECK(!connect(c, (struct sockaddr *)&a, sizeof(a)), "connect");
-	child = fork();
-	if (child == 0) {
-		char pid[16];
-
-		dup2(arena, 3);
-		dup2(l, 4);
-		snprintf(pid, sizeof(pid), "%d", (int)getpid());
-		setenv("LISTEN_PID", pid, 1);
-		setenv("LISTEN_FDS", "2", 1);
-		/* Order is not kept: found by name. */
-		setenv("LISTEN_FDNAMES", "luo.arena:luo.s.kv.1", 1);
-		setenv("LUO_FDSTORE", "1", 1);
-		setenv("NOTIFY_SOCKET", value, 1);
-		execv(self, argv);
-		_exit(127);
-	}
-	close(l);
-	n = collect(fd, child, m, 16, &status);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	      "service failed (status %#x)", status);
-	CHECK(read(c, buf, 2) == 2 && !memcmp(buf, "hi", 2),
-	      "the waiting client was not served");
-	/* the crashed arena dropped, the new one stored, ready */
-	CHECK(n == 3, "%d messages, expected 3", n);
-	if (n == 3) {
-		CHECK(!strcmp(m[0].text, "FDSTOREREMOVE=1\nFDNAME=luo.arena"),
-		      "the old arena's removal");
-		CHECK(!strcmp(m[1].text, "FDSTORE=1\nFDNAME=luo.arena") &&
-			      m[1].nfds == 1 && is_memfd(m[1].fd),
-		      "the new arena");
-		CHECK(has_line(&m[2], "READY=1"), "ready");
 	}
 	if (failures)
 		show(m, n);
