@@ -13,42 +13,8 @@ COMPLETION=$5
 dir=$(mktemp -d /tmp/luoctl-test.XXXXXX)
 sock=$dir/counter.sock
 pids=""
-failures=0
 trap 'for p in $pids; do kill -9 $p 2>/dev/null; done; rm -rf "$dir"' EXIT
-
-fail() {
-	echo "FAIL: $*"
-	failures=$((failures + 1))
-}
-
-# run EXPECTED_EXIT DESCRIPTION -- luoctl args...; output in $dir/out
-run() {
-	want=$1
-	what=$2
-	shift 3
-	"$LUOCTL" "$@" >"$dir/out" 2>&1
-	got=$?
-	if [ "$got" -ne "$want" ]; then
-		fail "$what: exit $got, expected $want; output:"
-		sed 's/^/    /' "$dir/out"
-	fi
-}
-
-expect_out() {
-	grep -q -- "$1" "$dir/out" || {
-		fail "$2: output lacks '$1':"
-		sed 's/^/    /' "$dir/out"
-	}
-}
-
-wait_socket() {
-	for _ in $(seq 100); do
-		[ -S "$1" ] && return 0
-		sleep 0.05
-	done
-	fail "no socket at $1"
-	return 1
-}
+. "$(dirname "$0")/lib.sh"
 
 start_counter() { # SOCKET LOG [counter options]
 	s=$1
@@ -68,13 +34,6 @@ start_counter() { # SOCKET LOG [counter options]
 state_is() {
 	"$LUOCTL" -S "$sock" --json status | grep -q "\"state\": \"$1\"" ||
 		fail "state is not $1: $("$LUOCTL" -S "$sock" status 2>&1 | grep state)"
-}
-
-expect_no() {
-	if grep -q -- "$1" "$dir/out"; then
-		fail "$2: output has '$1':"
-		sed 's/^/    /' "$dir/out"
-	fi
 }
 
 # --- usage and reachability ---

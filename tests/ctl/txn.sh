@@ -11,34 +11,12 @@ V1=$2
 V2=$3
 dir=$(mktemp -d /tmp/luoctl-txn.XXXXXX)
 sock=$dir/counter.sock
-failures=0
 trap 'pkill -9 -f "counter.* --control-path $sock" 2>/dev/null; rm -rf "$dir"' EXIT
+. "$(dirname "$0")/lib.sh"
 
-fail() {
-	echo "FAIL: $*"
-	failures=$((failures + 1))
-}
-
-# run EXPECTED_EXIT DESCRIPTION -- luoctl args...; output in $dir/out
-run() {
-	want=$1
-	what=$2
-	shift 3
-	"$LUOCTL" -S "$sock" "$@" >"$dir/out" 2>&1
-	got=$?
-	if [ "$got" -ne "$want" ]; then
-		fail "$what: exit $got, expected $want; output:"
-		sed 's/^/    /' "$dir/out"
-	else
-		echo "ok: $what"
-	fi
-}
-
-expect_out() {
-	grep -q -- "$1" "$dir/out" || {
-		fail "$2: output lacks '$1':"
-		sed 's/^/    /' "$dir/out"
-	}
+# Every command of run() goes to the counter's socket.
+luoctl_cmd() {
+	"$LUOCTL" -S "$sock" "$@"
 }
 
 pid_now() {
