@@ -187,21 +187,9 @@ static void bin_get(struct conn *c, const struct bin_req *r, bool with_key,
 	struct kv_item *it;
 
 	it = item_get(r->key, r->keylen, !touch || with_value);
-	if (touch) {
-		store->stats.cmd_touch++;
-		if (it) {
-			it->exptime = (uint32_t)item_exptime(get32(r->ext));
-			store->stats.touch_hits++;
-		} else {
-			store->stats.touch_misses++;
-		}
-	} else {
-		store->stats.cmd_get++;
-		if (it)
-			store->stats.get_hits++;
-		else
-			store->stats.get_misses++;
-	}
+	if (touch && it)
+		it->exptime = (uint32_t)item_exptime(get32(r->ext));
+	item_count_lookup(it, touch);
 	if (!it) {
 		if (r->quiet)
 			return;

@@ -251,6 +251,28 @@ struct kv_item *item_get(const char *key, size_t nkey, bool count)
 	return it;
 }
 
+/**
+ * item_count_lookup() - count one key of a get or a get-and-touch
+ * @it: what item_get() found, or NULL.
+ * @touch: gat/gats or a binary GAT: counted as a touch, else as a get.
+ */
+void item_count_lookup(const struct kv_item *it, bool touch)
+{
+	if (touch) {
+		store->stats.cmd_touch++;
+		if (it)
+			store->stats.touch_hits++;
+		else
+			store->stats.touch_misses++;
+	} else {
+		store->stats.cmd_get++;
+		if (it)
+			store->stats.get_hits++;
+		else
+			store->stats.get_misses++;
+	}
+}
+
 static void do_link(struct kv_item *it)
 {
 	it->cas = ++store->cas_counter;

@@ -269,6 +269,7 @@ struct kv_item *item_alloc(const char *key, size_t nkey, uint32_t flags,
 			   int64_t exptime, size_t nbytes);
 void item_discard(struct kv_item *it);
 struct kv_item *item_get(const char *key, size_t nkey, bool count);
+void item_count_lookup(const struct kv_item *it, bool touch);
 enum store_result item_store(struct kv_item *it, enum store_op op,
 			     uint64_t cas);
 bool item_delete(const char *key, size_t nkey);

@@ -256,21 +256,9 @@ static bool cmd_get(struct conn *c, const char *line, size_t len, bool with_cas,
 			return false;
 		}
 		it = item_get(line + i, e - i, true);
-		if (touch) {
-			store->stats.cmd_touch++;
-			if (it) {
-				store->stats.touch_hits++;
-				it->exptime = (uint32_t)exptime;
-			} else {
-				store->stats.touch_misses++;
-			}
-		} else {
-			store->stats.cmd_get++;
-			if (it)
-				store->stats.get_hits++;
-			else
-				store->stats.get_misses++;
-		}
+		if (touch && it)
+			it->exptime = (uint32_t)exptime;
+		item_count_lookup(it, touch);
 		if (it)
 			out_value(c, it, with_cas);
 		i = skip_spaces(line, e, len);
