@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kvproc import start_kvcache  # noqa: E402
+from kvproc import report, start_kvcache  # noqa: E402
 
 CLIENTS = 100
 KEYS = 1100
@@ -147,13 +147,10 @@ def main():
     finally:
         p.terminate()
         p.wait(10)
-    if fails:
-        print('FAIL: ' + '; '.join(fails))
-        print(open(log).read())
-        return 1
-    print('bounded memory: %d clients stalled on %d x 1 MB answers each, '
-          'one read after a live update, all checked' % (CLIENTS, KEYS))
-    return 0
+    return report(fails, log,
+                  'bounded memory: %d clients stalled on %d x 1 MB answers '
+                  'each, one read after a live update, all checked'
+                  % (CLIENTS, KEYS))
 
 
 if __name__ == '__main__':

@@ -29,3 +29,13 @@ def start_kvcache(kv, kv2, log, name, args):
         p.kill()
         p.wait()
     raise SystemExit('kvcache did not start:\n' + open(log).read())
+
+
+def report(fails, log, ok):
+    """The end of a test: 1 with FAIL and kvcache's LOG, else OK and 0."""
+    if fails:
+        print('FAIL: ' + '; '.join(fails))
+        print(open(log).read())
+        return 1
+    print(ok)
+    return 0

@@ -19,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kvproc import start_kvcache  # noqa: E402
+from kvproc import report, start_kvcache  # noqa: E402
 
 
 def start(kv, kv2, log):
@@ -99,13 +99,9 @@ def main():
     finally:
         p.terminate()
         p.wait(10)
-    if fails:
-        print('FAIL: ' + '; '.join(fails))
-        print(open(log).read())
-        return 1
-    print('rebalance: every size stored with -m 4 after the pages went to '
-          'one class, across a live update and a flush_all')
-    return 0
+    return report(fails, log,
+                  'rebalance: every size stored with -m 4 after the pages '
+                  'went to one class, across a live update and a flush_all')
 
 
 if __name__ == '__main__':
