@@ -26,6 +26,7 @@
 #include "log.h"
 #include "luo_control_internal.h"
 #include "luo_internal.h"
+#include "luo_name.h"
 #include "luo_txn.h"
 
 /* One server per process: the session name it uses is fixed. */
@@ -38,19 +39,8 @@ static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static bool name_valid(const char *name)
 {
-	size_t n = name ? strlen(name) : 0;
-
-	if (n == 0 || n > LUO_CONTROL_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == '-'))
-			return false;
-	}
-	return true;
+	return name &&
+	       luo_name_valid(name, strlen(name), LUO_CONTROL_NAME_MAX, "._-");
 }
 
 /*

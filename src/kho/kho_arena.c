@@ -20,6 +20,7 @@
 #include "crc32c.h"
 #include "kho_internal.h"
 #include "log.h"
+#include "luo_name.h"
 
 struct kho_arena luo_kho = {.fd = -1};
 pthread_mutex_t luo_kho_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -31,22 +32,8 @@ bool luo_kho_ready(void)
 
 bool luo_kho_name_valid(const char *name)
 {
-	size_t n;
-
-	if (!name)
-		return false;
-	n = strnlen(name, KHO_NAME_MAX + 1);
-	if (n == 0 || n > KHO_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == ',' || c == '.' ||
-		      c == '_' || c == '+' || c == '-'))
-			return false;
-	}
-	return true;
+	return name && luo_name_valid(name, strnlen(name, KHO_NAME_MAX + 1),
+				      KHO_NAME_MAX, ",._+-");
 }
 
 int luo_kho_arena_map(int fd, uint64_t len, bool thp)

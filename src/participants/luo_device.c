@@ -24,6 +24,7 @@
 #include "log.h"
 #include "luo_device_internal.h"
 #include "luo_internal.h"
+#include "luo_name.h"
 
 static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct luo_device_lu *head, *tail;
@@ -59,17 +60,7 @@ uint64_t luo_device_path_hash(const char *s, size_t len)
 
 bool luo_device_name_valid(const char *name, size_t len)
 {
-	if (len == 0 || len > LIVEUPDATE_DEVICE_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || strchr(",._+:@-", c)) ||
-		    !c)
-			return false;
-	}
-	return true;
+	return luo_name_valid(name, len, LIVEUPDATE_DEVICE_NAME_MAX, ",._+:@-");
 }
 
 static bool name_ok(const char *name)
