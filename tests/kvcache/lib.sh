@@ -54,6 +54,18 @@ kv_wait_update() {
 	return 1
 }
 
+# kv_slap_verified [PREFIX]: memcaslap's report in $KV_DIR/slap.out shows
+# every value verified and found, and no error; PREFIX starts the failure.
+kv_slap_verified() {
+	grep -q "^verify_failed: 0$" "$KV_DIR/slap.out" &&
+		grep -q "^verify_misses: 0$" "$KV_DIR/slap.out" &&
+		grep -q "^get_misses: 0$" "$KV_DIR/slap.out" ||
+		fail "${1:-}memcaslap saw wrong or missing values: $(cat "$KV_DIR/slap.out")"
+	if grep -i "error\|closed\|fail" "$KV_DIR/slap.out" | grep -qv verify_failed; then
+		fail "${1:-}memcaslap: $(cat "$KV_DIR/slap.out")"
+	fi
+}
+
 fail() {
 	echo "FAIL: $*" >&2
 	[ -n "$KV_LOG" ] && cat "$KV_LOG" >&2

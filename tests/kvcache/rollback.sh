@@ -55,13 +55,7 @@ load_check() { # WHAT [async]: async checks only what a kill at any instant keep
 	elif [ -n "$SLAP_PID" ]; then
 		wait "$SLAP_PID" || fail "$1: memcaslap: $(cat "$KV_DIR/slap.out")"
 		SLAP_PID=
-		grep -q "^verify_failed: 0$" "$KV_DIR/slap.out" &&
-			grep -q "^verify_misses: 0$" "$KV_DIR/slap.out" &&
-			grep -q "^get_misses: 0$" "$KV_DIR/slap.out" ||
-			fail "$1: memcaslap saw wrong or missing values: $(cat "$KV_DIR/slap.out")"
-		if grep -i "error\|closed\|fail" "$KV_DIR/slap.out" | grep -qv verify_failed; then
-			fail "$1: memcaslap: $(cat "$KV_DIR/slap.out")"
-		fi
+		kv_slap_verified "$1: "
 	fi
 	kill -TERM "$LOAD_PID"
 	wait "$LOAD_PID"

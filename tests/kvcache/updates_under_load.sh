@@ -46,13 +46,7 @@ cat "$KV_DIR/load.out"
 if [ -n "$slap" ]; then
 	wait "$slap" || fail "memcaslap: $(cat "$KV_DIR/slap.out")"
 	grep -E "^(cmd_|get_misses|verify_|Run time)" "$KV_DIR/slap.out"
-	grep -q "^verify_failed: 0$" "$KV_DIR/slap.out" &&
-		grep -q "^verify_misses: 0$" "$KV_DIR/slap.out" &&
-		grep -q "^get_misses: 0$" "$KV_DIR/slap.out" ||
-		fail "memcaslap saw wrong or missing values: $(cat "$KV_DIR/slap.out")"
-	if grep -i "error\|closed\|fail" "$KV_DIR/slap.out" | grep -qv verify_failed; then
-		fail "memcaslap: $(cat "$KV_DIR/slap.out")"
-	fi
+	kv_slap_verified
 fi
 grep "live update #" "$KV_LOG"
 [ "$(grep -c 'live update #' "$KV_LOG")" = "$N" ] || fail "not $N updates"
