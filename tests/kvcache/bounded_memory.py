@@ -17,14 +17,13 @@ replaced: no reference is left behind.
 usage: bounded_memory.py KVCACHE KVCACHE_V2
 """
 import os
-import signal
 import socket
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kvproc import report, start_kvcache  # noqa: E402
+from kvproc import report, start_kvcache, update  # noqa: E402
 
 CLIENTS = 100
 KEYS = 1100
@@ -92,12 +91,7 @@ def main():
             fails.append('rss grew by %d KiB, more than %d KiB' %
                          ((after - before) >> 10, bound >> 10))
         # a live update carries the stalled answers over
-        os.kill(p.pid, signal.SIGUSR1)
-        for _ in range(400):
-            if 'live update #1 ' in open(log).read():
-                break
-            time.sleep(0.025)
-        else:
+        if not update(p, log):
             fails.append('update not reported')
         after_update = rss(p.pid)
         print('rss after the update %d KiB' % (after_update >> 10))

@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Start kvcache on a free loopback port for the Python kvcache tests."""
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -29,6 +31,16 @@ def start_kvcache(kv, kv2, log, name, args):
         p.kill()
         p.wait()
     raise SystemExit('kvcache did not start:\n' + open(log).read())
+
+
+def update(p, log, n=1):
+    """SIGUSR1 to P: True once LOG reports live update #N (10 s at most)."""
+    os.kill(p.pid, signal.SIGUSR1)
+    for _ in range(400):
+        if 'live update #%d ' % n in open(log).read():
+            return True
+        time.sleep(0.025)
+    return False
 
 
 def report(fails, log, ok):

@@ -12,14 +12,12 @@ back intact; stats counts the moves.
 usage: rebalance.py KVCACHE KVCACHE_V2
 """
 import os
-import signal
 import socket
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kvproc import report, start_kvcache  # noqa: E402
+from kvproc import report, start_kvcache, update  # noqa: E402
 
 
 def start(kv, kv2, log):
@@ -66,12 +64,7 @@ def main():
         r = c.ask(b'get small10\r\n', b'END\r\n')
         if r != b'VALUE small10 0 10\r\n0123456789\r\nEND\r\n':
             fails.append('get small10: %r' % r)
-        os.kill(p.pid, signal.SIGUSR1)
-        for _ in range(400):
-            if 'live update #1 ' in open(log).read():
-                break
-            time.sleep(0.025)
-        else:
+        if not update(p, log):
             fails.append('update not reported')
         store(c, b'medium', b'm' * 1000, 'a 1000-byte value after the update')
         store(c, b'other', b'o' * 20000, 'a 20000-byte value')
