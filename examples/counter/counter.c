@@ -478,5 +478,9 @@ int main(int argc, char **argv)
 	}
 	luo_notify_stopping();
 	luo_control_stop(ctl);
+	if (!quiet)
+		printf("counter v%d: pid %d stopped, counter=%llu\n",
+		       COUNTER_VERSION, (int)getpid(),
+		       (unsigned long long)state->counter);
 	return 0;
 }

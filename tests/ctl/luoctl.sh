@@ -263,6 +263,16 @@ else
 	echo "refused-peer part skipped: needs root and setpriv"
 fi
 
+# --- stop: SIGTERM, back once the service has ended and been reaped ---
+start_counter "$dir/stop.sock" "$dir/stop.log"
+spid=$pid
+run 0 "stop" -- -S "$dir/stop.sock" --json --timeout 20 stop
+expect_out "\"command\": \"stop\", \"pid\": $spid, \"ok\": true" "stop --json"
+kill -0 "$spid" 2>/dev/null && fail "stop returned before pid $spid had ended and been reaped"
+grep -q "counter v1: pid $spid stopped" "$dir/stop.log" ||
+	fail "the counter did not end by its SIGTERM handler: $(cat "$dir/stop.log")"
+run 3 "stop once stopped" -- -S "$dir/stop.sock" stop
+
 if [ "$failures" -ne 0 ]; then
 	echo "luoctl: $failures failures"
 	exit 1

@@ -100,6 +100,7 @@ static void usage(FILE *f)
 		"                               (an untested release: --mode spawn --trial 30s\n"
 		"                               --health CMD rolls back on any failure)\n"
 		"  rollback [REASON] | commit   end a spawn-mode trial either way\n"
+		"  stop                         SIGTERM to the service; wait until it ended\n"
 		"  sessions | files | subsystems | devices\n"
 		"  device PATH requested 0|1    ask for a device to be kept (or not)\n"
 		"  dump [incoming|outgoing] [--blob NAME]\n"
@@ -761,6 +762,13 @@ static int parse_timeout(const char *s)
 	return 0;
 }
 
+static int cmd_stop_service(struct client *c, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return cmd_stop(c, json);
+}
+
 /* The commands and the arguments they take (checked before connecting). */
 static const struct command {
 	const char *name;
@@ -777,6 +785,7 @@ static const struct command {
 	 " [--finish] [--mode spawn|exec] [--trial D] [--health CMD] [--deadline D] PATH [ARG...]"},
 	{"rollback", cmd_rollback_commit, 0, INT_MAX, " [REASON]"},
 	{"commit", cmd_rollback_commit, 0, 0, ""},
+	{"stop", cmd_stop_service, 0, 0, ""},
 	{"sessions", cmd_list, 0, 0, ""},
 	{"files", cmd_list, 0, 0, ""},
 	{"subsystems", cmd_list, 0, 0, ""},

@@ -108,6 +108,9 @@ void txn_stop_prober(pid_t pid, int go);
 int cmd_txn(struct client *c, const char *sock, int argc, char **argv,
 	    bool json);
 
+/* luoctl_stop.c: SIGTERM to the service, return once it has ended. */
+int cmd_stop(struct client *c, bool json);
+
 /* luoctl_dts.c */
 int print_dts(const void *fdt, size_t size, const char *label);
 
