@@ -439,9 +439,14 @@ enum delta_result item_delta(const char *key, size_t nkey, bool incr,
 	*result = v;
 	len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
 	if ((uint32_t)len + 2 <= it->nbytes && !it->refcount) {
+		/* Named first: a crash in between must not serve half of it. */
+		__atomic_store_n(&store->wip_item, item_off(it),
+				 __ATOMIC_SEQ_CST);
 		memset(item_value(it) + len, ' ', it->nbytes - 2 - (size_t)len);
+		kv_fault(KV_FAULT_POINT_DELTA);
 		memcpy(item_value(it), buf, (size_t)len);
 		it->cas = ++store->cas_counter;
+		__atomic_store_n(&store->wip_item, 0, __ATOMIC_SEQ_CST);
 		return DELTA_OK;
 	}
 	/*

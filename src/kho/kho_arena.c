@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "kho_crash_record.h"
 #include "kho_internal.h"
 #include "log.h"
 
@@ -91,6 +92,7 @@ static void arena_reset(void)
 	free(luo_kho.free_offs);
 	free(luo_kho.out);
 	free(luo_kho.in);
+	luo_kho_crash_record_forget();
 	memset(&luo_kho, 0, sizeof(luo_kho));
 	luo_kho.fd = -1;
 }
@@ -107,7 +109,8 @@ void luo_kho_header_write(void)
 	h->data_start = KHO_DATA_START;
 	h->arena_size = luo_kho.size;
 	h->root_fdt = luo_kho.root_fdt;
-	memset(h->reserved, 0, sizeof(h->reserved));
+	h->crash_record = luo_kho.crash_record;
+	h->reserved = 0;
 	h->header_crc = 0;
 	h->header_crc = luo_crc32c(0, h, sizeof(*h));
 }
@@ -238,8 +241,8 @@ bool luo_kho_fd_is_arena_memfd(int fd)
 
 /* Check what can be checked without mapping: fd type and header. */
 static int adopt_check_header(int fd, const struct stat *st,
-			      struct kho_arena_header *h, char *why,
-			      size_t whylen)
+			      struct kho_arena_header *h, bool sealed,
+			      char *why, size_t whylen)
 {
 	uint32_t crc;
 	ssize_t n;
@@ -276,7 +279,7 @@ static int adopt_check_header(int fd, const struct stat *st,
 				  "arena version %u, this library reads %d",
 				  h->version, KHO_ARENA_VERSION);
 	if (h->header_size != sizeof(*h) || h->data_start != KHO_DATA_START ||
-	    h->reserved[0] || h->reserved[1] || h->reserved[2])
+	    h->reserved)
 		return luo_reason(
 			why, whylen, -EBADMSG,
 			"arena header layout mismatch (size %u, data at %llu)",
@@ -302,13 +305,19 @@ static int adopt_check_header(int fd, const struct stat *st,
 			"arena truncated: header says %llu bytes, the memfd has %llu",
 			(unsigned long long)h->arena_size,
 			(unsigned long long)st->st_size);
-	if (!h->root_fdt)
+	if (sealed && !h->root_fdt)
 		return luo_reason(why, whylen, -EBADMSG,
 				  "arena was never finalized (no root FDT)");
 	return 0;
 }
 
-int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
+/*
+ * @sealed: a live update's handover (its root FDT is parsed), else the
+ * arena of a process that crashed (kho_crash_record.c): every block is
+ * walked and checked alike, there is no root FDT to read.
+ */
+static int arena_adopt(int fd, uint64_t reserve, bool sealed, char *why,
+		       size_t whylen)
 {
 	struct kho_arena_header h;
 	struct stat st;
@@ -316,7 +325,7 @@ int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
 
 	if (fstat(fd, &st))
 		return luo_reason(why, whylen, -EBADF, "fd %d is not open", fd);
-	err = adopt_check_header(fd, &st, &h, why, whylen);
+	err = adopt_check_header(fd, &st, &h, sealed, why, whylen);
 	if (err) {
 		/* Close it only if it was ours to close: a memfd. */
 		if (err != -EBADF)
@@ -340,10 +349,11 @@ int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
 		goto fail;
 	}
 	luo_kho.root_fdt = 0;
+	luo_kho.crash_record = h.crash_record; /* checked by its reader */
 	err = luo_kho_walk_incoming(why, whylen);
 	if (err)
 		goto fail;
-	err = luo_kho_parse_incoming_root(why, whylen);
+	err = sealed ? luo_kho_parse_incoming_root(why, whylen) : 0;
 	if (err)
 		goto fail;
 	/* The incoming root FDT is history now; ours is built at freeze. */
@@ -352,6 +362,17 @@ int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
 fail:
 	luo_kho_arena_destroy(); /* closes @fd: it is a memfd, and not usable */
 	return err;
+}
+
+int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
+{
+	return arena_adopt(fd, reserve, true, why, whylen);
+}
+
+int luo_kho_arena_adopt_crashed(int fd, uint64_t reserve, char *why,
+				size_t whylen)
+{
+	return arena_adopt(fd, reserve, false, why, whylen);
 }
 
 void luo_kho_arena_destroy(void)

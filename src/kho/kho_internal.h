@@ -58,6 +58,8 @@ struct kho_arena {
 
 	bool frozen; /* no allocation changes: the handover is being built */
 	uint64_t root_fdt; /* outgoing root FDT payload offset, 0 if none */
+	uint64_t
+		crash_record; /* payload offset of the crash record, 0 if none */
 };
 
 extern struct kho_arena luo_kho;
@@ -84,6 +86,8 @@ bool luo_kho_name_valid(const char *name);
 /* kho_arena.c */
 int luo_kho_arena_create(unsigned int arena_flags, uint64_t reserve);
 int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen);
+int luo_kho_arena_adopt_crashed(int fd, uint64_t reserve, char *why,
+				size_t whylen);
 bool luo_kho_fd_is_arena_memfd(int fd);
 void luo_kho_arena_destroy(void);
 int luo_kho_arena_grow(uint64_t new_size);
