@@ -408,11 +408,12 @@ def delta(kv, faulty, work, out):
     c = Conn(port)
     for i in range(100):
         c.set(b'key%d' % i, b'value%d' % i)
-    c.set(b'ctr', b'1000000')
-    answered = {b'1000000'}
+    # Every digit changes with each incr, so half a write is a new number.
+    c.set(b'ctr', b'1000000000000')
+    answered = {b'1000000000000'}
     try:
         for _ in range(100):
-            r = c.cmd(b'incr ctr 1\r\n')
+            r = c.cmd(b'incr ctr 11111111111\r\n')
             answered.add(r.strip())
     except (OSError, EOFError):
         pass

@@ -16,8 +16,10 @@
 #   mc.py count PORT N STEP [PFX]  how many of keys PFX0, PFXSTEP, ... < N
 #                                  exist: "FOUND ASKED"
 #   mc.py load PORT N FILE         set ld0..ldN-1 over and over (their
-#                                  values larger than value(i)) until FILE
-#                                  exists or the service dies (60 s)
+#                                  values larger than value(i)), creating
+#                                  FILE.loading after 100 sets, until FILE
+#                                  exists (exit 0) or the service dies
+#                                  (exit 3); 60 s at most
 #   mc.py checkload PORT N         every ld key there has its value:
 #                                  "FOUND N"; fails on any other value
 import os
@@ -162,9 +164,13 @@ def main():
         while not os.path.exists(sys.argv[4]) and time.monotonic() < deadline:
             try:
                 c.set("ld%d" % (i % n), value(i % n) * 8)
-            except (OSError, EOFError):
-                return 0  # the service was killed: expected
+            except (OSError, EOFError) as e:
+                print("load: cut after %d sets: %r" % (i, e), file=sys.stderr)
+                return 3  # the service was killed under it
             i += 1
+            if i == 100:
+                open(sys.argv[4] + ".loading", "w").close()
+        print("load: %d sets, not cut" % i, file=sys.stderr)
         return 0
     if cmd == "checkload":
         c = Conn(port)

@@ -183,6 +183,11 @@ prober=$!
 # Under load: a writer replacing 500 keys over and over when it dies.
 python3 "$MC" load "$port" 500 "$dir/restarted" &
 loader=$!
+for _ in $(seq 300); do
+	[ -e "$dir/restarted.loading" ] && break
+	sleep 0.1
+done
+[ -e "$dir/restarted.loading" ] || fail "the writer did not start"
 sleep 0.3 # let it probe the running service first (not a timing check)
 C systemctl kill -s KILL kvcache.service || fail "systemctl kill -s KILL"
 for _ in $(seq 200); do
@@ -196,6 +201,7 @@ sleep 0.3 # and the restarted one (not a timing check)
 touch "$dir/restarted"
 wait "$prober" || fail "connections failed across the crash: $(cat "$dir/probe.out")"
 wait "$loader"
+[ $? = 3 ] || fail "the writer was not cut by the kill (not under load)"
 echo "across SIGKILL: $(tail -1 "$dir/probe.out")"
 # The data came back: every key set before, none of the writer's half done.
 python3 "$MC" check "$port" 1000 || fail "items lost in the crash"
