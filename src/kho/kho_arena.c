@@ -369,6 +369,21 @@ int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
 	return arena_adopt(fd, reserve, true, why, whylen);
 }
 
+/**
+ * luo_kho_arena_adopt_crashed() - adopt the arena of a process that crashed
+ * @fd: the arena memfd the service manager's store handed back.
+ * @reserve: address space to reserve for it.
+ * @why: the reason of a refusal.
+ * @whylen: its size.
+ *
+ * Every check of luo_kho_arena_adopt() (the header, every block header,
+ * every checksummed block) but the root FDT, which a crash never wrote
+ * (or wrote for a handover nobody received: it is ignored).  Every used
+ * block is incoming, to be claimed or released at finish.
+ *
+ * Return: 0; -EBADF if @fd is not an arena memfd (left open); any other
+ * error closes @fd.
+ */
 int luo_kho_arena_adopt_crashed(int fd, uint64_t reserve, char *why,
 				size_t whylen)
 {
