@@ -469,8 +469,8 @@ int luo_init(const struct luo_init_opts *opts)
 	/* Restarted after a crash: the arena the service manager kept. */
 	if (!value && !(opts->flags & LUO_INIT_IGNORE_HANDOVER) &&
 	    !luo_crash_adopt(reserve)) {
+		/* No timing: nothing was frozen (liveupdate_get_timing()). */
 		luo_fdstore_arena(luo_kho_fd(), true);
-		luo_global.timing.adopted_ns = luo_now_ns();
 		luo_set_state(LIVEUPDATE_STATE_UPDATED);
 		goto out;
 	}

@@ -293,8 +293,15 @@ def load(kv, kills, work, out):
         p.kill()  # SIGKILL, at a random point of the load
         p.wait()
         w.join()
+        with mgr.lock:
+            seen = len(mgr.messages)
         p = start(kv, mgr, port, out, 'crash-load', restart=True)
         answers(port)
+        with mgr.lock:
+            status = [m for m in mgr.messages[seen:] if 'READY=1' in m]
+        # A crash is no live update: no blackout to report.
+        if not status or 'blackout' in status[-1]:
+            fail('the restarted READY=1: %r' % status)
         took = time.monotonic() - t_kill
         prober.join()
         c = Conn(port)
