@@ -437,7 +437,7 @@ int luo_init(const struct luo_init_opts *opts)
 		if (spawn)
 			luo_txn_child_result(err, NULL);
 		if (!err) {
-			char why[160];
+			char why[160] = "";
 
 			/* The record goes on; without one a set makes it. */
 			if (luo_kho_crash_record_adopt(why, sizeof(why)) !=
