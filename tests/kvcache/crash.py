@@ -15,6 +15,9 @@ does, with LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES.
   crash.py KVCACHE corrupt CASE   the crash record damaged in the kept
                                   arena (checksum, bounds, count,
                                   truncated): one log line, a fresh start
+  crash.py KVCACHE updated        a live update first (SIGUSR1, exec
+                                  mode), then SIGKILL: the crash record
+                                  went over with the arena
   crash.py KVCACHE delta FAULTY   FAULTY (kvcache-fault-kill-delta) dies
                                   inside an in-place incr; the restarted
                                   kvcache drops that half-written value
@@ -408,6 +411,40 @@ def corrupt(kv, case, work, out):
         fail('no log line about the damaged crash record')
 
 
+def updated(kv, work, out):
+    mgr = Manager(os.path.join(work, 'notify'))
+    port = free_port()
+    p = start(kv, mgr, port, out, 'crash-updated')
+    c = Conn(port)
+    for i in range(500):
+        c.set(b'key%d' % i, b'value%d' % i)
+    mgr.ready.clear()
+    p.send_signal(10)  # SIGUSR1: a live update into itself
+    if not mgr.ready.wait(DEADLINE):
+        fail('no READY=1 after the live update')
+    if c.get(b'key7') != b'value7':
+        fail('the live update lost a key')
+    c.set(b'after-update', b'yes')
+    c.close()
+    p.kill()
+    p.wait()
+    p = start(kv, mgr, port, out, 'crash-updated', restart=True)
+    c = Conn(port)
+    got = sum(c.get(b'key%d' % i) == b'value%d' % i for i in range(500))
+    after = c.get(b'after-update')
+    c.close()
+    p.kill()
+    p.wait()
+    log = open(out.name).read()
+    print(log)
+    if 'live update #1' not in log:
+        fail('kvcache did not report the live update')
+    if got != 500 or after != b'yes':
+        fail('%d of 500 keys back, after-update %r' % (got, after))
+    if 'recovered after a crash' not in log:
+        fail('kvcache did not report the recovery')
+
+
 def delta(kv, faulty, work, out):
     mgr = Manager(os.path.join(work, 'notify'))
     port = free_port()
@@ -454,6 +491,8 @@ def main():
                      out)
             elif mode == 'corrupt':
                 corrupt(kv, sys.argv[3], work, out)
+            elif mode == 'updated':
+                updated(kv, work, out)
             elif mode == 'delta':
                 delta(kv, sys.argv[3], work, out)
             else:
