@@ -4,7 +4,8 @@
  * installed), selected with -DKV_FAULT=N: the new image of a spawn-mode
  * update that exits, crashes, hangs, refuses or turns unhealthy, so that
  * tests/kvcache/rollback.sh can show the old image rolling back with
- * every key and connection.  Without KV_FAULT every point is a no-op.
+ * every key and connection; and one killed in the middle of an incr, for
+ * tests/kvcache/crash.py.  Without KV_FAULT every point is a no-op.
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -17,7 +18,7 @@
 #include "kv.h"
 
 #ifdef KV_FAULT
-static unsigned long requests;
+static unsigned long requests, deltas;
 /* Health fault: the probe asks the event loop to stop between requests. */
 static atomic_int park_asked, parked;
 
@@ -92,6 +93,14 @@ bool kv_fault(enum kv_fault_point p)
 		for (int i = 0; i < 200 && !atomic_load(&parked); i++)
 			nanosleep(&(struct timespec){0, 1000000}, NULL);
 		return true;
+	case KV_FAULT_POINT_DELTA:
+		/* A crash from outside could land here; this one always does. */
+		if (KV_FAULT == KV_FAULT_KILL_DELTA && ++deltas >= 50) {
+			fprintf(stderr,
+				"kvcache: test fault: SIGKILL in the middle of an incr\n");
+			kill(getpid(), SIGKILL);
+		}
+		return false;
 	case KV_FAULT_POINT_LOOP:
 		if (KV_FAULT == KV_FAULT_HEALTH && atomic_load(&park_asked)) {
 			atomic_store(&parked, 1);

@@ -461,9 +461,17 @@ enum delta_result item_delta(const char *key, size_t nkey, bool incr,
 	*result = v;
 	len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
 	if ((uint32_t)len + 2 <= it->nbytes && !it->refcount) {
+		/* Named first: a crash in between must not serve half of it. */
+		__atomic_store_n(&store->wip_item, item_off(it),
+				 __ATOMIC_SEQ_CST);
 		memset(item_value(it) + len, ' ', it->nbytes - 2 - (size_t)len);
-		memcpy(item_value(it), buf, (size_t)len);
+		/* In two halves: a fault build dies in between (fault.c). */
+		memcpy(item_value(it), buf, (size_t)len / 2);
+		kv_fault(KV_FAULT_POINT_DELTA);
+		memcpy(item_value(it) + len / 2, buf + len / 2,
+		       (size_t)len - (size_t)len / 2);
 		it->cas = ++store->cas_counter;
+		__atomic_store_n(&store->wip_item, 0, __ATOMIC_SEQ_CST);
 		return DELTA_OK;
 	}
 	/*

@@ -157,7 +157,7 @@ struct kv_stats {
 };
 
 #define KV_STORE_MAGIC 0x6b76636163686531ULL /* "kvcache1" */
-#define KV_STORE_LAYOUT 2 /* 2: 56-byte items with a refcount */
+#define KV_STORE_LAYOUT 3 /* 2: 56-byte items with a refcount; 3: wip_item */
 
 /* At offset 0 of the store region. */
 struct kv_store {
@@ -176,6 +176,12 @@ struct kv_store {
 	uint64_t rebalance_next; /* the next page slabs_rebalance() looks at */
 	struct kv_class cls[KV_MAX_CLASSES];
 	struct kv_stats stats;
+	/*
+	 * The linked item whose value is being changed in place (incr, decr),
+	 * 0 otherwise: after a crash it may be half written, and is dropped.
+	 * Every other write builds a new item whole before linking it.
+	 */
+	uint64_t wip_item;
 };
 
 extern struct kv_store *store;
@@ -381,6 +387,7 @@ ssize_t bin_process(struct conn *c, const char *p, size_t avail, bool *close);
 #define KV_FAULT_HANG_ADOPTED 5	    /* hang after adopting */
 #define KV_FAULT_REFUSE 6	    /* refuse the handover */
 #define KV_FAULT_HEALTH 7	    /* the health probe fails */
+#define KV_FAULT_KILL_DELTA 8	    /* SIGKILL inside the 50th in-place incr */
 
 enum kv_fault_point {
 	KV_FAULT_POINT_START,	/* main(), before luo_init() */
@@ -390,6 +397,7 @@ enum kv_fault_point {
 	KV_FAULT_POINT_REFUSE,	/* checking the handed-over memory */
 	KV_FAULT_POINT_HEALTH,	/* the health probe */
 	KV_FAULT_POINT_LOOP,	/* the event loop, between events */
+	KV_FAULT_POINT_DELTA,	/* an in-place incr/decr, half written */
 };
 
 #ifdef KV_FAULT

@@ -10,6 +10,11 @@
  * was accepted.  Nothing is copied at freeze: the data set, the connection
  * records and their buffers are handover memory the next image adopts in
  * place.
+ *
+ * For a crash, the root's offset is also kept in the library's crash
+ * record (liveupdate_crash_data_set()); a process restarted by the
+ * service manager with the arena it kept re-validates the store
+ * (crash_start()).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -491,6 +496,88 @@ static int updated_start(void)
 	return err;
 }
 
+/*
+ * A half-written item: the one an incr or decr was changing in place when
+ * the process died, if it is still in its chain.  Return: 1 if dropped.
+ */
+static unsigned drop_in_progress(void)
+{
+	struct kv_item *it = item_at(store->wip_item);
+	unsigned dropped = 0;
+
+	if (store->wip_item && it && item_valid(it) &&
+	    hash_find(item_key(it), it->nkey,
+		      hash_key(item_key(it), it->nkey)) == it) {
+		item_unlink(it);
+		dropped = 1;
+	}
+	store->wip_item = 0;
+	return dropped;
+}
+
+/*
+ * Restarted after a crash with the arena the service manager kept: the
+ * data set was not frozen, the process died anywhere.  The root and the
+ * store are checked as for a handover, then every item as after a
+ * rollback (store_recheck(): chains cut at what does not check out, LRU
+ * lists rebuilt, free lists cut), and the item being changed in place is
+ * dropped.  Items are only linked once whole, so what is left is what
+ * clients were told was STORED.  The connections died with the process;
+ * the listener comes from the service manager's store.
+ */
+static int crash_start(void)
+{
+	uint64_t cut, t0 = kv_mono_ns(), t1;
+	unsigned dropped;
+	int err = adopt_memory();
+
+	if (err) {
+		fprintf(stderr,
+			"kvcache: the data kept through the crash does not check out; starting with an empty cache\n");
+		start_control();
+		liveupdate_finish();
+		err = fresh_start();
+		if (!err)
+			printf("kvcache v%d: pid %d, fresh start after a crash, %llu MiB, port %u\n",
+			       KV_VERSION, (int)getpid(),
+			       (unsigned long long)(store->mem_limit >> 20),
+			       settings.port);
+		return err;
+	}
+	err = conns_setup(root->maxconns);
+	if (err)
+		return err;
+	/* Their buffers are released by the finish: nobody claims them. */
+	memset(conn_recs, 0, root->maxconns * sizeof(*conn_recs));
+	conns_recount_refs();
+	t1 = kv_mono_ns();
+	cut = store_recheck();
+	dropped = drop_in_progress();
+	kv_log(1,
+	       "kvcache: crash recovery: store checked and references recounted in %.1f ms, items re-validated in %.1f ms\n",
+	       (t1 - t0) / 1e6, (kv_mono_ns() - t1) / 1e6);
+	listen_fd = stored_listener();
+	if (listen_fd < 0)
+		listen_fd = listener_open();
+	if (listen_fd < 0)
+		return listen_fd;
+	root->has_listener = 1;
+	start_control();
+	err = liveupdate_finish();
+	if (err)
+		fprintf(stderr, "kvcache: liveupdate_finish: %s\n",
+			strerror(-err));
+	settings.maxconns = root->maxconns;
+	err = new_session();
+	if (!err)
+		printf("kvcache v%d: pid %d, recovered after a crash: %llu items, %llu hash chains cut, %u half-written item%s dropped, port %u\n",
+		       KV_VERSION, (int)getpid(),
+		       (unsigned long long)store->stats.curr_items,
+		       (unsigned long long)cut, dropped,
+		       dropped == 1 ? "" : "s", settings.port);
+	return err;
+}
+
 static void start_control(void)
 {
 #ifdef KV_HAVE_CONTROL
@@ -613,7 +700,11 @@ int kvlu_start(void)
 			strerror(-err));
 		return err;
 	}
-	if (liveupdate_get_state() == LIVEUPDATE_STATE_UPDATED && have_incoming)
+	if (liveupdate_get_state() == LIVEUPDATE_STATE_UPDATED &&
+	    have_incoming && liveupdate_crash_recovered())
+		err = crash_start();
+	else if (liveupdate_get_state() == LIVEUPDATE_STATE_UPDATED &&
+		 have_incoming)
 		err = updated_start();
 	else {
 		start_control();
@@ -628,6 +719,12 @@ int kvlu_start(void)
 	}
 	if (err)
 		return err;
+	/* What a restart after a crash adopts: the root, kept current. */
+	err = liveupdate_crash_data_set(&kv_subsys, kho_ptr_to_offset(root));
+	if (err)
+		fprintf(stderr,
+			"kvcache: the data would not survive a crash: %s\n",
+			strerror(-err));
 	conns_go();
 	conns_for_each_open(start_one);
 	if (t_preserved) {

@@ -10,7 +10,8 @@
  *
  * Arena layout::
  *
- *   offset 0            struct kho_arena_header (one cache line)
+ *   offset 0            struct kho_arena_header (one cache line; names the
+ *                       crash record, struct kho_crash_record)
  *   data_start          block, block, block, ... up to arena_size
  *
  * Every block starts with a struct kho_block_header and is a multiple of
@@ -71,7 +72,7 @@
 
 /* Arena and blocks: any change bumps KHO_ARENA_VERSION. */
 #define KHO_ARENA_MAGIC 0x4f484b2d4f554cULL /* "LUO-KHO\0", little endian */
-#define KHO_ARENA_VERSION 1
+#define KHO_ARENA_VERSION 2	    /* 2: the header names the crash record */
 #define KHO_BLOCK_MAGIC 0x4b4c4248U /* "HBLK" */
 #define KHO_BLOCK_ALIGN 64
 /* The root FDT: any change bumps KHO_ROOT_COMPATIBLE. */
@@ -94,6 +95,9 @@
  * @data_start: offset of the first block.
  * @arena_size: end of the last block; the memfd is at least this long.
  * @root_fdt: offset of the root FDT block payload, 0 while not finalized.
+ * @crash_record: payload offset of the block holding the struct
+ *                kho_crash_record (kept current during normal operation,
+ *                read only after a crash), 0 if none.
  * @reserved: zero; pads the header to one cache line.
  * @header_crc: CRC32C of this structure with @header_crc set to 0.
  *
@@ -108,8 +112,70 @@ struct kho_arena_header {
 	uint64_t data_start;
 	uint64_t arena_size;
 	uint64_t root_fdt;
-	uint32_t reserved[3];
+	uint64_t crash_record;
+	uint32_t reserved;
 	uint32_t header_crc;
+} __attribute__((packed));
+
+/*
+ * The crash record: what a process restarted after a crash needs to adopt
+ * the arena without a sealed handover (no root FDT).  Any change bumps
+ * KHO_CRASH_VERSION.
+ */
+#define KHO_CRASH_MAGIC 0x524853414d43554cULL /* "LUCMASHR", little endian */
+#define KHO_CRASH_VERSION 1
+#define KHO_CRASH_SLOTS 2
+#define KHO_CRASH_MAX_ENTRIES 32
+
+/**
+ * struct kho_crash_entry - one subsystem's u64, kept current
+ * @name: NUL-terminated subsystem name, 1 to 63 characters of
+ *        [A-Za-z0-9,._+-]; the rest zero.
+ * @data: the u64 the service set (liveupdate_crash_data_set()).
+ *
+ * A change bumps %KHO_CRASH_VERSION.
+ */
+struct kho_crash_entry {
+	char name[64];
+	uint64_t data;
+} __attribute__((packed));
+
+/**
+ * struct kho_crash_slot - one copy of the record
+ * @magic: %KHO_CRASH_MAGIC.
+ * @version: %KHO_CRASH_VERSION.
+ * @count: entries in use, at most %KHO_CRASH_MAX_ENTRIES; unused ones zero.
+ * @seq: incremented on every write; the valid slot with the highest wins.
+ * @liveupdate_num: live updates the service had been through.
+ * @entries: the subsystems' u64s.
+ * @reserved: zero.
+ * @crc: CRC32C of this slot with @crc set to 0.
+ *
+ * A change bumps %KHO_CRASH_VERSION.
+ */
+struct kho_crash_slot {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t count;
+	uint64_t seq;
+	uint64_t liveupdate_num;
+	struct kho_crash_entry entries[KHO_CRASH_MAX_ENTRIES];
+	uint32_t reserved;
+	uint32_t crc;
+} __attribute__((packed));
+
+/**
+ * struct kho_crash_record - the crash record, one plain arena block
+ * @slot: two copies, written alternately (slot @seq % 2), each whole with
+ *        its checksum before the next write: a process killed in the
+ *        middle of a write leaves the other one intact.
+ *
+ * The blocks themselves need no record: their headers tile the arena
+ * and are written (with their checksums) at every allocation and free.
+ * A change bumps %KHO_CRASH_VERSION.
+ */
+struct kho_crash_record {
+	struct kho_crash_slot slot[KHO_CRASH_SLOTS];
 } __attribute__((packed));
 
 /* Block flags. */

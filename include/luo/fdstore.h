@@ -15,10 +15,10 @@
  *   session closed.  After a crash systemd restarts the unit and hands it
  *   back; clients that connect meanwhile wait in its backlog instead of
  *   being refused.  The control socket's listener is one of them.
- * - the arena memfd, named ``luo.arena``.  Adopting an arena that ended
- *   without a sealed handover is not implemented: after a crash it is
- *   logged, dropped from the store, and the service starts with a fresh
- *   arena.
+ * - the arena memfd, named ``luo.arena``.  After a crash luo_init()
+ *   adopts it if its crash record checks out (see below); the state is
+ *   then %LIVEUPDATE_STATE_UPDATED and liveupdate_crash_recovered() says
+ *   the data was not frozen.
  *
  * After a restart the library takes the descriptors named ``luo.*`` from
  * ``$LISTEN_FDS``/``$LISTEN_FDNAMES`` in luo_init() (by name: systemd
@@ -27,6 +27,21 @@
  * whatever it has not asked for when it calls luo_notify_ready() is
  * closed and removed from the store.  Established connections are not
  * stored.  See docs/systemd.md.
+ *
+ * The data: a subsystem keeps its u64 current with
+ * liveupdate_crash_data_set() (once, when it changes; never per request).
+ * The library writes it, with the live update count, into a small record
+ * in the arena (two checksummed copies, written alternately; the arena
+ * header names it).  After a crash, luo_init() checks the arena as for
+ * any incoming handover (header, every block header, the record's
+ * checksum, bounds and names; untrusted input) and adopts it: the
+ * subsystems get their u64 in their boot callback, every allocation is
+ * there to kho_restore(), unclaimed ones are released by
+ * liveupdate_finish().  Nothing else comes back: no session (their files
+ * other than the listeners in the store are gone), no FDT subtree, no
+ * device, no timing (liveupdate_get_timing() says -ENODATA).  Anything that does not check out: one log line, and a fresh
+ * arena, never half of one.  The service must check its data before it
+ * serves it, since a write may have been cut by the crash.
  */
 #ifndef LUO_FDSTORE_H
 #define LUO_FDSTORE_H
@@ -53,6 +68,38 @@ extern "C" {
  * -EINVAL for a NULL or too long @session or a NULL @fd.
  */
 int liveupdate_fdstore_retrieve(const char *session, uint64_t token, int *fd);
+
+struct liveupdate_subsystem;
+
+/**
+ * liveupdate_crash_data_set() - keep a subsystem's u64 for a crash
+ * @h: the subsystem (registered or not); its name is the key.
+ * @data: the value its boot callback gets after a crash (typically the
+ *        kho offset of its root); 0 removes it.
+ *
+ * Cheap (a 5 KiB record written in the arena) but not for every request:
+ * call it when the value changes.  Allowed from any thread and from
+ * callbacks; it only takes the arena's lock.  Independent of the value
+ * prepare hands over in a live update, which is unchanged.
+ *
+ * Return: 0; -EINVAL for a NULL @h or a bad name; -ENOSPC past
+ * %KHO_CRASH_MAX_ENTRIES names; -ENODEV before luo_init(); -EBUSY when
+ * the first value is set while the handover is frozen; -ENOMEM.
+ */
+int liveupdate_crash_data_set(struct liveupdate_subsystem *h, uint64_t data);
+
+/**
+ * liveupdate_crash_recovered() - whether this image adopted a crashed arena
+ *
+ * True from luo_init() on when the arena came back from the service
+ * manager's store after a crash and its record checked out (the state is
+ * then %LIVEUPDATE_STATE_UPDATED, as after a live update).  The data was
+ * not frozen: what was being written at the crash may be half written,
+ * and must be checked.  No session came back.
+ *
+ * Return: 1 or 0.
+ */
+int liveupdate_crash_recovered(void);
 
 #ifdef __cplusplus
 }

@@ -209,13 +209,37 @@ void luo_fdstore_arena(int fd, bool adopted)
 
 		if (r->fd < 0 || strcmp(r->name, ARENA_NAME))
 			continue;
-		pr_warn("descriptor store: the arena of a process that ended without a handover (a crash) came back; adopting it is not supported, starting with a fresh arena");
+		pr_warn("descriptor store: the arena of a process that ended without a handover (a crash) came back, and this service ignores handovers; starting with a fresh arena");
 		close(r->fd);
 		r->fd = -1;
 		remove_name(ARENA_NAME);
 	}
 	if (store_enabled && fd >= 0)
 		push(ARENA_NAME, fd);
+	pthread_mutex_unlock(&store_lock);
+}
+
+int luo_fdstore_take_arena(void)
+{
+	int fd = -1;
+
+	luo_fdstore_capture();
+	pthread_mutex_lock(&store_lock);
+	for (size_t i = 0; i < nrecovered && fd < 0; i++) {
+		if (recovered[i].fd >= 0 &&
+		    !strcmp(recovered[i].name, ARENA_NAME)) {
+			fd = recovered[i].fd;
+			recovered[i].fd = -1;
+		}
+	}
+	pthread_mutex_unlock(&store_lock);
+	return fd;
+}
+
+void luo_fdstore_arena_refused(void)
+{
+	pthread_mutex_lock(&store_lock);
+	remove_name(ARENA_NAME);
 	pthread_mutex_unlock(&store_lock);
 }
 

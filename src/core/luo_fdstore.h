@@ -21,10 +21,25 @@ void luo_fdstore_capture(void);
  * @fd: the arena memfd, or -1 to only drop a recovered one.
  * @adopted: it came from a live update: the store holds it already.
  *
- * An arena handed back after a crash is dropped first (adopting one
- * without a sealed handover is not supported).
+ * An arena handed back after a crash and not taken with
+ * luo_fdstore_take_arena() is dropped first.
  */
 void luo_fdstore_arena(int fd, bool adopted);
+
+/**
+ * luo_fdstore_take_arena() - the arena memfd the manager handed back
+ *
+ * Return: the descriptor (the caller owns it), or -1 if none came back.
+ */
+int luo_fdstore_take_arena(void);
+
+/**
+ * luo_fdstore_arena_refused() - the handed-back arena was not adopted
+ *
+ * Removes it from the store (FDSTOREREMOVE=1), so that the fresh arena
+ * stored next is the only one under its name.
+ */
+void luo_fdstore_arena_refused(void);
 
 /** luo_fdstore_arena_gone() - the arena is released: FDSTOREREMOVE=1. */
 void luo_fdstore_arena_gone(void);

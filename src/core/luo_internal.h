@@ -44,6 +44,7 @@ struct luo_global {
 	pid_t teardown_pid;
 	int carrier_fd; /* the incoming carrier the environment names */
 	struct liveupdate_timing timing; /* of the incoming update */
+	bool crash_recovered; /* adopted the arena of a crashed process */
 };
 
 extern struct luo_global luo_global;
@@ -188,6 +189,7 @@ void luo_sessions_in_reserve(size_t count);
 size_t luo_subsystems_names_len(size_t *count);
 int luo_subsystems_in_parse(const void *fdt, char *why, size_t whylen);
 void luo_subsystems_in_release(void);
+int luo_subsystems_in_from_crash(const struct kho_crash_entry *e, size_t n);
 int luo_abi_in_subsystem(const char *name, uint64_t *data);
 void luo_abi_in_subsystem_mark(const char *name);
 void luo_abi_in_warn_unclaimed(void);

@@ -485,7 +485,8 @@ static int control_setup(struct luo_control *ctl, int *requester)
 	enum liveupdate_state st = liveupdate_get_state();
 	int err;
 
-	if (st == LIVEUPDATE_STATE_UPDATED) {
+	/* After a crash nothing came over but what the store kept. */
+	if (st == LIVEUPDATE_STATE_UPDATED && !liveupdate_crash_recovered()) {
 		note_update(ctl);
 		err = adopt_incoming(ctl, requester);
 		if (err)

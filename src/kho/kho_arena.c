@@ -88,7 +88,8 @@ void luo_kho_header_write(void)
 	h->data_start = KHO_DATA_START;
 	h->arena_size = luo_kho.size;
 	h->root_fdt = luo_kho.root_fdt;
-	memset(h->reserved, 0, sizeof(h->reserved));
+	h->crash_record = luo_kho.crash_record;
+	h->reserved = 0;
 	h->header_crc = 0;
 	h->header_crc = luo_crc32c(0, h, sizeof(*h));
 }

@@ -62,6 +62,11 @@ struct kho_arena {
 
 	bool frozen; /* no allocation changes: the handover is being built */
 	uint64_t root_fdt; /* outgoing root FDT payload offset, 0 if none */
+	uint64_t crash_record; /* payload offset of the crash record, 0 if none */
+	/* The crash record's entries in this image (kho_crash_record.c). */
+	struct kho_crash_entry crash_table[KHO_CRASH_MAX_ENTRIES];
+	uint32_t crash_ntable;
+	uint64_t crash_seq, crash_num;
 };
 
 extern struct kho_arena luo_kho;
@@ -102,6 +107,8 @@ void luo_kho_zero_range(uint64_t off, uint64_t len);
 /* kho_setup.c: a new arena, or the incoming one adopted (the top). */
 int luo_kho_arena_create(unsigned int arena_flags, uint64_t reserve);
 int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen);
+int luo_kho_arena_adopt_crashed(int fd, uint64_t reserve, char *why,
+				size_t whylen);
 
 /* kho_alloc.c */
 void luo_kho_block_write(const struct kho_block *b, uint32_t payload_crc,

@@ -71,8 +71,8 @@ fail:
 
 /* Check what can be checked without mapping: fd type and header. */
 static int adopt_check_header(int fd, const struct stat *st,
-			      struct kho_arena_header *h, char *why,
-			      size_t whylen)
+			      struct kho_arena_header *h, bool sealed,
+			      char *why, size_t whylen)
 {
 	uint32_t crc;
 	ssize_t n;
@@ -109,7 +109,7 @@ static int adopt_check_header(int fd, const struct stat *st,
 				  "arena version %u, this library reads %d",
 				  h->version, KHO_ARENA_VERSION);
 	if (h->header_size != sizeof(*h) || h->data_start != KHO_DATA_START ||
-	    h->reserved[0] || h->reserved[1] || h->reserved[2])
+	    h->reserved)
 		return luo_reason(
 			why, whylen, -EBADMSG,
 			"arena header layout mismatch (size %u, data at %llu)",
@@ -135,13 +135,19 @@ static int adopt_check_header(int fd, const struct stat *st,
 			"arena truncated: header says %llu bytes, the memfd has %llu",
 			(unsigned long long)h->arena_size,
 			(unsigned long long)st->st_size);
-	if (!h->root_fdt)
+	if (sealed && !h->root_fdt)
 		return luo_reason(why, whylen, -EBADMSG,
 				  "arena was never finalized (no root FDT)");
 	return 0;
 }
 
-int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
+/*
+ * @sealed: a live update's handover (its root FDT is parsed), else the
+ * arena of a process that crashed (kho_crash_record.c): every block is
+ * walked and checked alike, there is no root FDT to read.
+ */
+static int arena_adopt(int fd, uint64_t reserve, bool sealed, char *why,
+		       size_t whylen)
 {
 	struct kho_arena_header h;
 	struct stat st;
@@ -149,7 +155,7 @@ int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
 
 	if (fstat(fd, &st))
 		return luo_reason(why, whylen, -EBADF, "fd %d is not open", fd);
-	err = adopt_check_header(fd, &st, &h, why, whylen);
+	err = adopt_check_header(fd, &st, &h, sealed, why, whylen);
 	if (err) {
 		/* Close it only if it was ours to close: a memfd. */
 		if (err != -EBADF)
@@ -173,10 +179,11 @@ int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
 		goto fail;
 	}
 	luo_kho.root_fdt = 0;
+	luo_kho.crash_record = h.crash_record; /* checked by its reader */
 	err = luo_kho_walk_incoming(why, whylen);
 	if (err)
 		goto fail;
-	err = luo_kho_parse_incoming_root(why, whylen);
+	err = sealed ? luo_kho_parse_incoming_root(why, whylen) : 0;
 	if (err)
 		goto fail;
 	/* The incoming root FDT is history now; ours is built at freeze. */
@@ -185,4 +192,30 @@ int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
 fail:
 	luo_kho_arena_destroy(); /* closes @fd: it is a memfd, and not usable */
 	return err;
+}
+
+int luo_kho_arena_adopt(int fd, uint64_t reserve, char *why, size_t whylen)
+{
+	return arena_adopt(fd, reserve, true, why, whylen);
+}
+
+/**
+ * luo_kho_arena_adopt_crashed() - adopt the arena of a process that crashed
+ * @fd: the arena memfd the service manager's store handed back.
+ * @reserve: address space to reserve for it.
+ * @why: the reason of a refusal.
+ * @whylen: its size.
+ *
+ * Every check of luo_kho_arena_adopt() (the header, every block header,
+ * every checksummed block) but the root FDT, which a crash never wrote
+ * (or wrote for a handover nobody received: it is ignored).  Every used
+ * block is incoming, to be claimed or released at finish.
+ *
+ * Return: 0; -EBADF if @fd is not an arena memfd (left open); any other
+ * error closes @fd.
+ */
+int luo_kho_arena_adopt_crashed(int fd, uint64_t reserve, char *why,
+				size_t whylen)
+{
+	return arena_adopt(fd, reserve, false, why, whylen);
 }

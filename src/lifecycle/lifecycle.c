@@ -44,8 +44,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kho_crash_record.h"
 #include "kho_internal.h"
 #include "log.h"
+#include "luo_crash_adopt.h"
 #include "luo_fdstore.h"
 #include "luo_internal.h"
 #include "luo_notify.h"
@@ -435,6 +437,13 @@ int luo_init(const struct luo_init_opts *opts)
 		if (spawn)
 			luo_txn_child_result(err, NULL);
 		if (!err) {
+			char why[160] = "";
+
+			/* The record goes on; without one a set makes it. */
+			if (luo_kho_crash_record_adopt(why, sizeof(why)) !=
+			    -ENOENT)
+				pr_debug("crash record: %s",
+					 *why ? why : "carried over");
 			luo_fdstore_arena(luo_kho_fd(), true);
 			luo_global.timing.adopted_ns = luo_now_ns();
 			luo_set_state(LIVEUPDATE_STATE_UPDATED);
@@ -456,6 +465,14 @@ int luo_init(const struct luo_init_opts *opts)
 		if (spawn)
 			luo_txn_child_result(-ECANCELED,
 					     "the new image ignores handovers");
+	}
+	/* Restarted after a crash: the arena the service manager kept. */
+	if (!value && !(opts->flags & LUO_INIT_IGNORE_HANDOVER) &&
+	    !luo_crash_adopt(reserve)) {
+		/* No timing: nothing was frozen (liveupdate_get_timing()). */
+		luo_fdstore_arena(luo_kho_fd(), true);
+		luo_set_state(LIVEUPDATE_STATE_UPDATED);
+		goto out;
 	}
 	if (opts->flags & LUO_INIT_HUGETLB)
 		arena_flags |= KHO_ARENA_HUGETLB;
@@ -1171,6 +1188,7 @@ int luo_exit(void)
 	luo_kho_forget_incoming();
 	luo_kho_arena_destroy();
 	luo_global.liveupdate_num = 0;
+	luo_global.crash_recovered = false;
 	memset(&luo_global.timing, 0, sizeof(luo_global.timing));
 	luo_set_state(LIVEUPDATE_STATE_UNDEFINED);
 	luo_state_write_unlock();

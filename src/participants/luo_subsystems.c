@@ -93,6 +93,28 @@ int luo_subsystems_in_parse(const void *fdt, char *why, size_t whylen)
 }
 
 /**
+ * luo_subsystems_in_from_crash() - the incoming values of a crashed process
+ * @e: the crash record's entries, already checked (names valid, unique).
+ * @n: their number.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int luo_subsystems_in_from_crash(const struct kho_crash_entry *e, size_t n)
+{
+	in.subsys = calloc(n ? n : 1, sizeof(*in.subsys));
+	if (!in.subsys)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(in.subsys[i].name, sizeof(in.subsys[i].name), "%s",
+			 e[i].name);
+		in.subsys[i].data = e[i].data;
+	}
+	in.nsubsys = n;
+	in.active = true;
+	return 0;
+}
+
+/**
  * luo_subsystems_in_release() - drop the incoming subsystem values.
  */
 void luo_subsystems_in_release(void)

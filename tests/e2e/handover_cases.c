@@ -74,7 +74,9 @@ const struct kase cases[] = {
 
 	/* Arena header, CRC recomputed: each field check on its own. */
 	HDR("hdr-magic-resigned", -EBADMSG, magic, V_ADD, 1, 0),
-	HDR("hdr-version-2", -EPROTONOSUPPORT, version, V_ABS, 2, 0),
+	HDR("hdr-version-next", -EPROTONOSUPPORT, version, V_ABS,
+	    KHO_ARENA_VERSION + 1, 0),
+	HDR("hdr-version-1", -EPROTONOSUPPORT, version, V_ABS, 1, 0),
 	HDR("hdr-version-0", -EPROTONOSUPPORT, version, V_ABS, 0, 0),
 	HDR("hdr-header-size-63", -EBADMSG, header_size, V_ABS, 63, 0),
 	HDR("hdr-header-size-128", -EBADMSG, header_size, V_ABS, 128, 0),

@@ -15,6 +15,13 @@
 #                                  process died); prints the longest gap
 #   mc.py count PORT N STEP [PFX]  how many of keys PFX0, PFXSTEP, ... < N
 #                                  exist: "FOUND ASKED"
+#   mc.py load PORT N FILE         set ld0..ldN-1 over and over (their
+#                                  values larger than value(i)), creating
+#                                  FILE.loading after 100 sets, until FILE
+#                                  exists (exit 0) or the service dies
+#                                  (exit 3); 60 s at most
+#   mc.py checkload PORT N         every ld key there has its value:
+#                                  "FOUND N"; fails on any other value
 import os
 import random
 import socket
@@ -149,6 +156,36 @@ def main():
                 found += 1
         print("%d %d" % (found, asked))
         return 0
+    if cmd == "load":
+        c = Conn(port)
+        n = int(sys.argv[3])
+        deadline = time.monotonic() + 60
+        i = 0
+        while not os.path.exists(sys.argv[4]) and time.monotonic() < deadline:
+            try:
+                c.set("ld%d" % (i % n), value(i % n) * 8)
+            except (OSError, EOFError) as e:
+                print("load: cut after %d sets: %r" % (i, e), file=sys.stderr)
+                return 3  # the service was killed under it
+            i += 1
+            if i == 100:
+                open(sys.argv[4] + ".loading", "w").close()
+        print("load: %d sets, not cut" % i, file=sys.stderr)
+        return 0
+    if cmd == "checkload":
+        c = Conn(port)
+        n = int(sys.argv[3])
+        found = bad = 0
+        for i in range(n):
+            got = c.get("ld%d" % i)
+            if got is None:
+                continue
+            found += 1
+            if got != value(i) * 8:
+                bad += 1
+                print("ld%d: %r" % (i, got[:60]), file=sys.stderr)
+        print("%d %d" % (found, n))
+        return 1 if bad else 0
     if cmd == "check":
         c = Conn(port)
         bad = 0

@@ -220,6 +220,14 @@ C journalctl -u kvcache -o cat --no-pager | grep -q "live update #1 from v1: 100
 	fail "the store holds $(show kvcache NFileDescriptorStore) descriptors, expected the arena and two listeners"
 python3 "$MC" probe "$port" "$dir/restarted" >"$dir/probe.out" 2>&1 &
 prober=$!
+# Under load: a writer replacing 500 keys over and over when it dies.
+python3 "$MC" load "$port" 500 "$dir/restarted" &
+loader=$!
+for _ in $(seq 300); do
+	[ -e "$dir/restarted.loading" ] && break
+	sleep 0.1
+done
+[ -e "$dir/restarted.loading" ] || fail "the writer did not start"
 sleep 0.3 # let it probe the running service first (not a timing check)
 C systemctl kill -s KILL kvcache.service || fail "systemctl kill -s KILL"
 for _ in $(seq 200); do
@@ -232,7 +240,16 @@ python3 "$MC" wait "$port" || fail "kvcache does not answer after the restart"
 sleep 0.3 # and the restarted one (not a timing check)
 touch "$dir/restarted"
 wait "$prober" || fail "connections failed across the crash: $(cat "$dir/probe.out")"
+wait "$loader"
+[ $? = 3 ] || fail "the writer was not cut by the kill (not under load)"
 echo "across SIGKILL: $(tail -1 "$dir/probe.out")"
+# The data came back: every key set before, none of the writer's half done.
+python3 "$MC" check "$port" 1000 || fail "items lost in the crash"
+back=$(python3 "$MC" checkload "$port" 500) || fail "a value that was never stored came back after the crash"
+echo "across SIGKILL: $back of the writer's keys back"
+[ "${back%% *}" -ge 490 ] || fail "only $back of the writer's keys came back"
+C journalctl -u kvcache -o cat --no-pager | grep -q "recovered after a crash: 1[0-9][0-9][0-9] items" ||
+	fail "kvcache did not report a recovery after the crash"
 [ "$(show kvcache MainPID)" != "$pid" ] || fail "the MainPID did not change in the restart"
 C journalctl -u kvcache -o cat --no-pager | grep -q "luo: info: the service manager handed back 3 descriptors" ||
 	fail "the restarted kvcache did not take the stored listener"
@@ -258,6 +275,7 @@ sleep 0.3 # (not a timing check)
 touch "$dir/restarted"
 wait "$prober" || fail "connections failed across a new image that died: $(cat "$dir/probe.out")"
 echo "across a new image that died: $(tail -1 "$dir/probe.out")"
+python3 "$MC" check "$port" 1000 || fail "items lost when the new image died"
 [ "$(show kvcache MainPID)" != "$pid" ] || fail "the MainPID did not change"
 
 C systemctl stop kvcache.service || fail "systemctl stop kvcache"
