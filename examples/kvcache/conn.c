@@ -904,8 +904,55 @@ int event_loop(void)
 	return 0;
 }
 
+/*
+ * A client the rolled-back new image accepted in its trial (the library
+ * handed its descriptor back): serve it here from its record.  Its
+ * buffers were the new image's, dropped by the arena repair, so what it
+ * had read and not answered is lost (counted); an idle one loses nothing.
+ * It is preserved again before the next update (conns_represerve()).
+ * Return: true if it lost unanswered requests.
+ */
+static bool take_returned(uint32_t slot, int fd)
+{
+	struct conn *c = &conns[slot];
+	struct kv_conn_rec *r = &conn_recs[slot];
+	bool lost = false;
+
+	if (attach(slot, fd, true, own_block)) {
+		lost = r->rlen > r->rdone || r->pending || r->wlen > r->wpos;
+		r->rbuf_off = r->wbuf_off = r->oq_off = 0;
+		r->rcap = r->rlen = r->wcap = r->wlen = r->wpos = 0;
+		r->oq_cap = r->oq_head = r->oq_tail = 0;
+		r->pending = r->swallow = 0;
+		r->get_resume = 0;
+		r->rdone = 0;
+		attach(slot, fd, true, own_block);
+	}
+	c->need = 0;
+	ep_set(c, EPOLLIN);
+	return lost;
+}
+
+/* The new image closed this image's connection in @c's slot and gave the
+ * slot to a client of its own: let ours go. */
+static void drop_replaced(struct conn *c)
+{
+	if (c->events)
+		epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+	c->events = 0;
+	nopen--;
+	/* Allowed from the rollback hook: the token is free for the new one. */
+	if (c->preserved)
+		kvlu_unpreserve(c->rec->token);
+	c->preserved = false;
+}
+
 /**
  * conns_take_back() - serve the connections again after a rolled-back update
+ * @returned: set to the count of clients the new image had accepted that
+ *            are served here now.
  *
  * The new image served them during its trial from the same records and
  * buffers in handover memory: take its view, so that requests it had read
@@ -913,21 +960,32 @@ int event_loop(void)
  * (its buffers were the new image's, dropped by the arena repair) loses
  * its unanswered input and output but keeps the connection.  Connections
  * the new image closed are closed here (released by the sweep, since the
- * state lock is held); those it accepted died with it.
+ * state lock is held); those it accepted come back from the library
+ * (kvlu_take_returned()) with the record it wrote for them.
  *
  * Return: connections whose unanswered requests were lost.
  */
-uint32_t conns_take_back(void)
+uint32_t conns_take_back(uint32_t *returned)
 {
 	uint32_t cut = 0;
 
+	*returned = 0;
 	nfree_slots = 0;
 	for (uint32_t i = 0; i < root->maxconns; i++) {
 		struct conn *c = &conns[i];
 		struct kv_conn_rec *r = &conn_recs[i];
 		uint32_t events = c->events;
 		bool preserved = c->preserved;
+		int back;
 
+		if (r->state == CONN_OPEN && r->token == (uint64_t)i + 1 &&
+		    !kvlu_take_returned(r->token, &back)) {
+			if (c->fd >= 0)
+				drop_replaced(c);
+			cut += take_returned(i, back);
+			(*returned)++;
+			goto run;
+		}
 		if (c->fd < 0) {
 			if (r->state ==
 			    CONN_OPEN) /* accepted by the new image */
@@ -969,6 +1027,9 @@ uint32_t conns_take_back(void)
 			attach(i, c->fd, true, own_block);
 			cut++;
 		}
+		c->events = events;
+		c->preserved = preserved;
+	run:
 		/* The new image died inside a batch: skip what it answered. */
 		if (r->rdone && r->rdone <= r->rlen && c->rbuf) {
 			memmove(c->rbuf, c->rbuf + r->rdone,
@@ -976,10 +1037,10 @@ uint32_t conns_take_back(void)
 			r->rlen -= r->rdone;
 		}
 		r->rdone = 0;
-		c->events = events;
-		c->preserved = preserved;
 		c->need = 0;
 	}
+	if (*returned) /* not preserved here yet: before the next update */
+		represerve_next = 0;
 	conns_recount_refs();
 	return cut;
 }

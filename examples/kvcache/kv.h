@@ -441,7 +441,7 @@ int event_loop(void);
 void conns_pause_accept(bool pause);
 void conns_sweep(void);
 void conns_recount_refs(void);
-uint32_t conns_take_back(void);
+uint32_t conns_take_back(uint32_t *returned);
 void conns_resume_all(void);
 
 /* after a rolled-back update (recheck.c) */

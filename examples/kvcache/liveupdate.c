@@ -140,24 +140,25 @@ static int kv_health(void *arg)
  * Old image, after a rollback (state NORMAL, state lock held, on the event
  * loop's thread: kvcache runs spawn-mode updates from its control
  * socket).  Take back what the new image left in handover memory: the
- * store, re-checked, and the connections with their buffered requests.
+ * store, re-checked, and the connections with their buffered requests,
+ * those the new image accepted in its trial included.
  */
 static void kv_rolled_back(const struct liveupdate_update_report *rep,
 			   void *arg)
 {
 	uint64_t cut;
-	uint32_t lost;
+	uint32_t lost, returned;
 
 	(void)arg;
 	cut = store_recheck();
-	lost = conns_take_back();
+	lost = conns_take_back(&returned);
 	store->stats.conn_errors += lost;
 	rolled_back = true;
-	printf("kvcache v%d: pid %d, update rolled back (%s): %llu items, %u connections, %llu hash chains cut, %u connections lost buffered requests\n",
+	printf("kvcache v%d: pid %d, update rolled back (%s): %llu items, %u connections (%u accepted by the new image), %llu hash chains cut, %u connections lost buffered requests\n",
 	       KV_VERSION, (int)getpid(),
 	       liveupdate_txn_reason_name(rep->reason),
 	       (unsigned long long)store->stats.curr_items, conn_count(),
-	       (unsigned long long)cut, lost);
+	       returned, (unsigned long long)cut, lost);
 }
 
 static const struct liveupdate_txn_hooks kv_txn_hooks = {
@@ -197,6 +198,20 @@ int kvlu_preserve(int fd, uint64_t token)
 int kvlu_unpreserve(uint64_t token)
 {
 	return liveupdate_session_unpreserve_fd(session, token);
+}
+
+/**
+ * kvlu_take_returned() - a client the rolled-back new image accepted
+ * @token: its slot's token.
+ * @fd: set to its descriptor.
+ *
+ * Only from the rollback hook (conns_take_back()).
+ *
+ * Return: 0, or -ENOENT if the new image left none under @token.
+ */
+int kvlu_take_returned(uint64_t token, int *fd)
+{
+	return liveupdate_txn_returned_take(SESSION_NAME, token, fd);
 }
 
 /*

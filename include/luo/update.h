@@ -178,8 +178,14 @@ int liveupdate_update(const struct liveupdate_update_opts *opts,
  * @rollback: old image, after a rollback: the participants were
  *            cancelled, the state is NORMAL.  What the new image wrote
  *            into handover memory during its trial is still there:
- *            re-validate it or discard it here.  Runs with the state lock
- *            held, so state changes from it give -EDEADLK.
+ *            re-validate it or discard it here.  The files the new image
+ *            preserved in its trial and this image does not hold (the
+ *            connections it accepted) are offered here:
+ *            liveupdate_txn_returned_take(); those not taken are closed
+ *            when it returns.  Runs with the state lock held, so state
+ *            changes from it give -EDEADLK (liveupdate_session_preserve_fd()
+ *            included: preserve what was taken once
+ *            liveupdate_update() returned).
  * @committed: old image, at the commit, before liveupdate_update()
  *             returns 0: tell a supervisor the new main PID.  Same lock
  *             rule as @rollback.
@@ -191,6 +197,43 @@ struct liveupdate_txn_hooks {
 	void (*committed)(pid_t new_pid, void *arg);
 	void *arg;
 };
+
+/**
+ * liveupdate_txn_returned_take() - take a file the rolled-back new image
+ * had preserved
+ * @session: the name of the session the new image preserved it in.
+ * @token: its token there.
+ * @fd: set to the descriptor; the caller owns it (not preserved here).
+ *
+ * Old image, from the rollback hook (&struct liveupdate_txn_hooks): every
+ * file the new image preserved during its trial (sent to this image as it
+ * preserved it) that this image does not hold itself under the same
+ * session and token, less those the new image unpreserved again: the
+ * connections it accepted from the shared listener, for instance.  The
+ * service serves them again with what the new image left in handover
+ * memory for them, and preserves them itself once liveupdate_update()
+ * returned.  What the hook does not take is closed when it returns.
+ *
+ * Return: 0; -ENOENT if there is no such file (or it was taken, or the
+ * hook has returned); -EINVAL for a NULL argument.
+ */
+int liveupdate_txn_returned_take(const char *session, uint64_t token, int *fd);
+
+/**
+ * liveupdate_txn_returned_foreach() - list the files a rolled-back new
+ * image had preserved
+ * @fn: called for each with its session's name and token; it may take the
+ *      file (liveupdate_txn_returned_take()); a non-zero return stops.
+ * @arg: passed to @fn.
+ *
+ * Old image, from the rollback hook; see liveupdate_txn_returned_take().
+ *
+ * Return: the first non-zero return of @fn, or 0; -EINVAL without @fn;
+ * -ENOMEM.
+ */
+int liveupdate_txn_returned_foreach(int (*fn)(const char *session,
+					      uint64_t token, void *arg),
+				    void *arg);
 
 /**
  * liveupdate_set_txn_hooks() - register the transaction hooks

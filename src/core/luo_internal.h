@@ -185,6 +185,38 @@ int luo_sessions_send_ahead(int *rx, uint64_t *ino, size_t *count);
  */
 void luo_sessions_in_reserve(size_t count);
 
+/**
+ * struct luo_sessions_watch - told of every change to the outgoing sessions
+ * @preserved: @fd joined session @name under @token.
+ * @unpreserved: the file under @token left session @name.
+ *
+ * Called with the sessions lock held, after the change took effect: they
+ * must not call into the sessions.
+ */
+struct luo_sessions_watch {
+	void (*preserved)(const char *name, uint64_t token, int fd);
+	void (*unpreserved)(const char *name, uint64_t token);
+};
+
+/**
+ * luo_sessions_set_watch() - install the watch (NULL removes it)
+ * @w: kept, not copied.
+ */
+void luo_sessions_set_watch(const struct luo_sessions_watch *w);
+
+/**
+ * luo_sessions_out_holds() - does this image's outgoing session @name hold
+ * the file @dev/@ino under @token
+ * @name: the session's name.
+ * @token: the token.
+ * @dev: the file's device (st_dev).
+ * @ino: its inode (st_ino).
+ *
+ * Return: true if it does.
+ */
+bool luo_sessions_out_holds(const char *name, uint64_t token, uint64_t dev,
+			    uint64_t ino);
+
 /* luo_subsystems.c: registration, and the incoming values it owns */
 size_t luo_subsystems_names_len(size_t *count);
 int luo_subsystems_in_parse(const void *fdt, char *why, size_t whylen);

@@ -313,6 +313,36 @@ static void report_ended(struct spawn *sp, const char *when)
 			   (int)sp->pid, sp->r->exit_status, when);
 }
 
+/* A file the new image preserved or unpreserved during its trial. */
+static bool trial_file(const struct luo_txn_msg *m, int fd)
+{
+	if (m->type == LUO_TXN_KEPT) {
+		luo_txn_returned_add(m->text, m->a, fd);
+		return true;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (m->type != LUO_TXN_DROPPED)
+		return false;
+	luo_txn_returned_drop(m->text, m->a);
+	return true;
+}
+
+/* The new image is gone: what it sent before it died is still queued. */
+static void drain_trial_files(struct spawn *sp)
+{
+	for (size_t i = 0; i < (1u << 20); i++) {
+		struct luo_txn_msg m;
+		int fd, err = luo_txn_recv(sp->ch, &m, &fd, 0);
+
+		if (err == -EAGAIN || err == -EBADMSG)
+			continue;
+		if (err)
+			return;
+		trial_file(&m, fd);
+	}
+}
+
 /*
  * Kill the new process group, take everything back, serve again.  Every
  * participant is cancelled exactly once, in reverse order.
@@ -321,6 +351,7 @@ static int rollback(struct spawn *sp)
 {
 	struct liveupdate_txn_hooks h = hooks_get();
 	uint64_t t0 = luo_now_ns();
+	size_t returned, untaken;
 
 	if (sp->pid > 0) {
 		kill(-sp->pid, SIGKILL);
@@ -330,6 +361,8 @@ static int rollback(struct spawn *sp)
 				(int)sp->pid, strerror(errno));
 		sp->r->ran_ns = luo_now_ns() - sp->start_ns;
 	}
+	if (sp->ch >= 0 && sp->adopt_sent)
+		drain_trial_files(sp);
 	if (sp->ch >= 0)
 		close(sp->ch);
 	if (sp->pidfd >= 0)
@@ -344,8 +377,13 @@ static int rollback(struct spawn *sp)
 	    luo_state_is(LIVEUPDATE_STATE_FROZEN))
 		luo_cancel_locked();
 	sp->r->rollback_ns = luo_now_ns() - t0;
+	returned = luo_txn_returned_count();
 	if (h.rollback)
 		h.rollback(sp->r, h.arg);
+	untaken = luo_txn_returned_clear();
+	if (untaken)
+		pr_warn("rollback: %zu of the %zu files the new image preserved in its trial were not taken by the service (liveupdate_txn_returned_take() in its rollback hook) and are closed",
+			untaken, returned);
 	pr_err("live update rolled back (%s): %s; the new image ran %.1f ms; the old image (pid %d) serves again, state %s",
 	       liveupdate_txn_reason_name(sp->r->reason), sp->r->text,
 	       sp->r->ran_ns / 1e6, (int)getpid(),
@@ -543,6 +581,7 @@ static int trial(struct spawn *sp, bool has_probe)
 	for (;;) {
 		struct luo_txn_msg m;
 		uint64_t now = luo_now_ns();
+		int fd = -1;
 
 		if (finish &&
 		    (force || (now >= trial_end && (!need_probe || healthy))))
@@ -568,7 +607,7 @@ static int trial(struct spawn *sp, bool has_probe)
 				     -1);
 			next_ping = now + PING_MS * 1000000ULL;
 		}
-		switch (wait_event(sp, &m, NULL,
+		switch (wait_event(sp, &m, &fd,
 				   finish && !force && trial_end < next_ping &&
 						   trial_end > now
 					   ? trial_end
@@ -587,6 +626,8 @@ static int trial(struct spawn *sp, bool has_probe)
 		case EV_MSG:
 			break;
 		}
+		if (trial_file(&m, fd))
+			continue;
 		switch (m.type) {
 		case LUO_TXN_PONG:
 			last_pong = luo_now_ns();
@@ -670,6 +711,7 @@ static int update_spawn(const struct liveupdate_update_opts *o,
 	}
 	/* Commit: the new image finishes, this one ends. */
 	luo_txn_send(sp.ch, LUO_TXN_COMMIT, 0, 0, 0, NULL, -1);
+	luo_txn_returned_clear(); /* the new image holds them */
 	handed_over = true;
 	r->reason = LIVEUPDATE_TXN_COMMITTED;
 	r->ran_ns = luo_now_ns() - sp.start_ns;

@@ -213,11 +213,43 @@ static uint64_t probe_interval_ms(void)
 	return ms < 50 ? 50 : ms > 1000 ? 1000 : ms;
 }
 
+static bool open_locked(void);
+
+/*
+ * During the trial every file this image preserves or unpreserves goes to
+ * the old image at once (not at the end: SIGKILL leaves no end), so that
+ * a rollback gives the old image the connections accepted here.  One
+ * message per change, none per request.
+ */
+static void trial_preserved(const char *name, uint64_t token, int fd)
+{
+	pthread_mutex_lock(&txn.lock);
+	if (open_locked() &&
+	    luo_txn_send(txn.ch, LUO_TXN_KEPT, 0, token, 0, name, fd))
+		pr_warn("spawned image: cannot tell the old image of session '%s' token %#llx; a rollback would lose it",
+			name, (unsigned long long)token);
+	pthread_mutex_unlock(&txn.lock);
+}
+
+static void trial_unpreserved(const char *name, uint64_t token)
+{
+	pthread_mutex_lock(&txn.lock);
+	if (open_locked())
+		luo_txn_send(txn.ch, LUO_TXN_DROPPED, 0, token, 0, name, -1);
+	pthread_mutex_unlock(&txn.lock);
+}
+
+static const struct luo_sessions_watch trial_watch = {
+	.preserved = trial_preserved,
+	.unpreserved = trial_unpreserved,
+};
+
 /* The commit came (or the old image is gone): the trial is over. */
 static void commit(bool old_gone)
 {
 	bool finish;
 
+	luo_sessions_set_watch(NULL);
 	luo_kho_trial_commit();
 	pthread_mutex_lock(&txn.lock);
 	txn.committed = true;
@@ -305,6 +337,7 @@ void luo_txn_child_result(int err, const char *why)
 	txn.adopted_ns = luo_now_ns();
 	luo_txn_send(txn.ch, LUO_TXN_ADOPTED, 0,
 		     luo_txn_hooks_have_health() ? 1 : 0, 0, NULL, -1);
+	luo_sessions_set_watch(&trial_watch);
 	if (pthread_create(&txn.thread, NULL, txn_thread, NULL)) {
 		pr_err("spawned image: cannot start the transaction thread; rolling back");
 		luo_bulk_reserve_release();

@@ -30,6 +30,8 @@ enum luo_txn_type {
 	LUO_TXN_FINISH,	   /* new: a = 1 to end the trial now */
 	LUO_TXN_ROLLBACK,  /* new: a = enum liveupdate_txn_reason, text */
 	LUO_TXN_COMMIT,	   /* old: the old image ends; finish */
+	LUO_TXN_KEPT, /* new, trial: fd preserved; a = token, text = session */
+	LUO_TXN_DROPPED, /* new, trial: unpreserved; a = token, text = session */
 };
 
 /* One message on the channel (SOCK_SEQPACKET), maybe with one fd. */
@@ -151,6 +153,40 @@ int luo_txn_hooks_health(void);
  * Return: true if liveupdate_set_txn_hooks() gave one.
  */
 bool luo_txn_hooks_have_health(void);
+
+/* luo_txn_returned.c: the old image's files returned by the trial. */
+
+/**
+ * luo_txn_returned_add() - the new image preserved @fd during its trial
+ * @session: the session's name there.
+ * @token: its token there.
+ * @fd: the descriptor received; owned from now on (closed at once if this
+ *      image holds the very same file under @token in @session).
+ */
+void luo_txn_returned_add(const char *session, uint64_t token, int fd);
+
+/**
+ * luo_txn_returned_drop() - the new image unpreserved @token of @session
+ * during its trial: close what was kept for it
+ * @session: the session's name.
+ * @token: the token.
+ */
+void luo_txn_returned_drop(const char *session, uint64_t token);
+
+/**
+ * luo_txn_returned_clear() - close every file not taken (after the
+ * rollback hook; at the commit)
+ *
+ * Return: how many were closed.
+ */
+size_t luo_txn_returned_clear(void);
+
+/**
+ * luo_txn_returned_count() - files kept now
+ *
+ * Return: the count.
+ */
+size_t luo_txn_returned_count(void);
 
 /* luo_exec_rollback.c: exec mode goes back to the old binary when the
  * new image refuses the handover. */

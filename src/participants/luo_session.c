@@ -184,6 +184,31 @@ static struct luo_session *find(const struct luo_htable *names,
 	return NULL;
 }
 
+/* Told of every outgoing change (spawn mode's trial, luo_txn.c). */
+static const struct luo_sessions_watch *watch;
+
+void luo_sessions_set_watch(const struct luo_sessions_watch *w)
+{
+	pthread_mutex_lock(&luo_sessions_lock);
+	watch = w;
+	pthread_mutex_unlock(&luo_sessions_lock);
+}
+
+bool luo_sessions_out_holds(const char *name, uint64_t token, uint64_t dev,
+			    uint64_t ino)
+{
+	struct luo_session *s;
+	struct luo_file *f;
+	bool holds;
+
+	pthread_mutex_lock(&luo_sessions_lock);
+	s = find(&outgoing_names, name);
+	f = s ? luo_file_by_token(s, token) : NULL;
+	holds = f && f->dev == dev && f->ino == ino;
+	pthread_mutex_unlock(&luo_sessions_lock);
+	return holds;
+}
+
 static void unlink_session(struct luo_session **list, struct luo_session *s)
 {
 	for (struct luo_session **pp = list; *pp; pp = &(*pp)->next) {
@@ -351,6 +376,8 @@ int liveupdate_session_preserve_fd(struct luo_session *s, int fd,
 	err = s->incoming ? -EINVAL : luo_file_preserve(s, fd, token);
 	if (!err)
 		luo_fdstore_preserved(s->name, token, fd);
+	if (!err && watch)
+		watch->preserved(s->name, token, fd);
 	leave();
 	return err;
 }
@@ -421,6 +448,8 @@ int liveupdate_session_unpreserve_fd(struct luo_session *s, uint64_t token)
 		luo_fdstore_unpreserved(s->name, token);
 		luo_file_unpreserve(f);
 	}
+	if (!err && f && watch)
+		watch->unpreserved(s->name, token);
 	leave();
 	return err;
 }
@@ -494,9 +523,12 @@ int liveupdate_session_close(struct luo_session *s)
 		err = -EINVAL;
 	} else {
 		while (s->nfiles) {
-			luo_fdstore_unpreserved(s->name,
-						s->files[s->nfiles - 1]->token);
+			uint64_t token = s->files[s->nfiles - 1]->token;
+
+			luo_fdstore_unpreserved(s->name, token);
 			luo_file_unpreserve(s->files[s->nfiles - 1]);
+			if (watch)
+				watch->unpreserved(s->name, token);
 		}
 		unlink_session(&outgoing, s);
 		luo_hash_del(&outgoing_names, &s->name_node);

@@ -3,9 +3,13 @@
 # kvload and (when installed) memcaslap: each rolls back, luoctl exits 7
 # with the right reason, the old PID serves on, no connection is dropped
 # (kvload's connections and one held here stay open, 0 errors) and every
-# key checks out afterwards.  Then good and bad updates alternate.
+# key checks out afterwards.  A client that connected during the trial
+# (accepted by the new image) is served by the old one after the
+# rollback, with its data.  Then good and bad updates alternate.
 # usage: rollback.sh KVCACHE KVCACHE_V2 KVLOAD LUOCTL FAULTDIR [REPEAT [ALTERNATIONS]]
 #   FAULTDIR holds the kvcache-fault-* builds.
+#   ROLLBACK_RECORD=FILE: one line per update and per load appended there
+#   (bench/kvcache/run-rollback-stress.sh makes its figures from them).
 set -u
 . "$(dirname "$0")/lib.sh"
 LOAD_PID= SLAP_PID=
@@ -62,6 +66,8 @@ load_check() { # WHAT [async]: async checks only what a kill at any instant keep
 	local rc=$?
 	LOAD_PID=
 	grep kvload: "$KV_DIR/load.out"
+	record load "$1" "$(grep -o 'mode=load .*' "$KV_DIR/load.out" | tail -1)" \
+		"$(grep -E '^(get_misses|verify_misses|verify_failed):' "$KV_DIR/slap.out" 2>/dev/null | tr '\n' ' ')"
 	if [ "${2:-}" = async ]; then
 		# A kill at any instant can fall between a read() or write()
 		# and the record of it: the answer in flight on that client's
@@ -86,9 +92,24 @@ load_check() { # WHAT [async]: async checks only what a kill at any instant keep
 	fi
 }
 
+record() { # FIELDS...: a line for ROLLBACK_RECORD, if asked for
+	[ -n "${ROLLBACK_RECORD:-}" ] || return 0
+	local IFS='|'
+	echo "$*" >>"$ROLLBACK_RECORD"
+}
+
+record_update() { # WHAT CODE: the outcome luoctl printed into $KV_DIR/out
+	local group reason ms
+	group=$(sed 's/ (#[0-9]*)$//; s/^alternating #[0-9]* (\(.*\))$/alternating, bad (\1)/' <<<"$1")
+	reason=$(sed -n 's/.*rolled back (\([a-z]*\)).*/\1/p' "$KV_DIR/out" | head -1)
+	ms=$(sed -n 's/.*; rollback \([0-9.]*\) ms.*/\1/p' "$KV_DIR/out" | head -1)
+	record update "$group" "$2" "${reason:-none}" "${ms:--}"
+}
+
 pid_of() { "$LUOCTL" -s "$NAME" status | awk '$1 == "pid" { print $2 }'; }
 
 expect_rollback() { # WHAT REASON CODE: after a luoctl update into $KV_DIR/out
+	record_update "$1" "$3"
 	[ "$3" -eq 7 ] || { cat "$KV_DIR/out"; fail "$1: luoctl exit $3, expected 7 (rolled back)"; }
 	grep -q "rolled back ($2" "$KV_DIR/out" || { cat "$KV_DIR/out"; fail "$1: not '$2'"; }
 	"$LUOCTL" -s "$NAME" --json status >"$KV_DIR/status.json" 2>&1 ||
@@ -126,10 +147,79 @@ killed_update() {
 	expect_rollback "$1" killed $code
 }
 
+conn_pid() { # FD: the pid that answers 'stats' on that connection
+	local line pid=
+	printf 'stats\r\n' >&"$1"
+	while read -r -t 10 line <&"$1"; do
+		line=${line%$'\r'}
+		case $line in
+		"STAT pid "*) pid=${line#STAT pid } ;;
+		END) break ;;
+		esac
+	done
+	echo "$pid"
+}
+
+# trial_client WHAT REASON kill|rollback N: a client connects during the
+# trial (only the new image accepts then) and stores a key there; another
+# connects and hangs up.  After the rollback the old image serves the
+# first one, with its key; the second does not come back.
+trial_client() {
+	local what=$1 reason=$2 how=$3 code new= v k=trial-$4-$RANDOM
+	timeout 60 "$LUOCTL" -s "$NAME" update --mode spawn --trial 60s --deadline 3s "$V2" >"$KV_DIR/out" 2>&1 &
+	local upd=$!
+	for _ in $(seq 200); do
+		new=$(pgrep -P "$KV_PID" -f "$V2" | head -1)
+		[ -n "$new" ] && grep -q "kvcache v2: pid $new" "$KV_LOG" && break
+		new=
+		sleep 0.05
+	done
+	[ -n "$new" ] || fail "$what: no v2 adopted"
+	exec 5<>/dev/tcp/127.0.0.1/"$KV_PORT" || fail "$what: connect in the trial"
+	printf 'version\r\n' >&5
+	read -r -t 10 v <&5 || fail "$what: the client that hangs up was not answered"
+	exec 5>&-
+	exec 4<>/dev/tcp/127.0.0.1/"$KV_PORT" || fail "$what: connect in the trial"
+	[ "$(conn_pid 4)" = "$new" ] || fail "$what: the client connected in the trial is not served by v2 ($new)"
+	printf 'set %s 0 0 5\r\nvalue\r\n' "$k" >&4
+	read -r -t 10 v <&4
+	[ "${v%$'\r'}" = STORED ] || fail "$what: set in the trial: '$v'"
+	if [ "$how" = kill ]; then
+		kill -KILL "$new"
+	else
+		"$LUOCTL" -s "$NAME" rollback "$what" >/dev/null || fail "$what: luoctl rollback"
+	fi
+	wait $upd
+	code=$?
+	expect_rollback "$what" "$reason" $code
+	[ "$(conn_pid 4)" = "$KV_PID" ] ||
+		fail "$what: the client accepted by v2 is not served by the old image after the rollback"
+	printf 'get %s\r\n' "$k" >&4
+	read -r -t 10 v <&4
+	[ "${v%$'\r'}" = "VALUE $k 0 5" ] || fail "$what: its key after the rollback: '$v'"
+	read -r -t 10 v <&4 && read -r -t 10 v <&4
+	printf 'set %s 0 0 3\r\nnew\r\n' "$k" >&4
+	read -r -t 10 v <&4
+	[ "${v%$'\r'}" = STORED ] || fail "$what: set after the rollback: '$v'"
+	exec 4>&-
+	# Under load, clients that reconnected in the trial come back too.
+	local n want="(1 accepted by the new image)"
+	n=$(grep "^kvcache v1: pid .* update rolled back" "$KV_LOG" | tail -1)
+	if [ -z "$LOAD_PID" ]; then
+		grep -qF "$want" <<<"$n" || fail "$what: $n; expected $want"
+	else
+		grep -q "([1-9][0-9]* accepted by the new image)" <<<"$n" ||
+			fail "$what: $n; expected at least 1 accepted by the new image"
+	fi
+	echo "ok: $what: the client v2 accepted is served by the old image, its key there"
+}
+
 good_update() { # TARGET
 	local new
 	timeout 60 "$LUOCTL" -s "$NAME" update --mode spawn --trial 1s --deadline 3s "$1" >"$KV_DIR/out" 2>&1 ||
 		{ cat "$KV_DIR/out"; fail "good update into $1 did not commit"; }
+	record update "alternating, good" 0 committed \
+		"$(sed -n 's/.*blackout \([0-9.]*\) ms.*/\1/p' "$KV_DIR/out" | head -1)"
 	new=$(pid_of)
 	[ -n "$new" ] && [ "$new" != "$KV_PID" ] || fail "after the commit pid '$new'"
 	for _ in $(seq 50); do
@@ -169,6 +259,16 @@ for r in $(seq "$REPEAT"); do
 	killed_update "v2 SIGKILLed in its trial (#$r)"
 done
 load_check "v2 SIGKILLed in its trial, $REPEAT times" async
+
+# Quiet first: exactly the one client comes back, not the one that hung up.
+trial_client "client accepted by a v2 SIGKILLed in its trial, no load" killed kill 0
+trial_client "client accepted by a v2 rolled back by luoctl, no load" requested rollback 0
+load_start $((2 * REPEAT + 2))
+for r in $(seq "$REPEAT"); do
+	trial_client "client accepted by a v2 SIGKILLed in its trial (#$r)" killed kill "$r"
+	trial_client "client accepted by a v2 rolled back by luoctl (#$r)" requested rollback "$r"
+done
+load_check "clients accepted in the trial, $REPEAT times" async
 
 # Good and bad in turn, under one load.
 bad=("exited|$T $FAULTS/kvcache-fault-exit-start"

@@ -9,7 +9,9 @@
  *
  * Requests, one line each: "get" -> "value V pid P marker M writes W
  * scratch ok|damaged"; "probe-alloc" -> "fresh-memory zero|dirty";
- * "inc" -> "ok V"; "update MODE BEHAVE TRIAL_MS DEADLINE_MS [PATH]" runs a
+ * "inc" -> "ok V"; "conns" -> "conns N" (clients open); "fail HOW" (a new
+ * image in its trial: exit 3, segv, giveup, sick: its probe fails from
+ * now on); "update MODE BEHAVE TRIAL_MS DEADLINE_MS [PATH]" runs a
  * live update into PATH (default: itself) started with --behave BEHAVE
  * ("-": none) and answers "committed PID" or "rolledback REASON EXIT SIG
  * TEXT" or "failed ERRNO".
@@ -63,6 +65,9 @@ static uint64_t conn_tok[MAXCONN];
 static int nconns;
 static struct luo_session *sess;
 static uint64_t next_token = TOKEN_CONN;
+/* Taken back from a rolled-back trial: preserved once the update returned. */
+static int returned_from;
+static volatile int sick;
 
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logf_(const char *fmt, ...)
@@ -154,7 +159,27 @@ static int health_fail(void *arg)
 static int health_ok(void *arg)
 {
 	(void)arg;
+	if (sick)
+		return -EIO;
 	return st && st->magic == MAGIC ? 0 : -EBADMSG;
+}
+
+static void add_conn(int fd, uint64_t token);
+
+/* A client the rolled-back new image accepted: serve it here. */
+static int take_returned(const char *session, uint64_t token, void *arg)
+{
+	int fd;
+
+	(void)arg;
+	if (strcmp(session, "svc") || token < TOKEN_CONN ||
+	    liveupdate_txn_returned_take(session, token, &fd))
+		return 0;
+	add_conn(fd, token);
+	if (token >= next_token)
+		next_token = token + 1;
+	logf_("returned %llu", (unsigned long long)token);
+	return 0;
 }
 
 static void on_rollback(const struct liveupdate_update_report *r, void *arg)
@@ -168,6 +193,8 @@ static void on_rollback(const struct liveupdate_update_report *r, void *arg)
 	 */
 	if (!st)
 		return;
+	returned_from = nconns;
+	liveupdate_txn_returned_foreach(take_returned, NULL);
 	st->ntokens = 0;
 	for (int i = 0; i < nconns; i++)
 		st->tokens[st->ntokens++] = conn_tok[i];
@@ -260,6 +287,11 @@ run:
 		reply(fd, "committed %d\n", (int)r.new_pid);
 		_exit(0);
 	}
+	/* Preserve what the rollback hook took back (not allowed there). */
+	for (int i = returned_from; err == -ECANCELED && i < nconns; i++)
+		if (liveupdate_session_preserve_fd(sess, conns[i], conn_tok[i]))
+			fprintf(stderr, "txn-svc: cannot preserve a client\n");
+	returned_from = nconns;
 	if (err == -ECANCELED)
 		reply(fd, "rolledback %s %d %d %s\n",
 		      liveupdate_txn_reason_name(r.reason), r.exit_status,
@@ -297,6 +329,28 @@ static const char *probe_alloc(void)
 	return verdict;
 }
 
+/* A new image in its trial fails as asked. */
+static void fail_now(int fd, const char *how)
+{
+	if (liveupdate_txn_get_status(&(struct liveupdate_txn_status){0})) {
+		reply(fd, "error not-in-trial\n");
+		return;
+	}
+	logf_("fail %s", how);
+	if (!strcmp(how, "exit"))
+		exit(3);
+	if (!strcmp(how, "segv")) {
+		signal(SIGSEGV, SIG_DFL);
+		raise(SIGSEGV);
+	}
+	if (!strcmp(how, "giveup"))
+		liveupdate_txn_rollback("asked by a client");
+	else if (!strcmp(how, "sick"))
+		sick = 1;
+	else
+		reply(fd, "error unknown\n");
+}
+
 /* One request; false if the connection is done. */
 static bool serve(int i)
 {
@@ -325,6 +379,10 @@ static bool serve(int i)
 		reply(conns[i], "ok %llu\n", (unsigned long long)++st->value);
 	else if (!strcmp(w[0], "update"))
 		do_update(conns[i], w, nw);
+	else if (!strcmp(w[0], "conns"))
+		reply(conns[i], "conns %d\n", nconns);
+	else if (!strcmp(w[0], "fail") && nw > 1)
+		fail_now(conns[i], w[1]);
 	else
 		reply(conns[i], "error unknown\n");
 	return true;

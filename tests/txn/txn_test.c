@@ -263,6 +263,127 @@ static void run_rollback(const struct rcase *c, int a, int b, int svc_pid)
 		     buf);
 }
 
+/* Lines of the log since the update that begin with @prefix. */
+static int log_count(const char *prefix)
+{
+	char line[256];
+	FILE *f = fopen(log_path, "r");
+	int n = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		n += !strncmp(line, prefix, strlen(prefix));
+	if (f)
+		fclose(f);
+	return n;
+}
+
+static int conns_of(int fd)
+{
+	char buf[128];
+	int n = -1;
+
+	ask(fd, "conns\n", 10000, buf, sizeof(buf));
+	if (sscanf(buf, "conns %d", &n) != 1)
+		return -1;
+	return n;
+}
+
+/*
+ * Connections the new image accepted during its trial come back to the
+ * old image on a rollback: a client connects during the trial (only the
+ * new image accepts then), is answered by it, and after the rollback is
+ * still connected and answered by the old image.  Another one that the
+ * new image closed during the trial does not come back.
+ */
+/* A client taken back by a rollback, kept open until the commit. */
+static int kept_client = -1;
+
+struct tcase {
+	const char *name;
+	const char *fail; /* "fail HOW" sent to the new image; NULL: SIGKILL */
+	const char *reason;
+};
+
+static const struct tcase trial_cases[] = {
+	{"exits in its trial", "exit", "exited"},
+	{"SIGSEGV in its trial", "segv", "killed"},
+	{"SIGKILL in its trial", NULL, "killed"},
+	{"asks for a rollback in its trial", "giveup", "requested"},
+	{"fails its probe in its trial", "sick", "health"},
+};
+
+static void run_trial_conn(const struct tcase *c, int a, int b, int svc_pid)
+{
+	static const char req[] = "update spawn - 30000 5000\n";
+	char buf[512], want[64];
+	struct view before, v;
+	int newpid = 0, n0, n, cc, d;
+
+	if (get(b, &before) || (n0 = conns_of(b)) < 0)
+		return;
+	truncate(log_path, 0);
+	unlink(pid_path);
+	send(a, req, strlen(req), MSG_NOSIGNAL);
+	for (int i = 0; i < 400 && !(newpid = read_int_file(pid_path)); i++)
+		msleep(25);
+	if (!newpid || newpid == svc_pid) {
+		FAIL("%s: no new image pid", c->name);
+		ask(a, "", 60000, buf, sizeof(buf));
+		return;
+	}
+	cc = connect_svc();
+	d = connect_svc();
+	if (get(cc, &v) || v.pid != newpid)
+		FAIL("%s: the client connected in the trial was answered by pid %d, expected the new image %d",
+		     c->name, v.pid, newpid);
+	ask(cc, "inc\n", 10000, buf, sizeof(buf));
+	if (strncmp(buf, "ok ", 3))
+		FAIL("%s: inc in the trial: '%s'", c->name, buf);
+	if (get(d, &v))
+		FAIL("%s: the second client was not answered", c->name);
+	close(d);
+	/* Until the new image has seen it go (and unpreserved it). */
+	for (int i = 0; i < 400 && conns_of(cc) != n0 + 1; i++)
+		msleep(25);
+	if (c->fail) {
+		snprintf(buf, sizeof(buf), "fail %s\n", c->fail);
+		send(cc, buf, strlen(buf), MSG_NOSIGNAL);
+	} else {
+		kill(newpid, SIGKILL);
+	}
+	ask(a, "", 60000, buf, sizeof(buf));
+	snprintf(want, sizeof(want), "rolledback %s ", c->reason);
+	if (strncmp(buf, want, strlen(want)))
+		FAIL("%s: answer '%s', expected '%s...'", c->name, buf, want);
+	if (get(cc, &v)) {
+		FAIL("%s: the client the new image accepted is not answered by the old image after the rollback",
+		     c->name);
+	} else if (v.pid != svc_pid || v.value != before.value + 1) {
+		FAIL("%s: the client accepted in the trial: pid %d value %llu, expected pid %d value %llu",
+		     c->name, v.pid, v.value, svc_pid, before.value + 1);
+	} else {
+		printf("ok: %s: the client accepted by the new image is served by the old one: %s",
+		       c->name, buf);
+	}
+	n = log_count("returned ");
+	if (n != 1)
+		FAIL("%s: the old image took back %d clients, expected 1 (the one the new image closed in the trial must not come back)",
+		     c->name, n);
+	n = conns_of(b);
+	if (n != n0 + 1)
+		FAIL("%s: %d clients after the rollback, expected %d (the one closed in the trial must not come back)",
+		     c->name, n, n0 + 1);
+	check_cancels(c->name, c->reason);
+	/* One stays for the commit that follows: it was preserved again. */
+	if (kept_client < 0) {
+		kept_client = cc;
+		return;
+	}
+	close(cc);
+	for (int i = 0; i < 400 && conns_of(b) != n0; i++)
+		msleep(25);
+}
+
 /*
  * The load: one more client sending "inc" and waiting for each answer,
  * until @stop closes (bounded: 1,000,000 requests); it writes how many
@@ -389,9 +510,13 @@ int main(int argc, char **argv)
 	b = connect_svc();
 	for (int i = 0; i < 5; i++)
 		ask(a, "inc\n", 5000, buf, sizeof(buf));
-	for (int r = 0; r < rounds; r++)
+	for (int r = 0; r < rounds; r++) {
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 			run_rollback(&cases[i], a, b, pid);
+		for (size_t i = 0;
+		     i < sizeof(trial_cases) / sizeof(trial_cases[0]); i++)
+			run_trial_conn(&trial_cases[i], a, b, pid);
+	}
 
 	/* A good new image, with a trial: commits, same pages. */
 	get(b, &v);
@@ -407,6 +532,10 @@ int main(int argc, char **argv)
 		FAIL("after the commit: pid %d value %llu marker %#llx writes %llu; expected pid %d value %llu marker %#llx writes %llu",
 		     w.pid, w.value, w.marker, w.writes, newpid, v.value,
 		     0xabc000 + v.value, v.writes + 1);
+	if (kept_client >= 0 && (get(kept_client, &w) || w.pid != newpid))
+		FAIL("after the commit: the client taken back by an earlier rollback is not served by the new image");
+	else if (kept_client >= 0)
+		printf("ok: the client taken back by a rollback went over the commit\n");
 	/* The committed image is the old one of the next transaction. */
 	run_rollback(&cases[0], a, b, newpid);
 	run_rollback(&cases[5], a, b, newpid);

@@ -423,7 +423,7 @@ static int spawn_result(struct client *c, struct reply *r)
 {
 	const struct row *row = r->nrows ? &r->rows[0] : NULL;
 	int code = r->ok ? 0 : EXIT_REFUSED;
-	char ms[32], ran[32];
+	char ms[32], ran[32], back[32];
 
 	if (!r->ok && !strcmp(r->err_name, "ECANCELED"))
 		code = EXIT_ROLLED_BACK;
@@ -437,15 +437,16 @@ static int spawn_result(struct client *c, struct reply *r)
 	} else if (row && (r->ok || code == EXIT_ROLLED_BACK)) {
 		fmt_ms(ms, sizeof(ms), row_get(row, "blackout_ns"));
 		fmt_ms(ran, sizeof(ran), row_get(row, "ran_ns"));
+		fmt_ms(back, sizeof(back), row_get(row, "rollback_ns"));
 		if (r->ok)
 			printf("%s: committed: pid %s serves (old pid %s ended), blackout %s, new image ran %s before the commit\n",
 			       c->name, row_show(row, "new_pid"),
 			       row_show(row, "old_pid"), ms, ran);
 		else
-			printf("%s: rolled back (%s): pid %s serves again; the new image (pid %s) ran %s\n",
+			printf("%s: rolled back (%s): pid %s serves again; the new image (pid %s) ran %s; rollback %s\n",
 			       c->name, row_show(row, "result"),
 			       row_show(row, "old_pid"),
-			       row_show(row, "new_pid"), ran);
+			       row_show(row, "new_pid"), ran, back);
 	}
 	if (!r->ok)
 		fprintf(stderr, "luoctl: %s\n", r->err_msg ? r->err_msg : "");
