@@ -42,7 +42,8 @@ struct luo_global {
 	/* The old image's address space, kept by a helper until finish. */
 	int teardown_fd;
 	pid_t teardown_pid;
-	int carrier_fd; /* the incoming carrier the environment names */
+	int carrier_fd;	  /* the incoming carrier the environment names */
+	int inherit_base; /* the inherited range it names; 0: none */
 	struct liveupdate_timing timing; /* of the incoming update */
 };
 
@@ -68,7 +69,8 @@ void luo_abi_out_destroy(void);
 int luo_abi_out_set_subsystem(const char *name, uint64_t data);
 int luo_abi_out_set_time(const char *prop, uint64_t ns);
 void luo_abi_out_set_sessions(uint64_t sessions_pa, uint64_t flbs_pa);
-int luo_abi_out_set_carrier(int fd, uint64_t ino, uint64_t count);
+int luo_abi_out_set_carrier(int fd, uint64_t ino, uint64_t count,
+			    uint64_t inherit_base);
 struct luo_ser;
 int luo_abi_in_parse(const void **fdt, struct luo_ser **ser, uint64_t t[3],
 		     char *why, size_t whylen);
@@ -199,11 +201,14 @@ struct luo_handover_env {
 	int arena_fd;
 	int release_fd; /* -1: no helper holds the old address space */
 	pid_t helper_pid;
-	int carrier_fd; /* -1: no files in flight */
+	int carrier_fd;	  /* -1: no files in flight */
+	int inherit_base; /* 0: files in flight; else inherited from here on,
+			   * carrier_fd the sentinel above them */
 };
 
 int luo_parse_handover_env(const char *value, struct luo_handover_env *e);
 int luo_sessions_carrier_fd(void);
+int luo_sessions_inherit_base(void);
 void luo_carrier_discard_unverified(int fd);
 /* luo_carrier.c: the one message for a descriptor that could not be had. */
 void luo_log_fd_shortage(const char *op, const char *what, int err);

@@ -470,9 +470,10 @@ static int retrieve_first(struct luo_file *f)
 		       f->compatible);
 		return -ENXIO;
 	}
-	/* Received off the carrier, so ours to close at finish either way.
+	/* Received off the carrier or inherited, ours to close at finish.
 	 * Received ahead (spawn mode): checked already, before the freeze. */
-	if (!(luo_global.init_flags & LUO_INIT_TRUST_CARRIER) &&
+	if ((!(luo_global.init_flags & LUO_INIT_TRUST_CARRIER) ||
+	     f->must_check) &&
 	    !f->checked_ahead && !luo_file_is_same(f, f->fd))
 		return f->retrieve_status = -ESTALE;
 	if (f->fh->ops->retrieve) {

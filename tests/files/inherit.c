@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: MIT
+/*
+ * inherit: preserved files crossing the exec as inherited descriptors
+ * (LUO_INIT_EXEC_INHERIT) instead of in flight on the carrier.
+ *
+ * Image 1 preserves NFILES memfds (each holds its own token) with
+ * inheritance on; image 2 does what the case says before luo_init(), then
+ * checks retrieval, FD_CLOEXEC and that nothing of the range is left.
+ *
+ *   files-inherit arrive    - a prepare and a cancel first (the range
+ *                             gets FD_CLOEXEC back, nothing is left
+ *                             open), then the update: every file under
+ *                             its token, all of them FD_CLOEXEC after
+ *                             luo_init(), a program started then inherits
+ *                             none, none left after finish
+ *   files-inherit replaced  - another file dup2()ed onto one number of
+ *                             the range: that token is refused (-ESTALE),
+ *                             the others come across
+ *   files-inherit hole      - with LUO_INIT_TRUST_CARRIER, one number of
+ *                             the range closed: the hole is seen and
+ *                             every file checked, that token is refused
+ *   files-inherit sentinel  - the sentinel closed: every token is
+ *                             refused, none of the range lacks FD_CLOEXEC
+ *   files-inherit refused   - the arena's descriptor replaced: the
+ *                             handover is refused and the whole range is
+ *                             closed
+ *   files-inherit ignored   - LUO_INIT_IGNORE_HANDOVER: the range is
+ *                             closed
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <luo/luo.h>
+
+#include "common.h"
+
+#define NFILES 64
+#define VICTIM 5
+
+static const char *mode = "arrive";
+
+static uint64_t token_of(int i)
+{
+	return 0x1000 + (uint64_t)i * 7919;
+}
+
+/* The inherited range and sentinel the handover environment names. */
+static int handover_range(int *arena, int *base, int *sentinel)
+{
+	const char *v = getenv(LUO_HANDOVER_ENV);
+	int release, pid;
+
+	if (!v || sscanf(v, "%d,%d,%d,%d,%d", arena, &release, &pid, sentinel,
+			 base) != 5)
+		return -1;
+	return 0;
+}
+
+/* Open descriptors in [first, last]. */
+static int open_in(int first, int last)
+{
+	int n = 0;
+
+	for (int fd = first; fd <= last; fd++)
+		n += fd_is_open(fd) == 1;
+	return n;
+}
+
+/* Descriptors a program started with fork+exec now has, 0..2 excluded. */
+static int child_fds(void)
+{
+	char buf[64] = "";
+	int p[2], status;
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe2(p, O_CLOEXEC))
+		return -1;
+	pid = fork();
+	if (!pid) {
+		dup2(p[1], 1);
+		execl("/bin/sh", "sh", "-c", "ls /proc/$$/fd | wc -l",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	n = read_full(p[0], buf, sizeof(buf) - 1, 5000);
+	close(p[0]);
+	waitpid(pid, &status, 0);
+	return n > 0 ? atoi(buf) - 3 : -1;
+}
+
+static int image1(void)
+{
+	struct luo_init_opts o = {.flags = LUO_INIT_EXEC_INHERIT};
+	struct luo_session *s;
+	char text[32];
+	int all, bare, err;
+
+	REQUIRE(!luo_init(&o), "luo_init");
+	REQUIRE(!liveupdate_create_session("inherit", &s), "session");
+	for (int i = 0; i < NFILES; i++) {
+		int fd = memfd_create("inherit", MFD_CLOEXEC);
+
+		snprintf(text, sizeof(text), "%016llx",
+			 (unsigned long long)token_of(i));
+		REQUIRE(fd >= 0 && !write_all(fd, text, 16), "memfd");
+		err = liveupdate_session_preserve_fd(s, fd, token_of(i));
+		REQUIRE(!err, "preserve %d: %s", i, strerror(-err));
+		close(fd);
+	}
+	if (!strcmp(mode, "arrive")) {
+		all = fds_all(NULL, 0);
+		bare = fds_without_cloexec(NULL, 0);
+		REQUIRE(!liveupdate_prepare(), "prepare");
+		CHECK(fds_without_cloexec(NULL, 0) >= bare + NFILES + 1,
+		      "prepared: %d descriptors without FD_CLOEXEC, expected the %d files and the sentinel more than %d",
+		      fds_without_cloexec(NULL, 0), NFILES, bare);
+		REQUIRE(!liveupdate_cancel(), "cancel");
+		CHECK_EQ(fds_without_cloexec(NULL, 0), bare);
+		CHECK_EQ(fds_all(NULL, 0), all);
+	}
+	stage_reboot(NULL);
+	return 1;
+}
+
+/* Every token but @bad (-1: none; NFILES: all) comes across intact. */
+static void retrieve_all(struct luo_session *s, int bad)
+{
+	char text[32], buf[32];
+
+	for (int i = 0; i < NFILES; i++) {
+		int fd = -1, err;
+
+		err = liveupdate_session_retrieve_fd(s, token_of(i), &fd);
+		if (bad == NFILES || i == bad) {
+			CHECK(err == -ESTALE, "token %d: %s, expected -ESTALE",
+			      i, strerror(-err));
+			continue;
+		}
+		if (err) {
+			CHECK(0, "token %d: %s", i, strerror(-err));
+			continue;
+		}
+		snprintf(text, sizeof(text), "%016llx",
+			 (unsigned long long)token_of(i));
+		memset(buf, 0, sizeof(buf));
+		CHECK(pread(fd, buf, sizeof(buf), 0) == 16 &&
+			      !memcmp(buf, text, 16),
+		      "token %d: fd %d is not its file", i, fd);
+		CHECK(fd_cloexec(fd) == 1, "token %d: fd %d lacks FD_CLOEXEC",
+		      i, fd);
+		close(fd);
+	}
+}
+
+static int image2(void)
+{
+	struct luo_init_opts o = {0};
+	struct luo_session *s;
+	int arena, base, sentinel, other, err, bad = -1;
+
+	REQUIRE(!handover_range(&arena, &base, &sentinel),
+		"no inherited range in %s=%s", LUO_HANDOVER_ENV,
+		getenv(LUO_HANDOVER_ENV) ?: "(unset)");
+	CHECK_EQ(sentinel - base, NFILES);
+	CHECK_EQ(open_in(base, sentinel), NFILES + 1);
+	if (!strcmp(mode, "replaced")) {
+		other = memfd_create("other", MFD_CLOEXEC);
+		REQUIRE(dup2(other, base + VICTIM) == base + VICTIM, "dup2");
+		close(other);
+		bad = VICTIM;
+	} else if (!strcmp(mode, "hole")) {
+		close(base + VICTIM);
+		o.flags = LUO_INIT_TRUST_CARRIER;
+		bad = VICTIM;
+	} else if (!strcmp(mode, "sentinel")) {
+		close(sentinel);
+		bad = NFILES;
+	} else if (!strcmp(mode, "refused")) {
+		other = memfd_create("not-the-arena", MFD_CLOEXEC);
+		REQUIRE(dup2(other, arena) == arena, "dup2");
+		close(other);
+	} else if (!strcmp(mode, "ignored")) {
+		o.flags = LUO_INIT_IGNORE_HANDOVER;
+	}
+	err = luo_init(&o);
+	if (!strcmp(mode, "refused") || !strcmp(mode, "ignored")) {
+		if (err)
+			CHECK_EQ(luo_init(NULL), 0);
+		CHECK_EQ(open_in(base, sentinel), 0);
+		CHECK(liveupdate_get_state() == LIVEUPDATE_STATE_NORMAL,
+		      "state %s",
+		      liveupdate_state_name(liveupdate_get_state()));
+		return stage_done("%s: the %d inherited files were closed",
+				  mode, NFILES);
+	}
+	REQUIRE(!err, "luo_init refused the handover: %s", strerror(-err));
+	for (int fd = base; fd <= sentinel; fd++)
+		CHECK(fd_cloexec(fd) != 0,
+		      "fd %d lacks FD_CLOEXEC after luo_init", fd);
+	if (!strcmp(mode, "arrive")) {
+		int n = child_fds();
+
+		CHECK(n >= 0 && n < NFILES,
+		      "a program started after luo_init() has %d descriptors",
+		      n);
+	}
+	REQUIRE(!liveupdate_retrieve_session("inherit", &s), "session");
+	retrieve_all(s, bad);
+	CHECK_EQ(liveupdate_session_finish(s), 0);
+	CHECK_EQ(liveupdate_finish(), 0);
+	if (!strcmp(mode, "arrive"))
+		CHECK_EQ(open_in(base, sentinel), 0);
+	return stage_done("%s: %d inherited files", mode, NFILES);
+}
+
+static int run(const struct stage *st)
+{
+	static char name[64];
+
+	if (st->argc > 0)
+		mode = st->argv[0];
+	snprintf(name, sizeof(name), "inherit-%s", mode);
+	test_name = name;
+	return st->n > 1 ? image2() : image1();
+}
+
+static const struct stage_test test = {"inherit", 30, run};
+
+int main(int argc, char **argv)
+{
+	return stage_main(argc, argv, &test);
+}
