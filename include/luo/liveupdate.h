@@ -65,8 +65,8 @@ enum liveupdate_state {
  * LUO_INIT_EXEC_INHERIT - in exec mode, let the preserved files cross
  * execve() as inherited descriptors instead of in flight on the carrier:
  * nothing per file is left in the blackout.  At prepare the library's
- * references move to one contiguous range above every open descriptor,
- * without FD_CLOEXEC, under a sentinel socket; the new image's luo_init()
+ * references move to one contiguous range of descriptors, without
+ * FD_CLOEXEC, under a sentinel socket; the new image's luo_init()
  * checks the sentinel and the range and sets FD_CLOEXEC on all of it with
  * one close_range().  The service promises two things: its start-up
  * before luo_init() closes or replaces no descriptor it did not open (a

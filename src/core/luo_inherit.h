@@ -17,15 +17,17 @@ int luo_carrier_send(const int *fds, size_t n, int *rx, uint64_t *rx_ino);
 
 /**
  * luo_inherit_place() - move the library's references into the range
- * @fds: the @n references (FD_CLOEXEC); on success each is replaced by
- *	its copy at *@base + i, without FD_CLOEXEC, and the original closed.
+ * @fds: the @n references (FD_CLOEXEC); each is moved to *@base + i,
+ *	without FD_CLOEXEC.  Updated in every case: on failure an entry
+ *	may name another number for the same file (with FD_CLOEXEC).
  * @n: how many.
  * @sentinel: set to the sentinel's number, *@base + @n.
  * @ino: set to the sentinel's inode.
- * @base: set to the first number of the range, above every open one.
+ * @base: set to the first number of the range: the lowest at or above 3
+ *	where no other descriptor is open in [base, base + @n].
  *
- * Return: 0; a negative errno (logged) with @fds untouched and nothing
- * left open.
+ * Return: 0; a negative errno (logged), with every reference in @fds
+ * open and FD_CLOEXEC, and no sentinel.
  */
 int luo_inherit_place(int *fds, size_t n, int *sentinel, uint64_t *ino,
 		      int *base);

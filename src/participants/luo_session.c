@@ -699,7 +699,8 @@ static int send_files(void)
 	else
 		err = luo_carrier_send(fds, total, &carrier_out.fd,
 				       &carrier_out.ino);
-	if (!err && base)
+	/* Moved even on failure (still references, FD_CLOEXEC). */
+	if (inherit_wanted())
 		for (struct luo_session *s = outgoing; s; s = s->next)
 			for (size_t i = 0; i < s->nfiles; i++)
 				s->files[i]->fd = fds[k++];

@@ -19,7 +19,8 @@
  *   files-inherit hole      - with LUO_INIT_TRUST_CARRIER, one number of
  *                             the range closed: the hole is seen and
  *                             every file checked, that token is refused
- *   files-inherit sentinel  - the sentinel closed: every token is
+ *   files-inherit sentinel  - the sentinel replaced by a lookalike Unix
+ *                             socket: every token is
  *                             refused, none of the range lacks FD_CLOEXEC
  *   files-inherit refused   - the arena's descriptor replaced: the
  *                             handover is refused and the whole range is
@@ -34,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,13 +65,13 @@ static int handover_range(int *arena, int *base, int *sentinel)
 	return 0;
 }
 
-/* Open descriptors in [first, last]. */
-static int open_in(int first, int last)
+/* Preserved files (the memfds of image 1) open in [first, last]. */
+static int held_in(int first, int last)
 {
 	int n = 0;
 
 	for (int fd = first; fd <= last; fd++)
-		n += fd_is_open(fd) == 1;
+		n += link_has(fd, "memfd:inherit ");
 	return n;
 }
 
@@ -171,7 +173,9 @@ static int image2(void)
 		"no inherited range in %s=%s", LUO_HANDOVER_ENV,
 		getenv(LUO_HANDOVER_ENV) ?: "(unset)");
 	CHECK_EQ(sentinel - base, NFILES);
-	CHECK_EQ(open_in(base, sentinel), NFILES + 1);
+	CHECK_EQ(held_in(base, sentinel - 1), NFILES);
+	CHECK(link_has(sentinel, "socket:"), "fd %d is not the sentinel",
+	      sentinel);
 	if (!strcmp(mode, "replaced")) {
 		other = memfd_create("other", MFD_CLOEXEC);
 		REQUIRE(dup2(other, base + VICTIM) == base + VICTIM, "dup2");
@@ -182,7 +186,13 @@ static int image2(void)
 		o.flags = LUO_INIT_TRUST_CARRIER;
 		bad = VICTIM;
 	} else if (!strcmp(mode, "sentinel")) {
-		close(sentinel);
+		int sp[2];
+
+		/* A lookalike: a Unix socket of this process, no FD_CLOEXEC. */
+		REQUIRE(!socketpair(AF_UNIX, SOCK_STREAM, 0, sp), "socketpair");
+		REQUIRE(dup2(sp[0], sentinel) == sentinel, "dup2");
+		close(sp[0]);
+		close(sp[1]);
 		bad = NFILES;
 	} else if (!strcmp(mode, "refused")) {
 		other = memfd_create("not-the-arena", MFD_CLOEXEC);
@@ -195,7 +205,7 @@ static int image2(void)
 	if (!strcmp(mode, "refused") || !strcmp(mode, "ignored")) {
 		if (err)
 			CHECK_EQ(luo_init(NULL), 0);
-		CHECK_EQ(open_in(base, sentinel), 0);
+		CHECK_EQ(held_in(base, sentinel), 0);
 		CHECK(liveupdate_get_state() == LIVEUPDATE_STATE_NORMAL,
 		      "state %s",
 		      liveupdate_state_name(liveupdate_get_state()));
@@ -203,7 +213,7 @@ static int image2(void)
 				  mode, NFILES);
 	}
 	REQUIRE(!err, "luo_init refused the handover: %s", strerror(-err));
-	for (int fd = base; fd <= sentinel; fd++)
+	for (int fd = base; fd < sentinel; fd++)
 		CHECK(fd_cloexec(fd) != 0,
 		      "fd %d lacks FD_CLOEXEC after luo_init", fd);
 	if (!strcmp(mode, "arrive")) {
@@ -218,7 +228,7 @@ static int image2(void)
 	CHECK_EQ(liveupdate_session_finish(s), 0);
 	CHECK_EQ(liveupdate_finish(), 0);
 	if (!strcmp(mode, "arrive"))
-		CHECK_EQ(open_in(base, sentinel), 0);
+		CHECK_EQ(held_in(base, sentinel), 0);
 	return stage_done("%s: %d inherited files", mode, NFILES);
 }
 
