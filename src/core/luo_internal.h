@@ -159,6 +159,36 @@ struct stat;
 extern const char luo_fd_handlers_supported[];
 const char *luo_fd_kind(int fd, const struct stat *st, char *buf, size_t len);
 struct liveupdate_file_handler *luo_fd_handlers(size_t *count);
+/* The built-in epoll handler's compatible (inherited files only). */
+#define LUO_EPOLL_COMPATIBLE "epoll-v1"
+/**
+ * luo_epoll_check_targets() - is every file epoll instance @epfd watches
+ * preserved
+ * @epfd: the library's reference to a preserved epoll instance.
+ * @session: its session's name, for the message.
+ * @token: its token, for the message.
+ *
+ * Reads the targets from /proc/self/fdinfo and compares each with the
+ * preserved files (prepare, outside the blackout).
+ *
+ * Return: 0; -EINVAL (logged, naming the target) if one is not.
+ */
+int luo_epoll_check_targets(int epfd, const char *session, uint64_t token);
+/**
+ * luo_file_epoll_target_preserved() - is an epoll target a preserved file
+ * @epfd: the epoll instance.
+ * @tfd: the number the target was registered with.
+ * @dev: the target's device, as fdinfo gives it.
+ * @ino: the target's inode, as fdinfo gives it.
+ *
+ * The very file is compared with kcmp(KCMP_EPOLL_TFD) (files that share
+ * an inode, as every eventfd does, are told apart); without kcmp, the
+ * inode decides.  Sessions lock held.
+ *
+ * Return: true if an outgoing preserved file is that target.
+ */
+bool luo_file_epoll_target_preserved(int epfd, int tfd, uint64_t dev,
+				     uint64_t ino);
 int luo_builtin_handler_add(struct liveupdate_file_handler *fh);
 void luo_handlers_forget(void);
 void luo_sessions_in_adopt(void);

@@ -745,7 +745,13 @@ static int sessions_prepare(void)
 		if (!s->nfiles)
 			continue;
 		for (size_t k = 0; k < s->nfiles; k++) {
-			err = luo_file_check_held(s->files[k]);
+			struct luo_file *f = s->files[k];
+
+			err = luo_file_check_held(f);
+			if (!err &&
+			    !strcmp(f->compatible, LUO_EPOLL_COMPATIBLE))
+				err = luo_epoll_check_targets(f->fd, s->name,
+							      f->token);
 			if (err)
 				goto fail;
 		}
@@ -863,6 +869,17 @@ int luo_sessions_send_ahead(int *rx, uint64_t *ino, size_t *count)
 
 	if (err)
 		return err;
+	/* Registrations are keyed by this process's numbers. */
+	for (struct luo_session *s = outgoing; s; s = s->next)
+		for (size_t i = 0; i < s->nfiles; i++)
+			if (!strcmp(s->files[i]->compatible,
+				    LUO_EPOLL_COMPATIBLE)) {
+				pr_err("session '%s' token %#llx: an epoll instance crosses only an exec-mode update; unpreserve it for a spawn-mode one",
+				       s->name,
+				       (unsigned long long)s->files[i]->token);
+				luo_sessions_lock_leave();
+				return -EINVAL;
+			}
 	/* A spawned image can only take them off a socket. */
 	carrier_forced = true;
 	if (out_ser.in_flight && carrier_out.base) {

@@ -27,6 +27,14 @@
  *                             closed
  *   files-inherit ignored   - LUO_INIT_IGNORE_HANDOVER: the range is
  *                             closed
+ *   files-inherit epoll     - an epoll instance preserved with the two
+ *                             sockets it watches: in the new image a write
+ *                             to the peer is delivered by epoll_wait()
+ *                             with the data image 1 registered, with no
+ *                             epoll_ctl() in between
+ *   files-inherit epoll-unpreserved - an epoll instance watching an
+ *                             eventfd that is not preserved: prepare
+ *                             refuses (-EINVAL) and the service serves on
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,6 +42,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -97,6 +107,77 @@ static int child_fds(void)
 	close(p[0]);
 	waitpid(pid, &status, 0);
 	return n > 0 ? atoi(buf) - 3 : -1;
+}
+
+#define TOK_EPOLL 0xe0
+#define TOK_A 0xa0
+#define TOK_B 0xb0
+#define DATA_A 0x5eed0000aaaaULL
+
+/* An epoll instance watching one end of a socket pair, all preserved. */
+static int image1_epoll(bool unpreserved)
+{
+	struct luo_init_opts o = {.flags = LUO_INIT_EXEC_INHERIT};
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = DATA_A};
+	struct luo_session *s;
+	int sp[2], ep, efd = -1;
+
+	REQUIRE(!luo_init(&o), "luo_init");
+	REQUIRE(!liveupdate_create_session("epoll", &s), "session");
+	REQUIRE(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp),
+		"socketpair");
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	REQUIRE(ep >= 0 && !epoll_ctl(ep, EPOLL_CTL_ADD, sp[0], &ev), "epoll");
+	if (unpreserved) {
+		efd = eventfd(0, EFD_CLOEXEC);
+		ev.data.u64 = 1;
+		REQUIRE(efd >= 0 && !epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev),
+			"eventfd");
+	}
+	CHECK_EQ(liveupdate_session_preserve_fd(s, sp[0], TOK_A), 0);
+	CHECK_EQ(liveupdate_session_preserve_fd(s, sp[1], TOK_B), 0);
+	CHECK_EQ(liveupdate_session_preserve_fd(s, ep, TOK_EPOLL), 0);
+	close(sp[0]);
+	close(sp[1]);
+	close(ep);
+	if (unpreserved) {
+		CHECK_EQ(liveupdate_prepare(), -EINVAL);
+		CHECK(liveupdate_get_state() == LIVEUPDATE_STATE_NORMAL,
+		      "state %s",
+		      liveupdate_state_name(liveupdate_get_state()));
+		close(efd);
+		return stage_done(
+			"an epoll target that is not preserved is refused at prepare");
+	}
+	stage_reboot(NULL);
+	return 1;
+}
+
+static int image2_epoll(void)
+{
+	struct epoll_event ev[2];
+	struct luo_session *s;
+	int ep = -1, a = -1, b = -1, n;
+
+	REQUIRE(!luo_init(NULL), "luo_init");
+	REQUIRE(!liveupdate_retrieve_session("epoll", &s), "session");
+	CHECK_EQ(liveupdate_session_retrieve_fd(s, TOK_EPOLL, &ep), 0);
+	CHECK_EQ(liveupdate_session_retrieve_fd(s, TOK_A, &a), 0);
+	CHECK_EQ(liveupdate_session_retrieve_fd(s, TOK_B, &b), 0);
+	REQUIRE(ep >= 0 && a >= 0 && b >= 0, "retrieval");
+	CHECK_EQ(epoll_wait(ep, ev, 2, 0), 0);
+	REQUIRE(write(b, "x", 1) == 1, "write");
+	n = epoll_wait(ep, ev, 2, 5000);
+	CHECK_EQ(n, 1);
+	if (n == 1) {
+		CHECK(ev[0].data.u64 == DATA_A,
+		      "event data %#llx, registered %#llx",
+		      (unsigned long long)ev[0].data.u64, DATA_A);
+		CHECK(ev[0].events & EPOLLIN, "events %#x", ev[0].events);
+	}
+	CHECK_EQ(liveupdate_session_finish(s), 0);
+	CHECK_EQ(liveupdate_finish(), 0);
+	return stage_done("the epoll registration came across with its data");
 }
 
 static int image1(void)
@@ -240,6 +321,10 @@ static int run(const struct stage *st)
 		mode = st->argv[0];
 	snprintf(name, sizeof(name), "inherit-%s", mode);
 	test_name = name;
+	if (!strncmp(mode, "epoll", 5))
+		return st->n > 1 ? image2_epoll()
+				 : image1_epoll(
+					   !strcmp(mode, "epoll-unpreserved"));
 	return st->n > 1 ? image2() : image1();
 }
 
