@@ -7,9 +7,10 @@
  * inheritance on; image 2 does what the case says before luo_init(), then
  * checks retrieval, FD_CLOEXEC and that nothing of the range is left.
  *
- *   files-inherit arrive    - a prepare and a cancel first (the range
- *                             gets FD_CLOEXEC back, nothing is left
- *                             open), then the update: every file under
+ *   files-inherit arrive    - a prepare and a cancel first, then a
+ *                             failed exec (each time the range gets
+ *                             FD_CLOEXEC back, nothing is left open),
+ *                             then the update: every file under
  *                             its token, all of them FD_CLOEXEC after
  *                             luo_init(), a program started then inherits
  *                             none, none left after finish
@@ -207,6 +208,16 @@ static int image1(void)
 		      "prepared: %d descriptors without FD_CLOEXEC, expected the %d files and the sentinel more than %d",
 		      fds_without_cloexec(NULL, 0), NFILES, bare);
 		REQUIRE(!liveupdate_cancel(), "cancel");
+		CHECK_EQ(fds_without_cloexec(NULL, 0), bare);
+		CHECK_EQ(fds_all(NULL, 0), all);
+		/* An exec that fails cancels the same way. */
+		REQUIRE(!liveupdate_prepare(), "prepare");
+		CHECK(liveupdate_reboot("/nonexistent/luo-inherit",
+					stage_next_argv(NULL), NULL) < 0,
+		      "the exec of a missing binary succeeded");
+		CHECK(liveupdate_get_state() == LIVEUPDATE_STATE_NORMAL,
+		      "state %s after the failed exec",
+		      liveupdate_state_name(liveupdate_get_state()));
 		CHECK_EQ(fds_without_cloexec(NULL, 0), bare);
 		CHECK_EQ(fds_all(NULL, 0), all);
 	}
