@@ -17,7 +17,8 @@
  * FILE: "mode size_mib fds init_ms blackout_ns floor_ns".  --trust
  * retrieves with LUO_INIT_TRUST_CARRIER (no per-file identity check);
  * --inherit lets exec mode inherit the files (LUO_INIT_EXEC_INHERIT)
- * instead of passing them on the carrier.
+ * instead of passing them on the carrier (a row whose files went on the
+ * carrier all the same, the range not fitting, says "-fellback").
  *
  * --rollback updates into /bin/false R times in spawn mode and writes
  * "rollback size_mib fds 0 rollback_ns floor_ns" lines: from the old
@@ -46,6 +47,7 @@ struct bstate {
 	uint64_t magic;
 	uint64_t runs, done, nfds;
 	uint64_t blackout_ns[MAXRUNS], floor_ns[MAXRUNS];
+	uint8_t on_carrier[MAXRUNS]; /* --inherit, but the files were not */
 	uint64_t data_off, data_len;
 };
 
@@ -125,7 +127,7 @@ int main(int argc, char **argv)
 	struct luo_session *s;
 	char self[4096];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	bool rollback = false, trust = false, inherit = false;
+	bool rollback = false, trust = false, inherit = false, inherited;
 	uint64_t delay_asked;
 	struct rlimit rl;
 	int *held, c;
@@ -176,6 +178,10 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max = 2 * nfds + 64;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	/* Inherited files name their range in a fifth field. */
+	inherited = getenv("LUO_HANDOVER_FD") &&
+		    sscanf(getenv("LUO_HANDOVER_FD"), "%*d,%*d,%*d,%*d,%d",
+			   &c) == 1;
 	if (luo_init(&(struct luo_init_opts){
 		    .arena_max = (size + 64) << 20,
 		    .flags = (trust ? LUO_INIT_TRUST_CARRIER : 0) |
@@ -195,6 +201,7 @@ int main(int argc, char **argv)
 				return 1;
 		/* Serving again: every connection is back. */
 		liveupdate_get_timing(&t);
+		st->on_carrier[st->done] = inherit && !inherited && st->nfds;
 		st->blackout_ns[st->done++] = now_ns() - t.freeze_ns;
 		liveupdate_session_finish(s);
 		if (liveupdate_finish())
@@ -250,7 +257,8 @@ int main(int argc, char **argv)
 			 rollback ? "rollback" : mode,
 			 inherit ? "-inherit" : "", trust ? "-trust" : "");
 		for (uint64_t i = 0; f && i < st->done; i++)
-			fprintf(f, "%s %llu %llu %llu %llu %llu\n", label,
+			fprintf(f, "%s%s %llu %llu %llu %llu %llu\n", label,
+				st->on_carrier[i] ? "-fellback" : "",
 				(unsigned long long)size,
 				(unsigned long long)st->nfds,
 				(unsigned long long)delay_asked,

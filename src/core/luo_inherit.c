@@ -139,7 +139,7 @@ int luo_inherit_place(int *fds, size_t n, int *sentinel, uint64_t *ino,
 
 	*sentinel = -1;
 	if (open_fds(&open, &nopen)) {
-		pr_err("liveupdate_prepare: cannot list /proc/self/fd to place the inherited files; mount /proc or update without LUO_INIT_EXEC_INHERIT");
+		pr_warn("liveupdate_prepare: cannot list /proc/self/fd to place the inherited files: mount /proc");
 		err = -ENOENT;
 		goto out;
 	}
@@ -165,8 +165,8 @@ int luo_inherit_place(int *fds, size_t n, int *sentinel, uint64_t *ino,
 	b = lowest_room(kind, size, n);
 	getrlimit(RLIMIT_NOFILE, &rl);
 	if (b < 0 || (rlim_t)b + n >= rl.rlim_cur) {
-		pr_err("liveupdate_prepare: the %zu inherited files need descriptors %d to %zu, above RLIMIT_NOFILE %llu; raise the limit or update without LUO_INIT_EXEC_INHERIT",
-		       n, b, (size_t)b + n, (unsigned long long)rl.rlim_cur);
+		pr_warn("liveupdate_prepare: the %zu inherited files need descriptors %d to %zu, above RLIMIT_NOFILE %llu (one run free of other descriptors, 64 free below it): raise the limit",
+			n, b, (size_t)b + n, (unsigned long long)rl.rlim_cur);
 		err = -EMFILE;
 		goto out;
 	}
@@ -246,8 +246,8 @@ fail:
 			"liveupdate_prepare",
 			"the inherited range of the preserved files", err);
 	else
-		pr_err("liveupdate_prepare: cannot place %zu inherited files at %d (slot %zu: %s): another thread opened descriptors there; retry the update",
-		       n, b, i, strerror(-err));
+		pr_warn("liveupdate_prepare: cannot place %zu inherited files at %d (slot %zu: %s): another thread opened descriptors there",
+			n, b, i, strerror(-err));
 out:
 	if (rx >= 0)
 		close(rx);

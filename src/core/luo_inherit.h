@@ -26,8 +26,9 @@ int luo_carrier_send(const int *fds, size_t n, int *rx, uint64_t *rx_ino);
  * @base: set to the first number of the range: the lowest at or above 3
  *	where no other descriptor is open in [base, base + @n].
  *
- * Return: 0; a negative errno (logged), with every reference in @fds
- * open and FD_CLOEXEC, and no sentinel.
+ * Return: 0; a negative errno (logged as a warning: the caller puts the
+ * files on the carrier instead), with every reference in @fds open and
+ * FD_CLOEXEC, and no sentinel.
  */
 int luo_inherit_place(int *fds, size_t n, int *sentinel, uint64_t *ino,
 		      int *base);

@@ -684,7 +684,7 @@ static bool inherit_wanted(void)
 static int send_files(void)
 {
 	size_t total, k = 0;
-	int *fds, err, base = 0;
+	int *fds, err = 0, base = 0;
 
 	fds = outgoing_fds(&total);
 	if (!fds)
@@ -693,17 +693,21 @@ static int send_files(void)
 		free(fds);
 		return luo_abi_out_set_carrier(0, 0, 0, 0);
 	}
-	if (inherit_wanted())
+	if (inherit_wanted()) {
 		err = luo_inherit_place(fds, total, &carrier_out.fd,
 					&carrier_out.ino, &base);
-	else
-		err = luo_carrier_send(fds, total, &carrier_out.fd,
-				       &carrier_out.ino);
-	/* Moved even on failure (still references, FD_CLOEXEC). */
-	if (inherit_wanted())
+		/* Moved even on failure (still references, FD_CLOEXEC). */
 		for (struct luo_session *s = outgoing; s; s = s->next)
 			for (size_t i = 0; i < s->nfiles; i++)
 				s->files[i]->fd = fds[k++];
+		/* Never fail an update the carrier can do (said why). */
+		if (err)
+			pr_warn("liveupdate_prepare: the %zu preserved files go on the carrier this time, not inherited",
+				total);
+	}
+	if (!base)
+		err = luo_carrier_send(fds, total, &carrier_out.fd,
+				       &carrier_out.ino);
 	free(fds);
 	if (err)
 		return err;

@@ -28,6 +28,9 @@
  *                             closed
  *   files-inherit ignored   - LUO_INIT_IGNORE_HANDOVER: the range is
  *                             closed
+ *   files-inherit fallback  - RLIMIT_NOFILE too low for the range: the
+ *                             update goes on with the files on the
+ *                             carrier, every one arrives
  *   files-inherit epoll     - an epoll instance preserved with the two
  *                             sockets it watches: in the new image a write
  *                             to the peer is delivered by epoll_wait()
@@ -46,6 +49,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -221,6 +225,18 @@ static int image1(void)
 		CHECK_EQ(fds_without_cloexec(NULL, 0), bare);
 		CHECK_EQ(fds_all(NULL, 0), all);
 	}
+	if (!strcmp(mode, "fallback")) {
+		struct rlimit rl;
+		int top = 0, fds[4096];
+		int k = fds_all(fds, 4096);
+
+		for (int i = 0; i < k && i < 4096; i++)
+			top = fds[i] > top ? fds[i] : top;
+		/* Room for the prepare's own descriptors, not for the range. */
+		REQUIRE(!getrlimit(RLIMIT_NOFILE, &rl), "getrlimit");
+		rl.rlim_cur = (rlim_t)top + 24;
+		REQUIRE(!setrlimit(RLIMIT_NOFILE, &rl), "setrlimit");
+	}
 	stage_reboot(NULL);
 	return 1;
 }
@@ -261,6 +277,17 @@ static int image2(void)
 	struct luo_session *s;
 	int arena, base, sentinel, other, err, bad = -1;
 
+	if (!strcmp(mode, "fallback")) {
+		CHECK(handover_range(&arena, &base, &sentinel),
+		      "the files were inherited: %s", getenv(LUO_HANDOVER_ENV));
+		REQUIRE(!luo_init(NULL), "luo_init");
+		REQUIRE(!liveupdate_retrieve_session("inherit", &s), "session");
+		retrieve_all(s, -1);
+		CHECK_EQ(liveupdate_session_finish(s), 0);
+		CHECK_EQ(liveupdate_finish(), 0);
+		return stage_done("fallback: %d files came on the carrier",
+				  NFILES);
+	}
 	REQUIRE(!handover_range(&arena, &base, &sentinel),
 		"no inherited range in %s=%s", LUO_HANDOVER_ENV,
 		getenv(LUO_HANDOVER_ENV) ?: "(unset)");
