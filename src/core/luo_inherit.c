@@ -266,6 +266,24 @@ void luo_inherit_restore(const int *fds, size_t n, int sentinel)
 		close(sentinel);
 }
 
+/* A hole seen first thing in luo_init(), before the library itself
+ * opened anything that could fill it. */
+static struct {
+	int base, sentinel;
+	bool holes;
+} early = {-1, -1, false};
+
+void luo_inherit_probe_early(int base, int sentinel, int src)
+{
+	int probe = fcntl(src, F_DUPFD_CLOEXEC, base);
+
+	early.base = base;
+	early.sentinel = sentinel;
+	early.holes = probe >= 0 && probe < sentinel;
+	if (probe >= 0)
+		close(probe);
+}
+
 int luo_inherit_adopt(int sentinel, uint64_t ino, int base, size_t n,
 		      bool *holes, char *why, size_t whylen)
 {
@@ -289,6 +307,9 @@ int luo_inherit_adopt(int sentinel, uint64_t ino, int base, size_t n,
 		*holes = probe < base + (int)n;
 		close(probe);
 	}
+	if (early.base == base && early.sentinel == sentinel && early.holes)
+		*holes = true;
+	early.base = early.sentinel = -1;
 	cloexec_range(base, base + (int)n);
 	close(sentinel);
 	return 0;

@@ -44,6 +44,18 @@ int luo_inherit_place(int *fds, size_t n, int *sentinel, uint64_t *ino,
 void luo_inherit_restore(const int *fds, size_t n, int sentinel);
 
 /**
+ * luo_inherit_probe_early() - look for a hole in the range first thing
+ * @base: the first number of the range the environment names.
+ * @sentinel: the sentinel's number it names (the end of the range).
+ * @src: any open descriptor (F_DUPFD needs one), e.g. the sentinel.
+ *
+ * At the very start of luo_init(), before the library opens anything a
+ * lowest-free allocation could put in a hole; luo_inherit_adopt() counts
+ * what it saw if the LUO FDT confirms the same range.  Touches nothing.
+ */
+void luo_inherit_probe_early(int base, int sentinel, int src);
+
+/**
  * luo_inherit_adopt() - check the inherited range in the new image
  * @sentinel: the number both the environment and the LUO FDT name.
  * @ino: the sentinel's inode as the LUO FDT records it.

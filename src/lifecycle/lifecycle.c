@@ -391,6 +391,15 @@ int luo_init(const struct luo_init_opts *opts)
 	uint64_t reserve;
 	int err = 0;
 
+	/* Before anything is opened that could fill a hole in the range. */
+	if (getenv(LUO_HANDOVER_ENV)) {
+		struct luo_handover_env e;
+
+		if (!luo_parse_handover_env(getenv(LUO_HANDOVER_ENV), &e) &&
+		    e.inherit_base)
+			luo_inherit_probe_early(e.inherit_base, e.carrier_fd,
+						e.carrier_fd);
+	}
 	luo_log_read_env();
 	if (!opts)
 		opts = &defaults;
