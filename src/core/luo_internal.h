@@ -238,6 +238,15 @@ struct luo_handover_env {
 
 int luo_parse_handover_env(const char *value, struct luo_handover_env *e);
 int luo_sessions_carrier_fd(void);
+/**
+ * luo_sessions_inherit_base() - where the outgoing files are inherited
+ *
+ * For the handover variable's fifth field (liveupdate_reboot()).
+ *
+ * Return: the first descriptor of the inherited range, with
+ * luo_sessions_carrier_fd() the sentinel above it; 0 if the files are on
+ * the carrier (or there are none).
+ */
 int luo_sessions_inherit_base(void);
 void luo_carrier_discard_unverified(int fd);
 /* luo_carrier.c: the one message for a descriptor that could not be had. */
