@@ -41,6 +41,10 @@
  *   files-inherit epoll-unpreserved - an epoll instance watching an
  *                             eventfd that is not preserved: prepare
  *                             refuses (-EINVAL) and the service serves on
+ *   files-inherit epoll-spawn - a spawn-mode update with a preserved
+ *                             epoll instance: refused (its registrations
+ *                             mean nothing in another process), the
+ *                             service serves on
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -148,6 +152,26 @@ static int image1_epoll(bool unpreserved)
 	close(sp[0]);
 	close(sp[1]);
 	close(ep);
+	if (!strcmp(mode, "epoll-spawn")) {
+		struct liveupdate_update_report r;
+		struct liveupdate_update_opts u = {
+			.mode = LIVEUPDATE_MODE_SPAWN,
+			.path = stage_current()->self,
+			.argv = stage_next_argv(NULL),
+			.deadline_ms = 10000};
+
+		/* The spawned image gets as far as luo_init(), then is
+		 * killed: the files cannot be sent to it. */
+		CHECK_EQ(liveupdate_update(&u, &r), -ECANCELED);
+		CHECK(r.reason == LIVEUPDATE_TXN_FAILED && r.error == -EINVAL,
+		      "report: %s (%d): %s",
+		      liveupdate_txn_reason_name(r.reason), r.error, r.text);
+		CHECK(liveupdate_get_state() == LIVEUPDATE_STATE_NORMAL,
+		      "state %s",
+		      liveupdate_state_name(liveupdate_get_state()));
+		return stage_done(
+			"an epoll instance is refused by a spawn-mode update");
+	}
 	if (unpreserved) {
 		CHECK_EQ(liveupdate_prepare(), -EINVAL);
 		CHECK(liveupdate_get_state() == LIVEUPDATE_STATE_NORMAL,
