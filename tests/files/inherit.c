@@ -154,11 +154,14 @@ static int image1_epoll(bool unpreserved)
 	close(ep);
 	if (!strcmp(mode, "epoll-spawn")) {
 		struct liveupdate_update_report r;
+		char **argv;
 		struct liveupdate_update_opts u = {
 			.mode = LIVEUPDATE_MODE_SPAWN,
 			.path = stage_current()->self,
-			.argv = stage_next_argv(NULL),
 			.deadline_ms = 10000};
+
+		argv = stage_next_argv(NULL);
+		u.argv = argv;
 
 		/* The spawned image gets as far as luo_init(), then is
 		 * killed: the files cannot be sent to it. */
@@ -169,6 +172,9 @@ static int image1_epoll(bool unpreserved)
 		CHECK(liveupdate_get_state() == LIVEUPDATE_STATE_NORMAL,
 		      "state %s",
 		      liveupdate_state_name(liveupdate_get_state()));
+		/* This image ends without an exec: argv[1] is its own. */
+		free(argv[1]);
+		free(argv);
 		return stage_done(
 			"an epoll instance is refused by a spawn-mode update");
 	}
