@@ -4,7 +4,7 @@
  * the fork+exec floor, and the rollback time.
  *
  *   txn_bench --mode exec|spawn --size MIB --fds N --runs R
- *             [--init-delay MS] [--trust] --out FILE
+ *             [--init-delay MS] [--trust] [--inherit] --out FILE
  *   txn_bench --rollback --size MIB --fds N --runs R --out FILE
  *
  * The first image fills SIZE MiB of handover memory and preserves N
@@ -15,7 +15,10 @@
  * update the old image also times the floor: fork+exec of this binary
  * until its main() runs.  The last image writes one line per update to
  * FILE: "mode size_mib fds init_ms blackout_ns floor_ns".  --trust
- * retrieves with LUO_INIT_TRUST_CARRIER (no per-file identity check).
+ * retrieves with LUO_INIT_TRUST_CARRIER (no per-file identity check);
+ * --inherit lets exec mode inherit the files (LUO_INIT_EXEC_INHERIT)
+ * instead of passing them on the carrier (a row whose files went on the
+ * carrier all the same, the range not fitting, says "-fellback").
  *
  * --rollback updates into /bin/false R times in spawn mode and writes
  * "rollback size_mib fds 0 rollback_ns floor_ns" lines: from the old
@@ -44,6 +47,7 @@ struct bstate {
 	uint64_t magic;
 	uint64_t runs, done, nfds;
 	uint64_t blackout_ns[MAXRUNS], floor_ns[MAXRUNS];
+	uint8_t on_carrier[MAXRUNS]; /* --inherit, but the files were not */
 	uint64_t data_off, data_len;
 };
 
@@ -115,6 +119,7 @@ int main(int argc, char **argv)
 		{"rollback", no_argument, NULL, 'R'},
 		{"floor-probe", no_argument, NULL, 'F'},
 		{"trust", no_argument, NULL, 'T'},
+		{"inherit", no_argument, NULL, 'I'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *mode = "exec", *out = NULL;
@@ -122,7 +127,7 @@ int main(int argc, char **argv)
 	struct luo_session *s;
 	char self[4096];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	bool rollback = false, trust = false;
+	bool rollback = false, trust = false, inherit = false, inherited;
 	uint64_t delay_asked;
 	struct rlimit rl;
 	int *held, c;
@@ -149,6 +154,8 @@ int main(int argc, char **argv)
 			rollback = true;
 		else if (c == 'T')
 			trust = true;
+		else if (c == 'I')
+			inherit = true;
 		else
 			return 2;
 	}
@@ -171,9 +178,14 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max = 2 * nfds + 64;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	/* Inherited files name their range in a fifth field. */
+	inherited = getenv("LUO_HANDOVER_FD") &&
+		    sscanf(getenv("LUO_HANDOVER_FD"), "%*d,%*d,%*d,%*d,%d",
+			   &c) == 1;
 	if (luo_init(&(struct luo_init_opts){
 		    .arena_max = (size + 64) << 20,
-		    .flags = trust ? LUO_INIT_TRUST_CARRIER : 0}))
+		    .flags = (trust ? LUO_INIT_TRUST_CARRIER : 0) |
+			     (inherit ? LUO_INIT_EXEC_INHERIT : 0)}))
 		return 1;
 	if (liveupdate_register_subsystem(&sub))
 		return 1;
@@ -189,6 +201,7 @@ int main(int argc, char **argv)
 				return 1;
 		/* Serving again: every connection is back. */
 		liveupdate_get_timing(&t);
+		st->on_carrier[st->done] = inherit && !inherited && st->nfds;
 		st->blackout_ns[st->done++] = now_ns() - t.freeze_ns;
 		liveupdate_session_finish(s);
 		if (liveupdate_finish())
@@ -238,13 +251,14 @@ int main(int argc, char **argv)
 	if (st->done >= st->runs) {
 		FILE *f = fopen(out, "a");
 
+		char label[32];
+
+		snprintf(label, sizeof(label), "%s%s%s",
+			 rollback ? "rollback" : mode,
+			 inherit ? "-inherit" : "", trust ? "-trust" : "");
 		for (uint64_t i = 0; f && i < st->done; i++)
-			fprintf(f, "%s %llu %llu %llu %llu %llu\n",
-				rollback ? "rollback"
-				: trust	 ? (strcmp(mode, "spawn")
-						    ? "exec-trust"
-						    : "spawn-trust")
-					 : mode,
+			fprintf(f, "%s%s %llu %llu %llu %llu %llu\n", label,
+				st->on_carrier[i] ? "-fellback" : "",
 				(unsigned long long)size,
 				(unsigned long long)st->nfds,
 				(unsigned long long)delay_asked,
@@ -256,14 +270,11 @@ int main(int argc, char **argv)
 	}
 	{
 		char sz[32], fd[32], rn[32], dl[32];
-		char *nargv[] = {self,	       "--mode",
-				 (char *)mode, "--size",
-				 sz,	       "--fds",
-				 fd,	       "--runs",
-				 rn,	       "--init-delay",
-				 dl,	       "--out",
-				 (char *)out,  trust ? "--trust" : NULL,
-				 NULL};
+		char *nargv[] = {
+			self,	     "--mode",	     (char *)mode, "--size",
+			sz,	     "--fds",	     fd,	   "--runs",
+			rn,	     "--init-delay", dl,	   "--out",
+			(char *)out, NULL,	     NULL,	   NULL};
 		struct liveupdate_update_opts o = {
 			.mode = strcmp(mode, "spawn") ? LIVEUPDATE_MODE_EXEC
 						      : LIVEUPDATE_MODE_SPAWN,
@@ -272,6 +283,12 @@ int main(int argc, char **argv)
 			.deadline_ms = strcmp(mode, "spawn") ? 0 : 30000};
 		int err;
 
+		char **extra = &nargv[13];
+
+		if (trust)
+			*extra++ = "--trust";
+		if (inherit)
+			*extra++ = "--inherit";
 		snprintf(sz, sizeof(sz), "%llu", (unsigned long long)size);
 		snprintf(fd, sizeof(fd), "%llu", (unsigned long long)nfds);
 		snprintf(rn, sizeof(rn), "%llu", (unsigned long long)runs);

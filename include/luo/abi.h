@@ -44,6 +44,7 @@
  *           files {
  *                   compatible = "luo-file-scm-v1";
  *                   carrier-fd = <u64>;  carrier-ino = <u64>;  count = <u64>;
+ *                   inherit-base = <u64>;  (0: in flight; else inherited)
  *           };
  *           exec {
  *                   compatible = "luo-exec-v1";
@@ -243,6 +244,15 @@ struct kho_block_header {
 #define LUO_FILES_CARRIER_FD "carrier-fd"
 #define LUO_FILES_CARRIER_INO "carrier-ino"
 #define LUO_FILES_COUNT "count"
+/*
+ * Not 0: the files are inherited, not in flight (LUO_INIT_EXEC_INHERIT):
+ * descriptors inherit-base to inherit-base + count - 1, in carrier order,
+ * and carrier-fd (= inherit-base + count) is the sentinel, a socket with
+ * nothing in flight.  The handover environment then has a fifth field,
+ * the same base, which an image without inheritance refuses.  An image
+ * that does not know the property ignores it.
+ */
+#define LUO_FILES_INHERIT_BASE "inherit-base"
 /* Files travel in batches of at most this many per message. */
 #define LUO_CARRIER_BATCH 253
 

@@ -61,6 +61,24 @@ enum liveupdate_state {
  * retrieval is no longer caught.  See docs/preserved-files.md.
  */
 #define LUO_INIT_TRUST_CARRIER (1U << 4)
+/**
+ * LUO_INIT_EXEC_INHERIT - in exec mode, let the preserved files cross
+ * execve() as inherited descriptors instead of in flight on the carrier:
+ * nothing per file is left in the blackout.  At prepare the library's
+ * references move to one contiguous range of descriptors, without
+ * FD_CLOEXEC, under a sentinel socket; the new image's luo_init()
+ * checks the sentinel and the range and sets FD_CLOEXEC on all of it with
+ * one close_range().  The service promises two things: its start-up
+ * before luo_init() closes or replaces no descriptor it did not open (a
+ * close_range(3, ~0U, 0) loses every file: they are refused with
+ * -ESTALE), and it starts no program while an update is prepared (every
+ * preserved file lacks FD_CLOEXEC from prepare to the exec or the
+ * cancel).  Spawn mode uses the carrier all the same.  Also set by
+ * %LUO_EXEC_INHERIT_ENV=1.  See docs/preserved-files.md.
+ */
+#define LUO_INIT_EXEC_INHERIT (1U << 5)
+/** LUO_EXEC_INHERIT_ENV - "1" sets %LUO_INIT_EXEC_INHERIT at luo_init(). */
+#define LUO_EXEC_INHERIT_ENV "LUO_EXEC_INHERIT"
 
 /**
  * struct luo_init_opts - options for luo_init()

@@ -10,7 +10,8 @@
  * inside the blackout, and leaves descriptor numbers that the new image
  * may close or reuse before it looks.  In flight, the kernel keeps the
  * very open files, whole batches cost one system call, and no descriptor
- * lacks FD_CLOEXEC at any moment but the carrier's own.
+ * lacks FD_CLOEXEC at any moment but the carrier's own.  A service that
+ * accepts those costs opts in to inheritance (luo_inherit.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>

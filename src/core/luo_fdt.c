@@ -58,6 +58,7 @@ int luo_abi_out_create(size_t extra)
 	err = err ?: fdt_setprop_u64(out.fdt, node, LUO_FILES_CARRIER_FD, 0);
 	err = err ?: fdt_setprop_u64(out.fdt, node, LUO_FILES_CARRIER_INO, 0);
 	err = err ?: fdt_setprop_u64(out.fdt, node, LUO_FILES_COUNT, 0);
+	err = err ?: fdt_setprop_u64(out.fdt, node, LUO_FILES_INHERIT_BASE, 0);
 	node = err ?: fdt_add_subnode(out.fdt, 0, LUO_EXEC_NODE);
 	err = node < 0 ? node
 		       : fdt_setprop_string(out.fdt, node, "compatible",
@@ -108,7 +109,8 @@ int luo_abi_out_set_subsystem(const char *name, uint64_t data)
 	return 0;
 }
 
-int luo_abi_out_set_carrier(int fd, uint64_t ino, uint64_t count)
+int luo_abi_out_set_carrier(int fd, uint64_t ino, uint64_t count,
+			    uint64_t inherit_base)
 {
 	int node = fdt_subnode_offset(out.fdt, 0, LUO_FILES_NODE);
 
@@ -117,7 +119,9 @@ int luo_abi_out_set_carrier(int fd, uint64_t ino, uint64_t count)
 				    (uint64_t)fd) ||
 	    fdt_setprop_inplace_u64(out.fdt, node, LUO_FILES_CARRIER_INO,
 				    ino) ||
-	    fdt_setprop_inplace_u64(out.fdt, node, LUO_FILES_COUNT, count)) {
+	    fdt_setprop_inplace_u64(out.fdt, node, LUO_FILES_COUNT, count) ||
+	    fdt_setprop_inplace_u64(out.fdt, node, LUO_FILES_INHERIT_BASE,
+				    inherit_base)) {
 		pr_err("cannot record the carrier in the LUO FDT's '%s' node",
 		       LUO_FILES_NODE);
 		return -ENOSPC;

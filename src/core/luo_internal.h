@@ -42,7 +42,8 @@ struct luo_global {
 	/* The old image's address space, kept by a helper until finish. */
 	int teardown_fd;
 	pid_t teardown_pid;
-	int carrier_fd; /* the incoming carrier the environment names */
+	int carrier_fd;	  /* the incoming carrier the environment names */
+	int inherit_base; /* the inherited range it names; 0: none */
 	struct liveupdate_timing timing; /* of the incoming update */
 	bool crash_recovered; /* adopted the arena of a crashed process */
 };
@@ -69,7 +70,8 @@ void luo_abi_out_destroy(void);
 int luo_abi_out_set_subsystem(const char *name, uint64_t data);
 int luo_abi_out_set_time(const char *prop, uint64_t ns);
 void luo_abi_out_set_sessions(uint64_t sessions_pa, uint64_t flbs_pa);
-int luo_abi_out_set_carrier(int fd, uint64_t ino, uint64_t count);
+int luo_abi_out_set_carrier(int fd, uint64_t ino, uint64_t count,
+			    uint64_t inherit_base);
 struct luo_ser;
 int luo_abi_in_parse(const void **fdt, struct luo_ser **ser, uint64_t t[3],
 		     char *why, size_t whylen);
@@ -158,6 +160,36 @@ struct stat;
 extern const char luo_fd_handlers_supported[];
 const char *luo_fd_kind(int fd, const struct stat *st, char *buf, size_t len);
 struct liveupdate_file_handler *luo_fd_handlers(size_t *count);
+/* The built-in epoll handler's compatible (inherited files only). */
+#define LUO_EPOLL_COMPATIBLE "epoll-v1"
+/**
+ * luo_epoll_check_targets() - is every file epoll instance @epfd watches
+ * preserved
+ * @epfd: the library's reference to a preserved epoll instance.
+ * @session: its session's name, for the message.
+ * @token: its token, for the message.
+ *
+ * Reads the targets from /proc/self/fdinfo and compares each with the
+ * preserved files (prepare, outside the blackout).
+ *
+ * Return: 0; -EINVAL (logged, naming the target) if one is not.
+ */
+int luo_epoll_check_targets(int epfd, const char *session, uint64_t token);
+/**
+ * luo_file_epoll_target_preserved() - is an epoll target a preserved file
+ * @epfd: the epoll instance.
+ * @tfd: the number the target was registered with.
+ * @dev: the target's device, as fdinfo gives it.
+ * @ino: the target's inode, as fdinfo gives it.
+ *
+ * The very file is compared with kcmp(KCMP_EPOLL_TFD) (files that share
+ * an inode, as every eventfd does, are told apart); without kcmp, the
+ * inode decides.  Sessions lock held.
+ *
+ * Return: true if an outgoing preserved file is that target.
+ */
+bool luo_file_epoll_target_preserved(int epfd, int tfd, uint64_t dev,
+				     uint64_t ino);
 int luo_builtin_handler_add(struct liveupdate_file_handler *fh);
 void luo_handlers_forget(void);
 void luo_sessions_in_adopt(void);
@@ -233,11 +265,23 @@ struct luo_handover_env {
 	int arena_fd;
 	int release_fd; /* -1: no helper holds the old address space */
 	pid_t helper_pid;
-	int carrier_fd; /* -1: no files in flight */
+	int carrier_fd;	  /* -1: no files in flight */
+	int inherit_base; /* 0: files in flight; else inherited from here on,
+			   * carrier_fd the sentinel above them */
 };
 
 int luo_parse_handover_env(const char *value, struct luo_handover_env *e);
 int luo_sessions_carrier_fd(void);
+/**
+ * luo_sessions_inherit_base() - where the outgoing files are inherited
+ *
+ * For the handover variable's fifth field (liveupdate_reboot()).
+ *
+ * Return: the first descriptor of the inherited range, with
+ * luo_sessions_carrier_fd() the sentinel above it; 0 if the files are on
+ * the carrier (or there are none).
+ */
+int luo_sessions_inherit_base(void);
 void luo_carrier_discard_unverified(int fd);
 /* luo_carrier.c: the one message for a descriptor that could not be had. */
 void luo_log_fd_shortage(const char *op, const char *what, int err);

@@ -128,6 +128,20 @@ static int zero_preserve(struct liveupdate_file_op_args *args)
 	return 0;
 }
 
+/*
+ * epoll: only when the files are inherited (LUO_INIT_EXEC_INHERIT): the
+ * instance and its registrations cross the exec untouched, each keyed by
+ * the number its target had when it was added and delivering the data
+ * the service gave it.  Prepare checks that every target is preserved
+ * (luo_epoll_check_targets(), src/participants/luo_epoll.c).
+ */
+static bool epoll_can(struct liveupdate_file_handler *h, int fd)
+{
+	(void)h;
+	return (luo_global.init_flags & LUO_INIT_EXEC_INHERIT) &&
+	       is_anon(fd, "anon_inode:[eventpoll]");
+}
+
 static bool file_can(struct liveupdate_file_handler *h, int fd)
 {
 	(void)h;
@@ -159,6 +173,11 @@ static const struct liveupdate_file_ops timerfd_ops = {
 	.preserve = zero_preserve,
 };
 
+static const struct liveupdate_file_ops epoll_ops = {
+	.can_preserve = epoll_can,
+	.preserve = zero_preserve,
+};
+
 static const struct liveupdate_file_ops file_ops = {
 	.can_preserve = file_can,
 	.preserve = accmode_preserve,
@@ -171,11 +190,12 @@ static struct liveupdate_file_handler builtins[] = {
 	{.ops = &eventfd_ops, .compatible = "eventfd-v1"},
 	{.ops = &timerfd_ops, .compatible = "timerfd-v1"},
 	{.ops = &file_ops, .compatible = "file-v1"},
+	{.ops = &epoll_ops, .compatible = LUO_EPOLL_COMPATIBLE},
 };
 
 /* What the built-in handlers take, for the message about what they do not. */
 const char luo_fd_handlers_supported[] =
-	"memfds, regular files, pipes and FIFOs, eventfds, timerfds, and TCP, UDP and Unix sockets (stream, datagram, seqpacket)";
+	"memfds, regular files, pipes and FIFOs, eventfds, timerfds, and TCP, UDP and Unix sockets (stream, datagram, seqpacket); epoll instances when the files are inherited (LUO_INIT_EXEC_INHERIT)";
 
 static const struct {
 	const char *link, *kind;

@@ -49,6 +49,7 @@
 #include "log.h"
 #include "luo_crash_adopt.h"
 #include "luo_fdstore.h"
+#include "luo_inherit.h"
 #include "luo_internal.h"
 #include "luo_notify.h"
 #include "luo_service_notify.h"
@@ -118,10 +119,12 @@ static long parse_field(const char *s, const char **end, bool may_be_unset)
 }
 
 /*
- * "ARENA" or "ARENA,RELEASE,PID" or "ARENA,RELEASE,PID,CARRIER": the arena
- * memfd; the pipe and pid of the helper holding the old address space
- * (-1 and 0 if none); the socket carrying the preserved files (-1 if
- * none).  Strict: anything else is not a handover.
+ * "ARENA" or "ARENA,RELEASE,PID" or "ARENA,RELEASE,PID,CARRIER" or
+ * "ARENA,RELEASE,PID,CARRIER,BASE": the arena memfd; the pipe and pid of
+ * the helper holding the old address space (-1 and 0 if none); the socket
+ * carrying the preserved files (-1 if none); the first descriptor of the
+ * inherited files, the carrier then being the sentinel above them
+ * (LUO_INIT_EXEC_INHERIT).  Strict: anything else is not a handover.
  */
 int luo_parse_handover_env(const char *value, struct luo_handover_env *e)
 {
@@ -142,6 +145,12 @@ int luo_parse_handover_env(const char *value, struct luo_handover_env *e)
 		if (*p == ',') {
 			e->carrier_fd = (int)parse_field(p + 1, &p, true);
 			if (e->carrier_fd < -1)
+				return -EBADF;
+		}
+		if (*p == ',') {
+			e->inherit_base = (int)parse_field(p + 1, &p, false);
+			if (e->inherit_base <= 2 ||
+			    e->inherit_base >= e->carrier_fd)
 				return -EBADF;
 		}
 	}
@@ -269,7 +278,9 @@ void luo_discard_handover(const char *value)
 		return;
 	if (luo_kho_fd_is_arena_memfd(e.arena_fd))
 		close(e.arena_fd);
+	luo_inherit_refused(e.carrier_fd, e.inherit_base);
 	luo_carrier_discard_unverified(e.carrier_fd);
+	luo_inherit_release_refused();
 	luo_teardown_adopt(e.release_fd, e.helper_pid);
 	luo_teardown_release(false);
 }
@@ -334,6 +345,7 @@ static int adopt_handover(const char *value, uint64_t reserve)
 	/* Numbers from the environment are acted on only once verified. */
 	luo_teardown_adopt(err ? -1 : env.release_fd, err ? 0 : env.helper_pid);
 	luo_global.carrier_fd = err ? -1 : env.carrier_fd;
+	luo_global.inherit_base = err ? 0 : env.inherit_base;
 	arena_fd = env.arena_fd;
 	if (err) {
 		snprintf(why, sizeof(why), "not a descriptor number");
@@ -364,8 +376,11 @@ refuse:
 	pr_err("refusing the incoming live update (%s=%s): %s; the handover was discarded: call luo_init() again to start fresh, or exit",
 	       LUO_HANDOVER_ENV, printable(value, shown, sizeof(shown)), why);
 	luo_teardown_release(false);
-	/* Files in flight are released with the refused handover. */
+	/* Files in flight are released with the refused handover; inherited
+	 * ones once the exec-mode rollback did not take them back. */
+	luo_inherit_refused(luo_global.carrier_fd, luo_global.inherit_base);
 	luo_carrier_discard_unverified(luo_global.carrier_fd);
+	luo_global.inherit_base = 0;
 	luo_global.carrier_fd = -1;
 	return err;
 }
@@ -378,6 +393,15 @@ int luo_init(const struct luo_init_opts *opts)
 	uint64_t reserve;
 	int err = 0;
 
+	/* Before anything is opened that could fill a hole in the range. */
+	if (getenv(LUO_HANDOVER_ENV)) {
+		struct luo_handover_env e;
+
+		if (!luo_parse_handover_env(getenv(LUO_HANDOVER_ENV), &e) &&
+		    e.inherit_base)
+			luo_inherit_probe_early(e.inherit_base, e.carrier_fd,
+						e.carrier_fd);
+	}
 	luo_log_read_env();
 	if (!opts)
 		opts = &defaults;
@@ -412,6 +436,9 @@ int luo_init(const struct luo_init_opts *opts)
 		}
 	}
 	luo_global.init_flags = opts->flags;
+	if (getenv(LUO_EXEC_INHERIT_ENV) &&
+	    !strcmp(getenv(LUO_EXEC_INHERIT_ENV), "1"))
+		luo_global.init_flags |= LUO_INIT_EXEC_INHERIT;
 	luo_global.session_max_files = opts->session_max_files
 					       ? opts->session_max_files
 					       : LUO_SESSION_MAX_FILES_DEFAULT;
@@ -434,6 +461,7 @@ int luo_init(const struct luo_init_opts *opts)
 		err = adopt_handover(value, reserve);
 		if (err && rollback)
 			luo_exec_rollback_run(err); /* returns if it cannot */
+		luo_inherit_release_refused();
 		if (spawn)
 			luo_txn_child_result(err, NULL);
 		if (!err) {
@@ -1054,7 +1082,12 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 				 __ATOMIC_SEQ_CST);
 	}
 	carrier = luo_sessions_carrier_fd();
-	if (carrier >= 0)
+	if (carrier >= 0 && luo_sessions_inherit_base())
+		snprintf(value, sizeof(value), "%d,%d,%d,%d,%d", fd,
+			 holder.pid > 0 ? holder.release_fd : -1,
+			 holder.pid > 0 ? (int)holder.pid : 0, carrier,
+			 luo_sessions_inherit_base());
+	else if (carrier >= 0)
 		snprintf(value, sizeof(value), "%d,%d,%d,%d", fd,
 			 holder.pid > 0 ? holder.release_fd : -1,
 			 holder.pid > 0 ? (int)holder.pid : 0, carrier);

@@ -241,6 +241,36 @@ static struct luo_file *find_preserved(int fd, const struct stat *st)
 	return NULL;
 }
 
+bool luo_file_epoll_target_preserved(int epfd, int tfd, uint64_t dev,
+				     uint64_t ino)
+{
+	struct kcmp_epoll_slot slot = {.efd = (uint32_t)epfd,
+				       .tfd = (uint32_t)tfd};
+	size_t lo = 0, hi = by_id.n;
+	pid_t self = getpid();
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct luo_file *f = by_id.v[mid];
+
+		if (f->dev < dev || (f->dev == dev && f->ino < ino))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* Every eventfd shares one inode: the very file decides. */
+	for (;
+	     lo < by_id.n && by_id.v[lo]->dev == dev && by_id.v[lo]->ino == ino;
+	     lo++) {
+		long r = syscall(SYS_kcmp, self, self, KCMP_EPOLL_TFD,
+				 by_id.v[lo]->fd, (unsigned long)&slot);
+
+		if (r == 0 || (r < 0 && errno != EBADF && errno != ENOENT))
+			return true; /* without kcmp the inode must do */
+	}
+	return false;
+}
+
 static int id_insert(struct luo_file *f)
 {
 	size_t i;
@@ -470,9 +500,10 @@ static int retrieve_first(struct luo_file *f)
 		       f->compatible);
 		return -ENXIO;
 	}
-	/* Received off the carrier, so ours to close at finish either way.
+	/* Received off the carrier or inherited, ours to close at finish.
 	 * Received ahead (spawn mode): checked already, before the freeze. */
-	if (!(luo_global.init_flags & LUO_INIT_TRUST_CARRIER) &&
+	if ((!(luo_global.init_flags & LUO_INIT_TRUST_CARRIER) ||
+	     f->must_check) &&
 	    !f->checked_ahead && !luo_file_is_same(f, f->fd))
 		return f->retrieve_status = -ESTALE;
 	if (f->fh->ops->retrieve) {

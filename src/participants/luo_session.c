@@ -23,6 +23,7 @@
 #include "log.h"
 #include "luo_internal.h"
 #include "luo_carrier_ahead.h"
+#include "luo_inherit.h"
 #include "luo_mem.h"
 #include "luo_fdstore.h"
 #include "luo_session_internal.h"
@@ -63,11 +64,24 @@ static struct luo_session *outgoing, *incoming;
 static struct luo_htable outgoing_names, incoming_names;
 
 /* The carrier: the outgoing one while frozen, the incoming one named by
- * the LUO FDT until luo_sessions_in_adopt() takes the files out of it. */
+ * the LUO FDT until luo_sessions_in_adopt() takes the files out of it.
+ * With @base the files are inherited at [base, base + count) instead and
+ * @fd is the sentinel above them (luo_inherit.c). */
 static struct {
 	int fd;
 	uint64_t ino, count;
+	int base;
 } carrier_out = {.fd = -1}, carrier_in = {.fd = -1};
+
+/* Inherited files unpreserved after the freeze: their numbers stay open
+ * in the range (no hole for the new image to see), closed on arrival or
+ * at cancel. */
+static struct {
+	int *v;
+	size_t n, cap;
+} inherit_kept;
+/* Spawn mode: the files go on the carrier even if inheritance is on. */
+static bool carrier_forced;
 
 /* What prepare serialized, freed on cancel. */
 static struct {
@@ -382,12 +396,87 @@ int liveupdate_session_preserve_fd(struct luo_session *s, int fd,
 	return err;
 }
 
+/* Every outgoing file's descriptor, in serialization order; NULL if out
+ * of memory (logged). */
+static int *outgoing_fds(size_t *total)
+{
+	size_t k = 0;
+	int *fds;
+
+	*total = 0;
+	for (struct luo_session *s = outgoing; s; s = s->next)
+		*total += s->nfiles;
+	fds = malloc((*total ? *total : 1) * sizeof(*fds));
+	if (!fds) {
+		pr_err("liveupdate_prepare: out of memory listing %zu preserved files",
+		       *total);
+		return NULL;
+	}
+	for (struct luo_session *s = outgoing; s; s = s->next)
+		for (size_t i = 0; i < s->nfiles; i++)
+			fds[k++] = s->files[i]->fd;
+	return fds;
+}
+
+static void inherit_kept_close(void)
+{
+	for (size_t i = 0; i < inherit_kept.n; i++)
+		close(inherit_kept.v[i]);
+	free(inherit_kept.v);
+	memset(&inherit_kept, 0, sizeof(inherit_kept));
+}
+
 static void carrier_out_close(void)
 {
-	if (carrier_out.fd >= 0)
+	if (carrier_out.fd >= 0 && carrier_out.base) {
+		size_t n;
+		int *fds = outgoing_fds(&n);
+
+		/* Inherited: the files stay ours, closed on exec again. */
+		if (fds)
+			luo_inherit_restore(fds, n, carrier_out.fd);
+		else /* one by one, without the list */
+			for (struct luo_session *s = outgoing; s; s = s->next)
+				for (size_t i = 0; i < s->nfiles; i++)
+					fcntl(s->files[i]->fd, F_SETFD,
+					      FD_CLOEXEC);
+		if (!fds)
+			close(carrier_out.fd);
+		free(fds);
+		inherit_kept_close();
+	} else if (carrier_out.fd >= 0) {
 		close(carrier_out.fd); /* the files in flight are dropped */
+	}
 	carrier_out.fd = -1;
+	carrier_out.base = 0;
 	out_ser.in_flight = false;
+}
+
+/*
+ * An inherited file unpreserved after the freeze keeps its number open
+ * (the new image closes it on arrival); the library's reference becomes a
+ * duplicate elsewhere, which luo_file_unpreserve() closes.  If no
+ * duplicate can be had the number is left free: the new image sees the
+ * hole and checks every file's identity.
+ */
+static void inherit_keep(struct luo_file *f)
+{
+	int dup;
+
+	if (inherit_kept.n == inherit_kept.cap) {
+		size_t cap = inherit_kept.cap ? 2 * inherit_kept.cap : 16;
+		int *v = realloc(inherit_kept.v, cap * sizeof(*v));
+
+		if (!v)
+			return;
+		inherit_kept.v = v;
+		inherit_kept.cap = cap;
+	}
+	dup = fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+	if (dup < 0)
+		return;
+	inherit_kept.v[inherit_kept.n++] = f->fd;
+	f->fd = dup;
 }
 
 /*
@@ -417,6 +506,8 @@ static int unpreserve_updating(struct luo_file *f)
 		strcpy(e->compatible, LUO_FILE_CLOSED_COMPATIBLE);
 		e->data = 0;
 		luo_file_unfreeze(f);
+		if (carrier_out.base)
+			inherit_keep(f);
 	}
 	luo_file_unpreserve(f);
 	luo_flbs_reserialize();
@@ -581,6 +672,7 @@ static void serialized_free(void)
 	if (out_ser.header)
 		luo_kho_free(out_ser.header);
 	memset(&out_ser, 0, sizeof(out_ser));
+	carrier_forced = false;
 	for (struct luo_session *s = outgoing; s; s = s->next)
 		s->ser_files = NULL;
 	luo_flbs_unserialize();
@@ -609,35 +701,54 @@ static void serialize_files(struct luo_session *s, void *block, uint32_t *index)
 	}
 }
 
-/* Put every outgoing file in flight, in serialization order. */
+/* Whether the files cross the exec inherited rather than in flight. */
+static bool inherit_wanted(void)
+{
+	return (luo_global.init_flags & LUO_INIT_EXEC_INHERIT) &&
+	       !carrier_forced;
+}
+
+/*
+ * Put every outgoing file in flight, in serialization order; or, with
+ * inheritance, move the library's references into the inherited range
+ * (luo_inherit.c), in the same order.
+ */
 static int send_files(void)
 {
-	size_t total = 0, k = 0;
-	int *fds, err;
+	size_t total, k = 0;
+	int *fds, err = 0, base = 0;
 
-	for (struct luo_session *s = outgoing; s; s = s->next)
-		total += s->nfiles;
-	if (!total) /* none (left): the node says so, as it did at first */
-		return luo_abi_out_set_carrier(0, 0, 0);
-	fds = malloc(total * sizeof(*fds));
-	if (!fds) {
-		pr_err("liveupdate_prepare: out of memory listing %zu preserved files",
-		       total);
+	fds = outgoing_fds(&total);
+	if (!fds)
 		return -ENOMEM;
+	if (!total) { /* none (left): the node says so, as it did at first */
+		free(fds);
+		return luo_abi_out_set_carrier(0, 0, 0, 0);
 	}
-	for (struct luo_session *s = outgoing; s; s = s->next)
-		for (size_t i = 0; i < s->nfiles; i++)
-			fds[k++] = s->files[i]->fd;
-	err = luo_carrier_send(fds, total, &carrier_out.fd, &carrier_out.ino);
+	if (inherit_wanted()) {
+		err = luo_inherit_place(fds, total, &carrier_out.fd,
+					&carrier_out.ino, &base);
+		/* Moved even on failure (still references, FD_CLOEXEC). */
+		for (struct luo_session *s = outgoing; s; s = s->next)
+			for (size_t i = 0; i < s->nfiles; i++)
+				s->files[i]->fd = fds[k++];
+		/* Never fail an update the carrier can do (said why). */
+		if (err)
+			pr_warn("liveupdate_prepare: the %zu preserved files go on the carrier this time, not inherited",
+				total);
+	}
+	if (!base)
+		err = luo_carrier_send(fds, total, &carrier_out.fd,
+				       &carrier_out.ino);
 	free(fds);
 	if (err)
 		return err;
 	carrier_out.count = total;
-	err = luo_abi_out_set_carrier(carrier_out.fd, carrier_out.ino, total);
-	if (err) {
-		close(carrier_out.fd);
-		carrier_out.fd = -1;
-	}
+	carrier_out.base = base;
+	err = luo_abi_out_set_carrier(carrier_out.fd, carrier_out.ino, total,
+				      (uint64_t)base);
+	if (err)
+		carrier_out_close();
 	return err;
 }
 
@@ -670,7 +781,13 @@ static int sessions_prepare(void)
 		if (!s->nfiles)
 			continue;
 		for (size_t k = 0; k < s->nfiles; k++) {
-			err = luo_file_check_held(s->files[k]);
+			struct luo_file *f = s->files[k];
+
+			err = luo_file_check_held(f);
+			if (!err &&
+			    !strcmp(f->compatible, LUO_EPOLL_COMPATIBLE))
+				err = luo_epoll_check_targets(f->fd, s->name,
+							      f->token);
 			if (err)
 				goto fail;
 		}
@@ -695,6 +812,7 @@ flbs:
 	 * cannot change until the update ends (cancel drops them). */
 	err = send_files();
 	if (err) { /* said why already */
+		carrier_out_close();
 		serialized_free();
 		return err;
 	}
@@ -787,6 +905,28 @@ int luo_sessions_send_ahead(int *rx, uint64_t *ino, size_t *count)
 
 	if (err)
 		return err;
+	/* Registrations are keyed by this process's numbers. */
+	for (struct luo_session *s = outgoing; s; s = s->next)
+		for (size_t i = 0; i < s->nfiles; i++)
+			if (!strcmp(s->files[i]->compatible,
+				    LUO_EPOLL_COMPATIBLE)) {
+				pr_err("session '%s' token %#llx: an epoll instance crosses only an exec-mode update; unpreserve it for a spawn-mode one",
+				       s->name,
+				       (unsigned long long)s->files[i]->token);
+				luo_sessions_lock_leave();
+				return -EINVAL;
+			}
+	/* A spawned image can only take them off a socket. */
+	carrier_forced = true;
+	if (out_ser.in_flight && carrier_out.base) {
+		carrier_out_close();
+		err = send_files();
+		out_ser.in_flight = !err;
+		if (err) {
+			luo_sessions_lock_leave();
+			return err;
+		}
+	}
 	*rx = out_ser.in_flight ? carrier_out.fd : -1;
 	*ino = carrier_out.ino;
 	*count = *rx >= 0 ? carrier_out.count : 0;
@@ -967,7 +1107,9 @@ static int parse_carrier(const void *luo_fdt, int node, uint32_t files,
 {
 	const char *props[] = {LUO_FILES_CARRIER_FD, LUO_FILES_CARRIER_INO,
 			       LUO_FILES_COUNT};
-	uint64_t v[3];
+	uint64_t v[3], base = 0;
+	const fdt64_t *b;
+	int blen;
 
 	for (int i = 0; i < 3; i++) {
 		int len;
@@ -984,6 +1126,25 @@ static int parse_carrier(const void *luo_fdt, int node, uint32_t files,
 			why, whylen, -EBADMSG,
 			"the carrier holds %llu files, the sessions %u",
 			(unsigned long long)v[2], files);
+	/* Absent from an image without inheritance: in flight. */
+	b = fdt_getprop(luo_fdt, node, LUO_FILES_INHERIT_BASE, &blen);
+	if (b && blen == sizeof(*b))
+		base = fdt64_ld(b);
+	if (base != (uint64_t)luo_global.inherit_base ||
+	    (base && (!files || base + files != v[0] || base <= 2)))
+		return luo_reason(
+			why, whylen, -EBADMSG,
+			"inherited files: the LUO FDT names %u files at %llu under sentinel %llu, the environment base %d",
+			files, (unsigned long long)base,
+			(unsigned long long)v[0], luo_global.inherit_base);
+	carrier_in.base = (int)base;
+	if (base) {
+		/* Checked by its inode at adoption. */
+		carrier_in.fd = (int)v[0];
+		carrier_in.ino = v[1];
+		carrier_in.count = files;
+		return 0;
+	}
 	/* Both must name it; if they disagree the files are lost (and say
 	 * so when asked for), but memory and subsystems still come across. */
 	carrier_in.fd = files && ((int)v[0] == luo_global.carrier_fd ||
@@ -1075,6 +1236,11 @@ int luo_sessions_carrier_fd(void)
 	return carrier_out.fd;
 }
 
+int luo_sessions_inherit_base(void)
+{
+	return carrier_out.fd >= 0 ? carrier_out.base : 0;
+}
+
 /*
  * A file received ahead was looked at when it arrived, before the freeze;
  * the sealed block is the authority on what it must be.  A match spares
@@ -1093,6 +1259,48 @@ static void adopt_checked_ahead(struct luo_file *f,
 }
 
 /*
+ * Inherited files: check the sentinel and the range once, give each file
+ * its number.  If the sentinel is gone no number is trusted (every file
+ * is refused with -ESTALE, none closed); if the range has a hole each
+ * file's identity is checked at retrieval even with
+ * LUO_INIT_TRUST_CARRIER.
+ */
+static void adopt_inherited(void)
+{
+	char why[256];
+	size_t n = carrier_in.count;
+	int base = carrier_in.base;
+	bool holes = false;
+	int err;
+
+	err = luo_inherit_adopt(carrier_in.fd, carrier_in.ino, base, n, &holes,
+				why, sizeof(why));
+	carrier_in.fd = -1;
+	if (err)
+		pr_err("the %zu inherited files cannot be trusted: %s; retrieving them fails with -ESTALE",
+		       n, why);
+	else if (holes)
+		pr_warn("a descriptor of the %zu inherited files (%d to %zu) was closed before luo_init(): every file's identity is checked at retrieval",
+			n, base, (size_t)base + n - 1);
+	for (struct luo_session *s = incoming; s; s = s->next) {
+		for (size_t i = 0; i < s->nfiles; i++) {
+			struct luo_file *f = s->files[i];
+
+			if (err) {
+				f->retrieve_status = -ESTALE;
+				continue;
+			}
+			f->fd = base + (int)f->carrier_index;
+			f->must_check = holes;
+		}
+	}
+	for (size_t i = 0; !err && i < in_closed.n; i++)
+		close(base + (int)in_closed.v[i]);
+	free(in_closed.v);
+	memset(&in_closed, 0, sizeof(in_closed));
+}
+
+/*
  * Once the whole handover is accepted, take the files off the carrier:
  * they arrive with FD_CLOEXEC.  If the carrier is gone (the new image
  * closed or reused its descriptor before luo_init()) or broken, every
@@ -1106,6 +1314,10 @@ void luo_sessions_in_adopt(void)
 	bool trust = luo_global.init_flags & LUO_INIT_TRUST_CARRIER;
 	int *fds, err;
 
+	if (n && carrier_in.base) {
+		adopt_inherited();
+		return;
+	}
 	if (!n || carrier_in.fd < 0)
 		/* Not the carrier we will read: not one to keep open. */
 		luo_carrier_discard_unverified(luo_global.carrier_fd);

@@ -29,6 +29,7 @@ struct luo_file {
 	uint64_t dev, ino;
 	bool frozen;
 	bool checked_ahead;  /* incoming: identity matched when it arrived */
+	bool must_check;     /* incoming: checked even if trusted (a hole) */
 	int retrieve_status; /* incoming: 0 not yet, 1 done, < 0 the error */
 	size_t index;	     /* in session->files */
 	size_t ser_pos;	     /* outgoing: entry in the session's file block */
