@@ -24,7 +24,6 @@
 #include "log.h"
 #include "luo_device_internal.h"
 #include "luo_internal.h"
-#include "luo_name.h"
 
 static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct luo_device_lu *head, *tail;
@@ -47,37 +46,11 @@ static __thread bool in_foreach;
 
 enum { PREP_NONE, PREP_DRIVER, PREP_BOTH };
 
-uint64_t luo_device_path_hash(const char *s, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-bool luo_device_name_valid(const char *name, size_t len)
-{
-	return luo_name_valid(name, len, LIVEUPDATE_DEVICE_NAME_MAX, ",._+:@-");
-}
-
 static bool name_ok(const char *name)
 {
 	return name &&
 	       luo_device_name_valid(
 		       name, strnlen(name, LIVEUPDATE_DEVICE_NAME_MAX + 1));
-}
-
-const char *luo_device_bus_name(const struct liveupdate_device *dev)
-{
-	return dev->bus ? dev->bus->name : "";
-}
-
-const char *luo_device_driver_name(const struct liveupdate_device *dev)
-{
-	return dev->driver ? dev->driver->name : "";
 }
 
 static const struct liveupdate_device_cbs *
