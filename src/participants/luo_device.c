@@ -41,9 +41,6 @@ static struct {
 /* Set while a liveupdate_device_foreach() callback runs on this thread. */
 static __thread bool in_foreach;
 
-#define FLAG_GET(f) __atomic_load_n(&(f), __ATOMIC_RELAXED)
-#define FLAG_SET(f, v) __atomic_store_n(&(f), (v), __ATOMIC_RELAXED)
-
 enum { PREP_NONE, PREP_DRIVER, PREP_BOTH };
 
 static bool name_ok(const char *name)
@@ -751,14 +748,6 @@ static void devices_finish(void)
 			cbs->finish(lu->dev, e->bus_data);
 	}
 	luo_devices_in_release();
-}
-
-/* The incoming entries are going away: untie the registered devices. */
-void luo_devices_untie(struct luo_device_lu *lu)
-{
-	lu->in = NULL;
-	FLAG_SET(lu->preserved, false);
-	FLAG_SET(lu->reclaimed, false);
 }
 
 void luo_devices_forget(void)

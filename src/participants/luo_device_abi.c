@@ -136,11 +136,19 @@ void luo_devices_in_info_of(const struct luo_device_in *e,
 	info->reclaimed = e->reclaimed;
 }
 
+/* The incoming entries are going away: untie the registered devices. */
+static void untie(struct luo_device_lu *lu)
+{
+	lu->in = NULL;
+	FLAG_SET(lu->preserved, false);
+	FLAG_SET(lu->reclaimed, false);
+}
+
 void luo_devices_in_release(void)
 {
 	for (size_t i = 0; i < in.n; i++)
 		if (in.v[i].lu)
-			luo_devices_untie(in.v[i].lu);
+			untie(in.v[i].lu);
 	free(in.v);
 	free(in.strings);
 	luo_hash_free(&in.by_path);

@@ -19,6 +19,13 @@
 
 struct luo_device_in;
 
+/*
+ * The flags of struct luo_device_lu that liveupdate_device_preserved() and
+ * the like read without a lock: relaxed atomic loads and stores.
+ */
+#define FLAG_GET(f) __atomic_load_n(&(f), __ATOMIC_RELAXED)
+#define FLAG_SET(f, v) __atomic_store_n(&(f), (v), __ATOMIC_RELAXED)
+
 /* The library's side of a registered device (struct liveupdate_device.lu). */
 struct luo_device_lu {
 	struct liveupdate_device *dev;
@@ -85,10 +92,7 @@ const char *luo_device_bus_name(const struct liveupdate_device *dev);
  */
 const char *luo_device_driver_name(const struct liveupdate_device *dev);
 
-/* luo_device.c */
-void luo_devices_untie(struct luo_device_lu *lu);
-
-/* luo_device_abi.c */
+/* luo_device_abi.c: calls only luo_device_name.c. */
 /**
  * luo_devices_out_record() - write the outgoing "devices" node
  * @v: the preserve list, deepest first.
