@@ -12,7 +12,8 @@
  * The preserve list of an update in progress is an array of the requested
  * devices and their ancestors, deepest first.  The incoming side is the
  * "devices" node of the LUO FDT, copied out and checked in luo_init(); see
- * luo_device_abi.c.
+ * luo_device_abi.c.  This file is the top of the device files: it calls
+ * luo_device_abi.c and luo_device_name.c, neither calls it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -527,6 +528,15 @@ static size_t mark_chain(struct luo_device_lu *lu, struct luo_device_lu **out)
 	return n;
 }
 
+/**
+ * luo_devices_fdt_size() - room the "devices" node will take
+ *
+ * Called by the lifecycle, under the state lock held for writing, before it
+ * sizes the outgoing LUO FDT.
+ *
+ * Return: an upper bound in bytes for the requested devices and their
+ * ancestors.
+ */
 size_t luo_devices_fdt_size(void)
 {
 	size_t bytes = 256;
@@ -750,6 +760,13 @@ static void devices_finish(void)
 	luo_devices_in_release();
 }
 
+/**
+ * luo_devices_forget() - luo_exit(): drop the registry, the preserve list
+ * and the incoming devices
+ *
+ * The devices stay the service's; their lu fields are cleared so they can
+ * be registered again after a new luo_init().
+ */
 void luo_devices_forget(void)
 {
 	struct luo_device_lu *lu, *next;
@@ -767,6 +784,7 @@ void luo_devices_forget(void)
 	pthread_mutex_unlock(&dev_lock);
 }
 
+/* The devices' entry in the lifecycle's participants[]. */
 const struct luo_participant luo_devices_participant = {
 	.name = "devices",
 	.prepare = devices_prepare,
