@@ -12,7 +12,8 @@
  * The preserve list of an update in progress is an array of the requested
  * devices and their ancestors, deepest first.  The incoming side is the
  * "devices" node of the LUO FDT, copied out and checked in luo_init(); see
- * luo_device_abi.c.
+ * luo_device_abi.c.  This file is the top of the device files: it calls
+ * luo_device_abi.c and luo_device_name.c, neither calls it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,7 +25,6 @@
 #include "log.h"
 #include "luo_device_internal.h"
 #include "luo_internal.h"
-#include "luo_name.h"
 
 static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct luo_device_lu *head, *tail;
@@ -42,42 +42,13 @@ static struct {
 /* Set while a liveupdate_device_foreach() callback runs on this thread. */
 static __thread bool in_foreach;
 
-#define FLAG_GET(f) __atomic_load_n(&(f), __ATOMIC_RELAXED)
-#define FLAG_SET(f, v) __atomic_store_n(&(f), (v), __ATOMIC_RELAXED)
-
 enum { PREP_NONE, PREP_DRIVER, PREP_BOTH };
-
-uint64_t luo_device_path_hash(const char *s, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-bool luo_device_name_valid(const char *name, size_t len)
-{
-	return luo_name_valid(name, len, LIVEUPDATE_DEVICE_NAME_MAX, ",._+:@-");
-}
 
 static bool name_ok(const char *name)
 {
 	return name &&
 	       luo_device_name_valid(
 		       name, strnlen(name, LIVEUPDATE_DEVICE_NAME_MAX + 1));
-}
-
-const char *luo_device_bus_name(const struct liveupdate_device *dev)
-{
-	return dev->bus ? dev->bus->name : "";
-}
-
-const char *luo_device_driver_name(const struct liveupdate_device *dev)
-{
-	return dev->driver ? dev->driver->name : "";
 }
 
 static const struct liveupdate_device_cbs *
@@ -557,6 +528,15 @@ static size_t mark_chain(struct luo_device_lu *lu, struct luo_device_lu **out)
 	return n;
 }
 
+/**
+ * luo_devices_fdt_size() - room the "devices" node will take
+ *
+ * Called by the lifecycle, under the state lock held for writing, before it
+ * sizes the outgoing LUO FDT.
+ *
+ * Return: an upper bound in bytes for the requested devices and their
+ * ancestors.
+ */
 size_t luo_devices_fdt_size(void)
 {
 	size_t bytes = 256;
@@ -780,14 +760,13 @@ static void devices_finish(void)
 	luo_devices_in_release();
 }
 
-/* The incoming entries are going away: untie the registered devices. */
-void luo_devices_untie(struct luo_device_lu *lu)
-{
-	lu->in = NULL;
-	FLAG_SET(lu->preserved, false);
-	FLAG_SET(lu->reclaimed, false);
-}
-
+/**
+ * luo_devices_forget() - luo_exit(): drop the registry, the preserve list
+ * and the incoming devices
+ *
+ * The devices stay the service's; their lu fields are cleared so they can
+ * be registered again after a new luo_init().
+ */
 void luo_devices_forget(void)
 {
 	struct luo_device_lu *lu, *next;
@@ -805,6 +784,7 @@ void luo_devices_forget(void)
 	pthread_mutex_unlock(&dev_lock);
 }
 
+/* The devices' entry in the lifecycle's participants[]. */
 const struct luo_participant luo_devices_participant = {
 	.name = "devices",
 	.prepare = devices_prepare,

@@ -18,6 +18,9 @@
  * subnode per device would make libfdt's name checks quadratic).  The
  * incoming side copies everything out of the arena and checks every field
  * before the handover is accepted.
+ *
+ * Below the registry (luo_device.c), above the names (luo_device_name.c):
+ * nothing here calls the registry.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -136,11 +139,27 @@ void luo_devices_in_info_of(const struct luo_device_in *e,
 	info->reclaimed = e->reclaimed;
 }
 
+/* The incoming entries are going away: untie the registered devices. */
+static void untie(struct luo_device_lu *lu)
+{
+	lu->in = NULL;
+	FLAG_SET(lu->preserved, false);
+	FLAG_SET(lu->reclaimed, false);
+}
+
+/**
+ * luo_devices_in_release() - drop the devices the old image preserved
+ *
+ * The participant's release_incoming (a refused handover, finish), and
+ * called again by finish and by luo_devices_forget(): a second call finds
+ * nothing.  Registered devices tied to an incoming entry are untied: no
+ * longer preserved nor reclaimed.
+ */
 void luo_devices_in_release(void)
 {
 	for (size_t i = 0; i < in.n; i++)
 		if (in.v[i].lu)
-			luo_devices_untie(in.v[i].lu);
+			untie(in.v[i].lu);
 	free(in.v);
 	free(in.strings);
 	luo_hash_free(&in.by_path);
@@ -193,6 +212,20 @@ struct string_list {
 	size_t max;
 };
 
+/**
+ * luo_devices_in_parse() - copy out and check the incoming "devices" node
+ * @fdt: the incoming LUO FDT (in the arena).
+ * @why: filled in with the reason of a refusal.
+ * @whylen: its size.
+ *
+ * Called by the lifecycle at adoption.  Nothing is read from the arena
+ * afterwards; every path, name, the order (children before parents) and
+ * every ancestor are checked.  On an error, what was copied stays until
+ * luo_devices_in_release().
+ *
+ * Return: 0 (also when the old image preserved no devices), -EBADMSG,
+ * -EPROTONOSUPPORT for another compatible string, -ENOMEM.
+ */
 int luo_devices_in_parse(const void *fdt, char *why, size_t whylen)
 {
 	struct string_list lists[3] = {

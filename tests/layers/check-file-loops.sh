@@ -4,12 +4,23 @@
 # use, directly or round a loop of files, a symbol of a file that uses its
 # own (docs/architecture.md, "Inside a layer").  Prints the order found,
 # callers first.
-# Usage: check-file-loops.sh LIB... (static libraries)
+# Usage: check-file-loops.sh [--only FILE,...] LIB... (static libraries)
+#   --only: of the next LIB, check only these files (e.g. luo_device.c)
+#   and the files on a path of calls from one of them to another; loops
+#   elsewhere in that LIB are not reported.
 set -eu
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 bad=0
+only=
 for lib in "$@"; do
+	if [ "$lib" = --only ]; then
+		only=next
+		continue
+	elif [ "$only" = next ]; then
+		only=$lib
+		continue
+	fi
 	name=$(basename "$lib" .a)
 	name=${name#lib}
 	# "ARCHIVE:OBJECT:[ADDR] TYPE SYMBOL" -> "FILE TYPE SYMBOL"
@@ -28,6 +39,25 @@ for lib in "$@"; do
 			if ((u[2] in def) && def[u[2]] != u[1])
 				print u[1], def[u[2]] } }' "$tmp/syms" |
 		sort -u >"$tmp/edges"
+	if [ -n "$only" ]; then
+		# Keep the edges between files that are listed or lie on a path
+		# from a listed file to a listed file (a loop through them).
+		awk -v only="$only" '
+		     { e[$1, $2] = 1; f[$1] = 1; f[$2] = 1; line[NR] = $0 }
+		     END { n = split(only, l, ",")
+			for (i = 1; i <= n; i++) { want[l[i]] = 1; f[l[i]] = 1 }
+			for (a in f) for (b in f) r[a, b] = (a == b) || ((a, b) in e)
+			for (k in f) for (a in f) if (r[a, k])
+				for (b in f) if (r[k, b]) r[a, b] = 1
+			for (u in f) for (a in want) for (b in want)
+				if (r[a, u] && r[u, b]) keep[u] = 1
+			for (i = 1; i <= NR; i++) { split(line[i], x, " ")
+				if ((x[1] in keep) && (x[2] in keep)) print line[i] } }' \
+			"$tmp/edges" >"$tmp/kept"
+		mv "$tmp/kept" "$tmp/edges"
+		name="$name ($(echo "$only" | tr ',' ' '))"
+		only=
+	fi
 	awk '{ e[$1 " " $2] = 1 }
 	     END { for (k in e) { split(k, a, " ")
 			if ((a[2] " " a[1]) in e && a[1] < a[2])

@@ -3,8 +3,9 @@
 # No object of a layer may use a symbol defined only in a layer above it;
 # and in the layers named after --files, no two files call each other
 # (check-file-loops.sh).
-# Usage: check-layers.sh LIB... [--files LIB...]
-#        (static libraries, lowest layer first)
+# Usage: check-layers.sh LIB... [--files [--only FILE,...] LIB...]
+#        (static libraries, lowest layer first; --only as in
+#        check-file-loops.sh)
 set -eu
 layers=
 files=
