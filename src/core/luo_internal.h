@@ -59,8 +59,6 @@ int luo_state_hold(void);
 void luo_state_unhold(void);
 bool luo_state_is(enum liveupdate_state s);
 void luo_set_state(enum liveupdate_state s);
-int luo_freeze_locked(void);
-void luo_cancel_locked(void);
 int luo_participants_reboot(void);
 
 /* luo_fdt.c: the LUO FDT codec: the outgoing FDT and struct luo_ser, the
@@ -259,8 +257,8 @@ void luo_abi_in_subsystem_mark(const char *name);
 void luo_abi_in_warn_unclaimed(void);
 void luo_subsystems_forget(void);
 
-/* lifecycle.c: the environment variable, the old address space */
-/* The handover environment variable, parsed. */
+/* lifecycle.c: the old address space */
+/* The handover environment variable, parsed (luo_handover_env.c). */
 struct luo_handover_env {
 	int arena_fd;
 	int release_fd; /* -1: no helper holds the old address space */
@@ -270,6 +268,13 @@ struct luo_handover_env {
 			   * carrier_fd the sentinel above them */
 };
 
+/**
+ * luo_parse_handover_env() - parse a LUO_HANDOVER_FD value
+ * @value: "ARENA[,RELEASE,PID[,CARRIER[,BASE]]]".
+ * @e: filled with its fields (unset ones -1 or 0).
+ *
+ * Return: 0; -EBADF if @value is not exactly that.
+ */
 int luo_parse_handover_env(const char *value, struct luo_handover_env *e);
 int luo_sessions_carrier_fd(void);
 /**

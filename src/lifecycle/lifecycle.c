@@ -2,11 +2,12 @@
 /*
  * The live update lifecycle, in the order a reader meets it: the
  * participants, luo_init() and the adoption of an incoming handover,
- * prepare, freeze, the reboot (execve() of the new image), cancel, finish
- * and luo_exit().  NORMAL -> PREPARED -> FROZEN -> exec -> UPDATED ->
- * NORMAL, with cancel back to NORMAL.  Transitions hold the state lock
- * (core/luo_state.c) for writing; callers that need the state to stay put
- * hold it for reading.
+ * prepare, freeze, the reboot (execve() of the new image), cancel,
+ * liveupdate_update() (exec mode here; spawn mode in luo_spawn.c, which
+ * drives the steps this file gives it), finish and luo_exit().  NORMAL ->
+ * PREPARED -> FROZEN -> exec -> UPDATED -> NORMAL, with cancel back to
+ * NORMAL.  Transitions hold the state lock (core/luo_state.c) for
+ * writing; callers that need the state to stay put hold it for reading.
  *
  * The reboot: execve() of the new image with the arena fd inherited and
  * named in the environment.  If the exec fails, everything is put back and
@@ -79,6 +80,9 @@ static int wrong_state(const char *op, const char *want)
 	return -EINVAL;
 }
 
+static void cancel_locked(void);
+static int finish_now(void);
+
 /* The variable's value made safe for a one-line message. */
 static const char *printable(const char *value, char *buf, size_t len)
 {
@@ -88,73 +92,6 @@ static const char *printable(const char *value, char *buf, size_t len)
 		buf[i] = (value[i] > ' ' && value[i] < 0x7f) ? value[i] : '?';
 	strcpy(buf + i, value[i] ? "..." : "");
 	return buf;
-}
-
-/* The handover environment variable. */
-
-/* Strict decimal, no sign, no junk; -1 if not. */
-static long parse_num(const char *s, const char **end, long max)
-{
-	long v = 0;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	while (*s >= '0' && *s <= '9') {
-		v = v * 10 + (*s++ - '0');
-		if (v > max)
-			return -1;
-	}
-	*end = s;
-	return v;
-}
-
-/* A field that is a number or, where @may_be_unset, -1. */
-static long parse_field(const char *s, const char **end, bool may_be_unset)
-{
-	if (may_be_unset && s[0] == '-' && s[1] == '1') {
-		*end = s + 2;
-		return -1;
-	}
-	return parse_num(s, end, 1 << 30) < 0 ? -2 : parse_num(s, end, 1 << 30);
-}
-
-/*
- * "ARENA" or "ARENA,RELEASE,PID" or "ARENA,RELEASE,PID,CARRIER" or
- * "ARENA,RELEASE,PID,CARRIER,BASE": the arena memfd; the pipe and pid of
- * the helper holding the old address space (-1 and 0 if none); the socket
- * carrying the preserved files (-1 if none); the first descriptor of the
- * inherited files, the carrier then being the sentinel above them
- * (LUO_INIT_EXEC_INHERIT).  Strict: anything else is not a handover.
- */
-int luo_parse_handover_env(const char *value, struct luo_handover_env *e)
-{
-	const char *p = value;
-
-	*e = (struct luo_handover_env){.release_fd = -1, .carrier_fd = -1};
-	e->arena_fd = (int)parse_field(p, &p, false);
-	if (e->arena_fd < 0)
-		return -EBADF;
-	if (*p == ',') {
-		e->release_fd = (int)parse_field(p + 1, &p, true);
-		if (e->release_fd < -1 || *p != ',')
-			return -EBADF;
-		e->helper_pid = (pid_t)parse_field(p + 1, &p, false);
-		if (e->helper_pid < 0 ||
-		    (e->release_fd >= 0) != (e->helper_pid > 0))
-			return -EBADF;
-		if (*p == ',') {
-			e->carrier_fd = (int)parse_field(p + 1, &p, true);
-			if (e->carrier_fd < -1)
-				return -EBADF;
-		}
-		if (*p == ',') {
-			e->inherit_base = (int)parse_field(p + 1, &p, false);
-			if (e->inherit_base <= 2 ||
-			    e->inherit_base >= e->carrier_fd)
-				return -EBADF;
-		}
-	}
-	return *p ? -EBADF : 0;
 }
 
 /* The parent of process @pid, from /proc; -1 if unknown. */
@@ -451,7 +388,7 @@ int luo_init(const struct luo_init_opts *opts)
 		char env[64];
 
 		free(value);
-		value = luo_txn_child_adopt(spawn, env, sizeof(env))
+		value = luo_txn_child_adopt(spawn, finish_now, env, sizeof(env))
 				? NULL
 				: strdup(env);
 	}
@@ -580,7 +517,7 @@ out:
 	return err;
 }
 
-int luo_freeze_locked(void)
+static int freeze_locked(void)
 {
 	int err = 0;
 
@@ -590,7 +527,7 @@ int luo_freeze_locked(void)
 	for (size_t i = 0; i < NPARTICIPANTS; i++) {
 		err = participants[i]->freeze();
 		if (err) {
-			luo_cancel_locked();
+			cancel_locked();
 			pr_info("live update cancelled: a participant refused freeze");
 			return err;
 		}
@@ -606,7 +543,7 @@ int liveupdate_freeze(void)
 
 	if (err)
 		return err;
-	err = luo_freeze_locked();
+	err = freeze_locked();
 	luo_state_write_unlock();
 	return err;
 }
@@ -1059,7 +996,7 @@ int liveupdate_reboot(const char *path, char *const argv[], char *const envp[])
 	if (err)
 		return err;
 	if (luo_state_is(LIVEUPDATE_STATE_PREPARED)) {
-		err = luo_freeze_locked();
+		err = freeze_locked();
 		if (err)
 			goto out;
 	} else if (!luo_state_is(LIVEUPDATE_STATE_FROZEN)) {
@@ -1131,13 +1068,13 @@ cancel:
 	luo_exec_rollback_inherit(false);
 	free(back);
 	free_env(env);
-	luo_cancel_locked(); /* stops the holder too */
+	cancel_locked(); /* stops the holder too */
 out:
 	luo_state_write_unlock();
 	return err;
 }
 
-void luo_cancel_locked(void)
+static void cancel_locked(void)
 {
 	for (size_t i = NPARTICIPANTS; i--;)
 		participants[i]->cancel();
@@ -1159,11 +1096,84 @@ int liveupdate_cancel(void)
 		err = -ESRCH;
 	} else if (luo_state_is(LIVEUPDATE_STATE_PREPARED) ||
 		   luo_state_is(LIVEUPDATE_STATE_FROZEN))
-		luo_cancel_locked();
+		cancel_locked();
 	else
 		err = wrong_state("liveupdate_cancel",
 				  "only prepared or frozen can be cancelled");
 	luo_state_write_unlock();
+	return err;
+}
+
+/*
+ * The steps a spawn-mode update drives from luo_spawn.c: given to it
+ * rather than called by name, so that calls inside the lifecycle layer go
+ * one way, from this file down (docs/architecture.md, "Inside a layer").
+ */
+static const struct luo_update_steps update_steps = {
+	.prepare = liveupdate_prepare,
+	.freeze_locked = freeze_locked,
+	.cancel_locked = cancel_locked,
+};
+
+static bool opts_valid(const struct liveupdate_update_opts *o)
+{
+	if (!o || !o->path || !o->argv || !o->argv[0]) {
+		pr_err("liveupdate_update: needs options with a path and argv with at least argv[0]");
+		return false;
+	}
+	if (o->mode != LIVEUPDATE_MODE_EXEC &&
+	    o->mode != LIVEUPDATE_MODE_SPAWN) {
+		pr_err("liveupdate_update: unknown mode %d (exec or spawn)",
+		       (int)o->mode);
+		return false;
+	}
+	if (o->mode == LIVEUPDATE_MODE_EXEC &&
+	    (o->trial_ms || o->deadline_ms)) {
+		pr_err("liveupdate_update: a trial and a deadline need spawn mode: the old image is gone once exec succeeds");
+		return false;
+	}
+	if (o->mode == LIVEUPDATE_MODE_SPAWN && o->trial_ms &&
+	    !luo_txn_hooks_have_health() &&
+	    !(o->flags & LIVEUPDATE_UPDATE_EXTERNAL_PROBE)) {
+		pr_err("liveupdate_update: a trial needs a health probe: register one with liveupdate_set_txn_hooks() or probe from outside (luoctl update --health CMD)");
+		return false;
+	}
+	return true;
+}
+
+int liveupdate_update(const struct liveupdate_update_opts *o,
+		      struct liveupdate_update_report *report)
+{
+	struct liveupdate_update_report dummy;
+	int err;
+
+	if (!report)
+		report = &dummy;
+	memset(report, 0, sizeof(*report));
+	report->exit_status = -1;
+	if (!opts_valid(o))
+		return -EINVAL;
+	/* From a callback, the state lock is ours: -EDEADLK. */
+	err = liveupdate_state_read_enter();
+	if (err)
+		return err;
+	liveupdate_state_read_exit();
+	if (luo_spawn_running()) {
+		pr_err("liveupdate_update: a spawn-mode update is already running; wait for its commit or rollback");
+		return -EBUSY;
+	}
+	if (o->mode == LIVEUPDATE_MODE_SPAWN)
+		return luo_spawn_update(o, report, &update_steps);
+	if (liveupdate_get_state() == LIVEUPDATE_STATE_NORMAL) {
+		err = liveupdate_prepare();
+		if (err)
+			return err;
+	}
+	err = liveupdate_reboot(o->path, o->argv, o->envp);
+	report->reason = LIVEUPDATE_TXN_FAILED;
+	report->error = err;
+	snprintf(report->text, sizeof(report->text), "exec of '%s' failed: %s",
+		 o->path, strerror(-err));
 	return err;
 }
 
@@ -1172,10 +1182,10 @@ int liveupdate_finish(void)
 	/* A spawned image asks the old one to commit first. */
 	int err = luo_txn_defer_finish();
 
-	return err == 1 ? luo_finish_now() : err;
+	return err == 1 ? finish_now() : err;
 }
 
-int luo_finish_now(void)
+static int finish_now(void)
 {
 	int err = luo_state_write_lock("liveupdate_finish");
 

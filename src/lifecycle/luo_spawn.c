@@ -48,42 +48,7 @@ extern char **environ;
 #define LIVENESS_MS 3000 /* no pong for this long: liveness lost */
 #define CHANNEL_EOF_WAIT_MS 500
 
-static pthread_mutex_t hooks_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct liveupdate_txn_hooks hooks;
 static _Atomic bool running, handed_over;
-
-int liveupdate_set_txn_hooks(const struct liveupdate_txn_hooks *h)
-{
-	pthread_mutex_lock(&hooks_lock);
-	if (h)
-		hooks = *h;
-	else
-		memset(&hooks, 0, sizeof(hooks));
-	pthread_mutex_unlock(&hooks_lock);
-	return 0;
-}
-
-static struct liveupdate_txn_hooks hooks_get(void)
-{
-	struct liveupdate_txn_hooks h;
-
-	pthread_mutex_lock(&hooks_lock);
-	h = hooks;
-	pthread_mutex_unlock(&hooks_lock);
-	return h;
-}
-
-bool luo_txn_hooks_have_health(void)
-{
-	return hooks_get().health != NULL;
-}
-
-int luo_txn_hooks_health(void)
-{
-	struct liveupdate_txn_hooks h = hooks_get();
-
-	return h.health ? h.health(h.arg) : 0;
-}
 
 bool luo_spawn_handed_over(void)
 {
@@ -121,6 +86,7 @@ struct spawn {
 	bool reaped;
 	bool locked; /* we hold the state write lock */
 	bool adopt_sent;
+	const struct luo_update_steps *steps;
 	uint64_t start_ns, deadline_ms;
 	uint64_t ahead_ino; /* the carrier sent ahead, 0 if none */
 };
@@ -349,7 +315,7 @@ static void drain_trial_files(struct spawn *sp)
  */
 static int rollback(struct spawn *sp)
 {
-	struct liveupdate_txn_hooks h = hooks_get();
+	struct liveupdate_txn_hooks h = luo_txn_hooks_get();
 	uint64_t t0 = luo_now_ns();
 	size_t returned, untaken;
 
@@ -375,7 +341,7 @@ static int rollback(struct spawn *sp)
 		luo_kho_trial_repair();
 	if (luo_state_is(LIVEUPDATE_STATE_PREPARED) ||
 	    luo_state_is(LIVEUPDATE_STATE_FROZEN))
-		luo_cancel_locked();
+		sp->steps->cancel_locked();
 	sp->r->rollback_ns = luo_now_ns() - t0;
 	returned = luo_txn_returned_count();
 	if (h.rollback)
@@ -531,7 +497,7 @@ static int handover(struct spawn *sp, bool *has_probe)
 
 	state_lock();
 	sp->locked = true;
-	err = luo_freeze_locked();
+	err = sp->steps->freeze_locked();
 	if (err) {
 		report_set(sp, LIVEUPDATE_TXN_FAILED, err, "freeze failed: %s",
 			   strerror(-err));
@@ -660,11 +626,13 @@ static int trial(struct spawn *sp, bool has_probe)
 	}
 }
 
-static int update_spawn(const struct liveupdate_update_opts *o,
-			struct liveupdate_update_report *r)
+int luo_spawn_update(const struct liveupdate_update_opts *o,
+		     struct liveupdate_update_report *r,
+		     const struct luo_update_steps *steps)
 {
-	struct spawn sp = {.o = o, .r = r, .ch = -1, .pidfd = -1};
-	struct liveupdate_txn_hooks h = hooks_get();
+	struct spawn sp = {
+		.o = o, .r = r, .ch = -1, .pidfd = -1, .steps = steps};
+	struct liveupdate_txn_hooks h = luo_txn_hooks_get();
 	bool has_probe = false, expected = false;
 	uint64_t t0;
 	int err;
@@ -677,7 +645,7 @@ static int update_spawn(const struct liveupdate_update_opts *o,
 					: LIVEUPDATE_DEADLINE_DEFAULT_MS;
 	t0 = luo_now_ns();
 	if (liveupdate_get_state() == LIVEUPDATE_STATE_NORMAL) {
-		err = liveupdate_prepare();
+		err = steps->prepare();
 		if (err) {
 			report_set(&sp, LIVEUPDATE_TXN_FAILED, err,
 				   "prepare failed: %s", strerror(-err));
@@ -692,7 +660,7 @@ static int update_spawn(const struct liveupdate_update_opts *o,
 		/* Nothing started: a plain failed update. */
 		state_lock();
 		if (luo_state_is(LIVEUPDATE_STATE_PREPARED))
-			luo_cancel_locked();
+			steps->cancel_locked();
 		luo_state_write_unlock();
 		pr_err("live update cancelled: %s; the service keeps serving",
 		       r->text);
@@ -730,66 +698,4 @@ static int update_spawn(const struct liveupdate_update_opts *o,
 	/* FROZEN for good: liveupdate_cancel() refuses from now on. */
 	luo_state_write_unlock();
 	return 0;
-}
-
-static bool opts_valid(const struct liveupdate_update_opts *o)
-{
-	if (!o || !o->path || !o->argv || !o->argv[0]) {
-		pr_err("liveupdate_update: needs options with a path and argv with at least argv[0]");
-		return false;
-	}
-	if (o->mode != LIVEUPDATE_MODE_EXEC &&
-	    o->mode != LIVEUPDATE_MODE_SPAWN) {
-		pr_err("liveupdate_update: unknown mode %d (exec or spawn)",
-		       (int)o->mode);
-		return false;
-	}
-	if (o->mode == LIVEUPDATE_MODE_EXEC &&
-	    (o->trial_ms || o->deadline_ms)) {
-		pr_err("liveupdate_update: a trial and a deadline need spawn mode: the old image is gone once exec succeeds");
-		return false;
-	}
-	if (o->mode == LIVEUPDATE_MODE_SPAWN && o->trial_ms &&
-	    !luo_txn_hooks_have_health() &&
-	    !(o->flags & LIVEUPDATE_UPDATE_EXTERNAL_PROBE)) {
-		pr_err("liveupdate_update: a trial needs a health probe: register one with liveupdate_set_txn_hooks() or probe from outside (luoctl update --health CMD)");
-		return false;
-	}
-	return true;
-}
-
-int liveupdate_update(const struct liveupdate_update_opts *o,
-		      struct liveupdate_update_report *report)
-{
-	struct liveupdate_update_report dummy;
-	int err;
-
-	if (!report)
-		report = &dummy;
-	memset(report, 0, sizeof(*report));
-	report->exit_status = -1;
-	if (!opts_valid(o))
-		return -EINVAL;
-	/* From a callback, the state lock is ours: -EDEADLK. */
-	err = liveupdate_state_read_enter();
-	if (err)
-		return err;
-	liveupdate_state_read_exit();
-	if (luo_spawn_running()) {
-		pr_err("liveupdate_update: a spawn-mode update is already running; wait for its commit or rollback");
-		return -EBUSY;
-	}
-	if (o->mode == LIVEUPDATE_MODE_SPAWN)
-		return update_spawn(o, report);
-	if (liveupdate_get_state() == LIVEUPDATE_STATE_NORMAL) {
-		err = liveupdate_prepare();
-		if (err)
-			return err;
-	}
-	err = liveupdate_reboot(o->path, o->argv, o->envp);
-	report->reason = LIVEUPDATE_TXN_FAILED;
-	report->error = err;
-	snprintf(report->text, sizeof(report->text), "exec of '%s' failed: %s",
-		 o->path, strerror(-err));
-	return err;
 }

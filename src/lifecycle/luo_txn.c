@@ -39,6 +39,7 @@ static struct {
 	bool finish_requested;
 	bool committed;
 	int finish_err;
+	int (*finish)(void); /* UPDATED -> NORMAL, from lifecycle.c */
 	pthread_t thread;
 } txn = {.lock = PTHREAD_MUTEX_INITIALIZER,
 	 .done_cond = PTHREAD_COND_INITIALIZER,
@@ -163,11 +164,13 @@ static int files_ahead(int ch, int rx, uint64_t ino, uint64_t count)
 	return luo_txn_send(ch, LUO_TXN_FILES_OK, 0, count, 0, NULL, -1);
 }
 
-int luo_txn_child_adopt(const char *value, char *env, size_t envlen)
+int luo_txn_child_adopt(const char *value, int (*finish)(void), char *env,
+			size_t envlen)
 {
 	struct luo_txn_msg m;
 	int ch = channel_fd(value), fd, err;
 
+	txn.finish = finish;
 	if (ch < 0) {
 		pr_err("%s=%s does not name the transaction channel (a Unix seqpacket socket); starting fresh",
 		       LUO_SPAWN_ENV, value);
@@ -260,7 +263,7 @@ static void commit(bool old_gone)
 	else
 		pr_info("live update committed: the old image (pid %d) ends",
 			(int)txn.old_pid);
-	txn.finish_err = finish ? luo_finish_now() : 0;
+	txn.finish_err = finish ? txn.finish() : 0;
 	pthread_mutex_lock(&txn.lock);
 	close(txn.ch);
 	txn.ch = -1;

@@ -76,6 +76,10 @@ int luo_txn_recv(int ch, struct luo_txn_msg *m, int *fd, int timeout_ms);
  * luo_txn_child_adopt() - a spawned image's luo_init(): wait for the
  * handover on the channel the environment names
  * @value: the LUO_SPAWN_FD value.
+ * @finish: the finish itself, UPDATED -> NORMAL (lifecycle.c): what
+ *          liveupdate_finish() does without the commit request; the
+ *          transaction's thread calls it once the old image granted the
+ *          commit.
  * @env: set to a handover value ("ARENA,-1,0,-1") for the usual adoption.
  * @envlen: size of @env.
  *
@@ -85,7 +89,8 @@ int luo_txn_recv(int ch, struct luo_txn_msg *m, int *fd, int timeout_ms);
  * Return: 0 with @env set; a negative errno if there is no usable
  * channel or the old image went away (luo_init() then starts fresh).
  */
-int luo_txn_child_adopt(const char *value, char *env, size_t envlen);
+int luo_txn_child_adopt(const char *value, int (*finish)(void), char *env,
+			size_t envlen);
 
 /**
  * luo_txn_child_result() - tell the old image how the adoption went
@@ -113,15 +118,34 @@ int luo_txn_defer_finish(void);
  */
 int luo_txn_rollback_as(enum liveupdate_txn_reason why, const char *reason);
 
+/* luo_spawn.c: the old image's side. */
+
 /**
- * luo_finish_now() - the finish itself, UPDATED -> NORMAL (lifecycle.c)
- *
- * liveupdate_finish() without the spawn-mode commit request; the
- * transaction's thread calls it once the old image granted the commit.
- *
- * Return: as liveupdate_finish().
+ * struct luo_update_steps - the lifecycle's steps a spawn-mode update
+ * drives, given by lifecycle.c so that calls go from it down only
+ * @prepare: liveupdate_prepare().
+ * @freeze_locked: liveupdate_freeze() with the state write lock held; on
+ *                 failure it has cancelled.
+ * @cancel_locked: liveupdate_cancel() with the state write lock held.
  */
-int luo_finish_now(void);
+struct luo_update_steps {
+	int (*prepare)(void);
+	int (*freeze_locked)(void);
+	void (*cancel_locked)(void);
+};
+
+/**
+ * luo_spawn_update() - liveupdate_update() in spawn mode (lifecycle.c
+ * checked the options)
+ * @o: the options.
+ * @r: the report, zeroed by the caller.
+ * @steps: the lifecycle's steps.
+ *
+ * Return: as liveupdate_update().
+ */
+int luo_spawn_update(const struct liveupdate_update_opts *o,
+		     struct liveupdate_update_report *r,
+		     const struct luo_update_steps *steps);
 
 /**
  * luo_spawn_handed_over() - this old image committed a spawn-mode update
@@ -139,6 +163,15 @@ bool luo_spawn_handed_over(void);
  * Return: true from liveupdate_update() in spawn mode until its end.
  */
 bool luo_spawn_running(void);
+
+/* luo_txn_hooks.c: the service's hooks, read by both sides. */
+
+/**
+ * luo_txn_hooks_get() - a copy of the service's hooks
+ *
+ * Return: what liveupdate_set_txn_hooks() gave last (all NULL if none).
+ */
+struct liveupdate_txn_hooks luo_txn_hooks_get(void);
 
 /**
  * luo_txn_hooks_health() - run the service's health probe

@@ -35,21 +35,6 @@ static struct {
 	pid_t self;
 } by_id;
 
-bool luo_compatible_valid(const char *s, size_t max)
-{
-	size_t n;
-
-	if (!s)
-		return false;
-	n = strnlen(s, max);
-	if (n == 0 || n >= max)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] <= ' ' || s[i] > '~')
-			return false;
-	return true;
-}
-
 struct liveupdate_file_handler *luo_handler_find(const char *compatible)
 {
 	for (struct liveupdate_file_handler *h = handlers; h; h = h->next)

@@ -28,36 +28,6 @@
 #include "luo_fdstore.h"
 #include "luo_session_internal.h"
 
-/* The sessions and their files: guards the lists below and every file in
- * them (luo_file.c takes it too). */
-pthread_mutex_t luo_sessions_lock = PTHREAD_MUTEX_INITIALIZER;
-/* Set while this thread holds luo_sessions_lock: every file handler and
- * FLB callback runs so, and the calls allowed there must not take it. */
-static __thread bool sessions_held;
-
-int luo_sessions_lock_enter(const char *op)
-{
-	if (sessions_held) {
-		pr_err("%s: not allowed from a file handler or FLB callback (see include/luo/session.h for the calls that are)",
-		       op);
-		return -EDEADLK;
-	}
-	pthread_mutex_lock(&luo_sessions_lock);
-	sessions_held = true;
-	return 0;
-}
-
-void luo_sessions_lock_leave(void)
-{
-	sessions_held = false;
-	pthread_mutex_unlock(&luo_sessions_lock);
-}
-
-bool luo_sessions_lock_held(void)
-{
-	return sessions_held;
-}
-
 static struct luo_session *outgoing, *incoming;
 /* The same sessions by name: create, retrieve and adoption look names up
  * (16,000 sessions made a list walk quadratic inside the blackout). */
@@ -113,13 +83,6 @@ static size_t session_list_len(const struct luo_session *s)
 	return n;
 }
 
-struct luo_file *luo_file_by_token(const struct luo_session *s, uint64_t token)
-{
-	struct luo_hnode *n = luo_hash_find(&s->tokens, token);
-
-	return n ? luo_hash_entry(n, struct luo_file, token_node) : NULL;
-}
-
 bool luo_session_has_token(struct luo_session *s, uint64_t token)
 {
 	bool has;
@@ -128,43 +91,6 @@ bool luo_session_has_token(struct luo_session *s, uint64_t token)
 	has = luo_file_by_token(s, token);
 	pthread_mutex_unlock(&luo_sessions_lock);
 	return has;
-}
-
-int luo_session_add_file(struct luo_session *s, struct luo_file *f)
-{
-	int err;
-
-	if (s->nfiles == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 16;
-		struct luo_file **n = realloc(s->files, cap * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		s->files = n;
-		s->cap = cap;
-	}
-	err = luo_hash_add(&s->tokens, &f->token_node, f->token);
-	if (err)
-		return err;
-	f->index = s->nfiles;
-	s->files[s->nfiles++] = f;
-	return 0;
-}
-
-void luo_session_remove_file(struct luo_session *s, struct luo_file *f)
-{
-	luo_hash_del(&s->tokens, &f->token_node);
-	s->files[f->index] = s->files[--s->nfiles];
-	s->files[f->index]->index = f->index;
-}
-
-bool luo_handler_in_use(const struct liveupdate_file_handler *fh)
-{
-	for (struct luo_session *s = outgoing; s; s = s->next)
-		for (size_t i = 0; i < s->nfiles; i++)
-			if (s->files[i]->fh == fh)
-				return true;
-	return false;
 }
 
 static bool name_valid(const char *name)
@@ -312,6 +238,17 @@ static void leave(void)
 	luo_state_unhold();
 }
 
+/* Answers luo_handler_in_use() (luo_file_set.c): a handler is in use while
+ * an outgoing session has a file through it. */
+static bool handler_in_use(const struct liveupdate_file_handler *fh)
+{
+	for (struct luo_session *s = outgoing; s; s = s->next)
+		for (size_t i = 0; i < s->nfiles; i++)
+			if (s->files[i]->fh == fh)
+				return true;
+	return false;
+}
+
 int liveupdate_create_session(const char *name, struct luo_session **session)
 {
 	struct luo_session *s;
@@ -336,6 +273,8 @@ int liveupdate_create_session(const char *name, struct luo_session **session)
 		strcpy(s->name, name);
 		s->next = outgoing;
 		outgoing = s;
+		/* Before the first outgoing session no handler is in use. */
+		luo_handler_users_set(handler_in_use);
 		*session = s;
 	}
 	leave();

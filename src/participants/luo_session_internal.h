@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Sessions, preserved files and FLBs: what luo_session.c, luo_file.c and
- * luo_flb.c share. */
+ * luo_flb.c share.  Calls go luo_session.c -> luo_file.c -> luo_flb.c ->
+ * luo_file_set.c, luo_sessions_lock.c. */
 #ifndef LUO_SRC_SESSION_INTERNAL_H
 #define LUO_SRC_SESSION_INTERNAL_H
 
@@ -54,13 +55,86 @@ struct luo_session {
  * may have this name. */
 #define LUO_FILE_CLOSED_COMPATIBLE "luo-closed-v1"
 
+/* luo_sessions_lock.c */
 /* Guards every structure of sessions, files, handlers and FLBs. */
 extern pthread_mutex_t luo_sessions_lock;
-/* Take it; -EDEADLK (logged, naming @op) if this thread holds it already,
- * i.e. from a file handler or FLB callback. */
+
+/**
+ * luo_sessions_lock_enter() - take the sessions lock
+ * @op: the public call taking it, for the message.
+ *
+ * Return: 0; -EDEADLK (logged, naming @op) if this thread holds it
+ * already, i.e. from a file handler or FLB callback.
+ */
 int luo_sessions_lock_enter(const char *op);
+
+/**
+ * luo_sessions_lock_leave() - release what luo_sessions_lock_enter() took
+ */
 void luo_sessions_lock_leave(void);
+
+/**
+ * luo_sessions_lock_held() - this thread holds the sessions lock (it runs
+ * a file handler or FLB callback, or the library's own code under it)
+ *
+ * Return: true if so.
+ */
 bool luo_sessions_lock_held(void);
+
+/* luo_file_set.c: what sessions, files and FLBs share. */
+
+/**
+ * luo_file_by_token() - the file of @s under @token
+ * @s: the session.
+ * @token: the token.
+ *
+ * Return: the file, or NULL.
+ */
+struct luo_file *luo_file_by_token(const struct luo_session *s, uint64_t token);
+
+/**
+ * luo_session_add_file() - put @f in the set of @s (its array and token
+ * table)
+ * @s: the session.
+ * @f: the file, its token set and not in any session yet.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int luo_session_add_file(struct luo_session *s, struct luo_file *f);
+
+/**
+ * luo_session_remove_file() - take @f out of the set of @s
+ * @s: the session.
+ * @f: a file of @s.
+ */
+void luo_session_remove_file(struct luo_session *s, struct luo_file *f);
+
+/**
+ * luo_handler_users_set() - who answers luo_handler_in_use()
+ * @users: true if an outgoing session has a file through the handler
+ *         (luo_session.c, which owns the session lists).
+ */
+void luo_handler_users_set(
+	bool (*users)(const struct liveupdate_file_handler *fh));
+
+/**
+ * luo_handler_in_use() - an outgoing session has a file through @fh
+ * @fh: the handler.
+ *
+ * Unregistering it, or changing its FLBs, is refused then.
+ *
+ * Return: true if so; false before any outgoing session exists.
+ */
+bool luo_handler_in_use(const struct liveupdate_file_handler *fh);
+
+/**
+ * luo_compatible_valid() - the rule for a handler's or an FLB's compatible
+ * @s: the string (need not be NUL-terminated within @max).
+ * @max: the size of the field it must fit, NUL included.
+ *
+ * Return: true for 1 to @max - 1 printable ASCII bytes, no space.
+ */
+bool luo_compatible_valid(const char *s, size_t max);
 
 /* luo_file.c */
 int luo_file_preserve(struct luo_session *s, int fd, uint64_t token);
@@ -70,9 +144,7 @@ void luo_file_unfreeze(struct luo_file *f);
 int luo_file_retrieve(struct luo_file *f, int *fd);
 int luo_file_check_held(const struct luo_file *f);
 void luo_file_finish(struct luo_file *f);
-struct luo_file *luo_file_by_token(const struct luo_session *s, uint64_t token);
 struct liveupdate_file_handler *luo_handler_find(const char *compatible);
-bool luo_compatible_valid(const char *s, size_t max);
 
 /* luo_flb.c */
 int luo_flb_file_preserve(struct liveupdate_file_handler *fh);
@@ -90,10 +162,5 @@ int luo_carrier_send(const int *fds, size_t n, int *rx, uint64_t *rx_ino);
 int luo_carrier_receive(int rx, uint64_t rx_ino, int *fds, size_t n, char *why,
 			size_t whylen);
 void luo_carrier_discard(int rx, uint64_t rx_ino);
-
-/* luo_session.c */
-int luo_session_add_file(struct luo_session *s, struct luo_file *f);
-void luo_session_remove_file(struct luo_session *s, struct luo_file *f);
-bool luo_handler_in_use(const struct liveupdate_file_handler *fh);
 
 #endif
