@@ -60,7 +60,13 @@ clean_stop_after_spawn_commit() {
 	main=$(show luo-counter MainPID)
 	lines=$(C journalctl -u luo-counter -o cat --no-pager | wc -l)
 	C systemctl stop luo-counter.service || fail "stop after a spawn commit (round $1)"
-	log=$(C journalctl -u luo-counter -o cat --no-pager | tail -n +"$((lines + 1))")
+	# journald reads the service's output stream on its own time: wait
+	# (bounded) for the counter's last line before judging the stop.
+	for _ in $(seq 100); do
+		log=$(C journalctl -u luo-counter -o cat --no-pager | tail -n +"$((lines + 1))")
+		case $log in *"counter v1: pid $main stopped"*) break ;; esac
+		sleep 0.1
+	done
 	[ "$(show luo-counter ActiveState)" = inactive ] ||
 		fail "after a spawn commit, stop left the unit $(show luo-counter ActiveState) (round $1)"
 	[ "$(show luo-counter Result)" = success ] ||
