@@ -15,6 +15,17 @@
  *   session closed.  After a crash systemd restarts the unit and hands it
  *   back; clients that connect meanwhile wait in its backlog instead of
  *   being refused.  The control socket's listener is one of them.
+ * - with ``LUO_FDSTORE=connections`` (which implies ``1``), every other
+ *   preserved **socket** as well: established connections, datagram and
+ *   unix sockets, under the same names, removed in the same way.  One
+ *   ``FDSTORE=1`` message per preserve and one ``FDSTOREREMOVE=1`` per
+ *   unpreserve (per accept and per close for a server).  Other files are
+ *   not stored: a memfd's or a pipe's contents are the process's own
+ *   state, which a crash leaves unchecked, whereas a socket's peer is
+ *   outside and is lost for good when the socket is closed.  Size
+ *   ``FileDescriptorStoreMax=`` for every connection (docs/systemd.md);
+ *   past it systemd closes the extra descriptor with a log line and the
+ *   service runs on (that one connection just does not survive a crash).
  * - the arena memfd, named ``luo.arena``.  After a crash luo_init()
  *   adopts it if its crash record checks out (see below); the state is
  *   then %LIVEUPDATE_STATE_UPDATED and liveupdate_crash_recovered() says
@@ -25,8 +36,10 @@
  * does not keep the order), and clears those variables when it found
  * any.  The service asks for each with liveupdate_fdstore_retrieve();
  * whatever it has not asked for when it calls luo_notify_ready() is
- * closed and removed from the store.  Established connections are not
- * stored.  See docs/systemd.md.
+ * closed and removed from the store.  What is handed back is untrusted:
+ * a ``luo.*`` name the library does not write, a session's file that is
+ * not a socket, or a name that comes twice is closed, removed from the
+ * store and logged, never handed out.  See docs/systemd.md.
  *
  * The data: a subsystem keeps its u64 current with
  * liveupdate_crash_data_set() (once, when it changes; never per request).
@@ -60,8 +73,12 @@ extern "C" {
  *
  * For a service started again by its manager after a crash: the listener
  * the previous process preserved under @session and @token, the very
- * socket, with the connections that are waiting in its backlog.
- * Preserve it again as usual; that keeps it in the store.
+ * socket, with the connections that are waiting in its backlog; with
+ * ``LUO_FDSTORE=connections``, also a connected socket, with the bytes
+ * its peer sent meanwhile still to read (what the previous process had
+ * read but not answered is gone with it).  Preserve it again as usual;
+ * that keeps it in the store.  Take every one before luo_notify_ready(),
+ * which closes the rest.
  *
  * Return: 0; -ENOENT if the store handed back nothing under that name
  * (a first start, a live update, no store, or already retrieved);
