@@ -36,7 +36,8 @@
  * does not keep the order), and clears those variables when it found
  * any.  The service asks for each with liveupdate_fdstore_retrieve();
  * whatever it has not asked for when it calls luo_notify_ready() is
- * closed and removed from the store.  What is handed back is untrusted:
+ * closed and removed from the store, and so is what it took and did not
+ * preserve again.  What is handed back is untrusted:
  * a ``luo.*`` name the library does not write, a session's file that is
  * not a socket, or a name that comes twice is closed, removed from the
  * store and logged, never handed out.  See docs/systemd.md.
@@ -77,8 +78,9 @@ extern "C" {
  * ``LUO_FDSTORE=connections``, also a connected socket, with the bytes
  * its peer sent meanwhile still to read (what the previous process had
  * read but not answered is gone with it).  Preserve it again as usual;
- * that keeps it in the store.  Take every one before luo_notify_ready(),
- * which closes the rest.
+ * that keeps it in the store: luo_notify_ready() removes from the store
+ * what was taken and not preserved again by then, and closes (and
+ * removes) what was not taken.
  *
  * Return: 0; -ENOENT if the store handed back nothing under that name
  * (a first start, a live update, no store, or already retrieved);

@@ -34,9 +34,12 @@
 #define ARENA_NAME "luo.arena"
 #define NAME_MAX_LEN 256 /* systemd's FDNAME limit is 255 */
 
+#define FD_CLOSED (-1)
+#define FD_HANDED_OUT (-2) /* removed at ready unless preserved again */
+
 struct named_fd {
 	char name[NAME_MAX_LEN];
-	int fd; /* -1 once handed out or closed */
+	int fd; /* or FD_CLOSED, FD_HANDED_OUT */
 };
 
 /* A name this image put in the store (for FDSTOREREMOVE=1). */
@@ -437,7 +440,7 @@ int liveupdate_fdstore_retrieve(const char *session, uint64_t token, int *fd)
 
 	if (r) {
 		*fd = r->fd;
-		r->fd = -1;
+		r->fd = FD_HANDED_OUT;
 		err = 0;
 	}
 	pthread_mutex_unlock(&store_lock);
@@ -450,6 +453,13 @@ void luo_fdstore_release_unclaimed(void)
 	for (size_t i = 0; i < nrecovered; i++) {
 		struct named_fd *r = &recovered[i];
 
+		/* Taken but not preserved again: the store must not keep it. */
+		if (r->fd == FD_HANDED_OUT) {
+			r->fd = FD_CLOSED;
+			if (!was_pushed(r->name, false))
+				remove_name(r->name);
+			continue;
+		}
 		if (r->fd < 0)
 			continue;
 		pr_info("descriptor store: %s came back but the service did not take it; closed and removed from the store",
