@@ -52,7 +52,7 @@
  * subsystems get their u64 in their boot callback, every allocation is
  * there to kho_restore(), unclaimed ones are released by
  * liveupdate_finish().  Nothing else comes back: no session (their files
- * other than the listeners in the store are gone), no FDT subtree, no
+ * other than the sockets in the store are gone), no FDT subtree, no
  * device, no timing (liveupdate_get_timing() says -ENODATA).  Anything that does not check out: one log line, and a fresh
  * arena, never half of one.  The service must check its data before it
  * serves it, since a write may have been cut by the crash.
