@@ -323,6 +323,8 @@ static void conn_close(struct conn *c)
 	 * While an update is under way the library keeps its reference: the
 	 * next image (or the sweep after a cancel) lets it go.
 	 */
+	if (!c->preserved)
+		kvlu_forget(r->token);
 	if (!c->preserved || (can_unpreserve && !kvlu_unpreserve(r->token))) {
 		c->preserved = false;
 		r->state = CONN_FREE;

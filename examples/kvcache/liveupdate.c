@@ -202,6 +202,19 @@ int kvlu_unpreserve(uint64_t token)
 }
 
 /**
+ * kvlu_forget() - a connection closed before this image preserved it
+ * @token: its token.
+ *
+ * Adopted in an update (or after a crash) and not yet preserved again:
+ * the service manager's copy, if the store keeps connections, must go,
+ * or the client would never see the end.
+ */
+void kvlu_forget(uint64_t token)
+{
+	liveupdate_fdstore_forget(SESSION_NAME, token);
+}
+
+/**
  * kvlu_take_returned() - a client the rolled-back new image accepted
  * @token: its slot's token.
  * @fd: set to its descriptor.

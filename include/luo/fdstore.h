@@ -88,6 +88,23 @@ extern "C" {
  */
 int liveupdate_fdstore_retrieve(const char *session, uint64_t token, int *fd);
 
+/**
+ * liveupdate_fdstore_forget() - a stored socket closed without a preserve
+ * @session: the name of the session an earlier image preserved it in.
+ * @token: its token there.
+ *
+ * For a socket this image holds from an earlier one (adopted in a live
+ * update, or taken back after a crash) and closes before preserving it
+ * again: the earlier image's copy in the service manager's store would
+ * otherwise keep the connection open (its peer would never see the end)
+ * and take a place in ``FileDescriptorStoreMax=``.  Sends
+ * ``FDSTOREREMOVE=1`` for its name when the store is in use, nothing
+ * otherwise.  A file that is unpreserved needs no call: that removes it.
+ *
+ * Return: 0; -EINVAL for a NULL or too long @session.
+ */
+int liveupdate_fdstore_forget(const char *session, uint64_t token);
+
 struct liveupdate_subsystem;
 
 /**

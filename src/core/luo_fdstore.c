@@ -447,6 +447,22 @@ int liveupdate_fdstore_retrieve(const char *session, uint64_t token, int *fd)
 	return err;
 }
 
+int liveupdate_fdstore_forget(const char *session, uint64_t token)
+{
+	char name[NAME_MAX_LEN];
+
+	if (!session || !file_name(name, session, token))
+		return -EINVAL;
+	luo_fdstore_capture();
+	if (!store_enabled)
+		return 0;
+	pthread_mutex_lock(&store_lock);
+	was_pushed(name, true);
+	remove_name(name);
+	pthread_mutex_unlock(&store_lock);
+	return 0;
+}
+
 void luo_fdstore_release_unclaimed(void)
 {
 	pthread_mutex_lock(&store_lock);

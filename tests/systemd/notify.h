@@ -42,5 +42,8 @@ void restarted(const char *self);
 int service_conns(void);
 int service_conns_restarted(void);
 void fdconn(const char *self);
+int service_conns_update(void);
+int service_conns_update_new(void);
+void fdconn_update(const char *self);
 
 #endif

@@ -195,3 +195,69 @@ void fdconn(const char *self)
 		show(m, n);
 	close(rfd);
 }
+
+/* A connection stored, then a live update in which it is closed. */
+int service_conns_update(void)
+{
+	struct luo_session *s;
+	int sp[2];
+
+	CHECK(luo_init(NULL) == 0, "luo_init");
+	CHECK(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp),
+	      "socketpair");
+	CHECK(liveupdate_create_session("kv", &s) == 0, "session");
+	CHECK(liveupdate_session_preserve_fd(s, sp[0], 2) == 0, "preserve");
+	CHECK(liveupdate_prepare() == 0, "prepare");
+	CHECK(liveupdate_reboot(
+		      "/proc/self/exe",
+		      (char *[]){"notify", "service", "conns-update-new", NULL},
+		      NULL) == 0,
+	      "reboot");
+	return 1;
+}
+
+int service_conns_update_new(void)
+{
+	struct luo_session *in;
+	int fd = -1;
+
+	CHECK(luo_init(NULL) == 0, "luo_init");
+	CHECK(liveupdate_retrieve_session("kv", &in) == 0, "retrieve");
+	CHECK(liveupdate_session_retrieve_fd(in, 2, &fd) == 0, "fd");
+	CHECK(liveupdate_session_finish(in) == 0, "session finish");
+	CHECK(liveupdate_finish() == 0, "finish");
+	/* Closed before it is preserved again: the store's copy must go. */
+	close(fd);
+	CHECK(liveupdate_fdstore_forget("kv", 2) == 0, "forget");
+	CHECK(liveupdate_fdstore_forget(NULL, 2) == -EINVAL, "forget NULL");
+	CHECK(luo_exit() == 0, "exit");
+	return failures ? 1 : 0;
+}
+
+void fdconn_update(const char *self)
+{
+	char value[108];
+	char *argv[] = {(char *)self, "service", "conns-update", NULL};
+	struct msg m[16];
+	int rfd = receiver(true, value, sizeof(value)), status = 0, n, at = -1;
+	pid_t child;
+
+	setenv("LUO_FDSTORE", "connections", 1);
+	child = spawn(self, argv, value);
+	unsetenv("LUO_FDSTORE");
+	n = collect(rfd, child, m, 16, &status);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "service failed (status %#x)", status);
+	for (int i = 0; i < n; i++)
+		if (!strcmp(m[i].text, "FDSTORE=1\nFDNAME=luo.s.kv.2"))
+			at = i;
+	CHECK(at >= 0, "the connection was not stored");
+	for (int i = at + 1; i < n; i++)
+		if (!strcmp(m[i].text, "FDSTOREREMOVE=1\nFDNAME=luo.s.kv.2"))
+			at = -2;
+	CHECK(at == -2,
+	      "the connection closed after the update stayed in the store");
+	if (failures)
+		show(m, n);
+	close(rfd);
+}
