@@ -30,6 +30,7 @@ does, with LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES.
                                   request is closed
 """
 import array
+import fcntl
 import os
 import random
 import socket
@@ -37,6 +38,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 import zlib
@@ -528,11 +530,29 @@ def _connections(kv, work, out, procs):
             fail('set before the crash')
         idle.append(c)
     # Half a request: read by kvcache, never finished.
+    if not wait_count(mgr, listener, 10):
+        fail('%d connections in the store, expected 10' %
+             len(conn_names(mgr) - listener))
+    idle_names = conn_names(mgr)
     mid = Conn(port)
     mid.s.sendall(b'set half 0 0 10\r\nabc')
     if not wait_count(mgr, listener, 11):
         fail('%d connections in the store, expected 11: %s' %
              (len(conn_names(mgr) - listener), sorted(conn_names(mgr))))
+    # The store's copy of kvcache's end: its input queue empties once
+    # kvcache has read the half request (no sleep).
+    mid_name = (conn_names(mgr) - idle_names).pop()
+    with mgr.lock:
+        (mid_fd,) = mgr.store[mid_name]
+    end = time.monotonic() + DEADLINE
+    while True:
+        queued = struct.unpack('i', fcntl.ioctl(
+            mid_fd, termios.FIONREAD, b'\0\0\0\0'))[0]
+        if queued == 0:
+            break
+        if time.monotonic() > end:
+            fail('kvcache did not read the half request')
+        time.sleep(0.01)
     before = conn_names(mgr)
     gone = Conn(port)
     gone.set(b'gone', b'1')
@@ -542,7 +562,6 @@ def _connections(kv, work, out, procs):
     if not wait_names(mgr, before):
         fail('a closed connection stayed in the store: %s' %
              sorted(conn_names(mgr) - before))
-    time.sleep(0.2)  # kvcache has read the half request
     p.kill()
     p.wait()
     # Sent while nobody serves: it waits in the kept socket.
