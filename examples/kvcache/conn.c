@@ -323,6 +323,8 @@ static void conn_close(struct conn *c)
 	 * While an update is under way the library keeps its reference: the
 	 * next image (or the sweep after a cancel) lets it go.
 	 */
+	if (!c->preserved)
+		kvlu_forget(r->token);
 	if (!c->preserved || (can_unpreserve && !kvlu_unpreserve(r->token))) {
 		c->preserved = false;
 		r->state = CONN_FREE;
@@ -495,17 +497,21 @@ static void conn_readable(struct conn *c)
 			return;
 		}
 	}
+	/* A crash in between loses input: conn_rec_between_requests(). */
+	r->flags |= CONN_IN_RECV;
 	do
 		n = recv(c->fd, c->rbuf + r->rlen, r->rcap - r->rlen,
 			 MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
+	if (n > 0)
+		r->rlen += (uint32_t)n;
+	r->flags &= ~CONN_IN_RECV;
 	if (n < 0 && errno == EAGAIN)
 		return;
 	if (n <= 0) {
 		conn_close(c);
 		return;
 	}
-	r->rlen += (uint32_t)n;
 	conn_run(c);
 }
 
@@ -584,6 +590,24 @@ static int attach(uint32_t slot, int fd, bool adopted,
 	}
 	nopen++;
 	return 0;
+}
+
+/**
+ * conn_rec_between_requests() - a crashed connection can be served on
+ * @r: its record as the crashed image left it.
+ *
+ * True if nothing of a request had been read (not even inside recv())
+ * and every answer had been sent: the client's byte stream and ours are
+ * then both at a request boundary, and it loses nothing if served again.
+ * Any other connection may have lost part of a request (whose rest would
+ * then be read as a command) or of an answer: it must be closed.
+ */
+bool conn_rec_between_requests(const struct kv_conn_rec *r)
+{
+	return r->state == CONN_OPEN && !(r->flags & CONN_IN_RECV) &&
+	       !(r->flags & CONN_CLOSE_AFTER_WRITE) && !r->rlen && !r->rdone &&
+	       !r->swallow && !r->get_resume && !r->pending &&
+	       r->oq_head == r->oq_tail && r->wpos == r->wlen;
 }
 
 /**

@@ -302,6 +302,8 @@ enum conn_rec_state { CONN_FREE = 0, CONN_OPEN = 1, CONN_ZOMBIE = 2 };
 #define CONN_CLOSE_AFTER_WRITE 1u
 #define CONN_PROTO_BINARY 2u /* as memcached: chosen by the first byte */
 #define CONN_PROTO_TEXT 4u
+/* Inside recv(): what it returns is not yet counted in rlen. */
+#define CONN_IN_RECV 8u
 
 /* One per connection slot, in handover memory. */
 struct kv_conn_rec {
@@ -434,6 +436,7 @@ extern struct kv_root *root;
 int conns_setup(uint32_t maxconns);
 void conns_go(void);
 int conn_attach(uint32_t slot, int fd, bool adopted);
+bool conn_rec_between_requests(const struct kv_conn_rec *r);
 void conn_start(uint32_t slot);
 int conns_for_each_open(int (*fn)(uint32_t slot, int fd, uint64_t token));
 bool conns_represerve(uint32_t budget);

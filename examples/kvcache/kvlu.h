@@ -10,6 +10,7 @@ int kvlu_start(void);
 void kvlu_stop(void);
 int kvlu_preserve(int fd, uint64_t token);
 int kvlu_unpreserve(uint64_t token);
+void kvlu_forget(uint64_t token);
 int kvlu_take_returned(uint64_t token, int *fd);
 int kvlu_update(const char *why);
 int kvlu_control_fd(void);

@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,19 @@ int kvlu_preserve(int fd, uint64_t token)
 int kvlu_unpreserve(uint64_t token)
 {
 	return liveupdate_session_unpreserve_fd(session, token);
+}
+
+/**
+ * kvlu_forget() - a connection closed before this image preserved it
+ * @token: its token.
+ *
+ * Adopted in an update (or after a crash) and not yet preserved again:
+ * the service manager's copy, if the store keeps connections, must go,
+ * or the client would never see the end.
+ */
+void kvlu_forget(uint64_t token)
+{
+	liveupdate_fdstore_forget(SESSION_NAME, token);
 }
 
 /**
@@ -531,20 +545,106 @@ static unsigned drop_in_progress(void)
 }
 
 /*
+ * The connections the service manager kept through the crash
+ * (LUO_FDSTORE=connections): for each slot the crashed table says was
+ * open and between requests (conn_rec_between_requests()), its socket by
+ * the slot's token, if it is a connected stream socket.  The others are
+ * left to luo_notify_ready(), which closes them.  @fds gets one
+ * descriptor per slot (-1 for none), @flags the protocol each spoke.
+ * Return: how many came back.
+ */
+static uint32_t stored_connections(int **fds, uint32_t **flags)
+{
+	uint32_t n = 0, cut = 0;
+
+	*fds = malloc((size_t)root->maxconns * sizeof(**fds));
+	*flags = malloc((size_t)root->maxconns * sizeof(**flags));
+	if (!*fds || !*flags) {
+		free(*fds);
+		free(*flags);
+		*fds = NULL;
+		*flags = NULL;
+		return 0;
+	}
+	for (uint32_t i = 0; i < root->maxconns; i++) {
+		struct sockaddr_storage a;
+		socklen_t len = sizeof(a), tlen = sizeof(int);
+		int fd, type = 0;
+
+		(*fds)[i] = -1;
+		if (conn_recs[i].state != CONN_OPEN)
+			continue;
+		/* Left to luo_notify_ready(): the client sees the end. */
+		if (!conn_rec_between_requests(&conn_recs[i])) {
+			cut++;
+			continue;
+		}
+		if (liveupdate_fdstore_retrieve(SESSION_NAME, (uint64_t)i + 1,
+						&fd))
+			continue;
+		if (getpeername(fd, (struct sockaddr *)&a, &len) ||
+		    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) ||
+		    type != SOCK_STREAM ||
+		    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)) {
+			fprintf(stderr,
+				"kvcache: the stored socket of connection %u is not a connected stream socket: closing it\n",
+				i);
+			close(fd);
+			continue;
+		}
+		(*fds)[i] = fd;
+		(*flags)[i] = conn_recs[i].flags &
+			      (CONN_PROTO_BINARY | CONN_PROTO_TEXT);
+		n++;
+	}
+	if (n || cut)
+		kv_log(1,
+		       "kvcache: %u connection%s kept through the crash, %u to close because a request or an answer was in progress\n",
+		       n, n == 1 ? "" : "s", cut);
+	return n;
+}
+
+/*
+ * Serve them again, in fresh records (their buffers are not adopted:
+ * they held nothing still due).  Frees @fds and @flags.
+ */
+static void resume_connections(int *fds, uint32_t *flags)
+{
+	for (uint32_t i = 0; fds && i < root->maxconns; i++) {
+		struct kv_conn_rec *r = &conn_recs[i];
+
+		if (fds[i] < 0)
+			continue;
+		r->token = (uint64_t)i + 1;
+		r->state = CONN_OPEN;
+		r->flags = flags[i];
+		if (conn_attach(i, fds[i], false)) {
+			close(fds[i]);
+			memset(r, 0, sizeof(*r));
+		}
+	}
+	free(fds);
+	free(flags);
+}
+
+/*
  * Restarted after a crash with the arena the service manager kept: the
  * data set was not frozen, the process died anywhere.  The root and the
  * store are checked as for a handover, then every item as after a
  * rollback (store_recheck(): chains cut at what does not check out, LRU
  * lists rebuilt, free lists cut), and the item being changed in place is
  * dropped.  Items are only linked once whole, so what is left is what
- * clients were told was STORED.  The connections died with the process;
- * the listener comes from the service manager's store.
+ * clients were told was STORED.  The connections died with the process,
+ * unless the service manager kept them too (LUO_FDSTORE=connections):
+ * those that were between requests are served again.  The listener comes from
+ * the service manager's store.
  */
 static int crash_start(void)
 {
 	uint64_t cut, t0 = kv_mono_ns(), t1;
 	unsigned dropped;
-	int err = adopt_memory();
+	uint32_t resumed = 0, *flags = NULL;
+	int *fds = NULL, err = adopt_memory();
 
 	if (err) {
 		fprintf(stderr,
@@ -562,9 +662,11 @@ static int crash_start(void)
 	err = conns_setup(root->maxconns);
 	if (err)
 		return err;
+	resumed = stored_connections(&fds, &flags);
 	/* Their buffers are released by the finish: nobody claims them. */
 	memset(conn_recs, 0, root->maxconns * sizeof(*conn_recs));
 	conns_recount_refs();
+	resume_connections(fds, flags);
 	t1 = kv_mono_ns();
 	cut = store_recheck();
 	dropped = drop_in_progress();
@@ -584,12 +686,16 @@ static int crash_start(void)
 			strerror(-err));
 	settings.maxconns = root->maxconns;
 	err = new_session();
+	/* Into the new session, and so into the store again. */
+	if (!err && resumed)
+		conns_represerve(0);
 	if (!err)
-		printf("kvcache v%d: pid %d, recovered after a crash: %llu items, %llu hash chains cut, %u half-written item%s dropped, port %u\n",
+		printf("kvcache v%d: pid %d, recovered after a crash: %llu items, %llu hash chains cut, %u half-written item%s dropped, %u connection%s resumed, port %u\n",
 		       KV_VERSION, (int)getpid(),
 		       (unsigned long long)store->stats.curr_items,
 		       (unsigned long long)cut, dropped,
-		       dropped == 1 ? "" : "s", settings.port);
+		       dropped == 1 ? "" : "s", resumed,
+		       resumed == 1 ? "" : "s", settings.port);
 	return err;
 }
 

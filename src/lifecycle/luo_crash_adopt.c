@@ -55,7 +55,7 @@ int luo_crash_adopt(uint64_t reserve)
 	luo_global.crash_recovered = true;
 	luo_global.liveupdate_num = num;
 	luo_global.timing = (struct liveupdate_timing){0};
-	pr_warn("adopted the arena of a process that ended without a handover (a crash): %zu subsystem value%s, %zu allocations to restore; the data was not frozen and must be checked; no session came back (their files other than the listeners in the service manager's store are gone)",
+	pr_warn("adopted the arena of a process that ended without a handover (a crash): %zu subsystem value%s, %zu allocations to restore; the data was not frozen and must be checked; no session came back (their files other than the sockets in the service manager's store are gone; liveupdate_fdstore_retrieve() hands those out)",
 		n, n == 1 ? "" : "s", luo_kho.nblocks);
 	return 0;
 refuse:

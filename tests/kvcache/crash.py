@@ -21,8 +21,16 @@ does, with LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES.
   crash.py KVCACHE delta FAULTY   FAULTY (kvcache-fault-kill-delta) dies
                                   inside an in-place incr; the restarted
                                   kvcache drops that half-written value
+  crash.py KVCACHE connections     LUO_FDSTORE=connections: clients
+                                  connected before the SIGKILL are served
+                                  after it on the same connection (one
+                                  sent a request during the outage, it is
+                                  answered); one closed before is removed
+                                  from the store; one in the middle of a
+                                  request is closed
 """
 import array
+import fcntl
 import os
 import random
 import socket
@@ -30,6 +38,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 import zlib
@@ -69,6 +78,10 @@ class Manager:
                     a = array.array('i')
                     a.frombytes(data[:len(data) - len(data) % fdsize])
                     fds += list(a)
+            # As systemd's: the store's copies are not inherited by the
+            # service (a connection must end when the service closes it).
+            for f in fds:
+                os.set_inheritable(f, False)
             text = msg.decode(errors='replace')
             fields = dict(l.split('=', 1) for l in text.split('\n') if '=' in l)
             with self.lock:
@@ -480,6 +493,121 @@ def delta(kv, faulty, work, out):
         fail('kvcache did not say it dropped the half-written item')
 
 
+def conn_names(mgr):
+    with mgr.lock:
+        return {n for n in mgr.store if n.startswith('luo.s.kvcache.')}
+
+
+def wait_names(mgr, want):
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end:
+        if conn_names(mgr) == want:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def wait_count(mgr, listener, n):
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end:
+        if len(conn_names(mgr) - listener) == n:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _connections(kv, work, out, procs):
+    env = {'LUO_FDSTORE': 'connections'}
+    mgr = Manager(os.path.join(work, 'notify'))
+    port = free_port()
+    p = start(kv, mgr, port, out, 'crash-conns', extra_env=env)
+    procs.append(p)
+    listener = conn_names(mgr)
+    idle = []
+    for i in range(10):
+        c = Conn(port)
+        if c.set(b'k%d' % i, b'v%d' % i) != b'STORED':
+            fail('set before the crash')
+        idle.append(c)
+    # Half a request: read by kvcache, never finished.
+    if not wait_count(mgr, listener, 10):
+        fail('%d connections in the store, expected 10' %
+             len(conn_names(mgr) - listener))
+    idle_names = conn_names(mgr)
+    mid = Conn(port)
+    mid.s.sendall(b'set half 0 0 10\r\nabc')
+    if not wait_count(mgr, listener, 11):
+        fail('%d connections in the store, expected 11: %s' %
+             (len(conn_names(mgr) - listener), sorted(conn_names(mgr))))
+    # The store's copy of kvcache's end: its input queue empties once
+    # kvcache has read the half request (no sleep).
+    mid_name = (conn_names(mgr) - idle_names).pop()
+    with mgr.lock:
+        (mid_fd,) = mgr.store[mid_name]
+    end = time.monotonic() + DEADLINE
+    while True:
+        queued = struct.unpack('i', fcntl.ioctl(
+            mid_fd, termios.FIONREAD, b'\0\0\0\0'))[0]
+        if queued == 0:
+            break
+        if time.monotonic() > end:
+            fail('kvcache did not read the half request')
+        time.sleep(0.01)
+    before = conn_names(mgr)
+    gone = Conn(port)
+    gone.set(b'gone', b'1')
+    if not wait_count(mgr, listener, 12):
+        fail('the new connection was not stored')
+    gone.close()
+    if not wait_names(mgr, before):
+        fail('a closed connection stayed in the store: %s' %
+             sorted(conn_names(mgr) - before))
+    p.kill()
+    p.wait()
+    # Sent while nobody serves: it waits in the kept socket.
+    idle[0].s.sendall(b'get k0\r\n')
+    p = start(kv, mgr, port, out, 'crash-conns', extra_env=env,
+              restart=True)
+    procs.append(p)
+    head = idle[0].line()
+    if head != b'VALUE k0 0 2' or idle[0].exact(4) != b'v0\r\n' or \
+            idle[0].line() != b'END':
+        fail('the request sent during the outage: %r' % head)
+    for i, c in enumerate(idle):
+        if c.get(b'k%d' % i) != b'v%d' % i:
+            fail('client %d not served after the crash' % i)
+        if c.set(b'after%d' % i, b'yes') != b'STORED':
+            fail('client %d cannot store after the crash' % i)
+    try:
+        mid.s.settimeout(DEADLINE)
+        rest = mid.s.recv(100)
+    except ConnectionResetError:
+        rest = b''
+    if rest:
+        fail('the client cut mid-request got %r instead of the end' % rest)
+    # The kept connections are in the new image's store again.
+    if not wait_count(mgr, listener, 10):
+        fail('%d connections in the store after the crash, expected 10' %
+             len(conn_names(mgr) - listener))
+    p.kill()
+    p.wait()
+    log = open(out.name).read()
+    print(log)
+    if '10 connections resumed' not in log:
+        fail('kvcache did not report 10 connections resumed')
+
+
+def connections(kv, work, out):
+    procs = []
+    try:
+        _connections(kv, work, out, procs)
+    finally:
+        for p in procs:  # a failed check leaves none running
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def main():
     kv, mode = sys.argv[1], sys.argv[2]
     random.seed(os.getpid())
@@ -495,6 +623,8 @@ def main():
                 updated(kv, work, out)
             elif mode == 'delta':
                 delta(kv, sys.argv[3], work, out)
+            elif mode == 'connections':
+                connections(kv, work, out)
             else:
                 fail('unknown mode ' + mode)
         except SystemExit:

@@ -26,6 +26,15 @@
  *                          (LISTEN_FDS, names in another order): the
  *                          listener found by name with its waiting client,
  *                          the crashed arena dropped from the store
+ *   notify fdconn          LUO_FDSTORE=connections: a connection stored,
+ *                          the service SIGKILLed, started again with it
+ *                          (names in another order, bad names, duplicates,
+ *                          a pipe): the client is served, the unpreserved
+ *                          socket was removed, the bad ones closed and
+ *                          removed (notify_fdconn.c)
+ *   notify fdconn-update   a stored connection adopted in a live update
+ *                          and closed before it is preserved again:
+ *                          liveupdate_fdstore_forget() removes it
  *
  * The service side runs as "notify service ..." in a child.  The store's
  * cases (fdstore, restarted) are in notify_fdstore.c, the manager's
@@ -147,6 +156,14 @@ static int service(int argc, char **argv)
 		return service_fdstore_updated();
 	if (argc >= 3 && !strcmp(argv[2], "restarted"))
 		return service_restarted();
+	if (argc >= 3 && !strcmp(argv[2], "conns-update"))
+		return service_conns_update();
+	if (argc >= 3 && !strcmp(argv[2], "conns-update-new"))
+		return service_conns_update_new();
+	if (argc >= 3 && !strcmp(argv[2], "conns"))
+		return service_conns();
+	if (argc >= 3 && !strcmp(argv[2], "conns-restarted"))
+		return service_conns_restarted();
 	if (argc >= 4 && !strcmp(argv[2], "first"))
 		return service_first(argv[0], !strcmp(argv[3], "socket"));
 	if (argc >= 4 && !strcmp(argv[2], "updated"))
@@ -338,6 +355,10 @@ int main(int argc, char **argv)
 		fdstore(self);
 	else if (!strcmp(argv[1], "mainpid"))
 		mainpid(self);
+	else if (!strcmp(argv[1], "fdconn"))
+		fdconn(self);
+	else if (!strcmp(argv[1], "fdconn-update"))
+		fdconn_update(self);
 	else if (!strcmp(argv[1], "restarted"))
 		restarted(self);
 	else

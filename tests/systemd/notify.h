@@ -38,4 +38,12 @@ int service_restarted(void);
 void fdstore(const char *self);
 void restarted(const char *self);
 
+/* notify_fdconn.c: connections in the store. */
+int service_conns(void);
+int service_conns_restarted(void);
+void fdconn(const char *self);
+int service_conns_update(void);
+int service_conns_update_new(void);
+void fdconn_update(const char *self);
+
 #endif

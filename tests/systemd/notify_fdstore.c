@@ -210,15 +210,20 @@ void restarted(const char *self)
 	      "service failed (status %#x)", status);
 	CHECK(read(c, buf, 2) == 2 && !memcmp(buf, "hi", 2),
 	      "the waiting client was not served");
-	/* the crashed arena dropped, the new one stored, ready */
-	CHECK(n == 3, "%d messages, expected 3", n);
-	if (n == 3) {
+	/*
+	 * the crashed arena dropped, the new one stored, the listener taken
+	 * and not preserved again removed, ready
+	 */
+	CHECK(n == 4, "%d messages, expected 4", n);
+	if (n == 4) {
 		CHECK(!strcmp(m[0].text, "FDSTOREREMOVE=1\nFDNAME=luo.arena"),
 		      "the old arena's removal");
 		CHECK(!strcmp(m[1].text, "FDSTORE=1\nFDNAME=luo.arena") &&
 			      m[1].nfds == 1 && is_memfd(m[1].fd),
 		      "the new arena");
-		CHECK(has_line(&m[2], "READY=1"), "ready");
+		CHECK(!strcmp(m[2].text, "FDSTOREREMOVE=1\nFDNAME=luo.s.kv.1"),
+		      "the listener not preserved again kept in the store");
+		CHECK(has_line(&m[3], "READY=1"), "ready");
 	}
 	if (failures)
 		show(m, n);

@@ -11,7 +11,9 @@
 # MainPID, NRestarts 0, data verified, StatusText); an update asked for by
 # signal; the library's lines in the journal with their priorities;
 # kvcache reloaded with its items and an open connection kept;
-# "systemctl stop" clean, also after spawn-mode commits.  Exit 77 where it cannot run.
+# "systemctl stop" clean, also after spawn-mode commits; with
+# LUO_FDSTORE=connections (a drop-in) a client connection survives
+# SIGKILL.  Exit 77 where it cannot run.
 set -u
 BUILD=$1
 TEMPLATES=$2
@@ -283,6 +285,39 @@ wait "$prober" || fail "connections failed across a new image that died: $(cat "
 echo "across a new image that died: $(tail -1 "$dir/probe.out")"
 python3 "$MC" check "$port" 1000 || fail "items lost when the new image died"
 [ "$(show kvcache MainPID)" != "$pid" ] || fail "the MainPID did not change"
+
+# LUO_FDSTORE=connections in a drop-in: a client connection opened before
+# a SIGKILL is served on after the restart (the store kept its socket).
+mkdir -p "$dir/units/kvcache.service.d"
+printf '[Service]\nEnvironment=LUO_FDSTORE=connections\nFileDescriptorStoreMax=64\n' \
+	>"$dir/units/kvcache.service.d/connections.conf"
+C systemctl daemon-reload
+C systemctl restart kvcache.service || fail "restart kvcache with LUO_FDSTORE=connections"
+python3 "$MC" wait "$port" || fail "kvcache does not answer with LUO_FDSTORE=connections"
+pid=$(show kvcache MainPID)
+rm -f "$dir/held"
+python3 "$MC" hold "$port" "$dir/held" &
+holder=$!
+for _ in $(seq 200); do # the held connection and its FDSTORE=1 (not a timing check)
+	[ "$(show kvcache NFileDescriptorStore)" -ge 4 ] && break
+	sleep 0.1
+done
+[ "$(show kvcache NFileDescriptorStore)" -ge 4 ] ||
+	fail "the store holds $(show kvcache NFileDescriptorStore) descriptors, expected the connection too"
+C systemctl kill -s KILL kvcache.service || fail "systemctl kill -s KILL (connections)"
+for _ in $(seq 200); do
+	[ "$(show kvcache MainPID)" != "$pid" ] && [ "$(show kvcache MainPID)" != 0 ] &&
+		[ "$(show kvcache ActiveState)" = active ] && break
+	sleep 0.1
+done
+[ "$(show kvcache ActiveState)" = active ] || fail "kvcache not restarted after SIGKILL (connections)"
+python3 "$MC" wait "$port" || fail "kvcache does not answer after SIGKILL (connections)"
+touch "$dir/held"
+wait "$holder" || fail "the connection opened before the SIGKILL did not work after it (LUO_FDSTORE=connections)"
+C journalctl -u kvcache -o cat --no-pager | grep -q "recovered after a crash: .* 1 connection resumed" ||
+	fail "kvcache did not report the resumed connection"
+rm "$dir/units/kvcache.service.d/connections.conf"
+C systemctl daemon-reload
 
 C systemctl stop kvcache.service || fail "systemctl stop kvcache"
 [ "$(show kvcache Result)" = success ] || fail "kvcache stop result: $(show kvcache Result)"
