@@ -39,6 +39,13 @@
 #define EV_LISTEN UINT64_MAX
 #define EV_SIGNAL (UINT64_MAX - 1)
 #define EV_CONTROL (UINT64_MAX - 2)
+#define EV_CONNS (UINT64_MAX - 3) /* --inherit: the clients' epoll is ready */
+/*
+ * --inherit: clients live at this number or above, so that the new image's
+ * own first descriptors (taken lowest first before the clients are
+ * retrieved) never land on a number a registration is keyed by.
+ */
+#define CONN_FD_MIN 64
 
 struct kv_conn_rec *conn_recs;
 int listen_fd = -1;
@@ -46,7 +53,16 @@ volatile bool want_sweep;
 
 static struct conn *conns;
 static uint32_t *free_slots, nfree_slots, nopen;
-static int epfd = -1, sigfd = -1;
+/*
+ * epfd: the loop's (listener, signals, control socket); cepfd: the
+ * clients', the same instance unless --inherit, where it is a preserved
+ * epoll instance of its own, watched through epfd, whose registrations
+ * cross the exec (every file it watches must be preserved).
+ */
+static int epfd = -1, cepfd = -1, sigfd = -1;
+
+/* Clients registered with cepfd by this image (stats: conn_epoll_adds). */
+uint64_t conn_epoll_adds;
 static bool accept_paused, stopping;
 
 /**
@@ -286,10 +302,15 @@ static void ep_set(struct conn *c, uint32_t events)
 
 	if (c->events == events)
 		return;
-	if (epoll_ctl(epfd, c->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd,
+	if (epoll_ctl(cepfd, c->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd,
 		      &ev))
 		fprintf(stderr, "kvcache: epoll_ctl: %s\n", strerror(errno));
+	else if (!c->events)
+		conn_epoll_adds++;
+	if (!c->events) /* what the next image's registration is keyed by */
+		c->rec->ep_fd = c->fd;
 	c->events = events;
+	c->rec->ep_events = events;
 }
 
 static void conn_close(struct conn *c)
@@ -301,8 +322,9 @@ static void conn_close(struct conn *c)
 		st == LIVEUPDATE_STATE_NORMAL || st == LIVEUPDATE_STATE_UPDATED;
 
 	if (c->events)
-		epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		epoll_ctl(cepfd, EPOLL_CTL_DEL, c->fd, NULL);
 	c->events = 0;
+	r->ep_events = 0;
 	close(c->fd);
 	c->fd = -1;
 	oq_release(c);
@@ -600,6 +622,17 @@ int conn_attach(uint32_t slot, int fd, bool adopted)
 }
 
 /**
+ * conn_set_registered() - an adopted connection is registered already
+ * @slot: the slot, attached.
+ * @events: the events of its registration in the inherited epoll instance
+ *          (keyed by the number the connection has now).
+ */
+void conn_set_registered(uint32_t slot, uint32_t events)
+{
+	conns[slot].events = events;
+}
+
+/**
  * conn_start() - begin serving an attached connection
  * @slot: the slot.
  *
@@ -636,6 +669,14 @@ static void accept_new(void)
 				(void)0;
 			close(fd);
 			continue;
+		}
+		if (settings.inherit && fd < CONN_FD_MIN) {
+			int high = fcntl(fd, F_DUPFD_CLOEXEC, CONN_FD_MIN);
+
+			if (high >= 0) {
+				close(fd);
+				fd = high;
+			}
 		}
 		slot = free_slots[--nfree_slots];
 		r = &conn_recs[slot];
@@ -675,13 +716,26 @@ void conns_pause_accept(bool pause)
 }
 
 /**
+ * conns_epoll_fd() - the clients' epoll instance, to preserve (--inherit)
+ *
+ * Return: its descriptor, or -1 where the clients share the loop's.
+ */
+int conns_epoll_fd(void)
+{
+	return cepfd != epfd ? cepfd : -1;
+}
+
+/**
  * conns_setup() - the connection table and the event loop's descriptors
  * @maxconns: slots in the table (the adopted table's size after an update).
+ * @conn_epfd: --inherit: the clients' epoll instance the previous image
+ *             preserved, or -1 to make one.
  *
  * Return: 0 or a negative errno.
  */
-int conns_setup(uint32_t maxconns)
+int conns_setup(uint32_t maxconns, int conn_epfd)
 {
+	struct epoll_event cev = {.events = EPOLLIN, .data.u64 = EV_CONNS};
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EV_SIGNAL};
 	sigset_t mask;
 
@@ -699,6 +753,13 @@ int conns_setup(uint32_t maxconns)
 	sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (epfd < 0 || sigfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, &ev))
 		return -errno;
+	cepfd = epfd;
+	if (settings.inherit) {
+		cepfd = conn_epfd >= 0 ? conn_epfd
+				       : epoll_create1(EPOLL_CLOEXEC);
+		if (cepfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, cepfd, &cev))
+			return -errno;
+	}
 	accept_paused = true; /* until conns_go() */
 	return 0;
 }
@@ -847,6 +908,34 @@ static void wait_frozen(void)
 	}
 }
 
+/* Serve one connection's event. */
+static void conn_event(const struct epoll_event *ev)
+{
+	uint64_t d = ev->data.u64;
+	struct conn *c;
+
+	if (d >= root->maxconns || conns[d].fd < 0)
+		return;
+	c = &conns[d];
+	if (ev->events & EPOLLOUT)
+		conn_run(c);
+	else
+		conn_readable(c);
+}
+
+/* --inherit: what the clients' own epoll instance has ready. */
+static void conn_events(void)
+{
+	struct epoll_event evs[256];
+	int n = epoll_wait(cepfd, evs, 256, 0);
+
+	for (int i = 0; i < n; i++) {
+		conn_event(&evs[i]);
+		if (liveupdate_get_state() == LIVEUPDATE_STATE_FROZEN)
+			break;
+	}
+}
+
 /**
  * event_loop() - serve until SIGTERM or SIGINT
  *
@@ -882,19 +971,16 @@ int event_loop(void)
 		for (int i = 0; i < n; i++) {
 			uint64_t d = evs[i].data.u64;
 
-			if (d == EV_LISTEN) {
+			if (d == EV_CONNS) {
+				conn_events();
+			} else if (d == EV_LISTEN) {
 				accept_new();
 			} else if (d == EV_SIGNAL) {
 				on_signal();
 			} else if (d == EV_CONTROL) {
 				kvlu_control_dispatch();
-			} else if (d < root->maxconns && conns[d].fd >= 0) {
-				struct conn *c = &conns[d];
-
-				if (evs[i].events & EPOLLOUT)
-					conn_run(c);
-				else
-					conn_readable(c);
+			} else {
+				conn_event(&evs[i]);
 			}
 			/* An update (or a refusal of one) ran: events are stale. */
 			if (liveupdate_get_state() == LIVEUPDATE_STATE_FROZEN)
@@ -938,7 +1024,7 @@ static bool take_returned(uint32_t slot, int fd)
 static void drop_replaced(struct conn *c)
 {
 	if (c->events)
-		epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		epoll_ctl(cepfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
 	c->events = 0;
@@ -998,7 +1084,7 @@ uint32_t conns_take_back(uint32_t *returned)
 		}
 		if (r->state != CONN_OPEN) { /* closed by the new image */
 			if (events)
-				epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+				epoll_ctl(cepfd, EPOLL_CTL_DEL, c->fd, NULL);
 			close(c->fd);
 			c->fd = -1;
 			c->events = 0;
