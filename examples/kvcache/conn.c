@@ -41,11 +41,18 @@
 #define EV_CONTROL (UINT64_MAX - 2)
 #define EV_CONNS (UINT64_MAX - 3) /* --inherit: the clients' epoll is ready */
 /*
- * --inherit: clients live at this number or above, so that the new image's
- * own first descriptors (taken lowest first before the clients are
- * retrieved) never land on a number a registration is keyed by.
+ * --inherit: clients live at conn_fd_min() or above: the library's
+ * references (taken lowest first) stay below them, so that at prepare the
+ * inherited range fits below the clients too (one run of numbers with no
+ * client in it), and the new image's own first descriptors (also taken
+ * lowest first, before the clients are retrieved) never land on a number
+ * a registration is keyed by.  Clients, references and the range then
+ * need about 2 * maxconns + 128 numbers.
  */
-#define CONN_FD_MIN 64
+static int conn_fd_min(void)
+{
+	return (int)root->maxconns + 128;
+}
 
 struct kv_conn_rec *conn_recs;
 int listen_fd = -1;
@@ -622,6 +629,36 @@ int conn_attach(uint32_t slot, int fd, bool adopted)
 }
 
 /**
+ * conns_forget_registrations() - register every client again
+ *
+ * --inherit, when not every client could be put back on its
+ * registration's number (the files came on the carrier after all, or the
+ * start-up took a number): the inherited instance is replaced by an empty
+ * one, which takes its registrations with it, and each adopted client is
+ * registered again when it is started.
+ *
+ * Return: 0 or a negative errno.
+ */
+int conns_forget_registrations(void)
+{
+	struct epoll_event cev = {.events = EPOLLIN, .data.u64 = EV_CONNS};
+	int fresh = epoll_create1(EPOLL_CLOEXEC);
+
+	if (fresh < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, fresh, &cev)) {
+		if (fresh >= 0)
+			close(fresh);
+		return -errno;
+	}
+	close(cepfd); /* its registrations go with it */
+	cepfd = fresh;
+	for (uint32_t i = 0; i < root->maxconns; i++) {
+		conns[i].events = 0;
+		conn_recs[i].ep_events = 0;
+	}
+	return 0;
+}
+
+/**
  * conn_set_registered() - an adopted connection is registered already
  * @slot: the slot, attached.
  * @events: the events of its registration in the inherited epoll instance
@@ -670,8 +707,8 @@ static void accept_new(void)
 			close(fd);
 			continue;
 		}
-		if (settings.inherit && fd < CONN_FD_MIN) {
-			int high = fcntl(fd, F_DUPFD_CLOEXEC, CONN_FD_MIN);
+		if (settings.inherit && fd < conn_fd_min()) {
+			int high = fcntl(fd, F_DUPFD_CLOEXEC, conn_fd_min());
 
 			if (high >= 0) {
 				close(fd);

@@ -421,7 +421,8 @@ static int out_of_range(int fd)
 /* Take every descriptor back. Return: connections kept. */
 static uint32_t adopt_fds(struct luo_session *in, bool registered)
 {
-	uint32_t kept = 0, lost = 0;
+	uint32_t kept = 0, lost = 0, stray = 0;
+	bool renumbered;
 	int err, fd;
 
 	for (uint32_t i = 0; i < root->maxconns; i++) {
@@ -436,11 +437,13 @@ static uint32_t adopt_fds(struct luo_session *in, bool registered)
 			      ? liveupdate_session_retrieve_fd(in, r->token,
 							       &fd)
 			      : -EBADMSG;
-		if (!err && registered && r->ep_events)
-			err = to_registered_number(&fd, r->ep_fd);
+		renumbered = !err && registered && r->ep_events &&
+			     !to_registered_number(&fd, r->ep_fd);
+		if (!err && registered && r->ep_events && !renumbered)
+			stray++;
 		if (!err)
 			err = conn_attach(i, fd, true);
-		if (!err && registered && r->ep_events)
+		if (!err && renumbered)
 			conn_set_registered(i, r->ep_events);
 		else if (!err)
 			r->ep_events = 0;
@@ -459,6 +462,14 @@ static uint32_t adopt_fds(struct luo_session *in, bool registered)
 	if (lost) {
 		store->stats.conn_errors += lost;
 		conns_recount_refs(); /* the lost ones held references */
+	}
+	if (stray) {
+		fprintf(stderr,
+			"kvcache: %u clients could not go back on their registrations' numbers (the files came on the carrier, or the start-up took the numbers): registering every client again\n",
+			stray);
+		if (conns_forget_registrations())
+			fprintf(stderr,
+				"kvcache: cannot replace the clients' epoll instance\n");
 	}
 	return kept;
 }
