@@ -73,6 +73,13 @@ def main():
         shutil.which('strace') and inherit and not fallback
     if fallback:
         resource.setrlimit(resource.RLIMIT_NOFILE, (600, 600))
+    elif inherit:
+        # Room for the clients (at -c + 128 and above), the library's
+        # references and one inherited range below the clients, not for a
+        # range above them: every update must find the same room again
+        # (nothing the new image keeps may stay inside the old range).
+        lim = 2 * (idle + 64) + 128 + 160
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lim, lim))
     p, port = start_kvcache(kv, kv2, log, 'kvinh-%d' % os.getpid(), args)
     trace = os.path.join(d, 'trace')
     tracer = None
@@ -152,6 +159,10 @@ def main():
             fails.append('a connection was lost')
         if 'epoll_ctl:' in open(log).read():
             fails.append('an epoll_ctl() failed')
+        if inherit and not fallback and re.search(
+                'on the carrier this time|registering every client again',
+                open(log).read()):
+            fails.append('the files were not inherited')
         if fallback and 'registering every client again' not in \
                 open(log).read():
             fails.append('no fallback: the test did not test it')
