@@ -119,6 +119,11 @@ def one_row(kv, conns, variant, updates, tmp):
             time.sleep(0.2)
         if 'lost in the update' in open(log).read():
             raise SystemExit('a client was lost:\n' + open(log).read())
+        if VARIANTS[variant] and '--inherit' in VARIANTS[variant] and \
+                re.search('on the carrier this time|registering every client '
+                          'again', open(log).read()):
+            raise SystemExit('not inherited after all:\n' +
+                             open(log).read()[-3000:])
     finally:
         for s in clients:
             s.close()
