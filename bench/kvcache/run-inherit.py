@@ -19,7 +19,8 @@ last without putting the clients back on their registrations' numbers
 the last update, the stats counter conn_epoll_adds says how many clients
 the new image registered with epoll.  Prints a table of medians, with
 the ratio to the same variant at 0 clients, and writes
-kvcache-inherit.md and kvcache-inherit.csv into DIR (bench/results).
+kvcache-inherit-table.md and kvcache-inherit.csv into DIR
+(bench/results); the reading is kvcache-inherit.md.
 """
 import argparse
 import os
@@ -187,7 +188,7 @@ def main():
                                      max(x[5] for x in xs)))
     table = '\n'.join(lines)
     print(table)
-    with open(os.path.join(a.out, 'kvcache-inherit.md.table'), 'w') as f:
+    with open(os.path.join(a.out, 'kvcache-inherit-table.md'), 'w') as f:
         f.write('<!-- %s, load average %s then %s, %d rounds x %d updates -->\n'
                 % (t0, ' '.join(load0), ' '.join(load1), a.rounds,
                    a.updates) + table + '\n')
