@@ -872,6 +872,49 @@ void conns_recount_refs(void)
 
 static uint32_t represerve_next = UINT32_MAX;
 
+/* --inherit: the inherited numbers of clients put back on their own,
+ * closed from the loop (conns_close_inherited()), not in the blackout. */
+static int *inherited;
+static uint32_t ninherited, inherited_cap;
+
+/**
+ * conns_defer_close() - close an inherited duplicate later
+ * @fd: a client's descriptor at its inherited number, now a duplicate.
+ *
+ * Closed now if it cannot be kept (no memory).
+ */
+void conns_defer_close(int fd)
+{
+	if (ninherited == inherited_cap) {
+		uint32_t cap = inherited_cap ? 2 * inherited_cap : 1024;
+		int *n = realloc(inherited, cap * sizeof(*n));
+
+		if (!n) {
+			close(fd);
+			return;
+		}
+		inherited = n;
+		inherited_cap = cap;
+	}
+	inherited[ninherited++] = fd;
+}
+
+/*
+ * Close up to @budget (0: all) of them.  Before every prepare all are
+ * closed: left open they would stand where the next inherited range goes.
+ */
+static void conns_close_inherited(uint32_t budget)
+{
+	for (uint32_t done = 0; ninherited && (!budget || done < budget);
+	     done++)
+		close(inherited[--ninherited]);
+	if (!ninherited && inherited) {
+		free(inherited);
+		inherited = NULL;
+		inherited_cap = 0;
+	}
+}
+
 /**
  * conns_represerve() - put adopted connections into this image's session
  * @budget: most connections to do now; 0 for all of them.
@@ -889,6 +932,8 @@ bool conns_represerve(uint32_t budget)
 	enum liveupdate_state st = liveupdate_get_state();
 	uint32_t done = 0;
 
+	if (!budget)
+		conns_close_inherited(0);
 	/* Only possible in NORMAL and UPDATED: never close anyone otherwise. */
 	if (st != LIVEUPDATE_STATE_NORMAL && st != LIVEUPDATE_STATE_UPDATED)
 		return false;
@@ -995,6 +1040,8 @@ int event_loop(void)
 		int n;
 
 		kv_fault(KV_FAULT_POINT_LOOP);
+		/* before re-preserving: the numbers they hold are free again */
+		conns_close_inherited(1024);
 		if (represerving)
 			represerving = !conns_represerve(256);
 

@@ -444,6 +444,7 @@ void conns_go(void);
 int conn_attach(uint32_t slot, int fd, bool adopted);
 void conn_set_registered(uint32_t slot, uint32_t events);
 int conns_forget_registrations(void);
+void conns_defer_close(int fd);
 void conn_start(uint32_t slot);
 int conns_for_each_open(int (*fn)(uint32_t slot, int fd, uint64_t token));
 bool conns_represerve(uint32_t budget);

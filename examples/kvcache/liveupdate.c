@@ -391,7 +391,7 @@ static int to_registered_number(int *fd, int want)
 			close(got);
 		return -EADDRINUSE;
 	}
-	close(*fd);
+	conns_defer_close(*fd); /* the loop closes it, after the blackout */
 	*fd = got;
 	return 0;
 }
