@@ -372,7 +372,8 @@ static int adopt_memory(void)
  * inherited epoll instance is keyed by (EPOLL_CTL_MOD and EPOLL_CTL_DEL
  * find it by file and number), so that it is served without an
  * epoll_ctl().  The number was a client's in the previous image, at or
- * above CONN_FD_MIN, and is free unless this image's start-up took it.
+ * above -c + 128 (conn.c), and is free unless this image's start-up took
+ * it.  The inherited duplicate is closed by the event loop.
  */
 static int to_registered_number(int *fd, int want)
 {
