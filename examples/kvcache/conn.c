@@ -39,6 +39,20 @@
 #define EV_LISTEN UINT64_MAX
 #define EV_SIGNAL (UINT64_MAX - 1)
 #define EV_CONTROL (UINT64_MAX - 2)
+#define EV_CONNS (UINT64_MAX - 3) /* --inherit: the clients' epoll is ready */
+/*
+ * --inherit: clients live at conn_fd_min() or above: the library's
+ * references (taken lowest first) stay below them, so that at prepare the
+ * inherited range fits below the clients too (one run of numbers with no
+ * client in it), and the new image's own first descriptors (also taken
+ * lowest first, before the clients are retrieved) never land on a number
+ * a registration is keyed by.  Clients, references and the range then
+ * need about 2 * maxconns + 128 numbers.
+ */
+static int conn_fd_min(void)
+{
+	return (int)root->maxconns + 128;
+}
 
 struct kv_conn_rec *conn_recs;
 int listen_fd = -1;
@@ -46,7 +60,16 @@ volatile bool want_sweep;
 
 static struct conn *conns;
 static uint32_t *free_slots, nfree_slots, nopen;
-static int epfd = -1, sigfd = -1;
+/*
+ * epfd: the loop's (listener, signals, control socket); cepfd: the
+ * clients', the same instance unless --inherit, where it is a preserved
+ * epoll instance of its own, watched through epfd, whose registrations
+ * cross the exec (every file it watches must be preserved).
+ */
+static int epfd = -1, cepfd = -1, sigfd = -1;
+
+/* Clients registered with cepfd by this image (stats: conn_epoll_adds). */
+uint64_t conn_epoll_adds;
 static bool accept_paused, stopping;
 
 /**
@@ -286,10 +309,15 @@ static void ep_set(struct conn *c, uint32_t events)
 
 	if (c->events == events)
 		return;
-	if (epoll_ctl(epfd, c->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd,
+	if (epoll_ctl(cepfd, c->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd,
 		      &ev))
 		fprintf(stderr, "kvcache: epoll_ctl: %s\n", strerror(errno));
+	else if (!c->events)
+		conn_epoll_adds++;
+	if (!c->events) /* what the next image's registration is keyed by */
+		c->rec->ep_fd = c->fd;
 	c->events = events;
+	c->rec->ep_events = events;
 }
 
 static void conn_close(struct conn *c)
@@ -301,8 +329,9 @@ static void conn_close(struct conn *c)
 		st == LIVEUPDATE_STATE_NORMAL || st == LIVEUPDATE_STATE_UPDATED;
 
 	if (c->events)
-		epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		epoll_ctl(cepfd, EPOLL_CTL_DEL, c->fd, NULL);
 	c->events = 0;
+	r->ep_events = 0;
 	close(c->fd);
 	c->fd = -1;
 	oq_release(c);
@@ -624,6 +653,47 @@ int conn_attach(uint32_t slot, int fd, bool adopted)
 }
 
 /**
+ * conns_forget_registrations() - register every client again
+ *
+ * --inherit, when not every client could be put back on its
+ * registration's number (the files came on the carrier after all, or the
+ * start-up took a number): the inherited instance is replaced by an empty
+ * one, which takes its registrations with it, and each adopted client is
+ * registered again when it is started.
+ *
+ * Return: 0 or a negative errno.
+ */
+int conns_forget_registrations(void)
+{
+	struct epoll_event cev = {.events = EPOLLIN, .data.u64 = EV_CONNS};
+	int fresh = epoll_create1(EPOLL_CLOEXEC);
+
+	if (fresh < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, fresh, &cev)) {
+		if (fresh >= 0)
+			close(fresh);
+		return -errno;
+	}
+	close(cepfd); /* its registrations go with it */
+	cepfd = fresh;
+	for (uint32_t i = 0; i < root->maxconns; i++) {
+		conns[i].events = 0;
+		conn_recs[i].ep_events = 0;
+	}
+	return 0;
+}
+
+/**
+ * conn_set_registered() - an adopted connection is registered already
+ * @slot: the slot, attached.
+ * @events: the events of its registration in the inherited epoll instance
+ *          (keyed by the number the connection has now).
+ */
+void conn_set_registered(uint32_t slot, uint32_t events)
+{
+	conns[slot].events = events;
+}
+
+/**
  * conn_start() - begin serving an attached connection
  * @slot: the slot.
  *
@@ -660,6 +730,14 @@ static void accept_new(void)
 				(void)0;
 			close(fd);
 			continue;
+		}
+		if (settings.inherit && fd < conn_fd_min()) {
+			int high = fcntl(fd, F_DUPFD_CLOEXEC, conn_fd_min());
+
+			if (high >= 0) {
+				close(fd);
+				fd = high;
+			}
 		}
 		slot = free_slots[--nfree_slots];
 		r = &conn_recs[slot];
@@ -699,13 +777,26 @@ void conns_pause_accept(bool pause)
 }
 
 /**
+ * conns_epoll_fd() - the clients' epoll instance, to preserve (--inherit)
+ *
+ * Return: its descriptor, or -1 where the clients share the loop's.
+ */
+int conns_epoll_fd(void)
+{
+	return cepfd != epfd ? cepfd : -1;
+}
+
+/**
  * conns_setup() - the connection table and the event loop's descriptors
  * @maxconns: slots in the table (the adopted table's size after an update).
+ * @conn_epfd: --inherit: the clients' epoll instance the previous image
+ *             preserved, or -1 to make one.
  *
  * Return: 0 or a negative errno.
  */
-int conns_setup(uint32_t maxconns)
+int conns_setup(uint32_t maxconns, int conn_epfd)
 {
+	struct epoll_event cev = {.events = EPOLLIN, .data.u64 = EV_CONNS};
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EV_SIGNAL};
 	sigset_t mask;
 
@@ -723,6 +814,13 @@ int conns_setup(uint32_t maxconns)
 	sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (epfd < 0 || sigfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, &ev))
 		return -errno;
+	cepfd = epfd;
+	if (settings.inherit) {
+		cepfd = conn_epfd >= 0 ? conn_epfd
+				       : epoll_create1(EPOLL_CLOEXEC);
+		if (cepfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, cepfd, &cev))
+			return -errno;
+	}
 	accept_paused = true; /* until conns_go() */
 	return 0;
 }
@@ -798,6 +896,49 @@ void conns_recount_refs(void)
 
 static uint32_t represerve_next = UINT32_MAX;
 
+/* --inherit: the inherited numbers of clients put back on their own,
+ * closed from the loop (conns_close_inherited()), not in the blackout. */
+static int *inherited;
+static uint32_t ninherited, inherited_cap;
+
+/**
+ * conns_defer_close() - close an inherited duplicate later
+ * @fd: a client's descriptor at its inherited number, now a duplicate.
+ *
+ * Closed now if it cannot be kept (no memory).
+ */
+void conns_defer_close(int fd)
+{
+	if (ninherited == inherited_cap) {
+		uint32_t cap = inherited_cap ? 2 * inherited_cap : 1024;
+		int *n = realloc(inherited, cap * sizeof(*n));
+
+		if (!n) {
+			close(fd);
+			return;
+		}
+		inherited = n;
+		inherited_cap = cap;
+	}
+	inherited[ninherited++] = fd;
+}
+
+/*
+ * Close up to @budget (0: all) of them.  Before every prepare all are
+ * closed: left open they would stand where the next inherited range goes.
+ */
+static void conns_close_inherited(uint32_t budget)
+{
+	for (uint32_t done = 0; ninherited && (!budget || done < budget);
+	     done++)
+		close(inherited[--ninherited]);
+	if (!ninherited && inherited) {
+		free(inherited);
+		inherited = NULL;
+		inherited_cap = 0;
+	}
+}
+
 /**
  * conns_represerve() - put adopted connections into this image's session
  * @budget: most connections to do now; 0 for all of them.
@@ -815,6 +956,8 @@ bool conns_represerve(uint32_t budget)
 	enum liveupdate_state st = liveupdate_get_state();
 	uint32_t done = 0;
 
+	if (!budget)
+		conns_close_inherited(0);
 	/* Only possible in NORMAL and UPDATED: never close anyone otherwise. */
 	if (st != LIVEUPDATE_STATE_NORMAL && st != LIVEUPDATE_STATE_UPDATED)
 		return false;
@@ -871,6 +1014,34 @@ static void wait_frozen(void)
 	}
 }
 
+/* Serve one connection's event. */
+static void conn_event(const struct epoll_event *ev)
+{
+	uint64_t d = ev->data.u64;
+	struct conn *c;
+
+	if (d >= root->maxconns || conns[d].fd < 0)
+		return;
+	c = &conns[d];
+	if (ev->events & EPOLLOUT)
+		conn_run(c);
+	else
+		conn_readable(c);
+}
+
+/* --inherit: what the clients' own epoll instance has ready. */
+static void conn_events(void)
+{
+	struct epoll_event evs[256];
+	int n = epoll_wait(cepfd, evs, 256, 0);
+
+	for (int i = 0; i < n; i++) {
+		conn_event(&evs[i]);
+		if (liveupdate_get_state() == LIVEUPDATE_STATE_FROZEN)
+			break;
+	}
+}
+
 /**
  * event_loop() - serve until SIGTERM or SIGINT
  *
@@ -893,6 +1064,8 @@ int event_loop(void)
 		int n;
 
 		kv_fault(KV_FAULT_POINT_LOOP);
+		/* before re-preserving: the numbers they hold are free again */
+		conns_close_inherited(1024);
 		if (represerving)
 			represerving = !conns_represerve(256);
 
@@ -906,19 +1079,16 @@ int event_loop(void)
 		for (int i = 0; i < n; i++) {
 			uint64_t d = evs[i].data.u64;
 
-			if (d == EV_LISTEN) {
+			if (d == EV_CONNS) {
+				conn_events();
+			} else if (d == EV_LISTEN) {
 				accept_new();
 			} else if (d == EV_SIGNAL) {
 				on_signal();
 			} else if (d == EV_CONTROL) {
 				kvlu_control_dispatch();
-			} else if (d < root->maxconns && conns[d].fd >= 0) {
-				struct conn *c = &conns[d];
-
-				if (evs[i].events & EPOLLOUT)
-					conn_run(c);
-				else
-					conn_readable(c);
+			} else {
+				conn_event(&evs[i]);
 			}
 			/* An update (or a refusal of one) ran: events are stale. */
 			if (liveupdate_get_state() == LIVEUPDATE_STATE_FROZEN)
@@ -962,7 +1132,7 @@ static bool take_returned(uint32_t slot, int fd)
 static void drop_replaced(struct conn *c)
 {
 	if (c->events)
-		epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		epoll_ctl(cepfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
 	c->events = 0;
@@ -1022,7 +1192,7 @@ uint32_t conns_take_back(uint32_t *returned)
 		}
 		if (r->state != CONN_OPEN) { /* closed by the new image */
 			if (events)
-				epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+				epoll_ctl(cepfd, EPOLL_CTL_DEL, c->fd, NULL);
 			close(c->fd);
 			c->fd = -1;
 			c->events = 0;

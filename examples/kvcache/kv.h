@@ -50,8 +50,10 @@ struct kv_settings {
 	const char *name;	/* control socket name */
 	const char *update_to;	/* --update-to */
 	bool trust_carrier;	/* --trust-carrier: LUO_INIT_TRUST_CARRIER */
-	char self[4096];	/* our binary, for updates */
-	char **argv;		/* for the exec of an update */
+	bool inherit; /* --inherit or LUO_EXEC_INHERIT=1: LUO_INIT_EXEC_INHERIT,
+			 the clients' epoll instance preserved */
+	char self[4096]; /* our binary, for updates */
+	char **argv;	 /* for the exec of an update */
 };
 
 extern struct kv_settings settings;
@@ -323,6 +325,9 @@ struct kv_conn_rec {
 				      of its next key in the line, 0 = none */
 	uint32_t rdone;		   /* of [0, rlen): answered already by the
 				      batch being run (0 between batches) */
+	int32_t ep_fd;		   /* descriptor number its epoll
+				      registration is keyed by (--inherit) */
+	uint32_t ep_events;	   /* that registration's events, 0 = none */
 };
 
 /*
@@ -416,8 +421,9 @@ static inline bool kv_fault(enum kv_fault_point p)
 /* ---- the live update glue (liveupdate.c) ---- */
 
 #define KV_ROOT_MAGIC 0x6b76726f6f743031ULL /* "kvroot01" */
-#define KV_ROOT_LAYOUT 2		    /* 2: output queues */
+#define KV_ROOT_LAYOUT 3 /* 2: output queues; 3: epoll registrations */
 #define KV_LISTEN_TOKEN (1ULL << 40)
+#define KV_EPOLL_TOKEN (KV_LISTEN_TOKEN + 1) /* --inherit: the clients' epoll */
 
 /* The subsystem's u64 points here. */
 struct kv_root {
@@ -433,10 +439,15 @@ struct kv_root {
 extern struct kv_root *root;
 
 /* conn.c: the event loop and what the glue needs from it */
-int conns_setup(uint32_t maxconns);
+int conns_setup(uint32_t maxconns, int conn_epfd);
+int conns_epoll_fd(void);
+extern uint64_t conn_epoll_adds;
 void conns_go(void);
 int conn_attach(uint32_t slot, int fd, bool adopted);
 bool conn_rec_between_requests(const struct kv_conn_rec *r);
+void conn_set_registered(uint32_t slot, uint32_t events);
+int conns_forget_registrations(void);
+void conns_defer_close(int fd);
 void conn_start(uint32_t slot);
 int conns_for_each_open(int (*fn)(uint32_t slot, int fd, uint64_t token));
 bool conns_represerve(uint32_t budget);

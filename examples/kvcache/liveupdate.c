@@ -243,10 +243,19 @@ static int new_session(void)
 		return err;
 	}
 	err = kvlu_preserve(listen_fd, KV_LISTEN_TOKEN);
-	if (err)
+	if (err) {
 		fprintf(stderr,
 			"kvcache: cannot preserve the listening socket: %s\n",
 			strerror(-err));
+		return err;
+	}
+	if (conns_epoll_fd() >= 0) {
+		err = kvlu_preserve(conns_epoll_fd(), KV_EPOLL_TOKEN);
+		if (err)
+			fprintf(stderr,
+				"kvcache: cannot preserve the clients' epoll instance: %s\n",
+				strerror(-err));
+	}
 	return err;
 }
 
@@ -299,7 +308,7 @@ static int fresh_start(void)
 	root->store_size = size;
 	root->conns_off = kho_ptr_to_offset(conn_recs);
 	root->maxconns = settings.maxconns;
-	err = conns_setup(root->maxconns);
+	err = conns_setup(root->maxconns, -1);
 	if (err)
 		return err;
 	/* Restarted after a crash: the listener systemd kept, backlog and all. */
@@ -371,10 +380,63 @@ static int adopt_memory(void)
 	return 0;
 }
 
-/* Take every descriptor back. Return: connections kept. */
-static uint32_t adopt_fds(struct luo_session *in)
+/*
+ * --inherit: put a client back on the number its registration in the
+ * inherited epoll instance is keyed by (EPOLL_CTL_MOD and EPOLL_CTL_DEL
+ * find it by file and number), so that it is served without an
+ * epoll_ctl().  The number was a client's in the previous image, at or
+ * above -c + 128 (conn.c), and is free unless this image's start-up took
+ * it.  The inherited duplicate is closed by the event loop.
+ */
+static int to_registered_number(int *fd, int want)
 {
-	uint32_t kept = 0, lost = 0;
+	/* bench/kvcache/run-inherit.py only: what the renumbering costs
+	 * (idle clients never need their registration modified). */
+	static int skip = -1;
+	int got;
+
+	if (skip < 0)
+		skip = getenv("KVCACHE_BENCH_NO_RENUMBER") != NULL;
+	if (*fd == want || skip)
+		return 0;
+	got = want > 2 ? fcntl(*fd, F_DUPFD_CLOEXEC, want) : -1;
+	if (got != want) {
+		if (got >= 0)
+			close(got);
+		return -EADDRINUSE;
+	}
+	conns_defer_close(*fd); /* the loop closes it, after the blackout */
+	*fd = got;
+	return 0;
+}
+
+/*
+ * --inherit: an inherited descriptor kvcache keeps (the listener, the
+ * clients' epoll instance) goes to the lowest free number, out of the
+ * inherited range, so that the next update can place its range as low
+ * again instead of above this one.
+ */
+static int out_of_range(int fd)
+{
+	int low;
+
+	if (fd < 0 || !settings.inherit)
+		return fd;
+	low = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (low < 0 || low > fd) {
+		if (low >= 0)
+			close(low);
+		return fd;
+	}
+	close(fd);
+	return low;
+}
+
+/* Take every descriptor back. Return: connections kept. */
+static uint32_t adopt_fds(struct luo_session *in, bool registered)
+{
+	uint32_t kept = 0, lost = 0, stray = 0;
+	bool renumbered;
 	int err, fd;
 
 	for (uint32_t i = 0; i < root->maxconns; i++) {
@@ -389,8 +451,16 @@ static uint32_t adopt_fds(struct luo_session *in)
 			      ? liveupdate_session_retrieve_fd(in, r->token,
 							       &fd)
 			      : -EBADMSG;
+		renumbered = !err && registered && r->ep_events &&
+			     !to_registered_number(&fd, r->ep_fd);
+		if (!err && registered && r->ep_events && !renumbered)
+			stray++;
 		if (!err)
 			err = conn_attach(i, fd, true);
+		if (!err && renumbered)
+			conn_set_registered(i, r->ep_events);
+		else if (!err)
+			r->ep_events = 0;
 		if (err) {
 			fprintf(stderr,
 				"kvcache: connection %u lost in the update: %s\n",
@@ -406,6 +476,14 @@ static uint32_t adopt_fds(struct luo_session *in)
 	if (lost) {
 		store->stats.conn_errors += lost;
 		conns_recount_refs(); /* the lost ones held references */
+	}
+	if (stray) {
+		fprintf(stderr,
+			"kvcache: %u clients could not go back on their registrations' numbers (the files came on the carrier, or the start-up took the numbers): registering every client again\n",
+			stray);
+		if (conns_forget_registrations())
+			fprintf(stderr,
+				"kvcache: cannot replace the clients' epoll instance\n");
 	}
 	return kept;
 }
@@ -439,7 +517,7 @@ static int updated_start(void)
 {
 	struct luo_session *in = NULL;
 	uint32_t kept = 0;
-	int err;
+	int err, cep = -1;
 
 	err = adopt_memory();
 	if (err &&
@@ -477,13 +555,18 @@ static int updated_start(void)
 			       settings.port);
 		return err;
 	}
-	err = conns_setup(root->maxconns);
-	if (err)
-		return err;
 	err = liveupdate_retrieve_session(SESSION_NAME, &in);
 	if (err)
 		fprintf(stderr, "kvcache: no \"%s\" session came over: %s\n",
 			SESSION_NAME, strerror(-err));
+	/* --inherit: the clients' registrations came with their instance. */
+	if (in && settings.inherit &&
+	    liveupdate_session_retrieve_fd(in, KV_EPOLL_TOKEN, &cep))
+		cep = -1;
+	cep = out_of_range(cep);
+	err = conns_setup(root->maxconns, cep);
+	if (err)
+		return err;
 	if (in && root->has_listener) {
 		err = liveupdate_session_retrieve_fd(in, KV_LISTEN_TOKEN,
 						     &listen_fd);
@@ -491,9 +574,11 @@ static int updated_start(void)
 			fprintf(stderr,
 				"kvcache: the listening socket did not come over: %s; opening a new one\n",
 				strerror(-err));
+		else
+			listen_fd = out_of_range(listen_fd);
 	}
 	if (in)
-		kept = adopt_fds(in);
+		kept = adopt_fds(in, cep >= 0);
 	else
 		memset(conn_recs, 0, root->maxconns * sizeof(*conn_recs));
 	conns_kept = kept;
@@ -659,7 +744,7 @@ static int crash_start(void)
 			       settings.port);
 		return err;
 	}
-	err = conns_setup(root->maxconns);
+	err = conns_setup(root->maxconns, -1);
 	if (err)
 		return err;
 	resumed = stored_connections(&fds, &flags);
@@ -801,6 +886,16 @@ int kvlu_start(void)
 	 */
 	if (settings.trust_carrier)
 		opts.flags |= LUO_INIT_TRUST_CARRIER;
+	/*
+	 * --inherit (or LUO_EXEC_INHERIT=1, which the library reads too):
+	 * exec-mode updates inherit the clients, and their epoll instance with
+	 * its registrations, so nothing is registered again per client.
+	 */
+	if (getenv("LUO_EXEC_INHERIT") &&
+	    !strcmp(getenv("LUO_EXEC_INHERIT"), "1"))
+		settings.inherit = true;
+	if (settings.inherit)
+		opts.flags |= LUO_INIT_EXEC_INHERIT;
 	/* Before luo_init(): a spawned image tells the old one it has a probe. */
 	liveupdate_set_txn_hooks(&kv_txn_hooks);
 	err = luo_init(&opts);

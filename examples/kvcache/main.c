@@ -133,6 +133,8 @@ static void usage(FILE *f)
 		"      --name=NAME        control socket name (default kvcache)\n"
 		"      --update-to=PATH   binary a live update executes\n"
 		"      --trust-carrier    retrieve clients without a per-file check\n"
+		"      --inherit          exec-mode updates inherit the clients and\n"
+		"                         their epoll instance (also LUO_EXEC_INHERIT=1)\n"
 		"  -V, --version          print the version\n");
 }
 
@@ -151,6 +153,7 @@ int main(int argc, char **argv)
 		{"name", required_argument, NULL, 'N'},
 		{"update-to", required_argument, NULL, 'T'},
 		{"trust-carrier", no_argument, NULL, 'C'},
+		{"inherit", no_argument, NULL, 'H'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -224,6 +227,9 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			settings.trust_carrier = true;
+			break;
+		case 'H':
+			settings.inherit = true;
 			break;
 		case 'V':
 			printf("kvcache %s\n", KV_VERSION_STRING);

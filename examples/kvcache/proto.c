@@ -606,6 +606,8 @@ static void stats_general(struct conn *c)
 	/* kvcache's own, after memcached's. */
 	stat_u64(c, "live_updates", liveupdate_get_num());
 	stat_u64(c, "live_update_last_blackout_us", s->last_blackout_ns / 1000);
+	/* Clients this image registered with epoll (not those it inherited). */
+	stat_u64(c, "conn_epoll_adds", conn_epoll_adds);
 }
 
 static void stats_settings(struct conn *c)

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,6 +369,30 @@ static void *control_thread(void *arg)
 }
 
 /*
+ * An inherited descriptor (LUO_INIT_EXEC_INHERIT) arrives inside the
+ * range the old image's prepare placed above its other descriptors; left
+ * there it splits the free run the next prepare's range needs, which then
+ * goes above everything (and past RLIMIT_NOFILE for a service with many
+ * files).  Move it to the lowest free number (one received off the
+ * carrier mostly is there already); unchanged on failure.
+ */
+static int lowest_number(int fd)
+{
+	int low;
+
+	if (fd < 0)
+		return fd;
+	low = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (low < 0 || low > fd) {
+		if (low >= 0)
+			close(low);
+		return fd;
+	}
+	close(fd);
+	return low;
+}
+
+/*
  * In a new image: take the listener and the requester back from the
  * session the old image's server preserved.  No such session is not an
  * error (the old image served no control socket).
@@ -396,6 +421,8 @@ static int adopt_incoming(struct luo_control *ctl, int *requester)
 	if (!luo_session_has_token(s, CTL_TOKEN_REQUESTER) ||
 	    liveupdate_session_retrieve_fd(s, CTL_TOKEN_REQUESTER, requester))
 		*requester = -1;
+	fd = lowest_number(fd);
+	*requester = lowest_number(*requester);
 	liveupdate_session_finish(s);
 	if (fd < 0)
 		return 0;

@@ -60,6 +60,7 @@ ALLOWED = {
 KVCACHE_ONLY_STATS = {
     b'live_updates': 'live updates of this process (kvcache only)',
     b'live_update_last_blackout_us': 'the last update\'s blackout',
+    b'conn_epoll_adds': 'clients this image registered with epoll',
 }
 
 # ---------------------------------------------------------------- servers

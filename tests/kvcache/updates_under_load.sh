@@ -13,7 +13,9 @@ set -u
 trap kv_cleanup EXIT
 
 V1=$1 V2=$2 LOAD=$3 N=${4:-10} LUOCTL=${5:-}
-kv_start "$V1" -m 256 --update-to "$V2" || fail "kvcache did not start"
+# KV_ARGS: more options for kvcache (the --inherit variant).
+# shellcheck disable=SC2086
+kv_start "$V1" -m 256 --update-to "$V2" ${KV_ARGS:-} || fail "kvcache did not start"
 
 "$LOAD" -p "$KV_PORT" --populate -x pop -n 20000 -c 20 -P 16 || fail "populate"
 secs=$((N * 6 / 10 + 3))
