@@ -20,15 +20,7 @@ out=bench/results/inherit.csv
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 
-# wait_done LINES: the chain ends in another process; wait for its rows.
-wait_done() {
-	for _ in $(seq 1200); do
-		[ "$(wc -l <"$tmp")" -ge "$1" ] && return 0
-		sleep 0.1
-	done
-	echo "run-inherit: a chain did not finish" >&2
-	exit 1
-}
+. "$(dirname "$0")/txn_chain.sh"
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 want=0

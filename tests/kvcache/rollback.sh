@@ -128,17 +128,26 @@ bad_update() {
 	expect_rollback "$what" "$reason" $code
 }
 
+# adopted_v2: the pid of the v2 that has adopted (said so in the log),
+# waited for up to 10 s; empty if none.
+adopted_v2() {
+	local pid
+	for _ in $(seq 200); do
+		pid=$(pgrep -P "$KV_PID" -f "$V2" | head -1)
+		[ -n "$pid" ] && grep -q "kvcache v2: pid $pid" "$KV_LOG" && {
+			echo "$pid"
+			return
+		}
+		sleep 0.05
+	done
+}
+
 # killed_update WHAT: a v2 killed by the operator during its trial
 killed_update() {
 	local code new=
 	timeout 60 "$LUOCTL" -s "$NAME" update --mode spawn --trial 60s --deadline 3s "$V2" >"$KV_DIR/out" 2>&1 &
 	local upd=$!
-	for _ in $(seq 200); do
-		new=$(pgrep -P "$KV_PID" -f "$V2" | head -1)
-		[ -n "$new" ] && grep -q "kvcache v2: pid $new" "$KV_LOG" && break
-		new=
-		sleep 0.05
-	done
+	new=$(adopted_v2)
 	[ -n "$new" ] || fail "$1: no v2 adopted"
 	sleep 0.3 # serving the load
 	kill -KILL "$new"
@@ -168,12 +177,7 @@ trial_client() {
 	local what=$1 reason=$2 how=$3 code new= v k=trial-$4-$RANDOM
 	timeout 60 "$LUOCTL" -s "$NAME" update --mode spawn --trial 60s --deadline 3s "$V2" >"$KV_DIR/out" 2>&1 &
 	local upd=$!
-	for _ in $(seq 200); do
-		new=$(pgrep -P "$KV_PID" -f "$V2" | head -1)
-		[ -n "$new" ] && grep -q "kvcache v2: pid $new" "$KV_LOG" && break
-		new=
-		sleep 0.05
-	done
+	new=$(adopted_v2)
 	[ -n "$new" ] || fail "$what: no v2 adopted"
 	exec 5<>/dev/tcp/127.0.0.1/"$KV_PORT" || fail "$what: connect in the trial"
 	printf 'version\r\n' >&5
