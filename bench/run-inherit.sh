@@ -42,15 +42,9 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "mode,size_mib,fds,init_ms,ns,floor_ns"
 	tr ' ' ',' <"$tmp"
 } >"$out"
-awk -F, 'NR > 1 {
+awk -F, "$awk_median"'NR > 1 {
 	k = $1 " " $2 " " $3; n[k]++; v[k, n[k]] = $5; f[k, n[k]] = $6
 	if (!(k in seen)) { seen[k] = 1; order[++m] = k }
-}
-function med(a, k, c,   i, j, t, x) {
-	for (i = 1; i <= c; i++) x[i] = a[k, i]
-	for (i = 1; i <= c; i++) for (j = i + 1; j <= c; j++)
-		if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
-	return x[int((c + 1) / 2)]
 }
 END {
 	printf "| %-19s | %5s | %6s | %4s | %10s | %8s | %8s | %9s |\n", "mode", "MiB", "fds", "runs", "blackout ms", "floor ms", "x floor", "x 0 fds"

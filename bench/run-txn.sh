@@ -48,15 +48,9 @@ done
 	echo "mode,size_mib,fds,init_ms,ns,floor_ns"
 	tr ' ' ',' <"$tmp"
 } >"$out"
-awk -F, 'NR > 1 {
+awk -F, "$awk_median"'NR > 1 {
 	k = $1 " " $2 " " $3 " " $4; n[k]++; v[k, n[k]] = $5; f[k, n[k]] = $6
 	if (!(k in seen)) { seen[k] = 1; order[++m] = k }
-}
-function med(a, k, c,   i, j, t, x) {
-	for (i = 1; i <= c; i++) x[i] = a[k, i]
-	for (i = 1; i <= c; i++) for (j = i + 1; j <= c; j++)
-		if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
-	return x[int((c + 1) / 2)]
 }
 END {
 	printf "%-9s %8s %6s %5s %12s %12s\n", "mode", "MiB", "fds", "init", "median ms", "floor ms"

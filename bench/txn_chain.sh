@@ -12,3 +12,13 @@ wait_done() {
 	echo "$(basename "$0"): a chain did not finish" >&2
 	exit 1
 }
+
+# awk_median: an awk function med(a, k, c), the median of a[k, 1..c];
+# prepended to the summary programs.
+awk_median='function med(a, k, c,   i, j, t, x) {
+	for (i = 1; i <= c; i++) x[i] = a[k, i]
+	for (i = 1; i <= c; i++) for (j = i + 1; j <= c; j++)
+		if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+	return x[int((c + 1) / 2)]
+}
+'
