@@ -42,7 +42,15 @@ run 0 "spawn mode commits" -- update --mode spawn "$V2"
 expect_out "committed: pid" "spawn mode commits"
 p1=$(pid_now)
 [ -n "$p1" ] && [ "$p1" != "$p0" ] || fail "spawn commit: pid $p0 -> '$p1'"
-kill -0 "$p0" 2>/dev/null && fail "the old image $p0 is still running"
+# The old image exits after its commit reply: wait (bounded) for it to be
+# gone or a zombie of this shell.
+for _ in $(seq 100); do
+	kill -0 "$p0" 2>/dev/null || break
+	[ "$(cut -d' ' -f3 /proc/"$p0"/stat 2>/dev/null)" = Z ] && break
+	sleep 0.05
+done
+kill -0 "$p0" 2>/dev/null && [ "$(cut -d' ' -f3 /proc/"$p0"/stat 2>/dev/null)" != Z ] &&
+	fail "the old image $p0 is still running"
 grep -q "counter v2: pid $p1, live update #1 from v1: counter=1, 4 MiB verified" "$dir/log" ||
 	fail "the new image did not verify the data"
 
