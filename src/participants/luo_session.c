@@ -1265,7 +1265,10 @@ static int parse_files(struct luo_session *s,
 	const struct luo_file_ser *fs;
 	const struct luo_file_fd_ser *fds;
 	void *block;
-	ssize_t dup;
+	ssize_t dup = 0;
+	/* Tokens rising through the listed entries are distinct already. */
+	bool rising = true, any = false;
+	uint64_t last = 0;
 
 	if (!set->count)
 		return set->files
@@ -1300,6 +1303,9 @@ static int parse_files(struct luo_session *s,
 		(*index)++;
 		/* Unpreserved after freeze: closed on arrival, not listed. */
 		if (strcmp(fs[i].compatible, LUO_FILE_CLOSED_COMPATIBLE)) {
+			rising = rising && (!any || fs[i].token > last);
+			last = fs[i].token;
+			any = true;
 			s->in.live++;
 			continue;
 		}
@@ -1316,7 +1322,8 @@ static int parse_files(struct luo_session *s,
 		}
 		in_closed.v[in_closed.n++] = fds[i].index;
 	}
-	dup = tokens_repeat(fs, s->in.state, set->count);
+	if (!rising)
+		dup = tokens_repeat(fs, s->in.state, set->count);
 	if (dup < 0)
 		return luo_reason(why, whylen, -ENOMEM, "out of memory");
 	if (dup)
