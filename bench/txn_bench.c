@@ -4,7 +4,8 @@
  * the fork+exec floor, and the rollback time.
  *
  *   txn_bench --mode exec|spawn --size MIB --fds N --runs R
- *             [--init-delay MS] [--trust] [--inherit] --out FILE
+ *             [--init-delay MS] [--trust] [--inherit] [--bulk] [--phases]
+ *             --out FILE
  *   txn_bench --rollback --size MIB --fds N --runs R --out FILE
  *
  * The first image fills SIZE MiB of handover memory and preserves N
@@ -19,6 +20,11 @@
  * --inherit lets exec mode inherit the files (LUO_INIT_EXEC_INHERIT)
  * instead of passing them on the carrier (a row whose files went on the
  * carrier all the same, the range not fitting, says "-fellback").
+ * --bulk retrieves the sockets with one liveupdate_session_retrieve_all()
+ * instead of one liveupdate_session_retrieve_fd() each ("-bulk").
+ * --phases prints, per update, where the blackout went to stderr: the old
+ * image from the freeze to the exec, the exec until main(), main() until
+ * luo_init(), luo_init(), and the retrieval.
  *
  * --rollback updates into /bin/false R times in spawn mode and writes
  * "rollback size_mib fds 0 rollback_ns floor_ns" lines: from the old
@@ -80,6 +86,23 @@ static const struct liveupdate_subsystem_ops ops = {.prepare = sub_prepare,
 						    .boot = sub_boot};
 static struct liveupdate_subsystem sub = {.ops = &ops, .name = "bench"};
 
+/* Every socket with one call; @held[token - 1] gets its descriptor. */
+static int retrieve_all(struct luo_session *s, int *held, uint64_t n)
+{
+	struct liveupdate_session_file *files =
+		malloc((n + 1) * sizeof(*files));
+	int got = files ? liveupdate_session_retrieve_all(s, files, n) : -1;
+
+	for (int i = 0; got >= 0 && i < got; i++) {
+		if (files[i].err || files[i].token < 1 || files[i].token > n)
+			got = -1;
+		else
+			held[files[i].token - 1] = files[i].fd;
+	}
+	free(files);
+	return got == (int)n ? 0 : 1;
+}
+
 /* fork+exec of this binary until its main() runs, in ns. */
 static uint64_t floor_once(const char *self)
 {
@@ -120,6 +143,8 @@ int main(int argc, char **argv)
 		{"floor-probe", no_argument, NULL, 'F'},
 		{"trust", no_argument, NULL, 'T'},
 		{"inherit", no_argument, NULL, 'I'},
+		{"bulk", no_argument, NULL, 'B'},
+		{"phases", no_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *mode = "exec", *out = NULL;
@@ -128,6 +153,8 @@ int main(int argc, char **argv)
 	char self[4096];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	bool rollback = false, trust = false, inherit = false, inherited;
+	bool bulk = false, phases = false;
+	uint64_t t_main = now_ns(), t_init0, t_init1;
 	uint64_t delay_asked;
 	struct rlimit rl;
 	int *held, c;
@@ -156,6 +183,10 @@ int main(int argc, char **argv)
 			trust = true;
 		else if (c == 'I')
 			inherit = true;
+		else if (c == 'B')
+			bulk = true;
+		else if (c == 'P')
+			phases = true;
 		else
 			return 2;
 	}
@@ -182,27 +213,42 @@ int main(int argc, char **argv)
 	inherited = getenv("LUO_HANDOVER_FD") &&
 		    sscanf(getenv("LUO_HANDOVER_FD"), "%*d,%*d,%*d,%*d,%d",
 			   &c) == 1;
+	t_init0 = now_ns();
 	if (luo_init(&(struct luo_init_opts){
 		    .arena_max = (size + 64) << 20,
 		    .flags = (trust ? LUO_INIT_TRUST_CARRIER : 0) |
 			     (inherit ? LUO_INIT_EXEC_INHERIT : 0)}))
 		return 1;
+	t_init1 = now_ns();
 	if (liveupdate_register_subsystem(&sub))
 		return 1;
 	held = NULL;
 	if (liveupdate_get_state() == LIVEUPDATE_STATE_UPDATED) {
 		struct liveupdate_timing t;
+		uint64_t t_ret;
 
 		if (!st || liveupdate_retrieve_session("bench", &s))
 			return 1;
 		held = realloc(held, (st->nfds + 1) * sizeof(int));
-		for (uint64_t i = 0; i < st->nfds; i++)
+		if (bulk && retrieve_all(s, held, st->nfds))
+			return 1;
+		for (uint64_t i = 0; !bulk && i < st->nfds; i++)
 			if (liveupdate_session_retrieve_fd(s, i + 1, &held[i]))
 				return 1;
 		/* Serving again: every connection is back. */
+		t_ret = now_ns();
 		liveupdate_get_timing(&t);
 		st->on_carrier[st->done] = inherit && !inherited && st->nfds;
-		st->blackout_ns[st->done++] = now_ns() - t.freeze_ns;
+		st->blackout_ns[st->done++] = t_ret - t.freeze_ns;
+		if (phases)
+			fprintf(stderr,
+				"phases us: freeze-exec %.1f exec-main %.1f main-init %.1f init %.1f retrieve %.1f blackout %.1f\n",
+				(t.exec_ns - t.freeze_ns) / 1e3,
+				(t_main - t.exec_ns) / 1e3,
+				(t_init0 - t_main) / 1e3,
+				(t_init1 - t_init0) / 1e3,
+				(t_ret - t_init1) / 1e3,
+				(t_ret - t.freeze_ns) / 1e3);
 		liveupdate_session_finish(s);
 		if (liveupdate_finish())
 			return 1;
@@ -253,9 +299,10 @@ int main(int argc, char **argv)
 
 		char label[32];
 
-		snprintf(label, sizeof(label), "%s%s%s",
+		snprintf(label, sizeof(label), "%s%s%s%s",
 			 rollback ? "rollback" : mode,
-			 inherit ? "-inherit" : "", trust ? "-trust" : "");
+			 inherit ? "-inherit" : "", trust ? "-trust" : "",
+			 bulk ? "-bulk" : "");
 		for (uint64_t i = 0; f && i < st->done; i++)
 			fprintf(f, "%s%s %llu %llu %llu %llu %llu\n", label,
 				st->on_carrier[i] ? "-fellback" : "",
@@ -270,11 +317,15 @@ int main(int argc, char **argv)
 	}
 	{
 		char sz[32], fd[32], rn[32], dl[32];
-		char *nargv[] = {
-			self,	     "--mode",	     (char *)mode, "--size",
-			sz,	     "--fds",	     fd,	   "--runs",
-			rn,	     "--init-delay", dl,	   "--out",
-			(char *)out, NULL,	     NULL,	   NULL};
+		char *nargv[] = {self,	       "--mode",
+				 (char *)mode, "--size",
+				 sz,	       "--fds",
+				 fd,	       "--runs",
+				 rn,	       "--init-delay",
+				 dl,	       "--out",
+				 (char *)out,  NULL,
+				 NULL,	       NULL,
+				 NULL,	       NULL};
 		struct liveupdate_update_opts o = {
 			.mode = strcmp(mode, "spawn") ? LIVEUPDATE_MODE_EXEC
 						      : LIVEUPDATE_MODE_SPAWN,
@@ -289,6 +340,10 @@ int main(int argc, char **argv)
 			*extra++ = "--trust";
 		if (inherit)
 			*extra++ = "--inherit";
+		if (bulk)
+			*extra++ = "--bulk";
+		if (phases)
+			*extra++ = "--phases";
 		snprintf(sz, sizeof(sz), "%llu", (unsigned long long)size);
 		snprintf(fd, sizeof(fd), "%llu", (unsigned long long)nfds);
 		snprintf(rn, sizeof(rn), "%llu", (unsigned long long)runs);

@@ -432,6 +432,81 @@ static int out_of_range(int fd)
 	return low;
 }
 
+/*
+ * The session's descriptors, all taken with one
+ * liveupdate_session_retrieve_all() (10,000 clients: one call, not one
+ * lookup each), then handed to the code below by token.  @by_slot maps a
+ * client's slot (token slot + 1) to its entry.  Without the array (no
+ * memory) each one is retrieved by token as before.
+ */
+static struct {
+	struct liveupdate_session_file *v;
+	int n, *by_slot;
+	uint32_t nslots;
+} handed;
+
+static void handed_take_all(struct luo_session *in, uint32_t nslots)
+{
+	int n = liveupdate_session_get_tokens(in, NULL, 0);
+
+	if (n < 0)
+		return;
+	handed.v = calloc((size_t)n + 1, sizeof(*handed.v));
+	handed.by_slot = malloc(((size_t)nslots + 1) * sizeof(int));
+	if (!handed.v || !handed.by_slot ||
+	    (handed.n = liveupdate_session_retrieve_all(in, handed.v,
+							(size_t)n)) < 0) {
+		free(handed.v);
+		free(handed.by_slot);
+		memset(&handed, 0, sizeof(handed));
+		return;
+	}
+	handed.nslots = nslots;
+	for (uint32_t i = 0; i < nslots; i++)
+		handed.by_slot[i] = -1;
+	for (int k = 0; k < handed.n; k++) {
+		uint64_t t = handed.v[k].token;
+
+		if (t >= 1 && t <= nslots)
+			handed.by_slot[t - 1] = k;
+	}
+}
+
+/* The descriptor under @token: what a retrieval by token would give. */
+static int handed_fd(struct luo_session *in, uint64_t token, int *fd)
+{
+	int k = -1;
+
+	if (!handed.v)
+		return liveupdate_session_retrieve_fd(in, token, fd);
+	if (token >= 1 && token <= handed.nslots)
+		k = handed.by_slot[token - 1];
+	else
+		for (int i = 0; i < handed.n && k < 0; i++)
+			if (handed.v[i].token == token)
+				k = i;
+	if (k < 0 || handed.v[k].token != token)
+		return -ENOENT;
+	if (handed.v[k].err)
+		return handed.v[k].err;
+	if (handed.v[k].fd < 0)
+		return -EALREADY;
+	*fd = handed.v[k].fd;
+	handed.v[k].fd = -1;
+	return 0;
+}
+
+/* Descriptors nobody took are closed, as finish would have. */
+static void handed_release(void)
+{
+	for (int k = 0; k < handed.n; k++)
+		if (handed.v[k].fd >= 0)
+			close(handed.v[k].fd);
+	free(handed.v);
+	free(handed.by_slot);
+	memset(&handed, 0, sizeof(handed));
+}
+
 /* Take every descriptor back. Return: connections kept. */
 static uint32_t adopt_fds(struct luo_session *in, bool registered)
 {
@@ -447,10 +522,8 @@ static uint32_t adopt_fds(struct luo_session *in, bool registered)
 		if (r->state != CONN_OPEN)
 			continue;
 		fd = -1;
-		err = r->token == (uint64_t)i + 1
-			      ? liveupdate_session_retrieve_fd(in, r->token,
-							       &fd)
-			      : -EBADMSG;
+		err = r->token == (uint64_t)i + 1 ? handed_fd(in, r->token, &fd)
+						  : -EBADMSG;
 		renumbered = !err && registered && r->ep_events &&
 			     !to_registered_number(&fd, r->ep_fd);
 		if (!err && registered && r->ep_events && !renumbered)
@@ -559,17 +632,19 @@ static int updated_start(void)
 	if (err)
 		fprintf(stderr, "kvcache: no \"%s\" session came over: %s\n",
 			SESSION_NAME, strerror(-err));
+	if (in)
+		handed_take_all(in, root->maxconns);
 	/* --inherit: the clients' registrations came with their instance. */
-	if (in && settings.inherit &&
-	    liveupdate_session_retrieve_fd(in, KV_EPOLL_TOKEN, &cep))
+	if (in && settings.inherit && handed_fd(in, KV_EPOLL_TOKEN, &cep))
 		cep = -1;
 	cep = out_of_range(cep);
 	err = conns_setup(root->maxconns, cep);
-	if (err)
+	if (err) {
+		handed_release();
 		return err;
+	}
 	if (in && root->has_listener) {
-		err = liveupdate_session_retrieve_fd(in, KV_LISTEN_TOKEN,
-						     &listen_fd);
+		err = handed_fd(in, KV_LISTEN_TOKEN, &listen_fd);
 		if (err)
 			fprintf(stderr,
 				"kvcache: the listening socket did not come over: %s; opening a new one\n",
@@ -582,6 +657,7 @@ static int updated_start(void)
 	else
 		memset(conn_recs, 0, root->maxconns * sizeof(*conn_recs));
 	conns_kept = kept;
+	handed_release();
 	if (in)
 		liveupdate_session_finish(in);
 	kv_fault(KV_FAULT_POINT_ADOPTED);

@@ -144,6 +144,51 @@ int liveupdate_session_retrieve_fd(struct luo_session *session, uint64_t token,
 				   int *fd);
 
 /**
+ * struct liveupdate_session_file - one file liveupdate_session_retrieve_all()
+ * handed out
+ * @token: the file's token in the old image.
+ * @fd: the descriptor, now owned by the caller (FD_CLOEXEC set); -1 if @err.
+ * @err: 0, or why this file was not retrieved, as
+ *       liveupdate_session_retrieve_fd() says it: -ESTALE (refused, and
+ *       refused again every time), -ENXIO (no handler registered yet:
+ *       register it and call again), or a handler's error.
+ */
+struct liveupdate_session_file {
+	uint64_t token;
+	int fd;
+	int err;
+};
+
+/**
+ * liveupdate_session_retrieve_all() - get every preserved file back at once
+ * @session: a retrieved incoming session.
+ * @files: filled with one entry per file not retrieved before, in the
+ *         order the handover lists them; may be NULL if @max is 0.
+ * @max: room in @files; liveupdate_session_get_tokens() with max 0 says
+ *       how many files the session has, which is always enough.
+ *
+ * The same as liveupdate_session_retrieve_fd() for each of those files,
+ * with the same checks, in one call: a service with 10,000 connections
+ * makes one call instead of 10,000 lookups by token.  Files retrieved
+ * before (by either call) are left out; a later
+ * liveupdate_session_retrieve_fd() of a file handed out here fails with
+ * -EALREADY.  A file that fails says so in its entry and the others are
+ * still handed out.  While no registered handler has a retrieve
+ * callback (the built-in ones have none) the files are handed out
+ * straight from the handover's table, without the per-file bookkeeping
+ * a lookup by token needs.
+ *
+ * Return: the number of entries written (0 if every file was retrieved
+ * before), counting failed ones; -EINVAL for a NULL @session, a NULL
+ * @files with a non-zero @max, or a session that is outgoing, not
+ * retrieved or finished; -ENOSPC if more than @max files wait (none was
+ * retrieved); -ENOMEM; -EDEADLK from a file handler or FLB callback.
+ */
+int liveupdate_session_retrieve_all(struct luo_session *session,
+				    struct liveupdate_session_file *files,
+				    size_t max);
+
+/**
  * liveupdate_session_finish() - done with an incoming session
  * @session: a retrieved incoming session; invalid after success.
  *

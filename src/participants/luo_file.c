@@ -43,6 +43,14 @@ struct liveupdate_file_handler *luo_handler_find(const char *compatible)
 	return NULL;
 }
 
+bool luo_handlers_retrieve_any(void)
+{
+	for (struct liveupdate_file_handler *h = handlers; h; h = h->next)
+		if (h->ops->retrieve)
+			return true;
+	return false;
+}
+
 static int handler_check_state(const char *op)
 {
 	enum liveupdate_state s = liveupdate_get_state();
@@ -450,12 +458,17 @@ void luo_file_unfreeze(struct luo_file *f)
 	}
 }
 
-static bool luo_file_is_same(const struct luo_file *f, int fd)
+bool luo_fd_is_file(int fd, uint32_t mode, uint64_t dev, uint64_t ino)
 {
 	struct stat st;
 
-	return !fstat(fd, &st) && (st.st_mode & S_IFMT) == f->mode &&
-	       (uint64_t)st.st_dev == f->dev && (uint64_t)st.st_ino == f->ino;
+	return !fstat(fd, &st) && (st.st_mode & S_IFMT) == mode &&
+	       (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino;
+}
+
+static bool luo_file_is_same(const struct luo_file *f, int fd)
+{
+	return luo_fd_is_file(fd, f->mode, f->dev, f->ino);
 }
 
 /*

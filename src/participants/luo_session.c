@@ -65,6 +65,27 @@ static struct {
 	bool serialized, in_flight, frozen, dropped;
 } out_ser;
 
+/*
+ * Where the incoming files are once adopted: @fds by carrier index (from
+ * the carrier), or @base + carrier index (inherited); @ok if either
+ * holds, @must_check if each identity is checked even when trusted (the
+ * inherited range had a hole).  Kept until the sessions are finished:
+ * entries not yet made struct luo_file look their descriptor up here.
+ */
+static struct {
+	int *fds;
+	size_t n;
+	int base;
+	bool ok, must_check;
+} in_files;
+
+static void in_files_free(void)
+{
+	if (in_files.fds)
+		luo_bulk_free(in_files.fds, in_files.n * sizeof(*in_files.fds));
+	memset(&in_files, 0, sizeof(in_files));
+}
+
 /* Carrier indexes of incoming files closed before the exec. */
 static struct {
 	uint32_t *v;
@@ -83,12 +104,14 @@ static size_t session_list_len(const struct luo_session *s)
 	return n;
 }
 
+static int in_materialize(struct luo_session *s);
+
 bool luo_session_has_token(struct luo_session *s, uint64_t token)
 {
 	bool has;
 
 	pthread_mutex_lock(&luo_sessions_lock);
-	has = luo_file_by_token(s, token);
+	has = !in_materialize(s) && luo_file_by_token(s, token);
 	pthread_mutex_unlock(&luo_sessions_lock);
 	return has;
 }
@@ -168,6 +191,7 @@ static void file_free(struct luo_session *s, struct luo_file *f)
 
 static void session_free(struct luo_session *s)
 {
+	free(s->in.state);
 	luo_hash_free(&s->tokens);
 	if (s->pool) {
 		luo_bulk_free(s->files, s->cap * sizeof(*s->files));
@@ -176,6 +200,81 @@ static void session_free(struct luo_session *s)
 		free(s->files);
 	}
 	free(s);
+}
+
+/* The descriptor of incoming table entry @i, -1 if it did not arrive. */
+static int in_entry_fd(const struct luo_session *s, size_t i)
+{
+	uint32_t k = s->in.fds[i].index;
+
+	if (!in_files.ok)
+		return -1;
+	if (in_files.base)
+		return in_files.base + (int)k;
+	return k < in_files.n ? in_files.fds[k] : -1;
+}
+
+/*
+ * Make the struct luo_file of every listed entry of an incoming session
+ * still held as its table (the first call that needs them), carrying over
+ * what the table's state bytes say.  The table was checked whole by
+ * luo_sessions_in_parse().
+ */
+static int in_materialize(struct luo_session *s)
+{
+	size_t n = s->in.live, k = 0;
+
+	if (!s->in.state)
+		return 0;
+	s->files = luo_bulk_alloc(n * sizeof(*s->files));
+	s->pool = luo_bulk_alloc(n * sizeof(*s->pool));
+	if (!s->files || !s->pool || luo_hash_reserve(&s->tokens, n)) {
+		luo_bulk_free(s->files, n * sizeof(*s->files));
+		luo_bulk_free(s->pool, n * sizeof(*s->pool));
+		s->files = NULL;
+		s->pool = NULL;
+		pr_err("session '%s': out of memory for the table of its %zu files; free memory and retry",
+		       s->name, n);
+		return -ENOMEM;
+	}
+	s->cap = n;
+	for (size_t i = 0; i < s->in.count; i++) {
+		const struct luo_file_ser *fs = &s->in.fs[i];
+		const struct luo_file_fd_ser *fds = &s->in.fds[i];
+		uint8_t st = s->in.state[i];
+		struct luo_file *f;
+
+		if (st & LUO_IN_CLOSED)
+			continue;
+		f = &s->pool[k++];
+		f->session = s;
+		strcpy(f->compatible, fs->compatible);
+		f->token = fs->token;
+		f->data = fs->data;
+		f->fd = in_entry_fd(s, i);
+		f->carrier_index = fds->index;
+		f->mode = fds->mode;
+		f->dev = fds->dev;
+		f->ino = fds->ino;
+		f->checked_ahead = st & LUO_IN_CHECKED;
+		f->must_check = in_files.must_check;
+		f->retrieve_status = (st & LUO_IN_STALE)       ? -ESTALE
+				     : (st & LUO_IN_RETRIEVED) ? 1
+							       : 0;
+		if (f->retrieve_status == 1)
+			f->fh = luo_handler_find(f->compatible);
+		/* Room reserved above: cannot fail. */
+		(void)luo_session_add_file(s, f);
+	}
+	free(s->in.state);
+	s->in.state = NULL;
+	return 0;
+}
+
+/* Files listed in a session, whether or not made struct luo_file yet. */
+static size_t session_nfiles(const struct luo_session *s)
+{
+	return s->in.state ? s->in.live : s->nfiles;
 }
 
 /*
@@ -499,6 +598,8 @@ int liveupdate_session_retrieve_fd(struct luo_session *s, uint64_t token,
 		pr_err("liveupdate_session_retrieve_fd: session '%s' is not a retrieved incoming session",
 		       s->name);
 		err = -EINVAL;
+	} else if ((err = in_materialize(s))) {
+		/* said why */
 	} else if (!(f = luo_file_by_token(s, token))) {
 		pr_err("session '%s' has no file with token %#llx", s->name,
 		       (unsigned long long)token);
@@ -510,8 +611,148 @@ int liveupdate_session_retrieve_fd(struct luo_session *s, uint64_t token,
 	return err;
 }
 
+/*
+ * One file of a table handed out without a struct luo_file (no registered
+ * handler has a retrieve callback): what retrieve_first() does for it.
+ * @fh caches the handler of the previous entry (the same, mostly).
+ */
+static int in_retrieve(struct luo_session *s, size_t i, bool check,
+		       struct liveupdate_file_handler **fh, int *fd)
+{
+	const struct luo_file_ser *fs = &s->in.fs[i];
+	const struct luo_file_fd_ser *id = &s->in.fds[i];
+	uint8_t *st = &s->in.state[i];
+
+	if (*st & LUO_IN_STALE)
+		return -ESTALE;
+	if (!*fh || strcmp((*fh)->compatible, fs->compatible))
+		*fh = luo_handler_find(fs->compatible);
+	if (!*fh)
+		return -ENXIO; /* not yet: register it and retry */
+	*fd = in_entry_fd(s, i);
+	if ((check || in_files.must_check) && !(*st & LUO_IN_CHECKED) &&
+	    !luo_fd_is_file(*fd, id->mode, id->dev, id->ino)) {
+		*st |= LUO_IN_STALE;
+		return -ESTALE;
+	}
+	*st |= LUO_IN_RETRIEVED;
+	s->in.nretrieved++;
+	return 0;
+}
+
+/* Files of @s not handed out yet. */
+static size_t pending_files(const struct luo_session *s)
+{
+	size_t n = 0;
+
+	if (s->in.state)
+		return s->in.live - s->in.nretrieved;
+	for (size_t i = 0; i < s->nfiles; i++)
+		n += s->files[i]->retrieve_status != 1;
+	return n;
+}
+
+int liveupdate_session_retrieve_all(struct luo_session *s,
+				    struct liveupdate_session_file *files,
+				    size_t max)
+{
+	bool check = !(luo_global.init_flags & LUO_INIT_TRUST_CARRIER);
+	struct liveupdate_file_handler *fh = NULL;
+	size_t k = 0, failed = 0, pending;
+	int err, first_err = 0;
+	uint64_t first_token = 0;
+
+	if (!s || (max && !files)) {
+		pr_err("liveupdate_session_retrieve_all: needs a session and room for its files");
+		return -EINVAL;
+	}
+	err = enter_any("liveupdate_session_retrieve_all");
+	if (err)
+		return err;
+	if (!s->incoming || !s->retrieved || s->finished) {
+		pr_err("liveupdate_session_retrieve_all: session '%s' is not a retrieved incoming session",
+		       s->name);
+		err = -EINVAL;
+		goto out;
+	}
+	pending = pending_files(s);
+	if (pending > max) {
+		pr_err("liveupdate_session_retrieve_all: session '%s' has %zu files to hand out, room for %zu; nothing retrieved (liveupdate_session_get_tokens() with max 0 counts them)",
+		       s->name, pending, max);
+		err = -ENOSPC;
+		goto out;
+	}
+	/* A handler's retrieve callback keeps state per file. */
+	if (s->in.state && luo_handlers_retrieve_any()) {
+		err = in_materialize(s);
+		if (err)
+			goto out;
+	}
+	if (s->in.state) {
+		for (size_t i = 0; i < s->in.count; i++) {
+			struct liveupdate_session_file *o = &files[k];
+
+			if (s->in.state[i] & (LUO_IN_CLOSED | LUO_IN_RETRIEVED))
+				continue;
+			o->token = s->in.fs[i].token;
+			o->fd = -1;
+			o->err = in_retrieve(s, i, check, &fh, &o->fd);
+			if (o->err)
+				o->fd = -1;
+			k++;
+		}
+	} else {
+		for (size_t i = 0; i < s->nfiles; i++) {
+			struct luo_file *f = s->files[i];
+			struct liveupdate_session_file *o = &files[k];
+
+			if (f->retrieve_status == 1)
+				continue;
+			o->token = f->token;
+			o->fd = -1;
+			o->err = luo_file_retrieve(f, &o->fd);
+			if (o->err)
+				o->fd = -1;
+			k++;
+		}
+	}
+	for (size_t i = 0; i < k; i++) {
+		if (files[i].err && !failed++) {
+			first_err = files[i].err;
+			first_token = files[i].token;
+		}
+	}
+	if (failed)
+		pr_err("session '%s': %zu of the %zu files were not retrieved (token %#llx: %s; each entry says why)",
+		       s->name, failed, k, (unsigned long long)first_token,
+		       strerror(-first_err));
+	err = (int)k;
+out:
+	leave();
+	return err;
+}
+
+/* Without memory to make its files: close the ones not handed out. */
+static void in_table_close(struct luo_session *s)
+{
+	for (size_t i = 0; i < s->in.count; i++) {
+		int fd = in_entry_fd(s, i);
+
+		if (!(s->in.state[i] & (LUO_IN_CLOSED | LUO_IN_RETRIEVED)) &&
+		    fd >= 0)
+			close(fd);
+	}
+	free(s->in.state);
+	s->in.state = NULL;
+}
+
 static void session_finish_files(struct luo_session *s)
 {
+	if (in_materialize(s)) {
+		pr_err("session '%s': its files were closed without their handlers' finish",
+		       s->name);
+		in_table_close(s);
+	}
 	for (size_t i = 0; i < s->nfiles; i++) {
 		luo_file_finish(s->files[i]);
 		file_free(s, s->files[i]);
@@ -592,6 +833,12 @@ int liveupdate_session_get_tokens(struct luo_session *s, uint64_t *tokens,
 		pr_err("liveupdate_session_get_tokens: incoming session '%s' is %s",
 		       s->name, s->finished ? "finished" : "not retrieved");
 		err = -EINVAL;
+	} else if (s->in.state) {
+		/* From the table: no struct luo_file needed. */
+		for (size_t i = 0, k = 0; i < s->in.count && k < max; i++)
+			if (!(s->in.state[i] & LUO_IN_CLOSED))
+				tokens[k++] = s->in.fs[i].token;
+		err = (int)s->in.live;
 	} else {
 		for (size_t i = 0; i < s->nfiles && i < max; i++)
 			tokens[i] = s->files[i]->token;
@@ -909,6 +1156,7 @@ static void sessions_finish(void)
 		session_free(s);
 	}
 	luo_hash_free(&incoming_names);
+	in_files_free();
 	luo_sessions_lock_leave();
 }
 
@@ -940,6 +1188,8 @@ void luo_sessions_forget(void)
 			struct luo_session *s = lists[k];
 
 			lists[k] = s->next;
+			if (s->in.state)
+				in_table_close(s);
 			for (size_t i = 0; i < s->nfiles; i++) {
 				struct luo_file *f = s->files[i];
 
@@ -960,8 +1210,54 @@ void luo_sessions_forget(void)
 	memset(&out_ser, 0, sizeof(out_ser));
 	free(in_closed.v);
 	memset(&in_closed, 0, sizeof(in_closed));
+	in_files_free();
 }
 
+/*
+ * Whether the listed entries of a table have distinct tokens: an
+ * open-addressed index of entry numbers, about 2.7 bytes per file, freed
+ * at once (the session looks tokens up in its own table later).
+ * Return: 0; 1 + the entry whose token was seen before; -ENOMEM.
+ */
+static ssize_t tokens_repeat(const struct luo_file_ser *fs,
+			     const uint8_t *state, size_t count)
+{
+	size_t nb = 8, mask;
+	uint32_t *slot;
+	ssize_t dup = 0;
+
+	while (nb < count + count / 2)
+		nb *= 2;
+	slot = luo_bulk_alloc(nb * sizeof(*slot));
+	if (!slot)
+		return -ENOMEM;
+	mask = nb - 1;
+	for (size_t i = 0; i < count && !dup; i++) {
+		uint64_t key = fs[i].token;
+		size_t h;
+
+		if (state[i] & LUO_IN_CLOSED)
+			continue;
+		key ^= key >> 33;
+		key *= 0xff51afd7ed558ccdULL;
+		key ^= key >> 33;
+		for (h = key & mask; slot[h]; h = (h + 1) & mask)
+			if (fs[slot[h] - 1].token == fs[i].token)
+				break;
+		if (slot[h])
+			dup = (ssize_t)i + 1;
+		else
+			slot[h] = (uint32_t)i + 1;
+	}
+	luo_bulk_free(slot, nb * sizeof(*slot));
+	return dup;
+}
+
+/*
+ * Check a session's file table whole, in place in the arena: each entry,
+ * the stream numbering and the tokens.  Its struct luo_file are made
+ * only when a call needs them (in_materialize()).
+ */
 static int parse_files(struct luo_session *s,
 		       const struct luo_file_set_ser *set, uint32_t *index,
 		       char *why, size_t whylen)
@@ -969,6 +1265,10 @@ static int parse_files(struct luo_session *s,
 	const struct luo_file_ser *fs;
 	const struct luo_file_fd_ser *fds;
 	void *block;
+	ssize_t dup = 0;
+	/* Tokens rising through the listed entries are distinct already. */
+	bool rising = true, any = false;
+	uint64_t last = 0;
 
 	if (!set->count)
 		return set->files
@@ -987,56 +1287,50 @@ static int parse_files(struct luo_session *s,
 			(unsigned long long)set->files);
 	fs = block;
 	fds = (const void *)(fs + set->count);
-	s->cap = set->count;
-	s->files = luo_bulk_alloc(set->count * sizeof(*s->files));
-	s->pool = luo_bulk_alloc(set->count * sizeof(*s->pool));
-	if (!s->files || !s->pool || luo_hash_reserve(&s->tokens, set->count))
+	s->in.state = calloc(set->count, 1);
+	if (!s->in.state)
 		return luo_reason(why, whylen, -ENOMEM, "out of memory");
+	s->in.fs = fs;
+	s->in.fds = fds;
+	s->in.count = set->count;
 	for (size_t i = 0; i < set->count; i++) {
-		struct luo_file *f;
-
 		if (!luo_compatible_valid(fs[i].compatible,
 					  LIVEUPDATE_HNDL_COMPAT_LENGTH) ||
 		    fds[i].index != *index || (fds[i].mode & ~S_IFMT))
 			return luo_reason(why, whylen, -EBADMSG,
 					  "session '%s': file %zu is malformed",
 					  s->name, i);
+		(*index)++;
 		/* Unpreserved after freeze: closed on arrival, not listed. */
-		if (!strcmp(fs[i].compatible, LUO_FILE_CLOSED_COMPATIBLE)) {
-			if (in_closed.n == in_closed.cap) {
-				size_t cap =
-					in_closed.cap ? 2 * in_closed.cap : 16;
-				uint32_t *v =
-					realloc(in_closed.v, cap * sizeof(*v));
-
-				if (!v)
-					return luo_reason(why, whylen, -ENOMEM,
-							  "out of memory");
-				in_closed.v = v;
-				in_closed.cap = cap;
-			}
-			in_closed.v[in_closed.n++] = (*index)++;
+		if (strcmp(fs[i].compatible, LUO_FILE_CLOSED_COMPATIBLE)) {
+			rising = rising && (!any || fs[i].token > last);
+			last = fs[i].token;
+			any = true;
+			s->in.live++;
 			continue;
 		}
-		if (luo_file_by_token(s, fs[i].token))
-			return luo_reason(
-				why, whylen, -EBADMSG,
-				"session '%s': token %#llx appears twice",
-				s->name, (unsigned long long)fs[i].token);
-		f = &s->pool[i];
-		f->session = s;
-		strcpy(f->compatible, fs[i].compatible);
-		f->token = fs[i].token;
-		f->data = fs[i].data;
-		f->fd = -1; /* until it comes off the carrier */
-		f->carrier_index = (*index)++;
-		f->mode = fds[i].mode;
-		f->dev = fds[i].dev;
-		f->ino = fds[i].ino;
-		if (luo_session_add_file(s, f))
-			return luo_reason(why, whylen, -ENOMEM,
-					  "out of memory");
+		s->in.state[i] = LUO_IN_CLOSED;
+		if (in_closed.n == in_closed.cap) {
+			size_t cap = in_closed.cap ? 2 * in_closed.cap : 16;
+			uint32_t *v = realloc(in_closed.v, cap * sizeof(*v));
+
+			if (!v)
+				return luo_reason(why, whylen, -ENOMEM,
+						  "out of memory");
+			in_closed.v = v;
+			in_closed.cap = cap;
+		}
+		in_closed.v[in_closed.n++] = fds[i].index;
 	}
+	if (!rising)
+		dup = tokens_repeat(fs, s->in.state, set->count);
+	if (dup < 0)
+		return luo_reason(why, whylen, -ENOMEM, "out of memory");
+	if (dup)
+		return luo_reason(why, whylen, -EBADMSG,
+				  "session '%s': token %#llx appears twice",
+				  s->name,
+				  (unsigned long long)fs[dup - 1].token);
 	return 0;
 }
 
@@ -1180,29 +1474,46 @@ int luo_sessions_inherit_base(void)
 	return carrier_out.fd >= 0 ? carrier_out.base : 0;
 }
 
-/*
- * A file received ahead was looked at when it arrived, before the freeze;
- * the sealed block is the authority on what it must be.  A match spares
- * the retrieval its fstat() (inside the blackout); a mismatch is refused
- * there as if it had been seen then.  Only carrier-received-ahead files
- * have @id filled (luo_carrier_ahead_take() leaves it zero otherwise).
- */
-static void adopt_checked_ahead(struct luo_file *f,
-				const struct luo_carrier_ahead_id *id)
+/* Every listed incoming file is refused (they did not arrive). */
+static void in_mark_stale(void)
 {
-	if (id->mode && id->mode == f->mode && id->dev == f->dev &&
-	    id->ino == f->ino)
-		f->checked_ahead = true;
-	else
-		f->retrieve_status = -ESTALE;
+	for (struct luo_session *s = incoming; s; s = s->next)
+		for (size_t i = 0; s->in.state && i < s->in.count; i++)
+			if (!(s->in.state[i] & LUO_IN_CLOSED))
+				s->in.state[i] |= LUO_IN_STALE;
 }
 
 /*
- * Inherited files: check the sentinel and the range once, give each file
- * its number.  If the sentinel is gone no number is trusted (every file
- * is refused with -ESTALE, none closed); if the range has a hole each
- * file's identity is checked at retrieval even with
- * LUO_INIT_TRUST_CARRIER.
+ * A file received ahead was looked at when it arrived, before the freeze;
+ * the sealed table is the authority on what it must be.  A match spares
+ * the retrieval its fstat() (inside the blackout); a mismatch is refused
+ * there as if it had been seen then.  Only carrier-received-ahead files
+ * have @ids filled (luo_carrier_ahead_take() leaves them zero otherwise).
+ */
+static void in_mark_checked_ahead(const struct luo_carrier_ahead_id *ids)
+{
+	for (struct luo_session *s = incoming; s; s = s->next) {
+		for (size_t i = 0; s->in.state && i < s->in.count; i++) {
+			const struct luo_file_fd_ser *f = &s->in.fds[i];
+			const struct luo_carrier_ahead_id *id = &ids[f->index];
+
+			if (s->in.state[i] & LUO_IN_CLOSED)
+				continue;
+			if (id->mode && id->mode == f->mode &&
+			    id->dev == f->dev && id->ino == f->ino)
+				s->in.state[i] |= LUO_IN_CHECKED;
+			else
+				s->in.state[i] |= LUO_IN_STALE;
+		}
+	}
+}
+
+/*
+ * Inherited files: check the sentinel and the range once; each file's
+ * number is its base plus its place in the stream.  If the sentinel is
+ * gone no number is trusted (every file is refused with -ESTALE, none
+ * closed); if the range has a hole each file's identity is checked at
+ * retrieval even with LUO_INIT_TRUST_CARRIER.
  */
 static void adopt_inherited(void)
 {
@@ -1221,18 +1532,11 @@ static void adopt_inherited(void)
 	else if (holes)
 		pr_warn("a descriptor of the %zu inherited files (%d to %zu) was closed before luo_init(): every file's identity is checked at retrieval",
 			n, base, (size_t)base + n - 1);
-	for (struct luo_session *s = incoming; s; s = s->next) {
-		for (size_t i = 0; i < s->nfiles; i++) {
-			struct luo_file *f = s->files[i];
-
-			if (err) {
-				f->retrieve_status = -ESTALE;
-				continue;
-			}
-			f->fd = base + (int)f->carrier_index;
-			f->must_check = holes;
-		}
-	}
+	in_files.base = base;
+	in_files.ok = !err;
+	in_files.must_check = holes;
+	if (err)
+		in_mark_stale();
 	for (size_t i = 0; !err && i < in_closed.n; i++)
 		close(base + (int)in_closed.v[i]);
 	free(in_closed.v);
@@ -1282,19 +1586,10 @@ void luo_sessions_in_adopt(void)
 	if (err)
 		pr_err("the %zu preserved files did not arrive: %s; retrieving them fails with -ESTALE",
 		       n, why);
-	for (struct luo_session *s = incoming; s; s = s->next) {
-		for (size_t i = 0; i < s->nfiles; i++) {
-			struct luo_file *f = s->files[i];
-
-			if (err) {
-				f->retrieve_status = -ESTALE;
-				continue;
-			}
-			f->fd = fds[f->carrier_index];
-			if (ids)
-				adopt_checked_ahead(f, &ids[f->carrier_index]);
-		}
-	}
+	if (err)
+		in_mark_stale();
+	else if (ids)
+		in_mark_checked_ahead(ids);
 	for (size_t i = 0; !err && i < in_closed.n; i++)
 		close(fds[in_closed.v[i]]);
 	if (in_closed.n)
@@ -1303,7 +1598,10 @@ void luo_sessions_in_adopt(void)
 			in_closed.n);
 	free(in_closed.v);
 	memset(&in_closed, 0, sizeof(in_closed));
-	luo_bulk_free(fds, n * sizeof(*fds));
+	/* Looked up by carrier index until the sessions are finished. */
+	in_files.fds = fds;
+	in_files.n = n;
+	in_files.ok = !err;
 	if (ids)
 		luo_bulk_free(ids, n * sizeof(*ids));
 }
@@ -1346,7 +1644,7 @@ static void list_sessions(struct luo_session *list,
 		struct luo_session_row row = {
 			.name = s->name,
 			.incoming = s->incoming,
-			.nfiles = s->nfiles,
+			.nfiles = session_nfiles(s),
 			.status = !s->incoming	 ? "open"
 				  : s->finished	 ? "finished"
 				  : s->retrieved ? "retrieved"
@@ -1362,6 +1660,8 @@ static void list_files(struct luo_session *list,
 		       void *arg)
 {
 	for (struct luo_session *s = list; s; s = s->next) {
+		if (in_materialize(s))
+			continue; /* said why */
 		for (size_t i = 0; i < s->nfiles; i++) {
 			const struct luo_file *f = s->files[i];
 			struct luo_file_row row = {

@@ -38,9 +38,33 @@ struct luo_file {
 	struct luo_hnode token_node; /* session->tokens */
 };
 
+/*
+ * Incoming: what the table entry of a file not yet made a struct luo_file
+ * knows (struct luo_session, @in).
+ */
+#define LUO_IN_CLOSED (1U << 0)	   /* unpreserved after freeze: not listed */
+#define LUO_IN_RETRIEVED (1U << 1) /* handed out */
+#define LUO_IN_STALE (1U << 2)	   /* refused: -ESTALE */
+#define LUO_IN_CHECKED (1U << 3)   /* identity matched when it arrived */
+
 struct luo_session {
 	char name[LIVEUPDATE_SESSION_NAME_LENGTH];
 	bool incoming, retrieved, finished;
+	/*
+	 * Incoming, until the first call that needs a struct luo_file per
+	 * file: the session's checked table in the handover arena and one
+	 * LUO_IN_* byte per entry.  @state is NULL once the files were made
+	 * (or if the session has none); @live counts the listed entries,
+	 * @nretrieved those handed out.  Building 10,000 struct luo_file in
+	 * fresh memory cost most of a millisecond of the blackout;
+	 * liveupdate_session_retrieve_all() hands them out from the table.
+	 */
+	struct {
+		const struct luo_file_ser *fs;
+		const struct luo_file_fd_ser *fds;
+		uint8_t *state;
+		size_t count, live, nretrieved;
+	} in;
 	struct luo_file **files;
 	size_t nfiles, cap;
 	struct luo_file *pool; /* incoming: all files in one allocation */
@@ -145,6 +169,24 @@ int luo_file_retrieve(struct luo_file *f, int *fd);
 int luo_file_check_held(const struct luo_file *f);
 void luo_file_finish(struct luo_file *f);
 struct liveupdate_file_handler *luo_handler_find(const char *compatible);
+
+/**
+ * luo_handlers_retrieve_any() - a registered handler has a retrieve callback
+ *
+ * Return: true if so (its files need a struct luo_file each to retrieve).
+ */
+bool luo_handlers_retrieve_any(void);
+
+/**
+ * luo_fd_is_file() - @fd is still the file recorded with these identities
+ * @fd: the descriptor.
+ * @mode: st_mode & S_IFMT recorded.
+ * @dev: st_dev recorded.
+ * @ino: st_ino recorded.
+ *
+ * Return: true if fstat() says so.
+ */
+bool luo_fd_is_file(int fd, uint32_t mode, uint64_t dev, uint64_t ino);
 
 /* luo_flb.c */
 int luo_flb_file_preserve(struct liveupdate_file_handler *fh);

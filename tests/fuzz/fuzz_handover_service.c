@@ -253,6 +253,44 @@ static void retrieve_files(struct luo_session *ls, const struct in_session *s)
 		close(fd);
 }
 
+/*
+ * Every file of @s at once (liveupdate_session_retrieve_all()): each
+ * entry one of the session's tokens, once, and the preserved file.
+ */
+static void retrieve_all(struct luo_session *ls, const struct in_session *s)
+{
+	static struct liveupdate_session_file files[MAX_FILES];
+	int n = liveupdate_session_retrieve_all(ls, files, MAX_FILES);
+
+	CHECK(n >= 0 || n == -ENOSPC || n == -ENOMEM,
+	      "session '%s': retrieve_all: %d", s->name, n);
+	CHECK(n < 0 || (size_t)n <= s->total,
+	      "session '%s': %d files handed out of %zu", s->name, n,
+	      (size_t)s->total);
+	for (int k = 0; k < n; k++) {
+		size_t j = 0;
+		struct fd_id got;
+
+		while (j < s->nfiles && s->token[j] != files[k].token)
+			j++;
+		if (files[k].err) {
+			CHECK(files[k].fd == -1, "a failed entry has fd %d",
+			      files[k].fd);
+			continue;
+		}
+		CHECK(j == s->nfiles ||
+			      (fd_identity(files[k].fd, &got) &&
+			       same_id(&got,
+				       &(struct fd_id){
+					       .mode = s->where[j].mode,
+					       .dev = s->where[j].dev,
+					       .ino = s->where[j].ino})),
+		      "session '%s' token %#llx: handed-out fd %d is not the preserved file",
+		      s->name, (unsigned long long)files[k].token, files[k].fd);
+		close(files[k].fd);
+	}
+}
+
 static void exercise_sessions(const struct in_view *v, uint8_t ctl)
 {
 	struct luo_session *ls;
@@ -271,6 +309,8 @@ static void exercise_sessions(const struct in_view *v, uint8_t ctl)
 		err = liveupdate_retrieve_session(s->name, &again);
 		CHECK(err == -EINVAL, "session '%s' retrieved twice: %d",
 		      s->name, err);
+		if (!(ctl & CTL_NO_RETRIEVE) && (i & 2))
+			retrieve_all(ls, s);
 		if (!(ctl & CTL_NO_RETRIEVE))
 			retrieve_files(ls, s);
 		CHECK(liveupdate_session_close(ls) == -EINVAL,

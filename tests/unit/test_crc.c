@@ -43,6 +43,27 @@ static void test_against_reference(void **state)
 					 reference(0x1234, buf + off, len));
 }
 
+/* Buffers long enough for the three-lane loop, at lengths around its
+ * stripes, and chained through it. */
+static void test_long_against_reference(void **state)
+{
+	static uint8_t buf[3 * 3 * 4096 + 64];
+	static const size_t lens[] = {3 * 4096 - 1,   3 * 4096, 3 * 4096 + 1,
+				      3 * 4096 + 13,  6 * 4096, 6 * 4096 + 7,
+				      sizeof(buf) - 9};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)((i * 2654435761U) >> 13);
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++)
+		for (size_t off = 0; off < 9; off += 4)
+			assert_int_equal(luo_crc32c(0xfeed, buf + off, lens[k]),
+					 reference(0xfeed, buf + off, lens[k]));
+	assert_int_equal(luo_crc32c(luo_crc32c(0, buf, 5000), buf + 5000,
+				    sizeof(buf) - 5000),
+			 reference(0, buf, sizeof(buf)));
+}
+
 static void test_chaining(void **state)
 {
 	const char *s = "handover metadata";
@@ -58,6 +79,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_check_value),
 		cmocka_unit_test(test_against_reference),
+		cmocka_unit_test(test_long_against_reference),
 		cmocka_unit_test(test_chaining),
 	};
 
