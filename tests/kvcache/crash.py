@@ -14,7 +14,9 @@ does, with LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES.
                                   refused meanwhile
   crash.py KVCACHE corrupt CASE   the crash record damaged in the kept
                                   arena (checksum, bounds, count,
-                                  truncated): one log line, a fresh start
+                                  truncated; intent-checksum, intent-bounds:
+                                  an armed intent record that does not
+                                  check out): one log line, a fresh start
   crash.py KVCACHE updated        a live update first (SIGUSR1, exec
                                   mode), then SIGKILL: the crash record
                                   went over with the arena
@@ -117,6 +119,7 @@ def crc32c(data):
 
 HDR = struct.Struct('<QIIIIQQQQII')  # struct kho_arena_header
 SLOT_SIZE = 8 + 4 + 4 + 8 + 8 + 32 * 72 + 4 + 4  # struct kho_crash_slot
+INTENT_MAGIC = 0x544e45544e49554c  # struct kho_intent, armed
 
 
 def corrupt(kv, case, work, out):
@@ -152,6 +155,17 @@ def corrupt(kv, case, work, out):
         os.pwrite(arena, HDR.pack(*h), 0)
     elif case == 'truncated':
         os.ftruncate(arena, 4096)
+    elif case in ('intent-checksum', 'intent-bounds'):
+        # An armed intent record (struct kho_intent at 64): its checksum
+        # wrong, or a write it names past the memfd's end.
+        size = os.fstat(arena).st_size
+        entry = struct.pack('<QQ64s', size + 4096, 0, bytes(64))
+        rec = bytearray(struct.pack('<QIIQ', INTENT_MAGIC, 1, 0, 7) + entry)
+        struct.pack_into('<I', rec, 12, crc32c(bytes(rec)))
+        if case == 'intent-checksum':
+            rec[-1] ^= 0xff
+            struct.pack_into('<Q', rec, 24, 4096)  # inside, but unchecked
+        os.pwrite(arena, bytes(rec), 64)
     else:
         fail('unknown case ' + case)
     p = start(kv, mgr, port, out, 'crash-corrupt', restart=True)
