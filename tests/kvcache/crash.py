@@ -23,6 +23,10 @@ does, with LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES.
   crash.py KVCACHE delta FAULTY   FAULTY (kvcache-fault-kill-delta) dies
                                   inside an in-place incr; the restarted
                                   kvcache drops that half-written value
+  crash.py KVCACHE header FAULTY  FAULTY (kvcache-fault-kill-header) dies
+                                  at one of 8 kill points inside the
+                                  allocation or free of a connection's
+                                  buffers; every key comes back
   crash.py KVCACHE connections     LUO_FDSTORE=connections: clients
                                   connected before the SIGKILL are served
                                   after it on the same connection (one
@@ -253,6 +257,57 @@ def delta(kv, faulty, work, out):
         fail('kvcache did not say it dropped the half-written item')
 
 
+def header(kv, faulty, work, out):
+    """SIGKILL inside a change of block headers: every key back."""
+    # Kill points of one accept's and one close's changes (the buffers'
+    # allocation and free): before the record is armed, right after, in
+    # the middle of the header writes, at the end.
+    for point in (1, 13, 23, 24, 31, 40, 52, 75):
+        mgr = Manager(os.path.join(work, 'notify%d' % point))
+        port = free_port()
+        p = start(faulty, mgr, port, out, 'crash-header',
+                  {'KV_KHO_POINT': str(point)})
+        c = Conn(port)
+        for i in range(1000):  # the 1000th request arms the kill point
+            c.set(b'key%d' % i, b'value%d' % i)
+        # Connections come and go (buffers allocated and freed) until the
+        # kill point is reached.
+        for _ in range(200):
+            if p.poll() is not None:
+                break
+            try:
+                k = Conn(port)
+                k.set(b'churn', b'x' * 3000)
+                k.close()
+            except (OSError, EOFError):
+                pass
+        c.close()
+        p.wait()
+        if p.returncode != -9:
+            fail('point %d: the faulty build did not die by SIGKILL (%s)' %
+                 (point, p.returncode))
+        p = start(kv, mgr, port, out, 'crash-header',
+                  {'LUO_LOG_LEVEL': 'info'}, restart=True)
+        c = Conn(port)
+        got = sum(c.get(b'key%d' % i) == b'value%d' % i for i in range(1000))
+        ok = c.set(b'after', b'ok') == b'STORED' and c.get(b'after') == b'ok'
+        c.close()
+        p.kill()
+        p.wait()
+        log = open(out.name).read()
+        if got != 1000 or not ok:
+            print(log)
+            fail('point %d: %d of 1000 keys back, serving %s' %
+                 (point, got, ok))
+        print('kill point %d: 1000 of 1000 keys back' % point)
+    log = open(out.name).read()
+    print(log)
+    if log.count('recovered after a crash') != 8:
+        fail('kvcache did not recover after every kill')
+    if 'finished that change' not in log:
+        fail('no kill landed inside a change of block headers')
+
+
 def conn_names(mgr):
     with mgr.lock:
         return {n for n in mgr.store if n.startswith('luo.s.kvcache.')}
@@ -377,6 +432,8 @@ def main():
             if mode == 'load':
                 load(kv, int(sys.argv[3]) if len(sys.argv) > 3 else 3, work,
                      out)
+            elif mode == 'header':
+                header(kv, sys.argv[3], work, out)
             elif mode == 'corrupt':
                 corrupt(kv, sys.argv[3], work, out)
             elif mode == 'updated':
