@@ -197,6 +197,15 @@ void luo_kho_change_commit(struct kho_change *c)
 	rec->seq = seq + 1;
 	rec->crc = intent_crc(rec);
 	if (journal) {
+		/*
+		 * A record another process left armed (a spawn-mode image
+		 * that died in its trial: the old image repairs the blocks
+		 * itself) is void once this one starts writing.
+		 */
+		if (__atomic_load_n(magic, __ATOMIC_RELAXED)) {
+			__atomic_store_n(magic, 0, __ATOMIC_RELAXED);
+			__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		}
 		/* All but the magic, which is 0 (idle) until it is whole. */
 		put(luo_kho.base + KHO_INTENT_OFFSET + sizeof(*magic),
 		    (const uint8_t *)rec + sizeof(*magic),
