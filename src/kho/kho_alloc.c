@@ -175,8 +175,8 @@ static ssize_t grow_for(uint64_t need, uint64_t align)
 		if (err) {
 			if (luo_kho.blocks[luo_kho.nblocks - 1].off == old_size)
 				luo_kho.nblocks--;
-			luo_kho.size =
-				old_size; /* the header never said more */
+			/* The header never said more. */
+			luo_kho.size = old_size;
 			return err;
 		}
 	} else {
@@ -536,7 +536,6 @@ int kho_restore(uint64_t offset, size_t size, void **ptr)
 static void release_run_end(size_t w, bool freed)
 {
 	struct kho_block *b = &luo_kho.blocks[w];
-
 	struct kho_change c;
 
 	if (!freed)
