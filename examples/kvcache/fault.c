@@ -4,8 +4,10 @@
  * installed), selected with -DKV_FAULT=N: the new image of a spawn-mode
  * update that exits, crashes, hangs, refuses or turns unhealthy, so that
  * tests/kvcache/rollback.sh can show the old image rolling back with
- * every key and connection; and one killed in the middle of an incr, for
- * tests/kvcache/crash.py.  Without KV_FAULT every point is a no-op.
+ * every key and connection; and one killed in the middle of an incr and
+ * one inside a change of block headers (linked with the library's fault
+ * build), for tests/kvcache/crash.py.  Without KV_FAULT every point is a
+ * no-op.
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -16,6 +18,9 @@
 #include <unistd.h>
 
 #include "kv.h"
+#if defined(KV_FAULT) && KV_FAULT == KV_FAULT_KILL_HEADER
+#include "kho_internal.h" /* the library's fault build: its kill points */
+#endif
 
 #ifdef KV_FAULT
 static unsigned long requests, deltas;
@@ -74,6 +79,18 @@ bool kv_fault(enum kv_fault_point p)
 		/* Counted per command; the crash comes in the middle of one. */
 		if (KV_FAULT == KV_FAULT_SEGV_REQUEST && ++requests >= 1000)
 			crash();
+#if KV_FAULT == KV_FAULT_KILL_HEADER
+		/* From now on each connection's buffers are a change. */
+		if (++requests == 1000 && getenv("KV_KHO_POINT")) {
+			fprintf(stderr,
+				"kvcache: test fault: SIGKILL at kill point %s of the handover memory's changes from now\n",
+				getenv("KV_KHO_POINT"));
+			luo_kho_fault_arm(
+				strtoul(getenv("KV_KHO_POINT"), NULL, 10));
+			/* To show the test fails without the intent record. */
+			luo_kho_fault_no_intent = getenv("KV_KHO_NO_INTENT");
+		}
+#endif
 		return false;
 	case KV_FAULT_POINT_STORE:
 		if (KV_FAULT == KV_FAULT_SEGV_REQUEST && requests + 1 >= 1000)

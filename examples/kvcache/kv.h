@@ -395,6 +395,9 @@ ssize_t bin_process(struct conn *c, const char *p, size_t avail, bool *close);
 #define KV_FAULT_REFUSE 6	    /* refuse the handover */
 #define KV_FAULT_HEALTH 7	    /* the health probe fails */
 #define KV_FAULT_KILL_DELTA 8	    /* SIGKILL inside the 50th in-place incr */
+/* SIGKILL at the library's kill point $KV_KHO_POINT (its fault build),
+ * counted from the 1000th request: inside a change of block headers */
+#define KV_FAULT_KILL_HEADER 9
 
 enum kv_fault_point {
 	KV_FAULT_POINT_START,	/* main(), before luo_init() */

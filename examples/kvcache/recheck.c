@@ -33,6 +33,8 @@ static bool item_fits(struct kv_item *it, uint64_t bucket)
 enum pass { COUNT, CLEAR, LINK };
 
 static uint64_t per_class[KV_MAX_CLASSES];
+/* What the chains hold, counted by the first walk: the counters. */
+static uint64_t class_bytes[KV_MAX_CLASSES], all_bytes;
 static bool rebuild[KV_MAX_CLASSES];
 
 /* Walk every chain, cutting it where it stops checking out. */
@@ -59,7 +61,12 @@ static uint64_t walk(enum pass pass)
 				break;
 			}
 			if (pass == COUNT) {
+				size_t sz = item_mc_total(it->nkey, it->flags,
+							  it->nbytes);
+
 				per_class[it->clsid]++;
+				class_bytes[it->clsid] += sz;
+				all_bytes += sz;
 			} else if (pass == CLEAR) {
 				if (relink)
 					it->prev = it->next = 0;
@@ -134,6 +141,8 @@ uint64_t store_recheck(void)
 	unsigned rebuilt = 0;
 
 	memset(per_class, 0, sizeof(per_class));
+	memset(class_bytes, 0, sizeof(class_bytes));
+	all_bytes = 0;
 	memset(rebuild, 0, sizeof(rebuild));
 	cut = walk(COUNT);
 	for (unsigned i = 0; i < store->nclasses; i++) {
@@ -148,12 +157,26 @@ uint64_t store_recheck(void)
 	}
 	store->stats.curr_items = 0;
 	store->stats.bytes = 0;
-	if (rebuilt) {
-		fprintf(stderr,
-			"kvcache: %u LRU lists did not check out after the rollback; rebuilt from the hash table\n",
-			rebuilt);
-		walk(CLEAR);
+	if (!rebuilt) {
+		/*
+		 * Every LRU list checks out: the chains, cut by the first
+		 * walk, are what a linking walk would find (it cuts only at
+		 * what the first one cut, or at an item listed twice, which
+		 * a sound LRU list rules out), so its counters are the
+		 * first walk's.  One walk of every item fewer.
+		 */
+		for (unsigned i = 0; i < store->nclasses; i++) {
+			store->cls[i].requested = class_bytes[i];
+			store->stats.curr_items += per_class[i];
+		}
+		store->stats.bytes = all_bytes;
+		free_lists_recheck();
+		return cut;
 	}
+	fprintf(stderr,
+		"kvcache: %u LRU lists did not check out after the rollback; rebuilt from the hash table\n",
+		rebuilt);
+	walk(CLEAR);
 	cut += walk(LINK);
 	free_lists_recheck();
 	return cut;

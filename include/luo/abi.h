@@ -12,7 +12,9 @@
  *
  *   offset 0            struct kho_arena_header (one cache line; names the
  *                       crash record, struct kho_crash_record)
- *   data_start          block, block, block, ... up to arena_size
+ *   offset 64           struct kho_intent (the change of block headers in
+ *                       progress, if any: read only after a crash)
+ *   data_start (512)    block, block, block, ... up to arena_size
  *
  * Every block starts with a struct kho_block_header and is a multiple of
  * %KHO_BLOCK_ALIGN bytes long; blocks tile [data_start, arena_size) with no
@@ -73,9 +75,13 @@
 
 /* Arena and blocks: any change bumps KHO_ARENA_VERSION. */
 #define KHO_ARENA_MAGIC 0x4f484b2d4f554cULL /* "LUO-KHO\0", little endian */
-#define KHO_ARENA_VERSION 2	    /* 2: the header names the crash record */
+/* 2: the header names the crash record; 3: the intent record, data at 512 */
+#define KHO_ARENA_VERSION 3
 #define KHO_BLOCK_MAGIC 0x4b4c4248U /* "HBLK" */
 #define KHO_BLOCK_ALIGN 64
+/* Where the intent record (struct kho_intent) and the first block are. */
+#define KHO_INTENT_OFFSET 64
+#define KHO_ARENA_DATA_START 512
 /* The root FDT: any change bumps KHO_ROOT_COMPATIBLE. */
 #define KHO_ROOT_COMPATIBLE "luo-kho-v1"
 #define KHO_SUBTREE_PROP "fdt" /* in each client's node: its FDT's offset */
@@ -172,7 +178,8 @@ struct kho_crash_slot {
  *        middle of a write leaves the other one intact.
  *
  * The blocks themselves need no record: their headers tile the arena
- * and are written (with their checksums) at every allocation and free.
+ * and are written (with their checksums) at every allocation and free,
+ * through the intent record (struct kho_intent).
  * A change bumps %KHO_CRASH_VERSION.
  */
 struct kho_crash_record {
@@ -207,6 +214,58 @@ struct kho_block_header {
 	uint32_t payload_crc;
 	uint32_t header_crc;
 	uint8_t reserved[24];
+} __attribute__((packed));
+
+/*
+ * The intent record: how the block headers of the arena stay consistent
+ * through a crash.  Every change of block headers (an allocation splitting
+ * a free block, a free merging with its neighbours, the arena growing) and
+ * of the arena header is first written here whole, then done, then the
+ * record is cleared.  A process restarted after a crash finds it armed if
+ * the crash came in the middle, checks it as untrusted input and does it
+ * again (every entry is idempotent): the change is then complete, never
+ * half made.  A sealed handover must have it idle.  Any change bumps
+ * KHO_ARENA_VERSION.
+ */
+#define KHO_INTENT_MAGIC 0x544e45544e49554cULL /* "LUINTENT", little endian */
+#define KHO_INTENT_MAX 4
+
+/**
+ * struct kho_intent_entry - one write of a change of the arena's metadata
+ * @off: where: 0 for the arena header, else a block header's offset
+ *       (data_start or above, a multiple of %KHO_BLOCK_ALIGN).
+ * @zero_len: 0 to write @image (64 bytes) at @off; else the length of a
+ *            range to zero from @off (a multiple of %KHO_BLOCK_ALIGN), and
+ *            @image is zero.
+ * @image: the 64 bytes to write: a whole struct kho_arena_header or struct
+ *         kho_block_header, its checksum included.
+ *
+ * A change bumps %KHO_ARENA_VERSION.
+ */
+struct kho_intent_entry {
+	uint64_t off;
+	uint64_t zero_len;
+	uint8_t image[64];
+} __attribute__((packed));
+
+/**
+ * struct kho_intent - the change in progress, at %KHO_INTENT_OFFSET
+ * @magic: %KHO_INTENT_MAGIC while a change is being made, 0 when idle
+ *         (then nothing else is read); written last, cleared first.
+ * @count: entries of @entry in use, 1 to %KHO_INTENT_MAX.
+ * @crc: CRC32C of the structure up to the end of the last entry in use,
+ *       with @magic set and @crc 0.
+ * @seq: incremented on every change.
+ * @entry: the writes, done in order.
+ *
+ * A change bumps %KHO_ARENA_VERSION.
+ */
+struct kho_intent {
+	uint64_t magic;
+	uint32_t count;
+	uint32_t crc;
+	uint64_t seq;
+	struct kho_intent_entry entry[KHO_INTENT_MAX];
 } __attribute__((packed));
 
 /* The LUO FDT, root node: any change bumps LUO_FDT_COMPATIBLE. */

@@ -4,7 +4,9 @@
  * a struct kho_block_header so the next image can walk and check them all.
  * The process keeps a sorted index of the blocks, rebuilt from that walk,
  * and never trusts a pointer found in the arena.  Free memory always reads
- * as zero, so allocation never has to clear anything.
+ * as zero, so allocation never has to clear anything.  Every change of
+ * headers is one struct kho_change (kho_intent.c): a crash in the middle
+ * of a split or a merge leaves it whole before or whole after.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,30 +21,6 @@
 #include "log.h"
 
 #define KHO_BLOCK_FLAGS (KHO_BLOCK_USED | KHO_BLOCK_CHECKED)
-
-static uint32_t block_header_crc(uint64_t off, const struct kho_block_header *h)
-{
-	struct kho_block_header tmp = *h;
-
-	tmp.header_crc = 0;
-	return luo_crc32c((uint32_t)off ^ (uint32_t)(off >> 32), &tmp,
-			  sizeof(tmp));
-}
-
-void luo_kho_block_write(const struct kho_block *b, uint32_t payload_crc,
-			 uint64_t checked_size)
-{
-	struct kho_block_header *h = kho_block_hdr(b->off);
-
-	memset(h, 0, sizeof(*h));
-	h->magic = KHO_BLOCK_MAGIC;
-	h->flags = b->flags;
-	h->size = b->size;
-	h->payload_size = b->payload_size;
-	h->checked_size = checked_size;
-	h->payload_crc = payload_crc;
-	h->header_crc = block_header_crc(b->off, h);
-}
 
 int luo_kho_index_insert(size_t at, const struct kho_block *b)
 {
@@ -169,11 +147,17 @@ static ssize_t find_fit(uint64_t need, uint64_t align)
 	return best;
 }
 
-/* Make the arena big enough that its last block can hold the request. */
+/*
+ * Make the arena big enough that its last block can hold the request.  The
+ * memfd grows first (a crash then leaves it longer than the header says,
+ * which is allowed); the last block's header and the arena header change
+ * together.
+ */
 static ssize_t grow_for(uint64_t need, uint64_t align)
 {
 	struct kho_block *last = &luo_kho.blocks[luo_kho.nblocks - 1];
 	struct kho_block tail;
+	struct kho_change c;
 	uint64_t from, old_size = luo_kho.size;
 	int err;
 
@@ -188,13 +172,20 @@ static ssize_t grow_for(uint64_t need, uint64_t align)
 					  .size = luo_kho.size - old_size};
 		err = luo_kho_index_insert(luo_kho.nblocks, &tail);
 		err = err ?: luo_kho_free_add(tail.off);
-		if (err)
+		if (err) {
+			if (luo_kho.blocks[luo_kho.nblocks - 1].off == old_size)
+				luo_kho.nblocks--;
+			/* The header never said more. */
+			luo_kho.size = old_size;
 			return err;
+		}
 	} else {
 		last->size = luo_kho.size - last->off;
 	}
-	luo_kho_block_write(&luo_kho.blocks[luo_kho.nblocks - 1], 0, 0);
-	luo_kho_header_write();
+	luo_kho_change_begin(&c);
+	luo_kho_change_block(&c, &luo_kho.blocks[luo_kho.nblocks - 1], 0, 0);
+	luo_kho_change_header(&c);
+	luo_kho_change_commit(&c);
 	return (ssize_t)luo_kho.nblocks - 1;
 }
 
@@ -202,7 +193,8 @@ int luo_kho_alloc_locked(size_t size, uint32_t flags, void **ptr)
 {
 	uint64_t align = alloc_align(size);
 	uint64_t need = KHO_HDR_SIZE + kho_round_up(size, KHO_BLOCK_ALIGN);
-	struct kho_block *b, used, tail;
+	struct kho_block *b, used, tail, gap;
+	struct kho_change c;
 	uint64_t start, end;
 	ssize_t i;
 	int err;
@@ -241,9 +233,20 @@ int luo_kho_alloc_locked(size_t size, uint32_t flags, void **ptr)
 		luo_kho.blocks_cap = cap;
 		b = &luo_kho.blocks[i];
 	}
+	/* The leading gap, the new block and the tail: one change. */
+	luo_kho_change_begin(&c);
 	if (start > b->off) {
-		b->size = start - b->off; /* leading gap stays free */
-		luo_kho_block_write(b, 0, 0);
+		gap = *b;
+		gap.size = start - b->off; /* leading gap stays free */
+		luo_kho_change_block(&c, &gap, 0, 0);
+	}
+	luo_kho_change_block(&c, &used, 0, 0);
+	if (tail.size)
+		luo_kho_change_block(&c, &tail, 0, 0);
+	luo_kho_change_commit(&c);
+
+	if (start > b->off) {
+		b->size = gap.size;
 		i++;
 		err = luo_kho_index_insert((size_t)i, &used);
 	} else {
@@ -252,14 +255,12 @@ int luo_kho_alloc_locked(size_t size, uint32_t flags, void **ptr)
 		err = 0;
 	}
 	if (!err && tail.size) {
-		luo_kho_block_write(&tail, 0, 0);
 		err = luo_kho_index_insert((size_t)i + 1, &tail);
 		if (!err)
 			luo_kho.free_offs[luo_kho.nfree++] = tail.off;
 	}
 	if (err) /* cannot happen: room was reserved above */
 		return err;
-	luo_kho_block_write(&used, 0, 0);
 	*ptr = luo_kho.base + start + KHO_HDR_SIZE;
 	return 0;
 }
@@ -267,33 +268,53 @@ int luo_kho_alloc_locked(size_t size, uint32_t flags, void **ptr)
 int luo_kho_block_free_locked(uint64_t payload_off)
 {
 	struct kho_block *b = luo_kho_block_by_payload(payload_off);
+	struct kho_block merged;
+	struct kho_change c;
+	bool merge_next, merge_prev;
+	uint64_t zero_from, zero_end;
 	size_t i;
 
 	if (!b)
 		return -EINVAL;
 	i = (size_t)(b - luo_kho.blocks);
-	luo_kho_zero_range(payload_off, b->size - KHO_HDR_SIZE);
+	merge_next = i + 1 < luo_kho.nblocks &&
+		     !(luo_kho.blocks[i + 1].flags & KHO_BLOCK_USED);
+	merge_prev = i > 0 && !(luo_kho.blocks[i - 1].flags & KHO_BLOCK_USED);
+	/*
+	 * One change: the payload zeroed with the headers that go (its own
+	 * if the previous block takes it, the next one's if it takes the
+	 * next block), then the one header that stays.
+	 */
+	merged = (struct kho_block){.off = b->off, .size = b->size};
+	if (merge_next)
+		merged.size += luo_kho.blocks[i + 1].size;
+	if (merge_prev) {
+		merged.off = luo_kho.blocks[i - 1].off;
+		merged.size += luo_kho.blocks[i - 1].size;
+	}
+	zero_from = merge_prev ? b->off : payload_off;
+	zero_end = b->off + b->size + (merge_next ? KHO_HDR_SIZE : 0);
+	luo_kho_change_begin(&c);
+	luo_kho_change_zero(&c, zero_from, zero_end - zero_from);
+	luo_kho_change_block(&c, &merged, 0, 0);
+	luo_kho_change_commit(&c);
+
 	b->flags = 0;
 	b->payload_size = 0;
+	b->checked_size = 0;
 	b->incoming = false;
-	if (i + 1 < luo_kho.nblocks &&
-	    !(luo_kho.blocks[i + 1].flags & KHO_BLOCK_USED)) {
+	if (merge_next) {
 		free_del(luo_kho.blocks[i + 1].off);
-		memset(kho_block_hdr(luo_kho.blocks[i + 1].off), 0,
-		       KHO_HDR_SIZE);
 		b->size += luo_kho.blocks[i + 1].size;
 		index_erase(i + 1);
 	}
-	if (i > 0 && !(luo_kho.blocks[i - 1].flags & KHO_BLOCK_USED)) {
-		memset(kho_block_hdr(b->off), 0, KHO_HDR_SIZE);
+	if (merge_prev) {
 		luo_kho.blocks[i - 1].size += b->size;
 		index_erase(i);
-		i--;
 	} else if (luo_kho_free_add(b->off)) {
 		/* The block stays free but unused until the next boot walk. */
 		pr_warn("out of memory tracking a freed handover block");
 	}
-	luo_kho_block_write(&luo_kho.blocks[i], 0, 0);
 	return 0;
 }
 
@@ -338,7 +359,8 @@ int luo_kho_walk_incoming(char *why, size_t whylen)
 				(unsigned long long)luo_kho.size);
 		h = kho_block_hdr(off);
 		if (h->magic != KHO_BLOCK_MAGIC ||
-		    luo_crc_mismatch(h->header_crc, block_header_crc(off, h)))
+		    luo_crc_mismatch(h->header_crc,
+				     luo_kho_block_header_crc(off, h)))
 			return luo_reason(why, whylen, -EBADMSG,
 					  "block header at %#llx is corrupt",
 					  (unsigned long long)off);
@@ -514,11 +536,14 @@ int kho_restore(uint64_t offset, size_t size, void **ptr)
 static void release_run_end(size_t w, bool freed)
 {
 	struct kho_block *b = &luo_kho.blocks[w];
+	struct kho_change c;
 
 	if (!freed)
 		return;
-	luo_kho_zero_range(b->off + KHO_HDR_SIZE, b->size - KHO_HDR_SIZE);
-	luo_kho_block_write(b, 0, 0);
+	luo_kho_change_begin(&c);
+	luo_kho_change_zero(&c, b->off + KHO_HDR_SIZE, b->size - KHO_HDR_SIZE);
+	luo_kho_change_block(&c, b, 0, 0);
+	luo_kho_change_commit(&c);
 }
 
 /*

@@ -76,10 +76,9 @@ void luo_kho_arena_reset(void)
 	luo_kho.fd = -1;
 }
 
-void luo_kho_header_write(void)
+void luo_kho_header_image(struct kho_arena_header *h)
 {
-	struct kho_arena_header *h = kho_header();
-
+	memset(h, 0, sizeof(*h));
 	h->magic = KHO_ARENA_MAGIC;
 	h->version = KHO_ARENA_VERSION;
 	h->header_size = sizeof(*h);
@@ -89,8 +88,6 @@ void luo_kho_header_write(void)
 	h->arena_size = luo_kho.size;
 	h->root_fdt = luo_kho.root_fdt;
 	h->crash_record = luo_kho.crash_record;
-	h->reserved = 0;
-	h->header_crc = 0;
 	h->header_crc = luo_crc32c(0, h, sizeof(*h));
 }
 

@@ -2,7 +2,8 @@
 /*
  * Handover memory internals shared by the files of src/kho.  Calls between
  * them go one way (docs/architecture.md, "Inside a layer"): kho_setup.c,
- * kho_free.c -> kho_subtree.c -> kho_trial.c -> kho_alloc.c -> kho_arena.c.
+ * kho_free.c -> kho_subtree.c -> kho_trial.c -> kho_alloc.c ->
+ * kho_intent.c -> kho_arena.c.
  */
 #ifndef LUO_SRC_KHO_INTERNAL_H
 #define LUO_SRC_KHO_INTERNAL_H
@@ -15,7 +16,7 @@
 #include <luo/abi.h>
 
 #define KHO_HDR_SIZE ((uint64_t)sizeof(struct kho_block_header))
-#define KHO_DATA_START ((uint64_t)KHO_BLOCK_ALIGN)
+#define KHO_DATA_START ((uint64_t)KHO_ARENA_DATA_START)
 #define KHO_HUGE_SIZE (2ULL << 20)
 #define KHO_DEFAULT_RESERVE (64ULL << 30)
 /* Largest arena an incoming header may claim: 64 TiB of address space. */
@@ -62,7 +63,8 @@ struct kho_arena {
 
 	bool frozen; /* no allocation changes: the handover is being built */
 	uint64_t root_fdt; /* outgoing root FDT payload offset, 0 if none */
-	uint64_t crash_record; /* payload offset of the crash record, 0 if none */
+	uint64_t
+		crash_record; /* payload offset of the crash record, 0 if none */
 	/* The crash record's entries in this image (kho_crash_record.c). */
 	struct kho_crash_entry crash_table[KHO_CRASH_MAX_ENTRIES];
 	uint32_t crash_ntable;
@@ -101,8 +103,86 @@ void luo_kho_arena_reset(void);
 bool luo_kho_fd_is_arena_memfd(int fd);
 void luo_kho_arena_destroy(void);
 int luo_kho_arena_grow(uint64_t new_size);
-void luo_kho_header_write(void);
+/* The arena header as this image has it, checksum included. */
+void luo_kho_header_image(struct kho_arena_header *h);
 void luo_kho_zero_range(uint64_t off, uint64_t len);
+
+/*
+ * kho_intent.c: every change of the arena's metadata, made so that a
+ * crash at any instruction leaves it whole before or whole after
+ * (struct kho_intent in luo/abi.h).  luo_kho_lock held.
+ */
+struct kho_change {
+	struct kho_intent rec;
+};
+
+/* Start a change (nothing is written until luo_kho_change_commit()). */
+void luo_kho_change_begin(struct kho_change *c);
+/* CRC32C of a block header at @off (seeded with the offset). */
+uint32_t luo_kho_block_header_crc(uint64_t off,
+				  const struct kho_block_header *h);
+/* Add the header of @b, as luo_kho_block_write() would write it. */
+void luo_kho_change_block(struct kho_change *c, const struct kho_block *b,
+			  uint32_t payload_crc, uint64_t checked_size);
+/* Add the zeroing of [@off, @off + @len): multiples of KHO_BLOCK_ALIGN. */
+void luo_kho_change_zero(struct kho_change *c, uint64_t off, uint64_t len);
+/* Add the arena header as this image has it. */
+void luo_kho_change_header(struct kho_change *c);
+/* Record the change in the arena, make it, clear the record. */
+void luo_kho_change_commit(struct kho_change *c);
+/* One block header, crash-safe (a change of one entry). */
+void luo_kho_block_write(const struct kho_block *b, uint32_t payload_crc,
+			 uint64_t checked_size);
+/* The arena header, crash-safe (a change of one entry). */
+void luo_kho_header_write(void);
+
+/**
+ * luo_kho_intent_recover() - finish the change a crash interrupted
+ * @fd: the arena memfd of a process that crashed, not yet mapped.
+ * @file_size: its size.
+ * @why: the reason of a refusal.
+ * @whylen: its size.
+ *
+ * For crash adoption only, before the arena header is checked.  An idle
+ * record is left alone.  An armed one is checked as untrusted input
+ * (checksum, count, every offset and length inside the memfd and aligned,
+ * zero images for zeroing) and its writes are done again, then it is
+ * cleared.  Everything is checked as usual afterwards.
+ *
+ * Return: 0 (nothing to do, or done); -EBADMSG for a bad record (with
+ * @why); -ENOMEM if the memfd cannot be mapped.
+ */
+int luo_kho_intent_recover(int fd, uint64_t file_size, char *why,
+			   size_t whylen);
+
+/**
+ * luo_kho_intent_idle() - whether an arena's intent record is idle
+ * @fd: an arena memfd, not yet mapped (at least %KHO_ARENA_DATA_START long).
+ *
+ * A sealed handover must have it idle: nothing was being changed.
+ *
+ * Return: true if idle.
+ */
+bool luo_kho_intent_idle(int fd);
+
+#ifdef LUO_KHO_FAULT
+/*
+ * Test builds only (meson: the *-fault libraries): a kill point between
+ * any two stores of a change.  luo_kho_fault_arm(n) makes the n-th point
+ * reached from now on SIGKILL the process (0: count only);
+ * luo_kho_fault_points() says how many were reached since.
+ */
+void luo_kho_fault_point(void);
+void luo_kho_fault_arm(unsigned long n);
+unsigned long luo_kho_fault_points(void);
+/* Test builds: make each change without its intent record (to show a
+ * test fails without it). */
+extern bool luo_kho_fault_no_intent;
+#else
+static inline void luo_kho_fault_point(void)
+{
+}
+#endif
 
 /* kho_setup.c: a new arena, or the incoming one adopted (the top). */
 int luo_kho_arena_create(unsigned int arena_flags, uint64_t reserve);
@@ -111,8 +191,6 @@ int luo_kho_arena_adopt_crashed(int fd, uint64_t reserve, char *why,
 				size_t whylen);
 
 /* kho_alloc.c */
-void luo_kho_block_write(const struct kho_block *b, uint32_t payload_crc,
-			 uint64_t checked_size);
 int luo_kho_index_insert(size_t at, const struct kho_block *b);
 int luo_kho_free_add(uint64_t off);
 struct kho_block *luo_kho_block_by_payload(uint64_t payload_off);

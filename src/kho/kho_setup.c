@@ -138,6 +138,10 @@ static int adopt_check_header(int fd, const struct stat *st,
 	if (sealed && !h->root_fdt)
 		return luo_reason(why, whylen, -EBADMSG,
 				  "arena was never finalized (no root FDT)");
+	if (sealed && !luo_kho_intent_idle(fd))
+		return luo_reason(
+			why, whylen, -EBADMSG,
+			"the sealed arena's intent record is not idle: a change of its metadata was in progress");
 	return 0;
 }
 
@@ -155,7 +159,12 @@ static int arena_adopt(int fd, uint64_t reserve, bool sealed, char *why,
 
 	if (fstat(fd, &st))
 		return luo_reason(why, whylen, -EBADF, "fd %d is not open", fd);
-	err = adopt_check_header(fd, &st, &h, sealed, why, whylen);
+	/* After a crash, first finish the change it interrupted, if any. */
+	err = sealed || !luo_kho_fd_is_arena_memfd(fd)
+		      ? 0
+		      : luo_kho_intent_recover(fd, (uint64_t)st.st_size, why,
+					       whylen);
+	err = err ?: adopt_check_header(fd, &st, &h, sealed, why, whylen);
 	if (err) {
 		/* Close it only if it was ours to close: a memfd. */
 		if (err != -EBADF)

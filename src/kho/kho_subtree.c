@@ -190,9 +190,16 @@ static int build_root_fdt(void)
 	return 0;
 }
 
-/* Checksum every metadata block: library blocks whole, FDTs by totalsize. */
+/*
+ * Checksum every metadata block: library blocks whole, FDTs by totalsize.
+ * The headers are written KHO_INTENT_MAX to a change (kho_intent.c), in
+ * the blackout: 16,000 sessions' blocks are 4,000 changes, not 16,000.
+ */
 static int checksum_metadata(void)
 {
+	struct kho_change c;
+
+	luo_kho_change_begin(&c);
 	for (size_t i = 0; i < luo_kho.nblocks; i++) {
 		struct kho_block *b = &luo_kho.blocks[i];
 		uint64_t payload = b->off + KHO_HDR_SIZE;
@@ -207,16 +214,24 @@ static int checksum_metadata(void)
 			if (!luo_kho_fdt_valid(fdt, b->payload_size)) {
 				pr_err("a published subtree FDT at %#llx was damaged after kho_add_subtree()",
 				       (unsigned long long)payload);
+				if (c.rec.count)
+					luo_kho_change_commit(&c);
 				return -EINVAL;
 			}
 			len = fdt_totalsize(fdt);
 			b->flags |= KHO_BLOCK_CHECKED;
 		}
-		if (b->flags & KHO_BLOCK_CHECKED)
-			luo_kho_block_write(
-				b, luo_crc32c(0, luo_kho.base + payload, len),
-				len);
+		if (!(b->flags & KHO_BLOCK_CHECKED))
+			continue;
+		luo_kho_change_block(
+			&c, b, luo_crc32c(0, luo_kho.base + payload, len), len);
+		if (c.rec.count == KHO_INTENT_MAX) {
+			luo_kho_change_commit(&c);
+			luo_kho_change_begin(&c);
+		}
 	}
+	if (c.rec.count)
+		luo_kho_change_commit(&c);
 	return 0;
 }
 

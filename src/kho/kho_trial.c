@@ -93,16 +93,21 @@ void luo_kho_trial_repair(void)
 	for (size_t i = 0; i < luo_kho.nblocks; i++) {
 		const struct kho_block *b = &luo_kho.blocks[i];
 		const struct kho_block_header *h = kho_block_hdr(b->off);
+		struct kho_change c;
 
+		/* Each block whole at once: a crash here keeps the chain. */
+		luo_kho_change_begin(&c);
 		if (!(b->flags & KHO_BLOCK_USED))
-			luo_kho_zero_range(b->off + KHO_HDR_SIZE,
-					   b->size - KHO_HDR_SIZE);
+			luo_kho_change_zero(&c, b->off + KHO_HDR_SIZE,
+					    b->size - KHO_HDR_SIZE);
 		if (h->magic != KHO_BLOCK_MAGIC || h->size != b->size ||
 		    h->flags != b->flags ||
 		    h->payload_size != b->payload_size) {
-			luo_kho_block_write(b, 0, 0);
+			luo_kho_change_block(&c, b, 0, 0);
 			rewritten++;
 		}
+		if (c.rec.count)
+			luo_kho_change_commit(&c);
 	}
 	if (!fstat(luo_kho.fd, &st) && (uint64_t)st.st_size > luo_kho.size &&
 	    ftruncate(luo_kho.fd, (off_t)luo_kho.size))

@@ -72,11 +72,22 @@ const struct kase cases[] = {
 	 .len = 64,
 	 .val = 0xff},
 
+	/* The intent record of a sealed handover is idle (magic 0). */
+	{.name = "intent-armed",
+	 .expect = -EBADMSG,
+	 .fn = mut_fill,
+	 .target = T_HDR,
+	 .off = KHO_INTENT_OFFSET,
+	 .len = 8,
+	 .val = 0x4c},
+
 	/* Arena header, CRC recomputed: each field check on its own. */
 	HDR("hdr-magic-resigned", -EBADMSG, magic, V_ADD, 1, 0),
 	HDR("hdr-version-next", -EPROTONOSUPPORT, version, V_ABS,
 	    KHO_ARENA_VERSION + 1, 0),
 	HDR("hdr-version-1", -EPROTONOSUPPORT, version, V_ABS, 1, 0),
+	/* 2: blocks from 64, no intent record. */
+	HDR("hdr-version-2", -EPROTONOSUPPORT, version, V_ABS, 2, 0),
 	HDR("hdr-version-0", -EPROTONOSUPPORT, version, V_ABS, 0, 0),
 	HDR("hdr-header-size-63", -EBADMSG, header_size, V_ABS, 63, 0),
 	HDR("hdr-header-size-128", -EBADMSG, header_size, V_ABS, 128, 0),

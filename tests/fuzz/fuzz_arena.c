@@ -13,7 +13,7 @@
 #include "fuzz_arena.h"
 
 #define HDR_SIZE ((uint64_t)sizeof(struct kho_block_header))
-#define DATA_START ((uint64_t)KHO_BLOCK_ALIGN)
+#define DATA_START ((uint64_t)KHO_ARENA_DATA_START)
 
 static uint32_t crc_table[256];
 

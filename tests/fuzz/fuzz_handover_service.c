@@ -144,7 +144,8 @@ static uint64_t arena_size;
 /* Arena memory at @off, @len bytes of it, or NULL. */
 static const void *arena_at(uint64_t off, uint64_t len)
 {
-	if (off < KHO_BLOCK_ALIGN || off > arena_size || len > arena_size - off)
+	if (off < KHO_ARENA_DATA_START || off > arena_size ||
+	    len > arena_size - off)
 		return NULL;
 	return kho_offset_to_ptr(off);
 }

@@ -369,7 +369,7 @@ static void write_seed(const char *outdir, const char *name, uint8_t *buf,
 static void write_huge_seed(const char *outdir, const char *name,
 			    const uint8_t *buf, size_t len)
 {
-	uint8_t *copy = malloc(len);
+	uint8_t *copy = calloc(1, len + 4096);
 	struct kho_arena_header h;
 	struct kho_block_header b;
 	uint64_t last;
@@ -380,7 +380,14 @@ static void write_huge_seed(const char *outdir, const char *name,
 	last = fz_arena_last_block(copy, len);
 	memcpy(&h, copy, sizeof(h));
 	memcpy(&b, copy + last, sizeof(b));
-	if (!last || b.flags || last + b.size != len)
+	if (last && b.flags && last + b.size == len) {
+		/* Full to its end: one more page, a free block in it. */
+		memset(&b, 0, sizeof(b));
+		b.magic = KHO_BLOCK_MAGIC;
+		last = len;
+		len += 4096;
+	}
+	if (!last || b.flags || last + b.size > len)
 		die("%s: the arena does not end with a free block", name);
 	h.flags = KHO_ARENA_HUGETLB;
 	h.page_size = 2u << 20;

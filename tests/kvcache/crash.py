@@ -14,13 +14,19 @@ does, with LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES.
                                   refused meanwhile
   crash.py KVCACHE corrupt CASE   the crash record damaged in the kept
                                   arena (checksum, bounds, count,
-                                  truncated): one log line, a fresh start
+                                  truncated; intent-checksum, intent-bounds:
+                                  an armed intent record that does not
+                                  check out): one log line, a fresh start
   crash.py KVCACHE updated        a live update first (SIGUSR1, exec
                                   mode), then SIGKILL: the crash record
                                   went over with the arena
   crash.py KVCACHE delta FAULTY   FAULTY (kvcache-fault-kill-delta) dies
                                   inside an in-place incr; the restarted
                                   kvcache drops that half-written value
+  crash.py KVCACHE header FAULTY  FAULTY (kvcache-fault-kill-header) dies
+                                  at one of 5 kill points inside the
+                                  allocation or free of a connection's
+                                  buffers; every key comes back
   crash.py KVCACHE connections     LUO_FDSTORE=connections: clients
                                   connected before the SIGKILL are served
                                   after it on the same connection (one
@@ -117,6 +123,7 @@ def crc32c(data):
 
 HDR = struct.Struct('<QIIIIQQQQII')  # struct kho_arena_header
 SLOT_SIZE = 8 + 4 + 4 + 8 + 8 + 32 * 72 + 4 + 4  # struct kho_crash_slot
+INTENT_MAGIC = 0x544e45544e49554c  # struct kho_intent, armed
 
 
 def corrupt(kv, case, work, out):
@@ -152,6 +159,17 @@ def corrupt(kv, case, work, out):
         os.pwrite(arena, HDR.pack(*h), 0)
     elif case == 'truncated':
         os.ftruncate(arena, 4096)
+    elif case in ('intent-checksum', 'intent-bounds'):
+        # An armed intent record (struct kho_intent at 64): its checksum
+        # wrong, or a write it names past the memfd's end.
+        size = os.fstat(arena).st_size
+        entry = struct.pack('<QQ64s', size + 4096, 0, bytes(64))
+        rec = bytearray(struct.pack('<QIIQ', INTENT_MAGIC, 1, 0, 7) + entry)
+        struct.pack_into('<I', rec, 12, crc32c(bytes(rec)))
+        if case == 'intent-checksum':
+            rec[-1] ^= 0xff
+            struct.pack_into('<Q', rec, 24, 4096)  # inside, but unchecked
+        os.pwrite(arena, bytes(rec), 64)
     else:
         fail('unknown case ' + case)
     p = start(kv, mgr, port, out, 'crash-corrupt', restart=True)
@@ -237,6 +255,63 @@ def delta(kv, faulty, work, out):
         fail('%d of 100 other keys back' % got)
     if '1 half-written item dropped' not in open(out.name).read():
         fail('kvcache did not say it dropped the half-written item')
+
+
+# Kill points of one accept's and one close's changes (the buffers'
+# allocation and free): before the record is armed, right after, in the
+# middle of the header writes, at the end.
+POINTS = (1, 23, 31, 52, 75)
+
+
+def header(kv, faulty, work, out):
+    """SIGKILL inside a change of block headers: every key back."""
+    for point in POINTS:
+        mgr = Manager(os.path.join(work, 'notify%d' % point))
+        port = free_port()
+        p = start(faulty, mgr, port, out, 'crash-header',
+                  {'KV_KHO_POINT': str(point)})
+        c = Conn(port)
+        for i in range(1000):  # the 1000th request arms the kill point
+            c.set(b'key%d' % i, b'value%d' % i)
+        # Connections come and go (buffers allocated and freed) until the
+        # kill point is reached.
+        for _ in range(200):
+            if p.poll() is not None:
+                break
+            try:
+                k = Conn(port)
+                # Killed at this accept: the listener is in the store,
+                # nobody answers; do not wait for the default 20 s.
+                k.s.settimeout(1)
+                k.set(b'churn', b'x' * 3000)
+                k.close()
+            except (OSError, EOFError):
+                pass
+        c.close()
+        p.wait()
+        if p.returncode != -9:
+            fail('point %d: the faulty build did not die by SIGKILL (%s)' %
+                 (point, p.returncode))
+        p = start(kv, mgr, port, out, 'crash-header',
+                  {'LUO_LOG_LEVEL': 'info'}, restart=True)
+        c = Conn(port)
+        got = sum(c.get(b'key%d' % i) == b'value%d' % i for i in range(1000))
+        ok = c.set(b'after', b'ok') == b'STORED' and c.get(b'after') == b'ok'
+        c.close()
+        p.kill()
+        p.wait()
+        log = open(out.name).read()
+        if got != 1000 or not ok:
+            print(log)
+            fail('point %d: %d of 1000 keys back, serving %s' %
+                 (point, got, ok))
+        print('kill point %d: 1000 of 1000 keys back' % point)
+    log = open(out.name).read()
+    print(log)
+    if log.count('recovered after a crash') != len(POINTS):
+        fail('kvcache did not recover after every kill')
+    if 'finished that change' not in log:
+        fail('no kill landed inside a change of block headers')
 
 
 def conn_names(mgr):
@@ -363,6 +438,8 @@ def main():
             if mode == 'load':
                 load(kv, int(sys.argv[3]) if len(sys.argv) > 3 else 3, work,
                      out)
+            elif mode == 'header':
+                header(kv, sys.argv[3], work, out)
             elif mode == 'corrupt':
                 corrupt(kv, sys.argv[3], work, out)
             elif mode == 'updated':
