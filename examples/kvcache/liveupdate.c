@@ -706,7 +706,9 @@ static void resume_connections(int *fds, uint32_t *flags)
 		if (conn_attach(i, fds[i], false)) {
 			close(fds[i]);
 			memset(r, 0, sizeof(*r));
+			continue;
 		}
+		conns_align_counts(i); /* what it carried before the crash */
 	}
 	free(fds);
 	free(flags);

@@ -262,7 +262,7 @@ load_start $((2 * REPEAT + 2))
 for r in $(seq "$REPEAT"); do
 	killed_update "v2 SIGKILLed in its trial (#$r)"
 done
-load_check "v2 SIGKILLed in its trial, $REPEAT times" async
+load_check "v2 SIGKILLed in its trial, $REPEAT times"
 
 # Quiet first: exactly the one client comes back, not the one that hung up.
 trial_client "client accepted by a v2 SIGKILLed in its trial, no load" killed kill 0
@@ -272,7 +272,7 @@ for r in $(seq "$REPEAT"); do
 	trial_client "client accepted by a v2 SIGKILLed in its trial (#$r)" killed kill "$r"
 	trial_client "client accepted by a v2 rolled back by luoctl (#$r)" requested rollback "$r"
 done
-load_check "clients accepted in the trial, $REPEAT times" async
+load_check "clients accepted in the trial, $REPEAT times"
 
 # Good and bad in turn, under one load.
 bad=("exited|$T $FAULTS/kvcache-fault-exit-start"
