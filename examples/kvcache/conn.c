@@ -507,6 +507,8 @@ static int conn_flush(struct conn *c)
 			out_consume(c, 0);
 			continue;
 		}
+		if (!(r->flags & CONN_IO))
+			r->flags |= CONN_IO;
 		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -604,7 +606,7 @@ static void conn_readable(struct conn *c)
 	 * two flag changes must not resume the connection
 	 * (conn_rec_between_requests()).
 	 */
-	r->flags |= CONN_IN_RECV;
+	r->flags |= CONN_IN_RECV | CONN_IO;
 	do
 		n = recv(c->fd, c->rbuf + r->rlen, r->rcap - r->rlen,
 			 MSG_DONTWAIT | MSG_PEEK);
@@ -1300,6 +1302,18 @@ static bool sync_with_socket(struct conn *c, bool kept)
 }
 
 /**
+ * conns_clear_io() - no connection has been read or written yet
+ *
+ * At the freeze: a rollback then compares with their sockets only the
+ * connections the new image served (CONN_IO), not all of them.
+ */
+void conns_clear_io(void)
+{
+	for (uint32_t i = 0; i < root->maxconns; i++)
+		conn_recs[i].flags &= ~CONN_IO;
+}
+
+/**
  * conns_align_counts() - a fresh record for a socket that carried bytes
  * @slot: an attached slot, its record made fresh (after a crash).
  */
@@ -1463,7 +1477,7 @@ uint32_t conns_take_back(uint32_t *returned)
 					i);
 				cut++;
 			}
-		} else if (sync_with_socket(c, true)) {
+		} else if ((r->flags & CONN_IO) && sync_with_socket(c, true)) {
 			cut++;
 		}
 		c->events = events;

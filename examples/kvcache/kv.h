@@ -306,6 +306,11 @@ enum conn_rec_state { CONN_FREE = 0, CONN_OPEN = 1, CONN_ZOMBIE = 2 };
 #define CONN_PROTO_TEXT 4u
 /* Inside recv(): what it returns is not yet counted in rlen. */
 #define CONN_IN_RECV 8u
+/*
+ * Read from or written to since the last freeze: set before the call, so
+ * that after a rollback only these are compared with their sockets.
+ */
+#define CONN_IO 16u
 
 /* One per connection slot, in handover memory. */
 struct kv_conn_rec {
@@ -542,6 +547,7 @@ void conns_pause_accept(bool pause);
 void conns_sweep(void);
 void conns_recount_refs(void);
 void conns_align_counts(uint32_t slot);
+void conns_clear_io(void);
 uint32_t conns_take_back(uint32_t *returned);
 void conns_resume_all(void);
 
