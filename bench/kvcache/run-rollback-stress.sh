@@ -39,7 +39,7 @@ secs=$(($(date -u +%s) - start))
 cp "$rec" "$out/kvcache-rollback-stress.csv"
 
 rev=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (with uncommitted changes)" || true)
+dirty=$(git -C "$repo" status --porcelain --untracked-files=no -- . ':!bench/results' 2>/dev/null | grep -q . && echo " (with uncommitted changes)" || true)
 python3 - "$rec" "$out/kvcache-rollback-stress.md" "$repeat" "$alt" "$rc" "$secs" "$rev$dirty" \
 	"$(nproc)" "$(command -v memcaslap >/dev/null && echo yes || echo no)" <<'EOF'
 import collections, re, statistics, sys, datetime
