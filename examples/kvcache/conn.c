@@ -123,15 +123,21 @@ static int wbuf_reserve(struct conn *c, size_t len)
 
 	if ((size_t)r->wlen + len <= r->wcap)
 		return 0;
-	if (r->wpos) {
+	/*
+	 * Compact only into room the unsent text does not occupy, in an order
+	 * that leaves a valid queue at every instant (the old copy stays
+	 * until the end moves): a new image killed in between must not make
+	 * the old one send the wrong bytes.
+	 */
+	if (r->wpos && r->wlen - r->wpos <= r->wpos) {
 		uint32_t shift = r->wpos;
 
-		memmove(c->wbuf, c->wbuf + shift, r->wlen - shift);
-		r->wlen -= shift;
+		memcpy(c->wbuf, c->wbuf + shift, r->wlen - shift);
 		r->wpos = 0;
 		for (uint32_t i = r->oq_head; i < r->oq_tail; i++)
 			if (!c->oq[i].item)
 				c->oq[i].pos -= shift;
+		r->wlen -= shift;
 		if ((size_t)r->wlen + len <= r->wcap)
 			return 0;
 	}
@@ -147,11 +153,18 @@ static struct kv_oent *oq_push(struct conn *c)
 	uint32_t cap = r->oq_cap * (uint32_t)sizeof(*c->oq);
 	char *q = (char *)c->oq;
 
-	if (r->oq_tail == r->oq_cap && r->oq_head) {
-		memmove(c->oq, c->oq + r->oq_head,
-			(r->oq_tail - r->oq_head) * sizeof(*c->oq));
-		r->oq_tail -= r->oq_head;
-		r->oq_head = 0;
+	/*
+	 * Compact only into room the entries do not occupy, and move head and
+	 * tail in one store: a new image killed in between leaves the old
+	 * entries where head and tail say (a rollback sends them).
+	 */
+	if (r->oq_tail == r->oq_cap && r->oq_head &&
+	    r->oq_tail - r->oq_head <= r->oq_head) {
+		union kv_pair w = {.lo = 0, .hi = r->oq_tail - r->oq_head};
+
+		memcpy(c->oq, c->oq + r->oq_head,
+		       (r->oq_tail - r->oq_head) * sizeof(*c->oq));
+		__atomic_store_n(&r->oq_word, w.word, __ATOMIC_RELEASE);
 	}
 	if (r->oq_tail == r->oq_cap) {
 		size_t want = ((size_t)r->oq_cap + 1) * sizeof(*c->oq);
@@ -405,6 +418,68 @@ static const char *oent_data(struct conn *c, const struct kv_oent *e)
 }
 
 /*
+ * Take the sent bytes off the queue's front, as out_stage names them:
+ * entries before its head entry are done, that entry becomes
+ * out_stage_ent.  Idempotent, so that out_redo() can finish what a new
+ * image killed half way through left.  @release: let the items of the
+ * finished entries go (after a rollback conns_recount_refs() counts
+ * again instead).
+ */
+static void out_apply(struct conn *c, bool release)
+{
+	struct kv_conn_rec *r = c->rec;
+	uint32_t h = r->out_stage & ~OUT_STAGED;
+
+	for (uint32_t i = r->oq_head; i < h; i++) {
+		uint64_t it = c->oq[i].item;
+
+		if (!it)
+			r->wpos = c->oq[i].pos + c->oq[i].len;
+		/* Head first: a kill in between leaves no reference twice. */
+		r->oq_head = i + 1;
+		if (it && release)
+			item_release(item_at(it));
+	}
+	if (h < r->oq_tail) {
+		c->oq[h].span = r->out_stage_ent;
+		if (!c->oq[h].item)
+			r->wpos = c->oq[h].pos;
+	}
+}
+
+/*
+ * @n bytes went into the socket: count them and take them off the queue.
+ * The count and where the queue's head goes are published in one store
+ * (out_word) before the queue is changed, so that a kill at any instant
+ * leaves either the send not counted (the socket's own count then says
+ * how much to skip: sync_with_socket()) or counted and staged.
+ */
+static void out_consume(struct conn *c, uint64_t n)
+{
+	struct kv_conn_rec *r = c->rec;
+	uint32_t h = r->oq_head;
+	uint64_t left = n;
+	struct kv_oent e = {0};
+	union kv_pair w;
+
+	while (h < r->oq_tail && left >= c->oq[h].len)
+		left -= c->oq[h++].len;
+	if (h < r->oq_tail) {
+		e = c->oq[h];
+		e.pos += (uint32_t)left;
+		e.len -= (uint32_t)left;
+	}
+	r->out_stage_ent = e.span;
+	w.lo = r->out_seq + (uint32_t)n;
+	w.hi = OUT_STAGED | h;
+	__atomic_store_n(&r->out_word, w.word, __ATOMIC_RELEASE);
+	out_apply(c, true);
+	r->pending -= n;
+	w.hi = 0;
+	__atomic_store_n(&r->out_word, w.word, __ATOMIC_RELEASE);
+}
+
+/*
  * Write what is queued, text and values straight from their items, up to
  * 64 pieces per call.  Return: 0 all sent, 1 the socket is full, -1 error.
  */
@@ -423,9 +498,17 @@ static int conn_flush(struct conn *c)
 
 			if (!d)
 				return -1;
+			if (!c->oq[i].len) /* left by out_redo() */
+				continue;
 			iov[mh.msg_iovlen].iov_base = (void *)d;
 			iov[mh.msg_iovlen++].iov_len = c->oq[i].len;
 		}
+		if (!mh.msg_iovlen) {
+			out_consume(c, 0);
+			continue;
+		}
+		if (!(r->flags & CONN_IO))
+			r->flags |= CONN_IO;
 		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -433,26 +516,15 @@ static int conn_flush(struct conn *c)
 			return 1;
 		if (n <= 0)
 			return -1;
+		/* A kill here: written, not counted (sync_with_socket()). */
+		kv_fault(KV_FAULT_POINT_WRITE);
 		store->stats.bytes_written += (uint64_t)n;
-		r->pending -= (uint64_t)n;
-		while (n > 0) {
-			struct kv_oent *e = &c->oq[r->oq_head];
-			uint32_t k = (size_t)n < e->len ? (uint32_t)n : e->len;
-
-			e->pos += k;
-			e->len -= k;
-			n -= k;
-			if (!e->item)
-				r->wpos = e->pos;
-			if (e->len)
-				break;
-			if (e->item)
-				item_release(item_at(e->item));
-			r->oq_head++;
-		}
+		out_consume(c, (uint64_t)n);
 	}
-	r->oq_head = r->oq_tail = 0;
-	r->wpos = r->wlen = 0;
+	/* In an order that leaves a valid queue at every instant. */
+	r->oq_word = 0;
+	r->wpos = 0;
+	r->wlen = 0;
 	r->pending = 0;
 	if (liveupdate_get_state() != LIVEUPDATE_STATE_FROZEN) {
 		char *q = (char *)c->oq;
@@ -526,14 +598,40 @@ static void conn_readable(struct conn *c)
 			return;
 		}
 	}
-	/* A crash in between loses input: conn_rec_between_requests(). */
-	r->flags |= CONN_IN_RECV;
+	/*
+	 * Read without taking, publish (length and count in one store), then
+	 * take: a kill at any instant leaves bytes either in the socket only
+	 * or counted in the record, and after a rollback sync_with_socket()
+	 * drops from the socket what the record has.  A crash between the
+	 * two flag changes must not resume the connection
+	 * (conn_rec_between_requests()).
+	 */
+	r->flags |= CONN_IN_RECV | CONN_IO;
 	do
 		n = recv(c->fd, c->rbuf + r->rlen, r->rcap - r->rlen,
-			 MSG_DONTWAIT);
+			 MSG_DONTWAIT | MSG_PEEK);
 	while (n < 0 && errno == EINTR);
-	if (n > 0)
-		r->rlen += (uint32_t)n;
+	if (n > 0) {
+		union kv_pair w = {.lo = r->rlen + (uint32_t)n,
+				   .hi = r->in_seq + (uint32_t)n};
+		ssize_t t;
+
+		__atomic_store_n(&r->in_word, w.word, __ATOMIC_RELEASE);
+		/* A kill here: counted, still in the socket. */
+		kv_fault(KV_FAULT_POINT_READ);
+		do
+			t = recv(c->fd, c->rbuf + r->rlen - n, (size_t)n,
+				 MSG_DONTWAIT | MSG_TRUNC);
+		while (t < 0 && errno == EINTR);
+		if (t != n) {
+			fprintf(stderr,
+				"kvcache: a connection's socket lost %zd bytes it had shown (%s): closing it\n",
+				n, t < 0 ? strerror(errno) : "short");
+			r->flags &= ~CONN_IN_RECV;
+			conn_close(c);
+			return;
+		}
+	}
 	r->flags &= ~CONN_IN_RECV;
 	if (n < 0 && errno == EAGAIN)
 		return;
@@ -567,16 +665,65 @@ static bool oq_valid(struct conn *c)
 
 /*
  * A buffer of this image's own after a rollback: a live allocation in the
- * arena as the repair left it (blocks of the rolled-back image are gone).
+ * arena as the repair left it.  Blocks the rolled-back image allocated
+ * are free again (and zeroed): kho_restore() refuses them, as it refuses
+ * any offset that does not start an allocation in use.
  */
 static int own_block(uint64_t off, size_t size, void **p)
 {
-	char *b = kho_offset_to_ptr(off);
-
-	if (!b || !size || kho_ptr_to_offset(b) != off ||
-	    kho_ptr_to_offset(b + size - 1) != off + size - 1)
+	if (!size)
 		return -EBADMSG;
-	*p = b;
+	return kho_restore(off, size, p) ? -EBADMSG : 0;
+}
+
+/*
+ * A new image killed in the middle of its output: finish taking a send
+ * off the queue (out_consume()) from the stage it published, and drop
+ * what was queued for a request it had not finished answering (after
+ * conn_mark_done()'s count: that request is run again).  The queue's
+ * byte count and text end are computed again from its entries, which
+ * the kill may have left ahead of them.  Return: 0, or -EBADMSG if the
+ * record does not fit its queue.
+ */
+static int out_redo(struct conn *c)
+{
+	struct kv_conn_rec *r = c->rec;
+	uint32_t h = r->out_stage & ~OUT_STAGED, cut;
+	uint64_t total = 0;
+
+	if (!(r->out_stage & OUT_STAGED) && !(r->rdone & RDONE_BATCH))
+		return 0;
+	if (r->oq_tail > r->oq_head && !c->oq)
+		return -EBADMSG;
+	if (r->out_stage & OUT_STAGED) {
+		if (h < r->oq_head || h > r->oq_tail)
+			return -EBADMSG;
+		out_apply(c, false); /* the references are counted again */
+		r->out_stage = 0;
+	}
+	for (uint32_t i = r->oq_head; i < r->oq_tail; i++)
+		total += c->oq[i].len;
+	if (r->rdone & RDONE_BATCH) {
+		cut = r->out_seq + (uint32_t)total - r->done_q;
+		if (cut > total)
+			return -EBADMSG;
+		total -= cut;
+		while (cut && r->oq_tail > r->oq_head) {
+			struct kv_oent *e = &c->oq[r->oq_tail - 1];
+			uint32_t k = cut < e->len ? cut : e->len;
+
+			e->len -= k;
+			cut -= k;
+			if (!e->len)
+				r->oq_tail--;
+		}
+		r->wlen = r->wpos;
+		for (uint32_t i = r->oq_head; i < r->oq_tail; i++)
+			if (!c->oq[i].item &&
+			    c->oq[i].pos + c->oq[i].len > r->wlen)
+				r->wlen = c->oq[i].pos + c->oq[i].len;
+	}
+	r->pending = total;
 	return 0;
 }
 
@@ -614,6 +761,8 @@ static int attach(uint32_t slot, int fd, bool adopted,
 				return -EBADMSG;
 			c->oq = p;
 		}
+		if (out_redo(c))
+			return -EBADMSG;
 		if (!oq_valid(c))
 			return -EBADMSG;
 	}
@@ -1099,6 +1248,125 @@ int event_loop(void)
 }
 
 /*
+ * After a rollback: what the killed new image did on the socket and had
+ * not recorded, from the kernel's counts (sock_counts()) against the
+ * record's.  Input it had counted into the buffer but not yet taken from
+ * the socket is dropped from the socket; output it had written but not
+ * counted is skipped in the queue.  Then the record's counts are the
+ * socket's again.  @kept: the record's buffers are the ones the new image
+ * used (false: they were dropped, what is in the socket stays there).
+ * A socket that is not TCP is left as it is.  Return: true if the record
+ * and the socket disagreed beyond that (logged).
+ */
+static bool sync_with_socket(struct conn *c, bool kept)
+{
+	struct kv_conn_rec *r = c->rec;
+	uint64_t in, out;
+	int32_t d, x;
+	bool odd = false;
+
+	if (sock_counts(c->fd, &in, &out))
+		return false;
+	d = (int32_t)(r->in_seq - (uint32_t)in);
+	if (kept && d > 0 && (uint32_t)d <= r->rlen) {
+		char sink[4096];
+
+		while (d > 0) {
+			ssize_t t =
+				recv(c->fd, sink,
+				     (size_t)d < sizeof(sink) ? (size_t)d
+							      : sizeof(sink),
+				     MSG_DONTWAIT | MSG_TRUNC);
+
+			if (t <= 0 && errno != EINTR)
+				break;
+			if (t > 0) {
+				d -= (int32_t)t;
+				in += (uint64_t)t;
+			}
+		}
+	}
+	odd = kept && d != 0;
+	x = (int32_t)((uint32_t)out - r->out_seq);
+	if (kept && x > 0 && (uint64_t)x <= r->pending)
+		out_consume(c, (uint64_t)x);
+	else if (kept && x)
+		odd = true;
+	r->in_seq = (uint32_t)in;
+	r->out_seq = (uint32_t)out;
+	if (odd)
+		fprintf(stderr,
+			"kvcache: connection %u: its record and its socket disagree after the rollback (input %d, output %d bytes)\n",
+			(unsigned)(c - conns), (int)d, (int)x);
+	return odd;
+}
+
+/**
+ * conns_clear_io() - no connection has been read or written yet
+ *
+ * At the freeze: a rollback then compares with their sockets only the
+ * connections the new image served (CONN_IO), not all of them.
+ */
+void conns_clear_io(void)
+{
+	for (uint32_t i = 0; i < root->maxconns; i++)
+		conn_recs[i].flags &= ~CONN_IO;
+}
+
+/**
+ * conns_align_counts() - a fresh record for a socket that carried bytes
+ * @slot: an attached slot, its record made fresh (after a crash).
+ */
+void conns_align_counts(uint32_t slot)
+{
+	sync_with_socket(&conns[slot], false);
+}
+
+/*
+ * A returned connection whose buffers were the new image's: nothing of
+ * it is lost if every request it had not answered is still in the socket
+ * (it was killed between counting a read and taking it) and every answer
+ * it had queued went out (the socket's count is the record's plus all
+ * that was pending).
+ */
+static bool unanswered_in_socket(const struct kv_conn_rec *r, int fd)
+{
+	uint64_t in, out;
+	int32_t d, x;
+
+	if (sock_counts(fd, &in, &out))
+		return !r->rdone && !r->rlen && !r->pending &&
+		       r->wlen <= r->wpos;
+	d = (int32_t)(r->in_seq - (uint32_t)in);
+	x = (int32_t)((uint32_t)out - r->out_seq);
+	return !r->rdone && d >= 0 && (uint32_t)d == r->rlen && !r->swallow &&
+	       !r->get_resume && x >= 0 && (uint64_t)x == r->pending;
+}
+
+/*
+ * The record's buffers were the rolled-back image's (the arena repair
+ * freed them): serve the connection from empty buffers, its counts the
+ * socket's.  Return: true if that lost unanswered requests or answers.
+ */
+static bool drop_buffers(struct conn *c, int fd)
+{
+	struct kv_conn_rec *r = c->rec;
+	uint32_t slot = (uint32_t)(c - conns);
+	bool lost = !unanswered_in_socket(r, fd);
+
+	r->rbuf_off = r->wbuf_off = r->oq_off = 0;
+	r->rcap = r->rlen = r->wcap = r->wlen = r->wpos = 0;
+	r->oq_cap = r->oq_head = r->oq_tail = 0;
+	r->pending = r->swallow = 0;
+	r->get_resume = 0;
+	r->done_word = 0;
+	r->out_stage = 0;
+	attach(slot, fd, true, own_block);
+	sync_with_socket(c, false);
+	return lost;
+}
+
+/*
  * A client the rolled-back new image accepted in its trial (the library
  * handed its descriptor back): serve it here from its record.  Its
  * buffers were the new image's, dropped by the arena repair, so what it
@@ -1109,19 +1377,12 @@ int event_loop(void)
 static bool take_returned(uint32_t slot, int fd)
 {
 	struct conn *c = &conns[slot];
-	struct kv_conn_rec *r = &conn_recs[slot];
 	bool lost = false;
 
-	if (attach(slot, fd, true, own_block)) {
-		lost = r->rlen > r->rdone || r->pending || r->wlen > r->wpos;
-		r->rbuf_off = r->wbuf_off = r->oq_off = 0;
-		r->rcap = r->rlen = r->wcap = r->wlen = r->wpos = 0;
-		r->oq_cap = r->oq_head = r->oq_tail = 0;
-		r->pending = r->swallow = 0;
-		r->get_resume = 0;
-		r->rdone = 0;
-		attach(slot, fd, true, own_block);
-	}
+	if (attach(slot, fd, true, own_block))
+		lost = drop_buffers(c, fd);
+	else if (sync_with_socket(c, true))
+		lost = true;
 	c->need = 0;
 	ep_set(c, EPOLLIN);
 	return lost;
@@ -1168,7 +1429,7 @@ uint32_t conns_take_back(uint32_t *returned)
 	for (uint32_t i = 0; i < root->maxconns; i++) {
 		struct conn *c = &conns[i];
 		struct kv_conn_rec *r = &conn_recs[i];
-		uint32_t events = c->events;
+		uint32_t events = c->events, done;
 		bool preserved = c->preserved;
 		int back;
 
@@ -1210,27 +1471,25 @@ uint32_t conns_take_back(uint32_t *returned)
 		}
 		nopen--; /* attach() counts it again */
 		if (attach(i, c->fd, true, own_block)) {
-			fprintf(stderr,
-				"kvcache: connection %u: its buffers from the rolled-back image do not check out; its unanswered requests are dropped\n",
-				i);
-			r->rbuf_off = r->wbuf_off = r->oq_off = 0;
-			r->rcap = r->rlen = r->wcap = r->wlen = r->wpos = 0;
-			r->oq_cap = r->oq_head = r->oq_tail = 0;
-			r->pending = r->swallow = 0;
-			r->get_resume = 0;
-			attach(i, c->fd, true, own_block);
+			if (drop_buffers(c, c->fd)) {
+				fprintf(stderr,
+					"kvcache: connection %u: its buffers from the rolled-back image do not check out; its unanswered requests are dropped\n",
+					i);
+				cut++;
+			}
+		} else if ((r->flags & CONN_IO) && sync_with_socket(c, true)) {
 			cut++;
 		}
 		c->events = events;
 		c->preserved = preserved;
 	run:
 		/* The new image died inside a batch: skip what it answered. */
-		if (r->rdone && r->rdone <= r->rlen && c->rbuf) {
-			memmove(c->rbuf, c->rbuf + r->rdone,
-				r->rlen - r->rdone);
-			r->rlen -= r->rdone;
+		done = r->rdone & ~RDONE_BATCH;
+		if (done && done <= r->rlen && c->rbuf) {
+			memmove(c->rbuf, c->rbuf + done, r->rlen - done);
+			r->rlen -= done;
 		}
-		r->rdone = 0;
+		r->done_word = 0;
 		c->need = 0;
 	}
 	if (*returned) /* not preserved here yet: before the next update */

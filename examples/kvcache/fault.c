@@ -4,10 +4,11 @@
  * installed), selected with -DKV_FAULT=N: the new image of a spawn-mode
  * update that exits, crashes, hangs, refuses or turns unhealthy, so that
  * tests/kvcache/rollback.sh can show the old image rolling back with
- * every key and connection; and one killed in the middle of an incr and
- * one inside a change of block headers (linked with the library's fault
- * build), for tests/kvcache/crash.py.  Without KV_FAULT every point is a
- * no-op.
+ * every key and connection; one killed in the middle of an incr and one
+ * inside a change of block headers (linked with the library's fault
+ * build), for tests/kvcache/crash.py; and two killed right after a read
+ * or a write on a client's socket, for tests/kvcache/killed_io.py.
+ * Without KV_FAULT every point is a no-op.
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -23,7 +24,7 @@
 #endif
 
 #ifdef KV_FAULT
-static unsigned long requests, deltas;
+static unsigned long requests, deltas, reads, writes;
 /* Health fault: the probe asks the event loop to stop between requests. */
 static atomic_int park_asked, parked;
 
@@ -115,6 +116,21 @@ bool kv_fault(enum kv_fault_point p)
 		if (KV_FAULT == KV_FAULT_KILL_DELTA && ++deltas >= 50) {
 			fprintf(stderr,
 				"kvcache: test fault: SIGKILL in the middle of an incr\n");
+			kill(getpid(), SIGKILL);
+		}
+		return false;
+	case KV_FAULT_POINT_READ:
+		/* The worst instant of a read for a kill from outside. */
+		if (KV_FAULT == KV_FAULT_KILL_READ && ++reads >= 20) {
+			fprintf(stderr,
+				"kvcache: test fault: SIGKILL right after a read\n");
+			kill(getpid(), SIGKILL);
+		}
+		return false;
+	case KV_FAULT_POINT_WRITE:
+		if (KV_FAULT == KV_FAULT_KILL_WRITE && ++writes >= 20) {
+			fprintf(stderr,
+				"kvcache: test fault: SIGKILL right after a write\n");
 			kill(getpid(), SIGKILL);
 		}
 		return false;

@@ -306,6 +306,11 @@ enum conn_rec_state { CONN_FREE = 0, CONN_OPEN = 1, CONN_ZOMBIE = 2 };
 #define CONN_PROTO_TEXT 4u
 /* Inside recv(): what it returns is not yet counted in rlen. */
 #define CONN_IN_RECV 8u
+/*
+ * Read from or written to since the last freeze: set before the call, so
+ * that after a rollback only these are compared with their sockets.
+ */
+#define CONN_IO 16u
 
 /* One per connection slot, in handover memory. */
 struct kv_conn_rec {
@@ -314,21 +319,93 @@ struct kv_conn_rec {
 	uint64_t token;
 	uint64_t rbuf_off; /* kho offsets */
 	uint64_t wbuf_off;
-	uint32_t rcap, rlen;	   /* input: [0, rlen) unprocessed */
+	/*
+	 * Input: [0, rlen) unprocessed; in_seq counts (modulo 2^32) every
+	 * byte ever taken into the buffer, which is the kernel's count of
+	 * bytes read from the socket (sock_counts()) once the read is
+	 * complete.  One 64-bit store publishes both (conn_readable()).
+	 */
+	union {
+		struct {
+			uint32_t rlen;
+			uint32_t in_seq;
+		};
+		uint64_t in_word;
+	};
+	uint32_t rcap;
 	uint32_t wcap, wlen, wpos; /* output text: [wpos, wlen) unsent */
 	uint32_t oq_cap;	   /* output queue: entries allocated */
 	uint64_t oq_off;	   /* kho offset of struct kv_oent[oq_cap] */
-	uint32_t oq_head, oq_tail; /* [head, tail) still to send */
-	uint64_t pending;	   /* bytes queued and not yet sent */
-	uint64_t swallow;	   /* bytes of a refused value still to drop */
-	uint32_t get_resume;	   /* multi-get cut by the output cap: offset
+	union {
+		struct {
+			uint32_t oq_head, oq_tail; /* [head, tail) to send */
+		};
+		uint64_t oq_word;
+	};
+	uint64_t pending;    /* bytes queued and not yet sent */
+	uint64_t swallow;    /* bytes of a refused value still to drop */
+	uint32_t get_resume; /* multi-get cut by the output cap: offset
 				      of its next key in the line, 0 = none */
-	uint32_t rdone;		   /* of [0, rlen): answered already by the
-				      batch being run (0 between batches) */
-	int32_t ep_fd;		   /* descriptor number its epoll
+	/*
+	 * rdone: of [0, rlen), answered already by the batch being run, with
+	 * RDONE_BATCH set while one runs; done_q: out_seq + pending when
+	 * rdone was last set (output queued after it belongs to a request not
+	 * answered yet).  One store of done_word sets both (conn_mark_done()).
+	 */
+	union {
+		struct {
+			uint32_t rdone;
+			uint32_t done_q;
+		};
+		uint64_t done_word;
+	};
+	int32_t ep_fd;	    /* descriptor number its epoll
 				      registration is keyed by (--inherit) */
-	uint32_t ep_events;	   /* that registration's events, 0 = none */
+	uint32_t ep_events; /* that registration's events, 0 = none */
+	/*
+	 * Output: out_seq counts (modulo 2^32) every byte the queue gave to
+	 * sendmsg(); when out_stage has OUT_STAGED set, the last send is
+	 * counted but not yet taken off the queue: the head becomes the
+	 * entry out_stage names, and that entry becomes out_stage_ent
+	 * (conn_flush(), redone by out_redo() after a rollback).  One 64-bit
+	 * store of out_word moves both.
+	 */
+	union {
+		struct {
+			uint32_t out_seq;
+			uint32_t out_stage;
+		};
+		uint64_t out_word;
+	};
+	uint64_t out_stage_ent; /* a struct kv_oent's pos and len */
 };
+
+#define OUT_STAGED (1u << 31)
+#define RDONE_BATCH (1u << 31)
+
+/* Two u32 fields of a record that one 64-bit store writes together. */
+union kv_pair {
+	struct {
+		uint32_t lo, hi;
+	};
+	uint64_t word;
+};
+
+/**
+ * conn_mark_done() - the batch has answered its input up to @pos
+ * @r: the connection's record.
+ * @pos: bytes of [0, rlen) answered, with every answer queued.
+ *
+ * A new image killed after this store is resumed from @pos by the old
+ * one, with the output queued since dropped (conns_take_back()).
+ */
+static inline void conn_mark_done(struct kv_conn_rec *r, uint32_t pos)
+{
+	union kv_pair w = {.lo = pos | RDONE_BATCH,
+			   .hi = r->out_seq + (uint32_t)r->pending};
+
+	__atomic_store_n(&r->done_word, w.word, __ATOMIC_RELEASE);
+}
 
 /*
  * One piece of output, in order: text in the connection's wbuf (item 0,
@@ -339,7 +416,12 @@ struct kv_conn_rec {
  */
 struct kv_oent {
 	uint64_t item;
-	uint32_t pos, len;
+	union {
+		struct {
+			uint32_t pos, len;
+		};
+		uint64_t span; /* both, in one store */
+	};
 };
 
 /* Stop parsing a connection's requests while this much is unsent. */
@@ -370,6 +452,9 @@ int conn_printf(struct conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 uint32_t conn_count(void);
 
+/* sockcount.c */
+int sock_counts(int fd, uint64_t *in, uint64_t *out);
+
 /* proto.c */
 enum proto_result {
 	PROTO_OK,
@@ -395,9 +480,11 @@ ssize_t bin_process(struct conn *c, const char *p, size_t avail, bool *close);
 #define KV_FAULT_REFUSE 6	    /* refuse the handover */
 #define KV_FAULT_HEALTH 7	    /* the health probe fails */
 #define KV_FAULT_KILL_DELTA 8	    /* SIGKILL inside the 50th in-place incr */
+#define KV_FAULT_KILL_READ 9   /* SIGKILL right after its 20th client read */
+#define KV_FAULT_KILL_WRITE 10 /* SIGKILL right after its 20th client write */
 /* SIGKILL at the library's kill point $KV_KHO_POINT (its fault build),
  * counted from the 1000th request: inside a change of block headers */
-#define KV_FAULT_KILL_HEADER 9
+#define KV_FAULT_KILL_HEADER 11
 
 enum kv_fault_point {
 	KV_FAULT_POINT_START,	/* main(), before luo_init() */
@@ -408,6 +495,8 @@ enum kv_fault_point {
 	KV_FAULT_POINT_HEALTH,	/* the health probe */
 	KV_FAULT_POINT_LOOP,	/* the event loop, between events */
 	KV_FAULT_POINT_DELTA,	/* an in-place incr/decr, half written */
+	KV_FAULT_POINT_READ,	/* bytes read from a client, not yet taken */
+	KV_FAULT_POINT_WRITE,	/* bytes written to a client, not counted */
 };
 
 #ifdef KV_FAULT
@@ -424,7 +513,9 @@ static inline bool kv_fault(enum kv_fault_point p)
 /* ---- the live update glue (liveupdate.c) ---- */
 
 #define KV_ROOT_MAGIC 0x6b76726f6f743031ULL /* "kvroot01" */
-#define KV_ROOT_LAYOUT 3 /* 2: output queues; 3: epoll registrations */
+#define KV_ROOT_LAYOUT                                                         \
+	4 /* 2: output queues; 3: epoll registrations;
+			    4: byte counts of the sockets */
 #define KV_LISTEN_TOKEN (1ULL << 40)
 #define KV_EPOLL_TOKEN (KV_LISTEN_TOKEN + 1) /* --inherit: the clients' epoll */
 
@@ -458,6 +549,8 @@ int event_loop(void);
 void conns_pause_accept(bool pause);
 void conns_sweep(void);
 void conns_recount_refs(void);
+void conns_align_counts(uint32_t slot);
+void conns_clear_io(void);
 uint32_t conns_take_back(uint32_t *returned);
 void conns_resume_all(void);
 

@@ -1006,6 +1006,7 @@ enum proto_result proto_process(struct conn *c)
 	enum proto_result res = PROTO_OK;
 
 	c->need = 0;
+	conn_mark_done(r, 0);
 	while (pos < r->rlen) {
 		char *p = c->rbuf + pos, *nl;
 		size_t avail = r->rlen - pos, linelen, ll;
@@ -1013,7 +1014,7 @@ enum proto_result proto_process(struct conn *c)
 		ssize_t used;
 
 		/* Answered so far: a rollback resumes after them (conn.c). */
-		r->rdone = (uint32_t)pos;
+		conn_mark_done(r, (uint32_t)pos);
 
 		if (r->swallow) {
 			size_t k = avail < r->swallow ? avail : r->swallow;
@@ -1042,7 +1043,7 @@ enum proto_result proto_process(struct conn *c)
 				break;
 			store->stats.bytes_read += (uint64_t)used;
 			pos += (size_t)used;
-			r->rdone = (uint32_t)pos;
+			conn_mark_done(r, (uint32_t)pos);
 			if (close) {
 				res = PROTO_CLOSE;
 				break;
@@ -1081,8 +1082,10 @@ enum proto_result proto_process(struct conn *c)
 
 			if (ll > LINE_MAX_NONGET) {
 				big = malloc(ll + 1);
-				if (!big)
-					return PROTO_CLOSE;
+				if (!big) {
+					res = PROTO_CLOSE;
+					break;
+				}
 				lp = big;
 			}
 			memcpy(lp, p, ll);
@@ -1097,7 +1100,7 @@ enum proto_result proto_process(struct conn *c)
 		}
 		store->stats.bytes_read += linelen + 1 + (size_t)used;
 		pos += linelen + 1 + (size_t)used;
-		r->rdone = (uint32_t)pos;
+		conn_mark_done(r, (uint32_t)pos);
 		if (close) {
 			res = PROTO_CLOSE;
 			break;
@@ -1118,6 +1121,6 @@ enum proto_result proto_process(struct conn *c)
 	} else if (pos) {
 		r->rlen = 0;
 	}
-	r->rdone = 0;
+	__atomic_store_n(&r->done_word, 0, __ATOMIC_RELEASE);
 	return res;
 }

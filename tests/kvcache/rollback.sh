@@ -51,12 +51,8 @@ load_start() { # SECONDS: kvload until stopped, memcaslap for SECONDS
 	sleep 0.5
 }
 
-load_check() { # WHAT [async]: async checks only what a kill at any instant keeps
-	if [ -n "$SLAP_PID" ] && [ "${2:-}" = async ]; then
-		wait "$SLAP_PID"
-		SLAP_PID=
-		grep -E "^(get_misses|verify_)" "$KV_DIR/slap.out"
-	elif [ -n "$SLAP_PID" ]; then
+load_check() { # WHAT: kvload and memcaslap clean, the populated keys there
+	if [ -n "$SLAP_PID" ]; then
 		wait "$SLAP_PID" || fail "$1: memcaslap: $(cat "$KV_DIR/slap.out")"
 		SLAP_PID=
 		kv_slap_verified "$1: "
@@ -68,28 +64,13 @@ load_check() { # WHAT [async]: async checks only what a kill at any instant keep
 	grep kvload: "$KV_DIR/load.out"
 	record load "$1" "$(grep -o 'mode=load .*' "$KV_DIR/load.out" | tail -1)" \
 		"$(grep -E '^(get_misses|verify_misses|verify_failed):' "$KV_DIR/slap.out" 2>/dev/null | tr '\n' ' ')"
-	if [ "${2:-}" = async ]; then
-		# A kill at any instant can fall between a read() or write()
-		# and the record of it: the answer in flight on that client's
-		# connection is repeated or lost and its stream is off by one
-		# (docs/kvcache.md, "Known limit").  What must hold all the
-		# same: the old image serves, the populated keys and the held
-		# connection (checked below).
-		grep -q "mode=load .* errors=0 mismatches=0 misses=0 conn_errors=0 timeouts=0" "$KV_DIR/load.out" ||
-			echo "note: $1: kvload's streams were hit by the kill (known limit, docs/kvcache.md)"
-	else
-		[ $rc = 0 ] || fail "$1: kvload: errors or dropped connections: $(cat "$KV_DIR/load.out")"
-		grep -q " errors=0 mismatches=0 misses=0 conn_errors=0 timeouts=0" "$KV_DIR/load.out" ||
-			fail "$1: kvload: $(cat "$KV_DIR/load.out")"
-	fi
+	[ $rc = 0 ] || fail "$1: kvload: errors or dropped connections: $(cat "$KV_DIR/load.out")"
+	grep -q " errors=0 mismatches=0 misses=0 conn_errors=0 timeouts=0" "$KV_DIR/load.out" ||
+		fail "$1: kvload: $(cat "$KV_DIR/load.out")"
 	"$LOAD" -p "$KV_PORT" --verify -x pop -n $NPOP -c 10 -P 16 >"$KV_DIR/verify.out" 2>&1 ||
 		fail "$1: populated keys lost or changed: $(cat "$KV_DIR/verify.out")"
 	held "$1"
-	if [ -z "${2:-}" ]; then
-		echo "ok: $1: kvload and memcaslap clean, $NPOP keys verified"
-	else
-		echo "ok: $1: $NPOP keys verified, the held connection answers"
-	fi
+	echo "ok: $1: kvload and memcaslap clean, $NPOP keys verified"
 }
 
 record() { # FIELDS...: a line for ROLLBACK_RECORD, if asked for
@@ -262,7 +243,7 @@ load_start $((2 * REPEAT + 2))
 for r in $(seq "$REPEAT"); do
 	killed_update "v2 SIGKILLed in its trial (#$r)"
 done
-load_check "v2 SIGKILLed in its trial, $REPEAT times" async
+load_check "v2 SIGKILLed in its trial, $REPEAT times"
 
 # Quiet first: exactly the one client comes back, not the one that hung up.
 trial_client "client accepted by a v2 SIGKILLed in its trial, no load" killed kill 0
@@ -272,7 +253,7 @@ for r in $(seq "$REPEAT"); do
 	trial_client "client accepted by a v2 SIGKILLed in its trial (#$r)" killed kill "$r"
 	trial_client "client accepted by a v2 rolled back by luoctl (#$r)" requested rollback "$r"
 done
-load_check "clients accepted in the trial, $REPEAT times" async
+load_check "clients accepted in the trial, $REPEAT times"
 
 # Good and bad in turn, under one load.
 bad=("exited|$T $FAULTS/kvcache-fault-exit-start"

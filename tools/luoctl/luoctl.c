@@ -418,8 +418,11 @@ static int finish_after_update(struct client *c, bool *finished)
 	return code;
 }
 
-/* The old image's answer to a spawn-mode update. */
-static int spawn_result(struct client *c, struct reply *r)
+/*
+ * The old image's answer to a spawn-mode update; a commit is reported
+ * once the old image (@old_fd, a pidfd on it) has exited.
+ */
+static int spawn_result(struct client *c, struct reply *r, int old_fd)
 {
 	const struct row *row = r->nrows ? &r->rows[0] : NULL;
 	int code = r->ok ? 0 : EXIT_REFUSED;
@@ -427,6 +430,15 @@ static int spawn_result(struct client *c, struct reply *r)
 
 	if (!r->ok && !strcmp(r->err_name, "ECANCELED"))
 		code = EXIT_ROLLED_BACK;
+	if (r->ok) {
+		code = wait_old_image_exit(old_fd, c->pid, c->deadline_ns);
+		if (code) {
+			reply_free(r);
+			return code;
+		}
+	} else if (old_fd >= 0) {
+		close(old_fd);
+	}
 	if (json && row) {
 		struct json_object *o = json_row(row, spawn_fields);
 
@@ -462,7 +474,7 @@ static int cmd_update(struct client *c, int argc, char **argv)
 	struct txn_opts to;
 	struct reply r;
 	pid_t prober = 0;
-	int i, n = 0, code;
+	int i, n = 0, code, old_fd = -1;
 
 	code = update_args(argc, argv, &finish, path, &i, &to);
 	if (code)
@@ -497,6 +509,7 @@ static int cmd_update(struct client *c, int argc, char **argv)
 		if (c->deadline_ns < mono_ns() + need)
 			c->deadline_ns = mono_ns() + need;
 		prober = txn_start_prober(&to, sock_path, &log.adopted_fd);
+		old_fd = old_image_pidfd(c->pid);
 	}
 	code = client_send(c, n, req);
 	free(req);
@@ -505,8 +518,10 @@ static int cmd_update(struct client *c, int argc, char **argv)
 	txn_stop_prober(prober, log.adopted_fd);
 	if (to.spawn && !code) {
 		json_object_put(log.stages);
-		return spawn_result(c, &r);
+		return spawn_result(c, &r, old_fd);
 	}
+	if (old_fd >= 0)
+		close(old_fd);
 	if (code) {
 		if (code == EXIT_LOST && log.n >= 2) {
 			fprintf(stderr,

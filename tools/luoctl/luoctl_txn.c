@@ -283,6 +283,12 @@ int cmd_txn(struct client *c, const char *sock, int argc, char **argv,
 			argv[0], wait_ms);
 		return EXIT_TIMEOUT;
 	}
+	/* A commit is reported once the old image is gone. */
+	if (!rollback && old_pid > 0) {
+		code = wait_old_image_exit(-1, old_pid, c->deadline_ns);
+		if (code)
+			return code;
+	}
 	if (json) {
 		struct json_object *o = json_object_new_object();
 
