@@ -150,7 +150,10 @@ struct liveupdate_update_report {
  * failure, with the update cancelled.
  *
  * Spawn mode blocks until the transaction ends.  Returns 0 once the new
- * image committed: the old image has handed over everything and must end
+ * image committed and has run its finish (it is NORMAL, and takes the
+ * next update; the wait is bounded by the deadline, and a new image that
+ * ends or fails its finish then is logged and named in @report's text):
+ * the old image has handed over everything and must end
  * now without touching preserved state or shared descriptors (return
  * from main() or _exit(0); do not shutdown() sockets or unlink control
  * sockets: the new process serves them).  On a rollback the new process

@@ -626,6 +626,38 @@ static int trial(struct spawn *sp, bool has_probe)
 	}
 }
 
+/*
+ * After the commit: wait until the new image has run its finish, so that
+ * the update is reported committed only once the new image is NORMAL and
+ * takes the next update or device request.  0, the finish's error, or
+ * -EPIPE / -ETIMEDOUT when the new image ended or did not answer.
+ */
+static int wait_finished(struct spawn *sp)
+{
+	uint64_t until = luo_now_ns() + sp->deadline_ms * 1000000ULL;
+
+	for (;;) {
+		struct luo_txn_msg m;
+		int fd = -1;
+
+		switch (wait_event(sp, &m, &fd, until)) {
+		case EV_TIMEOUT:
+			return -ETIMEDOUT;
+		case EV_ENDED:
+		case EV_EOF:
+			return -EPIPE;
+		case EV_MSG:
+			break;
+		}
+		/* A file preserved just before the commit: the new image
+		 * keeps its own copy. */
+		if (fd >= 0)
+			close(fd);
+		if (m.type == LUO_TXN_FINISHED)
+			return m.err;
+	}
+}
+
 int luo_spawn_update(const struct liveupdate_update_opts *o,
 		     struct liveupdate_update_report *r,
 		     const struct luo_update_steps *steps)
@@ -681,11 +713,20 @@ int luo_spawn_update(const struct liveupdate_update_opts *o,
 	luo_txn_send(sp.ch, LUO_TXN_COMMIT, 0, 0, 0, NULL, -1);
 	luo_txn_returned_clear(); /* the new image holds them */
 	handed_over = true;
+	err = wait_finished(&sp);
+	if (err)
+		pr_warn("live update committed, but the new image (pid %d) %s: %s; it serves on its own from here",
+			(int)sp.pid,
+			err == -EPIPE || err == -ETIMEDOUT
+				? "did not confirm its finish"
+				: "failed its finish",
+			strerror(-err));
 	r->reason = LIVEUPDATE_TXN_COMMITTED;
 	r->ran_ns = luo_now_ns() - sp.start_ns;
 	snprintf(r->text, sizeof(r->text),
-		 "committed: pid %d serves now, after %.1f ms", (int)sp.pid,
-		 r->ran_ns / 1e6);
+		 "committed: pid %d serves now, after %.1f ms%s%s", (int)sp.pid,
+		 r->ran_ns / 1e6, err ? "; its finish: " : "",
+		 err ? strerror(-err) : "");
 	pr_info("live update committed: the new image (pid %d) took over; the old image (pid %d) ends",
 		(int)sp.pid, (int)getpid());
 	progress(&sp, "commit", luo_now_ns() - t0);

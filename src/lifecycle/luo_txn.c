@@ -264,6 +264,10 @@ static void commit(bool old_gone)
 		pr_info("live update committed: the old image (pid %d) ends",
 			(int)txn.old_pid);
 	txn.finish_err = finish ? txn.finish() : 0;
+	/* The old image reports the commit once this image is NORMAL. */
+	if (!old_gone)
+		luo_txn_send(txn.ch, LUO_TXN_FINISHED, txn.finish_err, 0, 0,
+			     NULL, -1);
 	pthread_mutex_lock(&txn.lock);
 	close(txn.ch);
 	txn.ch = -1;

@@ -32,6 +32,7 @@ enum luo_txn_type {
 	LUO_TXN_COMMIT,	   /* old: the old image ends; finish */
 	LUO_TXN_KEPT, /* new, trial: fd preserved; a = token, text = session */
 	LUO_TXN_DROPPED, /* new, trial: unpreserved; a = token, text = session */
+	LUO_TXN_FINISHED, /* new: its finish ran after the commit; err */
 };
 
 /* One message on the channel (SOCK_SEQPACKET), maybe with one fd. */

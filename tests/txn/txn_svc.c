@@ -9,7 +9,8 @@
  *
  * Requests, one line each: "get" -> "value V pid P marker M writes W
  * scratch ok|damaged"; "probe-alloc" -> "fresh-memory zero|dirty";
- * "inc" -> "ok V"; "conns" -> "conns N" (clients open); "fail HOW" (a new
+ * "inc" -> "ok V"; "conns" -> "conns N" (clients open); "state" -> "state
+ * NAME" (the library's state); "fail HOW" (a new
  * image in its trial: exit 3, segv, giveup, sick: its probe fails from
  * now on); "update MODE BEHAVE TRIAL_MS DEADLINE_MS [PATH]" runs a
  * live update into PATH (default: itself) started with --behave BEHAVE
@@ -20,7 +21,8 @@
  * ignore (refuses the handover), health-fail (its probe fails), stop
  * (SIGSTOPs itself after adopting), hang-after (hangs after adopting,
  * never calls liveupdate_finish()), scribble (allocates and writes 4 MiB,
- * frees the old image's scratch block, then gives up), giveup (asks for a rollback), tamper
+ * frees the old image's scratch block, then gives up), giveup (asks for a
+ * rollback), slow-finish (a subsystem's finish takes 400 ms), tamper
  * (exec mode: its luo_init() refuses what it is given), ok.
  */
 #define _GNU_SOURCE
@@ -122,11 +124,20 @@ static void sub_boot(struct liveupdate_subsystem *h, uint64_t data)
 		st = NULL;
 }
 
+/* slow-finish: the commit must not be reported before this has run. */
+static void sub_finish(struct liveupdate_subsystem *h, uint64_t data)
+{
+	(void)data;
+	if (!strcmp(behave, "slow-finish") && !strcmp(h->name, "alpha"))
+		usleep(400 * 1000);
+}
+
 static const struct liveupdate_subsystem_ops sub_ops = {
 	.prepare = sub_prepare,
 	.freeze = sub_freeze,
 	.cancel = sub_cancel,
 	.boot = sub_boot,
+	.finish = sub_finish,
 };
 static struct liveupdate_subsystem alpha = {.ops = &sub_ops, .name = "alpha"};
 static struct liveupdate_subsystem beta = {.ops = &sub_ops, .name = "beta"};
@@ -379,6 +390,9 @@ static bool serve(int i)
 		reply(conns[i], "ok %llu\n", (unsigned long long)++st->value);
 	else if (!strcmp(w[0], "update"))
 		do_update(conns[i], w, nw);
+	else if (!strcmp(w[0], "state"))
+		reply(conns[i], "state %s\n",
+		      liveupdate_state_name(liveupdate_get_state()));
 	else if (!strcmp(w[0], "conns"))
 		reply(conns[i], "conns %d\n", nconns);
 	else if (!strcmp(w[0], "fail") && nw > 1)

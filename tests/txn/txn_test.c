@@ -518,13 +518,18 @@ int main(int argc, char **argv)
 			run_trial_conn(&trial_cases[i], a, b, pid);
 	}
 
-	/* A good new image, with a trial: commits, same pages. */
+	/* A good new image, with a trial: commits, same pages; the commit is
+	 * reported once its (slow) finish has run. */
 	get(b, &v);
-	ask(a, "update spawn - 300 5000\n", 60000, buf, sizeof(buf));
+	ask(a, "update spawn slow-finish 300 5000\n", 60000, buf, sizeof(buf));
 	if (sscanf(buf, "committed %d", &newpid) != 1 || newpid == pid)
 		FAIL("good update: answer '%s'", buf);
 	else
 		printf("ok: good update with a trial: %s", buf);
+	ask(b, "state\n", 5000, buf, sizeof(buf));
+	if (strcmp(buf, "state normal\n"))
+		FAIL("reported committed while the new image answers '%s'",
+		     buf);
 	waitpid(pid, NULL, 0); /* the old image ended */
 	if (!get(b, &w) &&
 	    (w.pid != newpid || w.value != v.value ||
