@@ -41,9 +41,10 @@ extern int fuzz_handover_accepted, fuzz_handover_err;
 /* Whether an input's arena header has a version this library refuses. */
 static bool other_version(const uint8_t *buf, size_t len)
 {
-	struct kho_arena_header h;
+	struct kho_arena_header h = {0};
 
-	if (len < offsetof(struct kho_arena_header, version) + 4)
+	/* The harness pads a short input with zeros, as the library sees. */
+	if (len < sizeof(h.magic))
 		return false;
 	memcpy(&h, buf, len < sizeof(h) ? len : sizeof(h));
 	return h.magic == KHO_ARENA_MAGIC && h.version != KHO_ARENA_VERSION;
