@@ -326,6 +326,7 @@ static int header_only(const uint8_t *in, uint64_t len, FILE *o)
 static int convert(const uint8_t *in, uint64_t len, FILE *o)
 {
 	uint64_t padded = (len + PAGE - 1) / PAGE * PAGE, grow = 0, end, n;
+	int err;
 	struct kho_arena_header h, nh;
 	uint32_t version;
 	bool hdr_ok, absorb = false;
@@ -462,7 +463,9 @@ static int convert(const uint8_t *in, uint64_t len, FILE *o)
 	out[n - 2] = in[len - 2];
 	out[n - 1] = in[len - 1];
 	free(old);
-	return fwrite(out, 1, n, o) == n ? 0 : 2;
+	err = fwrite(out, 1, n, o) == n ? 0 : 2;
+	free(out);
+	return err;
 }
 
 int main(int argc, char **argv)
@@ -490,6 +493,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	err = convert(buf, (uint64_t)len, o);
+	free(buf);
 	if (fclose(o) || err) {
 		remove(argv[2]);
 		if (err == 1)
