@@ -149,8 +149,7 @@ size_t fz_arena_for_each_file(uint8_t *buf, size_t len, fz_file_fn fn,
 	return w.visited;
 }
 
-/* The FDT at payload offset @off, if its block holds a sound one. */
-static void *fdt_at(uint8_t *buf, size_t len, uint64_t off)
+void *fz_arena_fdt_at(uint8_t *buf, size_t len, uint64_t off)
 {
 	uint64_t limit = chain_limit(buf, len);
 	struct kho_block_header h;
@@ -180,10 +179,11 @@ int fz_arena_files_node(uint8_t *buf, size_t len, void **fdt)
 	if (len < sizeof(h))
 		return -1;
 	memcpy(&h, buf, sizeof(h));
-	root = fdt_at(buf, len, h.root_fdt);
+	root = fz_arena_fdt_at(buf, len, h.root_fdt);
 	node = root ? fdt_subnode_offset(root, 0, LUO_FDT_KHO_ENTRY_NAME) : -1;
 	p = node >= 0 ? fdt_getprop(root, node, KHO_SUBTREE_PROP, &plen) : NULL;
-	luo = p && plen == sizeof(*p) ? fdt_at(buf, len, fdt64_ld(p)) : NULL;
+	luo = p && plen == sizeof(*p) ? fz_arena_fdt_at(buf, len, fdt64_ld(p))
+				      : NULL;
 	node = luo ? fdt_subnode_offset(luo, 0, LUO_FILES_NODE) : -1;
 	if (node < 0)
 		return -1;

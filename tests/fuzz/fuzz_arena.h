@@ -47,6 +47,12 @@ size_t fz_arena_for_each_file(uint8_t *buf, size_t len, fz_file_fn fn,
  */
 int fz_arena_files_node(uint8_t *buf, size_t len, void **fdt);
 
+/*
+ * The FDT at payload offset @off of the arena image, if its block holds
+ * a sound one (bounded by the library's own check first), else NULL.
+ */
+void *fz_arena_fdt_at(uint8_t *buf, size_t len, uint64_t off);
+
 /* Offset of the last block header of the chain, 0 if there is none. */
 uint64_t fz_arena_last_block(uint8_t *buf, size_t len);
 

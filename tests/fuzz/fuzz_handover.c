@@ -123,8 +123,10 @@ static void check_carrier(const struct fd_id *carrier, const char *when)
 	      when, carrier->fd);
 }
 
-/* Whether the last input was accepted as a handover (for fuzz_main.c). */
+/* Whether the last input was accepted as a handover, and what luo_init()
+ * returned (for fuzz_main.c). */
 int fuzz_handover_accepted;
+int fuzz_handover_err;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -146,6 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snap_take(&base);
 	nsent = 0;
 	fuzz_handover_accepted = 0;
+	fuzz_handover_err = 0;
 	*teardown = *carrier = (struct fd_id){.fd = -1};
 
 	buf = calloc(len ? len : 1, 1);
@@ -235,6 +238,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	snap_take(&pre);
 	err = luo_init(&opts);
+	fuzz_handover_err = err;
 	CHECK(!getenv(LUO_HANDOVER_ENV), "%s is still set", LUO_HANDOVER_ENV);
 	if (malformed) {
 		CHECK(err == -EBADF, "malformed '%s' gave %d", env, err);

@@ -9,9 +9,16 @@
  * naming them all.  Files named seed-* (real handovers from
  * make_seeds) must also be accepted by luo_init(): if not, the committed
  * seeds no longer match the library's ABI and must be made again.
+ *
+ * Paths after --regressions are regressions: each must get past the
+ * arena version check, or it no longer reaches the defect it was made
+ * for (after a version bump: convert it, see README.md).  Every input
+ * refused there is counted in the summary line.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,12 +28,34 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <luo/abi.h>
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-extern int fuzz_handover_accepted;
+extern int fuzz_handover_accepted, fuzz_handover_err;
+
+/* Child exit statuses besides 0: */
+#define EXIT_STALE_SEED 3
+#define EXIT_STALE_REGRESSION 4
+#define EXIT_VERSION_REFUSED 5 /* a corpus input: counted, not a failure */
+
+/* Whether an input's arena header has a version this library refuses. */
+static bool other_version(const uint8_t *buf, size_t len)
+{
+	struct kho_arena_header h = {0};
+
+	/* The harness pads a short input with zeros, as the library sees. */
+	if (len < sizeof(h.magic))
+		return false;
+	memcpy(&h, buf, len < sizeof(h) ? len : sizeof(h));
+	return h.magic == KHO_ARENA_MAGIC && h.version != KHO_ARENA_VERSION;
+}
+
+static bool regressions;
 
 /* Run one input in this process; the exit status of its child. */
 static int run_here(const char *path)
 {
+	bool refused_version;
 	FILE *f = fopen(path, "rb");
 	const char *name;
 	uint8_t *buf = NULL;
@@ -46,18 +75,28 @@ static int run_here(const char *path)
 	}
 	fclose(f);
 	LLVMFuzzerTestOneInput(buf, (size_t)len);
+	/* The header check refuses another version with this error and
+	 * looks at nothing past it. */
+	refused_version = fuzz_handover_err == -EPROTONOSUPPORT &&
+			  other_version(buf, (size_t)len);
 	free(buf);
 	name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	if (!strncmp(name, "seed-", 5) && !fuzz_handover_accepted) {
 		fprintf(stderr,
 			"fuzz_replay: %s: this real handover is refused: the seeds are stale, make them again with make_seeds (LUO_FUZZ_VERBOSE=1 says why)\n",
 			path);
-		return 3;
+		return EXIT_STALE_SEED;
 	}
-	return 0;
+	if (refused_version && regressions) {
+		fprintf(stderr,
+			"fuzz_replay: %s: this regression stops at the arena version check (this library reads version %d) and no longer reaches its defect: convert it with fuzz_convert (tests/fuzz/README.md)\n",
+			path, KHO_ARENA_VERSION);
+		return EXIT_STALE_REGRESSION;
+	}
+	return refused_version ? EXIT_VERSION_REFUSED : 0;
 }
 
-static size_t nfailed;
+static size_t nfailed, nversion;
 
 static int run_file(const char *path)
 {
@@ -75,7 +114,10 @@ static int run_file(const char *path)
 		exit(run_here(path));
 	if (waitpid(pid, &status, 0) != pid)
 		return -1;
-	if (WIFEXITED(status) && !WEXITSTATUS(status))
+	if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_VERSION_REFUSED)
+		nversion++;
+	if (WIFEXITED(status) && (!WEXITSTATUS(status) ||
+				  WEXITSTATUS(status) == EXIT_VERSION_REFUSED))
 		return 0;
 	if (WIFSIGNALED(status))
 		printf("fuzz_replay: FAILED: %s (signal %d)\n", path,
@@ -126,6 +168,11 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		struct stat st;
 
+		if (!strcmp(argv[i], "--regressions")) {
+			regressions = true;
+			continue;
+		}
+
 		if (stat(argv[i], &st)) {
 			if (errno == ENOENT) {
 				printf("fuzz_replay: %s does not exist, skipped\n",
@@ -142,6 +189,7 @@ int main(int argc, char **argv)
 			count++;
 		}
 	}
-	printf("fuzz_replay: %zu inputs run, %zu failed\n", count, nfailed);
+	printf("fuzz_replay: %zu inputs run, %zu failed, %zu stopped at the arena version check\n",
+	       count, nfailed, nversion);
 	return err ? 1 : 0;
 }
