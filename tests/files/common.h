@@ -91,4 +91,10 @@ static inline uint64_t sum_step(uint64_t sum, uint8_t byte)
 /* Monotonic milliseconds. */
 uint64_t now_ms(void);
 
+/* The handover arena's memfd in this process (found by its name), or -1. */
+int arena_memfd(void);
+
+/* Token number i of a set whose tokens do not rise (a mixing function). */
+uint64_t scattered_token(int i);
+
 #endif

@@ -23,16 +23,6 @@
 #define NFILES 1000
 #define NSESSIONS 4
 
-static uint64_t token_of(int i)
-{
-	uint64_t x = (uint64_t)i + 0x9e3779b97f4a7c15ULL;
-
-	x ^= x >> 31;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	return x;
-}
-
 static int open_fds(void)
 {
 	struct rlimit rl;
@@ -65,7 +55,7 @@ static int image1(void)
 		REQUIRE(!liveupdate_create_session(name, &s[k]), "session");
 	}
 	for (int i = 0; i < NFILES; i++) {
-		uint64_t tok = token_of(i);
+		uint64_t tok = scattered_token(i);
 		int fd, p[2];
 
 		snprintf(text, sizeof(text), "%016llx",
@@ -110,7 +100,7 @@ static int image2(void)
 		REQUIRE(!liveupdate_retrieve_session(name, &s[k]), "session");
 	}
 	for (int i = NFILES - 1; i >= 0; i--) {
-		uint64_t tok = token_of(i);
+		uint64_t tok = scattered_token(i);
 		eventfd_t v = 0;
 		int fd = -1, ok;
 

@@ -31,7 +31,6 @@
  *            need no index to be told apart, these do not quite rise)
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -45,6 +44,8 @@
 
 #include <luo/abi.h>
 #include <luo/luo.h>
+
+#include "common.h"
 
 #define NFILES 300
 #define NRISING 5
@@ -66,20 +67,10 @@ static char failure[512];
 			     #a, a_, b_);                                      \
 	} while (0)
 
-static uint64_t token_of(int i)
-{
-	uint64_t x = (uint64_t)i + 0x9e3779b97f4a7c15ULL;
-
-	x ^= x >> 31;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	return x;
-}
-
 static int index_of(uint64_t token)
 {
 	for (int i = 0; i < NFILES; i++)
-		if (token_of(i) == token)
+		if (scattered_token(i) == token)
 			return i;
 	return -1;
 }
@@ -149,35 +140,11 @@ static const struct liveupdate_file_ops cb_ops = {
 static struct liveupdate_file_handler cb_handler = {.ops = &cb_ops,
 						    .compatible = "bulk-cb-v1"};
 
-/* The arena's memfd in this process. */
-static int arena_fd(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int found = -1;
-
-	while (d && (e = readdir(d))) {
-		char path[300], link[128];
-		ssize_t n;
-
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n > 0 &&
-		    (link[n] = 0, !strncmp(link, "/memfd:luo-arena", 16))) {
-			found = atoi(e->d_name);
-			break;
-		}
-	}
-	if (d)
-		closedir(d);
-	return found;
-}
-
 /* Rewrite, in the arena before the seal, token @from of a memfd to @to. */
 static int rewrite_token(uint64_t from, uint64_t to)
 {
 	size_t tok_off = offsetof(struct luo_file_ser, token);
-	int fd = arena_fd(), found = -EIO;
+	int fd = arena_memfd(), found = -EIO;
 	struct stat st;
 	char *buf;
 
@@ -207,7 +174,7 @@ static uint64_t victim_ino;
 
 static int rewrite_identity(void)
 {
-	int fd = arena_fd();
+	int fd = arena_memfd();
 	struct stat st;
 	char *buf;
 	int found = -EIO;
@@ -239,7 +206,7 @@ static int sub_freeze(struct liveupdate_subsystem *h, uint64_t *data)
 	(void)h;
 	*data = 0;
 	if (!strcmp(tcase, "dup"))
-		return rewrite_token(token_of(7), token_of(3));
+		return rewrite_token(scattered_token(7), scattered_token(3));
 	if (!strcmp(tcase, "dup-rising"))
 		return rewrite_token(3, 2);
 	if (!strcmp(tcase, "stale"))
@@ -266,10 +233,10 @@ static int old_image(const char *self)
 	    liveupdate_create_session("rising", &r))
 		return 1;
 	for (int i = 0; i < NFILES; i++) {
-		int fd = memfd_with("bulk", token_of(i));
+		int fd = memfd_with("bulk", scattered_token(i));
 
 		if (fd < 0 ||
-		    liveupdate_session_preserve_fd(s, fd, token_of(i)))
+		    liveupdate_session_preserve_fd(s, fd, scattered_token(i)))
 			return 1;
 		if (i == 11 && (fstat(fd, &st) || !(victim_ino = st.st_ino)))
 			return 1;
@@ -368,7 +335,7 @@ static void case_set(struct luo_session *s, struct luo_session *r)
 	EXPECT_EQ(n, NFILES);
 	check_entries(f, n, all, NFILES);
 	EXPECT_EQ(liveupdate_session_retrieve_all(s, f, NFILES), 0);
-	EXPECT_EQ(liveupdate_session_retrieve_fd(s, token_of(5), &fd),
+	EXPECT_EQ(liveupdate_session_retrieve_fd(s, scattered_token(5), &fd),
 		  -EALREADY);
 	EXPECT_EQ(liveupdate_session_get_tokens(s, NULL, 0), NFILES);
 	n = liveupdate_session_retrieve_all(r, f, NRISING);
@@ -393,8 +360,9 @@ static void case_args(struct luo_session *s)
 	EXPECT_EQ(liveupdate_session_retrieve_all(s, f, NFILES - 1), -ENOSPC);
 	EXPECT_EQ(liveupdate_session_retrieve_all(s, NULL, 0), -ENOSPC);
 	/* Nothing was handed out by the refused calls. */
-	EXPECT_EQ(liveupdate_session_retrieve_fd(s, token_of(0), &fd), 0);
-	if (!holds_token(fd, token_of(0)))
+	EXPECT_EQ(liveupdate_session_retrieve_fd(s, scattered_token(0), &fd),
+		  0);
+	if (!holds_token(fd, scattered_token(0)))
 		FAIL("token 0: not its file");
 	memset(rest, 1, sizeof(rest));
 	rest[0] = false;
@@ -416,14 +384,15 @@ static void case_mixed(struct luo_session *s)
 	int fd, n;
 
 	for (int i = 0; i < NFILES; i += 2)
-		EXPECT_EQ(liveupdate_session_retrieve_fd(s, token_of(i), &fd),
+		EXPECT_EQ(liveupdate_session_retrieve_fd(s, scattered_token(i),
+							 &fd),
 			  0);
 	for (int i = 1; i < NFILES; i += 2)
 		odd[i] = true;
 	n = liveupdate_session_retrieve_all(s, f, NFILES / 2);
 	EXPECT_EQ(n, NFILES / 2);
 	check_entries(f, n, odd, NFILES / 2);
-	EXPECT_EQ(liveupdate_session_retrieve_fd(s, token_of(1), &fd),
+	EXPECT_EQ(liveupdate_session_retrieve_fd(s, scattered_token(1), &fd),
 		  -EALREADY);
 }
 
@@ -435,7 +404,7 @@ static void case_stale(struct luo_session *s)
 
 	n = liveupdate_session_retrieve_all(s, f, NFILES);
 	EXPECT_EQ(n, NFILES);
-	for (k = 0; k < n && f[k].token != token_of(11); k++)
+	for (k = 0; k < n && f[k].token != scattered_token(11); k++)
 		;
 	if (k == n) {
 		FAIL("token 11 is not listed");
@@ -453,7 +422,7 @@ static void case_stale(struct luo_session *s)
 	n = liveupdate_session_retrieve_all(s, f, NFILES);
 	EXPECT_EQ(n, want ? 1 : 0);
 	if (want && n == 1) {
-		EXPECT_EQ(f[0].token, token_of(11));
+		EXPECT_EQ(f[0].token, scattered_token(11));
 		EXPECT_EQ(f[0].err, -ESTALE);
 	}
 }

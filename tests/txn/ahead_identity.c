@@ -20,7 +20,6 @@
  * not allowed.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -34,37 +33,13 @@
 #include <luo/abi.h>
 #include <luo/luo.h>
 
+#include "common.h"
+
 #define NFILES 200
 #define BEGIN_MARK "ahead-identity: retrieval begins"
 #define END_MARK "ahead-identity: retrieval ends"
 
 static uint64_t victim_dev, victim_ino;
-
-/* The arena's memfd in this process. */
-static int arena_fd(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int found = -1;
-
-	while (d && (e = readdir(d))) {
-		char path[300], link[128];
-		ssize_t n;
-
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = 0;
-		if (!strncmp(link, "/memfd:luo-arena", 16)) {
-			found = atoi(e->d_name);
-			break;
-		}
-	}
-	if (d)
-		closedir(d);
-	return found;
-}
 
 /*
  * Freeze, before the seal: the victim's entry (struct luo_file_fd_ser)
@@ -75,7 +50,7 @@ static int sub_freeze(struct liveupdate_subsystem *h, uint64_t *data)
 {
 	struct luo_file_fd_ser want = {
 		.mode = S_IFSOCK, .dev = victim_dev, .ino = victim_ino};
-	int fd = arena_fd();
+	int fd = arena_memfd();
 	struct stat st;
 	char *buf;
 	size_t off = sizeof(want.index);
