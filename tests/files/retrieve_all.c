@@ -140,22 +140,30 @@ static const struct liveupdate_file_ops cb_ops = {
 static struct liveupdate_file_handler cb_handler = {.ops = &cb_ops,
 						    .compatible = "bulk-cb-v1"};
 
-/* Rewrite, in the arena before the seal, token @from of a memfd to @to. */
-static int rewrite_token(uint64_t from, uint64_t to)
+/* The whole arena mapped writable (*@len bytes), or NULL. */
+static char *map_arena(size_t *len)
 {
-	size_t tok_off = offsetof(struct luo_file_ser, token);
-	int fd = arena_memfd(), found = -EIO;
+	int fd = arena_memfd();
 	struct stat st;
 	char *buf;
 
 	if (fd < 0 || fstat(fd, &st))
+		return NULL;
+	*len = (size_t)st.st_size;
+	buf = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	return buf == MAP_FAILED ? NULL : buf;
+}
+
+/* Rewrite, in the arena before the seal, token @from of a memfd to @to. */
+static int rewrite_token(uint64_t from, uint64_t to)
+{
+	size_t tok_off = offsetof(struct luo_file_ser, token), len;
+	char *buf = map_arena(&len);
+	int found = -EIO;
+
+	if (!buf)
 		return -EIO;
-	buf = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		   fd, 0);
-	if (buf == MAP_FAILED)
-		return -EIO;
-	for (size_t i = 0;
-	     i + sizeof(struct luo_file_ser) <= (size_t)st.st_size; i += 8) {
+	for (size_t i = 0; i + sizeof(struct luo_file_ser) <= len; i += 8) {
 		uint64_t t;
 
 		memcpy(&t, buf + i + tok_off, sizeof(t));
@@ -165,7 +173,7 @@ static int rewrite_token(uint64_t from, uint64_t to)
 		found = 0;
 		break;
 	}
-	munmap(buf, (size_t)st.st_size);
+	munmap(buf, len);
 	return found;
 }
 
@@ -174,19 +182,13 @@ static uint64_t victim_ino;
 
 static int rewrite_identity(void)
 {
-	int fd = arena_memfd();
-	struct stat st;
-	char *buf;
+	size_t len;
+	char *buf = map_arena(&len);
 	int found = -EIO;
 
-	if (fd < 0 || fstat(fd, &st))
+	if (!buf)
 		return -EIO;
-	buf = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		   fd, 0);
-	if (buf == MAP_FAILED)
-		return -EIO;
-	for (size_t i = 0;
-	     i + sizeof(struct luo_file_fd_ser) <= (size_t)st.st_size; i += 8) {
+	for (size_t i = 0; i + sizeof(struct luo_file_fd_ser) <= len; i += 8) {
 		struct luo_file_fd_ser id;
 
 		memcpy(&id, buf + i, sizeof(id));
@@ -197,7 +199,7 @@ static int rewrite_identity(void)
 		found = 0;
 		break;
 	}
-	munmap(buf, (size_t)st.st_size);
+	munmap(buf, len);
 	return found;
 }
 
