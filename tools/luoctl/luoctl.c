@@ -509,7 +509,7 @@ static int cmd_update(struct client *c, int argc, char **argv)
 		if (c->deadline_ns < mono_ns() + need)
 			c->deadline_ns = mono_ns() + need;
 		prober = txn_start_prober(&to, sock_path, &log.adopted_fd);
-		old_fd = old_image_pidfd(c->pid);
+		old_fd = service_pidfd(c->pid);
 	}
 	code = client_send(c, n, req);
 	free(req);

@@ -110,8 +110,9 @@ int cmd_txn(struct client *c, const char *sock, int argc, char **argv,
 
 /* luoctl_stop.c: SIGTERM to the service, return once it has ended. */
 int cmd_stop(struct client *c, bool json);
-int old_image_pidfd(pid_t pid);
+int service_pidfd(pid_t pid);
 int wait_old_image_exit(int pidfd, pid_t pid, uint64_t deadline_ns);
+bool pidfd_wait_exit(int pidfd, uint64_t deadline_ns);
 
 /* luoctl_dts.c */
 int print_dts(const void *fdt, size_t size, const char *label);

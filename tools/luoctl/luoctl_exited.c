@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -21,22 +22,47 @@
 #endif
 
 /**
- * old_image_pidfd() - a pidfd on the old image, opened before the update
+ * service_pidfd() - a pidfd on a service's process
  * @pid: its pid (from the greeting of the connection it serves).
  *
- * Opened while the old image still serves this connection, so that it
- * cannot name a process that reused the pid.
+ * Opened while the process still serves this connection (before an
+ * update, or before the stop's signal), so that it cannot name a process
+ * that reused the pid.
  *
  * Return: the descriptor, or -1 (no pid, no pidfd support).
  */
-int old_image_pidfd(pid_t pid)
+int service_pidfd(pid_t pid)
 {
 	return pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
 }
 
 /**
+ * pidfd_wait_exit() - wait until the process of a pidfd has exited
+ * @pidfd: a pidfd (not closed here).
+ * @deadline_ns: mono_ns() time to give up at.
+ *
+ * Return: true once it has exited (a zombie not yet reaped counts),
+ * false at @deadline_ns.
+ */
+bool pidfd_wait_exit(int pidfd, uint64_t deadline_ns)
+{
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+	int n;
+
+	do {
+		uint64_t now = mono_ns();
+		int ms = now >= deadline_ns
+				 ? 0
+				 : (int)((deadline_ns - now) / 1000000);
+
+		n = poll(&p, 1, ms);
+	} while (n < 0 && errno == EINTR);
+	return n > 0;
+}
+
+/**
  * wait_old_image_exit() - wait until the old image of a commit has exited
- * @pidfd: from old_image_pidfd(), or -1 to open one on @pid now.
+ * @pidfd: from service_pidfd(), or -1 to open one on @pid now.
  * @pid: the old image's pid; with @pidfd -1, a pid that no longer exists
  *       has exited.
  * @deadline_ns: mono_ns() time to give up at.
@@ -48,24 +74,15 @@ int old_image_pidfd(pid_t pid)
  */
 int wait_old_image_exit(int pidfd, pid_t pid, uint64_t deadline_ns)
 {
-	struct pollfd p = {.events = POLLIN};
-	int n;
+	bool exited;
 
 	if (pidfd < 0)
-		pidfd = old_image_pidfd(pid);
+		pidfd = service_pidfd(pid);
 	if (pidfd < 0)
 		return 0; /* gone already (ESRCH), or nothing to wait with */
-	p.fd = pidfd;
-	do {
-		uint64_t now = mono_ns();
-		int ms = now >= deadline_ns
-				 ? 0
-				 : (int)((deadline_ns - now) / 1000000);
-
-		n = poll(&p, 1, ms);
-	} while (n < 0 && errno == EINTR);
+	exited = pidfd_wait_exit(pidfd, deadline_ns);
 	close(pidfd);
-	if (n > 0)
+	if (exited)
 		return 0;
 	fprintf(stderr,
 		"luoctl: committed, but the old image (pid %d) has not exited yet (--timeout): run 'luoctl status'\n",

@@ -12,7 +12,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <json-c/json.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,9 +21,6 @@
 
 #include "luoctl.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
 #endif
@@ -73,8 +69,7 @@ static bool wait_reaped(int pidfd, uint64_t deadline_ns)
  */
 int cmd_stop(struct client *c, bool json)
 {
-	struct pollfd p = {.events = POLLIN};
-	int pidfd, n;
+	int pidfd;
 
 	if (c->pid <= 0) {
 		fprintf(stderr,
@@ -82,7 +77,7 @@ int cmd_stop(struct client *c, bool json)
 			c->name);
 		return EXIT_REFUSED;
 	}
-	pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+	pidfd = service_pidfd(c->pid);
 	if (pidfd < 0 || pidfd_signal(pidfd, SIGTERM)) {
 		fprintf(stderr,
 			"luoctl: cannot send SIGTERM to service %s (pid %d): %s; run luoctl as the service's user or root\n",
@@ -93,11 +88,8 @@ int cmd_stop(struct client *c, bool json)
 	}
 	/* Its end closes the connection: no reply is awaited on it. */
 	client_close(c);
-	p.fd = pidfd;
-	do
-		n = poll(&p, 1, ms_left(c->deadline_ns));
-	while (n < 0 && errno == EINTR);
-	if (n <= 0 || !wait_reaped(pidfd, c->deadline_ns)) {
+	if (!pidfd_wait_exit(pidfd, c->deadline_ns) ||
+	    !wait_reaped(pidfd, c->deadline_ns)) {
 		close(pidfd);
 		fprintf(stderr,
 			"luoctl: service %s (pid %d) did not end in time after SIGTERM (--timeout)\n",
