@@ -583,6 +583,16 @@ int liveupdate_session_unpreserve_fd(struct luo_session *s, uint64_t token)
 	return err;
 }
 
+/* @s was retrieved by this image and not finished yet; else says so. */
+static bool in_session_open(const struct luo_session *s, const char *fn)
+{
+	if (s->incoming && s->retrieved && !s->finished)
+		return true;
+	pr_err("%s: session '%s' is not a retrieved incoming session", fn,
+	       s->name);
+	return false;
+}
+
 int liveupdate_session_retrieve_fd(struct luo_session *s, uint64_t token,
 				   int *fd)
 {
@@ -594,9 +604,7 @@ int liveupdate_session_retrieve_fd(struct luo_session *s, uint64_t token,
 	err = enter_any("liveupdate_session_retrieve_fd");
 	if (err)
 		return err;
-	if (!s->incoming || !s->retrieved || s->finished) {
-		pr_err("liveupdate_session_retrieve_fd: session '%s' is not a retrieved incoming session",
-		       s->name);
+	if (!in_session_open(s, "liveupdate_session_retrieve_fd")) {
 		err = -EINVAL;
 	} else if ((err = in_materialize(s))) {
 		/* said why */
@@ -669,9 +677,7 @@ int liveupdate_session_retrieve_all(struct luo_session *s,
 	err = enter_any("liveupdate_session_retrieve_all");
 	if (err)
 		return err;
-	if (!s->incoming || !s->retrieved || s->finished) {
-		pr_err("liveupdate_session_retrieve_all: session '%s' is not a retrieved incoming session",
-		       s->name);
+	if (!in_session_open(s, "liveupdate_session_retrieve_all")) {
 		err = -EINVAL;
 		goto out;
 	}
@@ -770,9 +776,7 @@ int liveupdate_session_finish(struct luo_session *s)
 	err = enter_any("liveupdate_session_finish");
 	if (err)
 		return err;
-	if (!s->incoming || !s->retrieved || s->finished) {
-		pr_err("liveupdate_session_finish: session '%s' is not a retrieved incoming session",
-		       s->name);
+	if (!in_session_open(s, "liveupdate_session_finish")) {
 		err = -EINVAL;
 	} else {
 		session_finish_files(s);
