@@ -303,6 +303,7 @@ int luo_kho_block_free_locked(uint64_t payload_off)
 	b->payload_size = 0;
 	b->checked_size = 0;
 	b->incoming = false;
+	b->ahead = false;
 	if (merge_next) {
 		free_del(luo_kho.blocks[i + 1].off);
 		b->size += luo_kho.blocks[i + 1].size;

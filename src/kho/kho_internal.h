@@ -33,6 +33,10 @@ struct kho_block {
 	uint64_t checked_size; /* incoming: payload bytes under the CRC */
 	uint32_t flags;	       /* KHO_BLOCK_* as in the header */
 	bool incoming; /* came from the previous image, not restored yet */
+	/* Outgoing metadata: the payload's CRC taken ahead of the seal
+	 * (luo_kho_meta_sum_ahead()), valid until luo_kho_meta_touch(). */
+	bool ahead;
+	uint32_t ahead_crc;
 };
 
 /* A published (outgoing) or received (incoming) client FDT. */
@@ -216,6 +220,8 @@ void luo_kho_freeze(void);
 bool luo_kho_sealed(void);
 int luo_kho_finalize(void);
 void luo_kho_unfreeze(void);
+void luo_kho_meta_sum_ahead(const void *ptr);
+void luo_kho_meta_touch(const void *ptr);
 void luo_kho_release_unclaimed(void);
 int luo_kho_incoming_block(uint64_t payload_off, size_t min_size, bool meta,
 			   void **ptr);

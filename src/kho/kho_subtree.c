@@ -197,6 +197,9 @@ static int build_root_fdt(void)
  */
 static int checksum_metadata(void)
 {
+	/* For a tool (or test) that edits the handover before the seal. */
+	const char *full = getenv("LUO_SEAL_FULL");
+	bool ahead_ok = !full || strcmp(full, "1");
 	struct kho_change c;
 
 	luo_kho_change_begin(&c);
@@ -224,7 +227,11 @@ static int checksum_metadata(void)
 		if (!(b->flags & KHO_BLOCK_CHECKED))
 			continue;
 		luo_kho_change_block(
-			&c, b, luo_crc32c(0, luo_kho.base + payload, len), len);
+			&c, b,
+			b->ahead && ahead_ok && !subtree
+				? b->ahead_crc
+				: luo_crc32c(0, luo_kho.base + payload, len),
+			len);
 		if (c.rec.count == KHO_INTENT_MAX) {
 			luo_kho_change_commit(&c);
 			luo_kho_change_begin(&c);
@@ -233,6 +240,52 @@ static int checksum_metadata(void)
 	if (c.rec.count)
 		luo_kho_change_commit(&c);
 	return 0;
+}
+
+/**
+ * luo_kho_meta_sum_ahead() - checksum a metadata block before the blackout
+ * @ptr: the payload of a block from luo_kho_alloc_meta()
+ *
+ * The seal (luo_kho_finalize()) then takes this checksum instead of
+ * reading the block inside the blackout: for the sessions' file tables,
+ * written whole at prepare, most of the seal's work.  The caller must call
+ * luo_kho_meta_touch() before each later write to the block; a write it
+ * misses makes the new image refuse the handover (checksum mismatch),
+ * never adopt a changed table.  LUO_SEAL_FULL=1 in the environment makes
+ * the seal read every block all the same (for a tool that edits the
+ * handover in the arena before the seal).
+ */
+void luo_kho_meta_sum_ahead(const void *ptr)
+{
+	struct kho_block *b;
+
+	pthread_mutex_lock(&luo_kho_lock);
+	b = luo_kho.base ? luo_kho_block_by_payload(kho_ptr_to_offset(ptr))
+			 : NULL;
+	if (b && (b->flags & KHO_BLOCK_CHECKED)) {
+		b->ahead_crc = luo_crc32c(0, ptr, b->payload_size);
+		b->ahead = true;
+	}
+	pthread_mutex_unlock(&luo_kho_lock);
+}
+
+/**
+ * luo_kho_meta_touch() - a metadata block is about to change
+ * @ptr: the payload of a block from luo_kho_alloc_meta()
+ *
+ * Drops the checksum luo_kho_meta_sum_ahead() took: the seal reads the
+ * block again.
+ */
+void luo_kho_meta_touch(const void *ptr)
+{
+	struct kho_block *b;
+
+	pthread_mutex_lock(&luo_kho_lock);
+	b = luo_kho.base ? luo_kho_block_by_payload(kho_ptr_to_offset(ptr))
+			 : NULL;
+	if (b)
+		b->ahead = false;
+	pthread_mutex_unlock(&luo_kho_lock);
 }
 
 /* No allocation changes from now on: the blackout has started. */

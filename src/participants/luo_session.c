@@ -205,7 +205,7 @@ static void session_free(struct luo_session *s)
 /* The descriptor of incoming table entry @i, -1 if it did not arrive. */
 static int in_entry_fd(const struct luo_session *s, size_t i)
 {
-	uint32_t k = s->in.fds[i].index;
+	uint32_t k = s->in.first + (uint32_t)i;
 
 	if (!in_files.ok)
 		return -1;
@@ -540,6 +540,7 @@ static int unpreserve_updating(struct luo_file *f)
 			       f->session->name, (unsigned long long)f->token);
 			return -EBUSY;
 		}
+		luo_kho_meta_touch(f->session->ser_files);
 		memset(e->compatible, 0, sizeof(e->compatible));
 		strcpy(e->compatible, LUO_FILE_CLOSED_COMPATIBLE);
 		e->data = 0;
@@ -622,20 +623,18 @@ int liveupdate_session_retrieve_fd(struct luo_session *s, uint64_t token,
 /*
  * One file of a table handed out without a struct luo_file (no registered
  * handler has a retrieve callback): what retrieve_first() does for it.
- * @fh caches the handler of the previous entry (the same, mostly).
+ * @fh is the handler of entry @i's compatible, or NULL if none is
+ * registered.
  */
 static int in_retrieve(struct luo_session *s, size_t i, bool check,
-		       struct liveupdate_file_handler **fh, int *fd)
+		       const struct liveupdate_file_handler *fh, int *fd)
 {
-	const struct luo_file_ser *fs = &s->in.fs[i];
 	const struct luo_file_fd_ser *id = &s->in.fds[i];
 	uint8_t *st = &s->in.state[i];
 
 	if (*st & LUO_IN_STALE)
 		return -ESTALE;
-	if (!*fh || strcmp((*fh)->compatible, fs->compatible))
-		*fh = luo_handler_find(fs->compatible);
-	if (!*fh)
+	if (!fh)
 		return -ENXIO; /* not yet: register it and retry */
 	*fd = in_entry_fd(s, i);
 	if ((check || in_files.must_check) && !(*st & LUO_IN_CHECKED) &&
@@ -695,16 +694,34 @@ int liveupdate_session_retrieve_all(struct luo_session *s,
 			goto out;
 	}
 	if (s->in.state) {
+		/* The entry whose compatible @fh was found for: an entry
+		 * marked LUO_IN_SAME right after it needs no lookup. */
+		size_t fh_at = SIZE_MAX;
+
 		for (size_t i = 0; i < s->in.count; i++) {
 			struct liveupdate_session_file *o = &files[k];
+			const char *compat = s->in.fs[i].compatible;
+			uint8_t st = s->in.state[i];
 
-			if (s->in.state[i] & (LUO_IN_CLOSED | LUO_IN_RETRIEVED))
+			if ((st & LUO_IN_SAME) && fh_at == i - 1)
+				fh_at = i;
+			if (st & (LUO_IN_CLOSED | LUO_IN_RETRIEVED))
 				continue;
+			if (fh_at != i) {
+				if (!fh || strcmp(fh->compatible, compat))
+					fh = luo_handler_find(compat);
+				fh_at = i;
+			}
 			o->token = s->in.fs[i].token;
 			o->fd = -1;
-			o->err = in_retrieve(s, i, check, &fh, &o->fd);
-			if (o->err)
+			o->err = in_retrieve(s, i, check, fh, &o->fd);
+			if (o->err) {
 				o->fd = -1;
+				if (!failed++) {
+					first_err = o->err;
+					first_token = o->token;
+				}
+			}
 			k++;
 		}
 	} else {
@@ -717,15 +734,14 @@ int liveupdate_session_retrieve_all(struct luo_session *s,
 			o->token = f->token;
 			o->fd = -1;
 			o->err = luo_file_retrieve(f, &o->fd);
-			if (o->err)
+			if (o->err) {
 				o->fd = -1;
+				if (!failed++) {
+					first_err = o->err;
+					first_token = o->token;
+				}
+			}
 			k++;
-		}
-	}
-	for (size_t i = 0; i < k; i++) {
-		if (files[i].err && !failed++) {
-			first_err = files[i].err;
-			first_token = files[i].token;
 		}
 	}
 	if (failed)
@@ -876,6 +892,7 @@ static void serialize_files(struct luo_session *s, void *block, uint32_t *index)
 	struct luo_file_ser *fs = block;
 	struct luo_file_fd_ser *fds = (void *)(fs + s->nfiles);
 
+	luo_kho_meta_touch(block);
 	for (size_t i = 0; i < s->nfiles; i++) {
 		struct luo_file *f = s->files[i];
 
@@ -970,9 +987,12 @@ static int sessions_prepare(void)
 		ss->file_set_ser.count = s->nfiles;
 		if (!s->nfiles)
 			continue;
+		s->freeze_ops = false;
 		for (size_t k = 0; k < s->nfiles; k++) {
 			struct luo_file *f = s->files[k];
 
+			s->freeze_ops = s->freeze_ops || f->fh->ops->freeze ||
+					f->fh->ops->unfreeze;
 			err = luo_file_check_held(f);
 			if (!err &&
 			    !strcmp(f->compatible, LUO_EPOLL_COMPATIBLE))
@@ -1007,6 +1027,10 @@ flbs:
 		return err;
 	}
 	out_ser.in_flight = true;
+	/* The seal inside the blackout need not read them again. */
+	for (i = 0; i < n; i++)
+		if (out_ser.file_blocks[i])
+			luo_kho_meta_sum_ahead(out_ser.file_blocks[i]);
 	return 0;
 fail:
 	pr_err("cannot serialize the sessions: %s", strerror(-err));
@@ -1055,14 +1079,24 @@ static int sessions_freeze(void)
 
 	luo_sessions_lock_enter("liveupdate_freeze");
 	for (struct luo_session *s = outgoing; s && !err; s = s->next) {
+		/* Nothing to call and no data to change: 10,000 sockets
+		 * walked cost 0.1 ms of the blackout. */
+		if (!s->freeze_ops)
+			continue;
 		for (size_t i = 0; i < s->nfiles && !err; i++) {
 			struct luo_file *f = s->files[i];
+			struct luo_file_ser *e;
 
 			/* On failure the core cancels: unfreeze.  Files dropped
 			 * since prepare left s->files: address by ser_pos. */
 			err = luo_file_freeze(f);
-			if (!err && !out_ser.dropped)
-				s->ser_files[f->ser_pos].data = f->data;
+			if (err || out_ser.dropped)
+				continue;
+			e = &s->ser_files[f->ser_pos];
+			if (e->data == f->data)
+				continue;
+			luo_kho_meta_touch(s->ser_files);
+			e->data = f->data;
 		}
 	}
 	if (!err && out_ser.dropped) {
@@ -1297,23 +1331,33 @@ static int parse_files(struct luo_session *s,
 	s->in.fs = fs;
 	s->in.fds = fds;
 	s->in.count = set->count;
+	s->in.first = *index;
 	for (size_t i = 0; i < set->count; i++) {
-		if (!luo_compatible_valid(fs[i].compatible,
-					  LIVEUPDATE_HNDL_COMPAT_LENGTH) ||
+		/* Runs of one handler are the rule: its compatible is checked
+		 * once, and retrieval need not look it up again. */
+		bool same = i && !memcmp(fs[i].compatible, fs[i - 1].compatible,
+					 LIVEUPDATE_HNDL_COMPAT_LENGTH);
+
+		if ((!same &&
+		     !luo_compatible_valid(fs[i].compatible,
+					   LIVEUPDATE_HNDL_COMPAT_LENGTH)) ||
 		    fds[i].index != *index || (fds[i].mode & ~S_IFMT))
 			return luo_reason(why, whylen, -EBADMSG,
 					  "session '%s': file %zu is malformed",
 					  s->name, i);
 		(*index)++;
 		/* Unpreserved after freeze: closed on arrival, not listed. */
-		if (strcmp(fs[i].compatible, LUO_FILE_CLOSED_COMPATIBLE)) {
+		if (same ? !(s->in.state[i - 1] & LUO_IN_CLOSED)
+			 : strcmp(fs[i].compatible,
+				  LUO_FILE_CLOSED_COMPATIBLE)) {
+			s->in.state[i] = same ? LUO_IN_SAME : 0;
 			rising = rising && (!any || fs[i].token > last);
 			last = fs[i].token;
 			any = true;
 			s->in.live++;
 			continue;
 		}
-		s->in.state[i] = LUO_IN_CLOSED;
+		s->in.state[i] = LUO_IN_CLOSED | (same ? LUO_IN_SAME : 0);
 		if (in_closed.n == in_closed.cap) {
 			size_t cap = in_closed.cap ? 2 * in_closed.cap : 16;
 			uint32_t *v = realloc(in_closed.v, cap * sizeof(*v));
@@ -1631,7 +1675,9 @@ static const char *file_kind(uint32_t mode)
 static const char *file_status(const struct luo_file *f)
 {
 	if (!f->session->incoming)
-		return f->frozen ? "frozen" : "preserved";
+		return f->frozen || (out_ser.frozen && !f->session->freeze_ops)
+			       ? "frozen"
+			       : "preserved";
 	if (f->retrieve_status > 0)
 		return "retrieved";
 	if (f->retrieve_status < 0)

@@ -46,6 +46,7 @@ struct luo_file {
 #define LUO_IN_RETRIEVED (1U << 1) /* handed out */
 #define LUO_IN_STALE (1U << 2)	   /* refused: -ESTALE */
 #define LUO_IN_CHECKED (1U << 3)   /* identity matched when it arrived */
+#define LUO_IN_SAME (1U << 4)	   /* compatible the same as the entry before */
 
 struct luo_session {
 	char name[LIVEUPDATE_SESSION_NAME_LENGTH];
@@ -58,17 +59,23 @@ struct luo_session {
 	 * @nretrieved those handed out.  Building 10,000 struct luo_file in
 	 * fresh memory cost most of a millisecond of the blackout;
 	 * liveupdate_session_retrieve_all() hands them out from the table.
+	 * The parse checked that entry i is number @first + i of the stream,
+	 * so its descriptor is found without reading its luo_file_fd_ser.
 	 */
 	struct {
 		const struct luo_file_ser *fs;
 		const struct luo_file_fd_ser *fds;
 		uint8_t *state;
 		size_t count, live, nretrieved;
+		uint32_t first;
 	} in;
 	struct luo_file **files;
 	size_t nfiles, cap;
 	struct luo_file *pool; /* incoming: all files in one allocation */
 	struct luo_file_ser *ser_files; /* outgoing: its block while updating */
+	/* Outgoing, from prepare: a file's handler has freeze or unfreeze
+	 * (without, freeze has nothing to do per file). */
+	bool freeze_ops;
 	struct luo_htable tokens;
 	struct luo_hnode name_node; /* in the outgoing or incoming names */
 	struct luo_session *next;

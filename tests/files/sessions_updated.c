@@ -5,7 +5,8 @@
  *
  * Image 1 preserves three memfds through a user file handler that has an
  * FLB, one memfd through a handler that image 2 does not register at
- * first, and some built-in files.  Image 2 retrieves them, checks the
+ * first (whose freeze changes its data: the new image must see the change),
+ * and some built-in files.  Image 2 retrieves them, checks the
  * handler and FLB callbacks (retrieve per file, FLB retrieved once,
  * finished once with the last file), the error codes of incoming and
  * outgoing sessions, re-preserves files into a new outgoing session while
@@ -169,15 +170,24 @@ static int orphan_preserve(struct liveupdate_file_op_args *a)
 	return 0;
 }
 
+/* Changes the data at freeze, after the seal's checksum was taken ahead
+ * at prepare: the new image must get the changed value. */
+static int orphan_freeze(struct liveupdate_file_op_args *a)
+{
+	a->serialized_data = 0x0e9b;
+	return 0;
+}
+
 static int orphan_retrieve(struct liveupdate_file_op_args *a)
 {
 	cnt.orphan_retrieve++;
-	return a->serialized_data == 0x0e9a ? 0 : -EINVAL;
+	return a->serialized_data == 0x0e9b ? 0 : -EINVAL;
 }
 
 static const struct liveupdate_file_ops orphan_ops = {
 	.can_preserve = orphan_can,
 	.preserve = orphan_preserve,
+	.freeze = orphan_freeze,
 	.retrieve = orphan_retrieve,
 };
 

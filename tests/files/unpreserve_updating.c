@@ -15,7 +15,10 @@
  * carried.  Round 2 (the real update): D dropped while PREPARED, F while
  * FROZEN, E and G kept.  Image 2: only E and G came (listed and
  * retrievable), D and F are unknown tokens, their peers see end-of-file,
- * G's connection still works.
+ * G's connection still works.  Image 2 then updates with H dropped only
+ * while FROZEN (no drop before: the file table's checksum taken at
+ * prepare must give way to the closed mark): image 3 gets only I, and
+ * H's peer sees end-of-file.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,9 +34,9 @@
 
 #include "stage.h"
 
-enum { A, B, C, D, E, F, G, N };
+enum { A, B, C, D, E, F, G, H, I, N };
 
-static struct luo_session *conns, *peers;
+static struct luo_session *conns, *peers, *late;
 static int peer[N];
 
 /* Whether the other end of @fd's connection is gone (EOF now). */
@@ -47,16 +50,21 @@ static bool at_eof(int fd)
 
 /* A connection @i: its end preserved (our descriptor closed), the other
  * end kept here as peer[i]. */
-static void connect_one(int i)
+static void connect_in(struct luo_session *s, int i)
 {
 	int sp[2];
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp))
 		abort();
-	CHECK(liveupdate_session_preserve_fd(conns, sp[0], i) == 0,
-	      "preserve %d", i);
+	CHECK(liveupdate_session_preserve_fd(s, sp[0], i) == 0, "preserve %d",
+	      i);
 	close(sp[0]);
 	peer[i] = sp[1];
+}
+
+static void connect_one(int i)
+{
+	connect_in(conns, i);
 }
 
 static int cancel_calls;
@@ -144,6 +152,42 @@ static int image2(void)
 	CHECK(write(g, "g", 1) == 1 && read(peer[G], &c, 1) == 1 && c == 'g',
 	      "G still works");
 	CHECK(liveupdate_finish() == 0, "finish");
+
+	/* Dropped only after freeze: nothing writes the table again before. */
+	CHECK(liveupdate_create_session("late", &late) == 0, "late");
+	CHECK(liveupdate_create_session("late-peers", &peers) == 0,
+	      "late-peers");
+	for (int i = H; i <= I; i++) {
+		connect_in(late, i);
+		CHECK(liveupdate_session_preserve_fd(peers, peer[i], i) == 0,
+		      "preserve peer %d", i);
+	}
+	CHECK(liveupdate_prepare() == 0, "prepare");
+	CHECK(liveupdate_freeze() == 0, "freeze");
+	CHECK(liveupdate_session_unpreserve_fd(late, H) == 0, "drop H");
+	stage_reboot(NULL);
+	return 1;
+}
+
+static int image3(void)
+{
+	uint64_t tok[4] = {0};
+	int fd = -1, n;
+
+	CHECK(liveupdate_get_state() == LIVEUPDATE_STATE_UPDATED, "updated");
+	CHECK(liveupdate_retrieve_session("late", &late) == 0, "late");
+	CHECK(liveupdate_retrieve_session("late-peers", &peers) == 0,
+	      "late-peers");
+	n = liveupdate_session_get_tokens(late, tok, 4);
+	CHECK(n == 1 && tok[0] == I, "only I came across (%d files)", n);
+	CHECK(liveupdate_session_retrieve_fd(late, H, &fd) == -ENOENT,
+	      "H dropped while frozen");
+	for (int i = H; i <= I; i++)
+		CHECK(liveupdate_session_retrieve_fd(peers, i, &peer[i]) == 0,
+		      "peer %d", i);
+	CHECK(at_eof(peer[H]), "H's peer sees the end: closed on arrival");
+	CHECK(!at_eof(peer[I]), "I is open");
+	CHECK(liveupdate_finish() == 0, "finish");
 	return stage_done(
 		"dropped connections closed, tokens freed, none carried");
 }
@@ -151,7 +195,7 @@ static int image2(void)
 static int run(const struct stage *s)
 {
 	REQUIRE(!luo_init(NULL), "luo_init");
-	return s->n == 1 ? image1() : image2();
+	return s->n == 1 ? image1() : s->n == 2 ? image2() : image3();
 }
 
 static const struct stage_test test = {"unpreserve-updating", 20, run};

@@ -95,6 +95,8 @@ static int old_image(const char *self, const char *out)
 	struct luo_session *s;
 	int err;
 
+	/* The freeze callback edits the sealed block: read it at the seal. */
+	setenv("LUO_SEAL_FULL", "1", 1);
 	if (luo_init(&(struct luo_init_opts){0}) ||
 	    liveupdate_register_subsystem(&sub) ||
 	    liveupdate_create_session("ahead", &s))
