@@ -473,6 +473,7 @@ static void case_callback(struct luo_session *s)
 static int new_image(void)
 {
 	struct luo_session *s, *r;
+	char tmp[300];
 	FILE *f;
 	int err;
 
@@ -508,11 +509,15 @@ static int new_image(void)
 	EXPECT_EQ(liveupdate_session_finish(r), 0);
 	EXPECT_EQ(liveupdate_finish(), 0);
 out:
-	f = fopen(out, "w");
+	/* Whole or not at all: in spawn mode the test reads it while this
+	 * image may still be writing (it goes on after the old one ends). */
+	snprintf(tmp, sizeof(tmp), "%s.tmp", out);
+	f = fopen(tmp, "w");
 	if (!f)
 		return 1;
 	fprintf(f, "%s\n", *failure ? failure : "ok");
-	fclose(f);
+	if (fclose(f) || rename(tmp, out))
+		return 1;
 	return 0;
 }
 
