@@ -509,6 +509,7 @@ int liveupdate_prepare(void)
 	}
 	/* Outside the blackout; on failure the exec tears down inline. */
 	luo_holder_prepare();
+	luo_exec_rollback_prepare();
 	luo_abi_out_set_time(LUO_EXEC_PREPARE_NS, start);
 	luo_set_state(LIVEUPDATE_STATE_PREPARED);
 	luo_notify_update_begin();
@@ -801,6 +802,7 @@ static int precheck_file(const char *path, int depth);
  */
 static int precheck_elf(int fd, const unsigned char *buf, size_t n, int depth)
 {
+	Elf64_Phdr batch[32]; /* one pread() per header was most of the time */
 	Elf64_Ehdr eh;
 	char interp[PATH_MAX];
 
@@ -822,12 +824,21 @@ static int precheck_elf(int fd, const unsigned char *buf, size_t n, int depth)
 		return -ENOEXEC;
 #endif
 	for (unsigned int i = 0; i < eh.e_phnum; i++) {
+		unsigned int k = i % 32;
 		Elf64_Phdr ph;
 
-		if (pread(fd, &ph, sizeof(ph),
-			  (off_t)(eh.e_phoff + (uint64_t)i * sizeof(ph))) !=
-		    (ssize_t)sizeof(ph))
-			return -ENOEXEC;
+		if (!k) {
+			size_t want =
+				(eh.e_phnum - i < 32 ? eh.e_phnum - i : 32) *
+				sizeof(ph);
+
+			if (pread(fd, batch, want,
+				  (off_t)(eh.e_phoff +
+					  (uint64_t)i * sizeof(ph))) !=
+			    (ssize_t)want)
+				return -ENOEXEC;
+		}
+		ph = batch[k];
 		if (ph.p_type != PT_INTERP)
 			continue;
 		if (ph.p_filesz < 2 || ph.p_filesz > sizeof(interp) ||
@@ -1079,6 +1090,7 @@ static void cancel_locked(void)
 	for (size_t i = NPARTICIPANTS; i--;)
 		participants[i]->cancel();
 	luo_holder_cancel();
+	luo_exec_rollback_inherit(false); /* the memfd made at prepare */
 	luo_kho_unfreeze();
 	luo_abi_out_destroy();
 	luo_set_state(LIVEUPDATE_STATE_NORMAL);

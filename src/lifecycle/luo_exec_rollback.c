@@ -82,25 +82,39 @@ void luo_exec_self_open(void)
 	close(fd);
 }
 
+void luo_exec_rollback_prepare(void)
+{
+	int fd;
+
+	if (rb.exe_fd < 0 || !rb.cmdline_len || rb.argv_fd >= 0)
+		return;
+	fd = memfd_create("luo-rollback-argv", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return;
+	if (write(fd, rb.cmdline, rb.cmdline_len) != (ssize_t)rb.cmdline_len ||
+	    fcntl(fd, F_ADD_SEALS,
+		  F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK)) {
+		close(fd);
+		return;
+	}
+	rb.argv_fd = fd;
+}
+
 char *luo_exec_rollback_var(const char *handover)
 {
 	char *var = NULL;
-	int fd;
 
-	if (rb.exe_fd < 0 || !rb.cmdline_len)
+	/* Made at prepare; made here only if that could not be done. */
+	luo_exec_rollback_prepare();
+	if (rb.argv_fd < 0)
 		return NULL;
-	fd = memfd_create("luo-rollback-argv", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0)
-		return NULL;
-	if (write(fd, rb.cmdline, rb.cmdline_len) != (ssize_t)rb.cmdline_len ||
-	    fcntl(fd, F_ADD_SEALS,
-		  F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK) ||
-	    asprintf(&var, "%s=%d,%d,%s", LUO_ROLLBACK_ENV, rb.exe_fd, fd,
-		     handover) < 0) {
-		close(fd);
+	if (asprintf(&var, "%s=%d,%d,%s", LUO_ROLLBACK_ENV, rb.exe_fd,
+		     rb.argv_fd, handover) < 0) {
+		/* Not named: it must not reach the new image. */
+		close(rb.argv_fd);
+		rb.argv_fd = -1;
 		return NULL;
 	}
-	rb.argv_fd = fd;
 	return var;
 }
 

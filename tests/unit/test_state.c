@@ -157,6 +157,42 @@ static void test_cancel_from_prepared(void **state)
 	assert_int_equal(liveupdate_cancel(), -EINVAL);
 }
 
+/* How many of this process's descriptors are the way back's memfd. */
+static int rollback_memfds(void)
+{
+	char path[64], link[128];
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++) {
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		len = readlink(path, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = 0;
+		n += strstr(link, "memfd:luo-rollback-argv") != NULL;
+	}
+	return n;
+}
+
+/* The exec-mode way back (the arguments in a sealed memfd) is made at
+ * prepare, outside the blackout, and a cancel closes it. */
+static void test_rollback_memfd_at_prepare(void **state)
+{
+	(void)state;
+	assert_int_equal(rollback_memfds(), 0);
+	assert_int_equal(liveupdate_prepare(), 0);
+	assert_int_equal(rollback_memfds(), 1);
+	assert_int_equal(liveupdate_cancel(), 0);
+	assert_int_equal(rollback_memfds(), 0);
+	assert_int_equal(liveupdate_prepare(), 0);
+	assert_int_equal(liveupdate_freeze(), 0);
+	assert_int_equal(rollback_memfds(), 1);
+	assert_int_equal(liveupdate_cancel(), 0);
+	assert_int_equal(rollback_memfds(), 0);
+}
+
 static void test_freeze_sees_prepare_data(void **state)
 {
 	(void)state;
@@ -522,6 +558,7 @@ int main(int argc, char **argv)
 		T(test_refused_in_prepared),
 		T(test_refused_in_frozen),
 		T(test_cancel_from_prepared),
+		T(test_rollback_memfd_at_prepare),
 		T(test_freeze_sees_prepare_data),
 		T(test_prepare_failure_cancels_earlier),
 		T(test_first_prepare_failure_cancels_nobody),
