@@ -703,7 +703,7 @@ int liveupdate_session_retrieve_all(struct luo_session *s,
 			const char *compat = s->in.fs[i].compatible;
 			uint8_t st = s->in.state[i];
 
-			if ((st & LUO_IN_SAME) && fh_at == i - 1)
+			if (i && (st & LUO_IN_SAME) && fh_at == i - 1)
 				fh_at = i;
 			if (st & (LUO_IN_CLOSED | LUO_IN_RETRIEVED))
 				continue;
