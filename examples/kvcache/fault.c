@@ -48,6 +48,15 @@ static void hang(void)
 		pause();
 }
 
+/* SIGKILL, as from outside, on the @at-th pass counted in @count. */
+static void kill_at(unsigned long *count, unsigned long at, const char *where)
+{
+	if (++*count < at)
+		return;
+	fprintf(stderr, "kvcache: test fault: SIGKILL %s\n", where);
+	kill(getpid(), SIGKILL);
+}
+
 /**
  * kv_fault() - fail here if this build was made to
  * @p: where the caller is.
@@ -113,26 +122,17 @@ bool kv_fault(enum kv_fault_point p)
 		return true;
 	case KV_FAULT_POINT_DELTA:
 		/* A crash from outside could land here; this one always does. */
-		if (KV_FAULT == KV_FAULT_KILL_DELTA && ++deltas >= 50) {
-			fprintf(stderr,
-				"kvcache: test fault: SIGKILL in the middle of an incr\n");
-			kill(getpid(), SIGKILL);
-		}
+		if (KV_FAULT == KV_FAULT_KILL_DELTA)
+			kill_at(&deltas, 50, "in the middle of an incr");
 		return false;
 	case KV_FAULT_POINT_READ:
 		/* The worst instant of a read for a kill from outside. */
-		if (KV_FAULT == KV_FAULT_KILL_READ && ++reads >= 20) {
-			fprintf(stderr,
-				"kvcache: test fault: SIGKILL right after a read\n");
-			kill(getpid(), SIGKILL);
-		}
+		if (KV_FAULT == KV_FAULT_KILL_READ)
+			kill_at(&reads, 20, "right after a read");
 		return false;
 	case KV_FAULT_POINT_WRITE:
-		if (KV_FAULT == KV_FAULT_KILL_WRITE && ++writes >= 20) {
-			fprintf(stderr,
-				"kvcache: test fault: SIGKILL right after a write\n");
-			kill(getpid(), SIGKILL);
-		}
+		if (KV_FAULT == KV_FAULT_KILL_WRITE)
+			kill_at(&writes, 20, "right after a write");
 		return false;
 	case KV_FAULT_POINT_LOOP:
 		if (KV_FAULT == KV_FAULT_HEALTH && atomic_load(&park_asked)) {
