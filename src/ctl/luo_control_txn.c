@@ -104,9 +104,29 @@ bool luo_ctl_txn_busy(struct luo_control *ctl, struct ctl_buf *out)
 	return true;
 }
 
+/* What the progress callback of a spawn-mode update works on. */
+struct spawn_peer {
+	struct luo_control *ctl;
+	struct ctl_conn *conn; /* the one that asked for the update */
+	bool quiesced;
+};
+
 static void on_progress(const char *stage, uint64_t ns, void *arg)
 {
-	luo_ctl_stage(arg, stage, ns);
+	struct spawn_peer *sp = arg;
+
+	/*
+	 * This loop runs the update until its commit or rollback, so the
+	 * other peers it accepted would wait through the whole trial: they
+	 * get their answers and an end of file now and reconnect, to the
+	 * new image while it serves the listener.  Only once prepare has
+	 * succeeded: an update refused before it disturbs no one.
+	 */
+	if (!sp->quiesced) {
+		luo_ctl_conns_quiesce(sp->ctl, sp->conn);
+		sp->quiesced = true;
+	}
+	luo_ctl_stage(sp->conn, stage, ns);
 }
 
 void luo_ctl_update_spawn(struct luo_control *ctl, struct ctl_conn *conn,
@@ -114,6 +134,7 @@ void luo_ctl_update_spawn(struct luo_control *ctl, struct ctl_conn *conn,
 			  const struct luo_ctl_update_opts *uo,
 			  struct ctl_buf *out)
 {
+	struct spawn_peer peer = {.ctl = ctl, .conn = conn};
 	struct liveupdate_update_opts o = {
 		.mode = LIVEUPDATE_MODE_SPAWN,
 		.path = path,
@@ -123,7 +144,7 @@ void luo_ctl_update_spawn(struct luo_control *ctl, struct ctl_conn *conn,
 		.flags = uo->external_probe ? LIVEUPDATE_UPDATE_EXTERNAL_PROBE
 					    : 0,
 		.progress = on_progress,
-		.arg = conn,
+		.arg = &peer,
 	};
 	struct liveupdate_update_report r;
 	int err;
@@ -160,7 +181,6 @@ void luo_ctl_update_spawn(struct luo_control *ctl, struct ctl_conn *conn,
 			out, err,
 			"update: %s (%s); nothing changed, the service keeps serving (see its log)",
 			r.text[0] ? r.text : "failed", strerror(-err));
-	(void)ctl;
 }
 
 void luo_ctl_txn_command(struct luo_control *ctl, struct ctl_conn *conn,

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The control protocol's edges, on raw sockets, against the counter example
 (docs/control-protocol.md): every line gets exactly one answer, NUL bytes
-never cut a request short, pipelined requests survive an update, and no
-close is seen as a reset.
+never cut a request short, pipelined requests survive an update, no close
+is seen as a reset, and a peer the old image accepted before a spawn-mode
+update is not left waiting through the trial.
 
     protocol.py COUNTER_V1 COUNTER_V2
 """
@@ -33,6 +34,7 @@ class Peer:
         self.s.connect(path)
         self.buf = b""
         self.reset = False
+        self.timedout = False
         self.greeting = self.line()
 
     def send(self, data):
@@ -45,6 +47,9 @@ class Peer:
                 chunk = self.s.recv(65536)
             except ConnectionResetError:
                 self.reset = True
+                chunk = b""
+            except socket.timeout:
+                self.timedout = True
                 chunk = b""
             if not chunk:
                 return None
@@ -65,6 +70,14 @@ class Peer:
 
     def close(self):
         self.s.close()
+
+
+def field(reply, key):
+    """KEY's value in the first line of a status reply."""
+    for word in (reply[0].split() if reply else []):
+        if word.startswith(key + "="):
+            return word[len(key) + 1:]
+    return None
 
 
 def final(reply):
@@ -178,6 +191,67 @@ try:
              "(after %d lines)" % n)
     for peer in (idle, slow, u):
         peer.close()
+
+    # A spawn-mode update with a trial: the old image's loop runs the
+    # update, so a peer it accepted earlier gets its answer, or a clean
+    # end of file, now (it reconnects to the new image), not after the
+    # trial.
+    old = Peer(sock)
+    old.send(b"status\n")
+    r = old.reply()
+    if final(r) != "ok":
+        fail("status before the spawn update: %r" % r)
+    old_pid = field(r, "pid")
+    u = Peer(sock)
+    u.send(("update args mode=spawn trial_ms=60000 %s --size 4 "
+            "--control-path %s --control proto\n" % (V2, sock)).encode())
+    stages = []
+    while "adopted" not in stages:
+        line = u.line()
+        if line is None or not line.startswith("stage "):
+            fail("spawn update before adoption: %r after %r" %
+                 (line, stages))
+            break
+        stages.append(line.split()[1])
+    try:
+        old.send(b"status\n")
+    except BrokenPipeError:
+        pass  # closed for reading: the end of file follows
+    lines = []
+    while True:
+        line = old.line()
+        if line is None:
+            break
+        lines.append(line)
+    if old.timedout:
+        fail("a peer of the old image waits through the spawn trial: "
+             "no answer and no end of file in 20 s (got %r)" % lines)
+    if old.reset:
+        fail("a peer of the old image at the spawn update saw a reset")
+    old.close()
+    # The new image answers during the trial; a rollback ends it and the
+    # old image serves again.
+    t = Peer(sock)
+    t.send(b"status\n")
+    r = t.reply()
+    if final(r) != "ok" or field(r, "pid") == old_pid or \
+            field(r, "trial") != "running":
+        fail("status during the trial, from the new image: %r" % r)
+    t.send(b"rollback testing\n")
+    if final(t.reply()) != "ok":
+        fail("rollback during the trial")
+    t.close()
+    r = u.reply()
+    if not r or not r[-1].startswith("error ECANCELED"):
+        fail("spawn update after the rollback: %r" % r)
+    u.close()
+    a = Peer(sock)
+    a.send(b"status\n")
+    r = a.reply()
+    if final(r) != "ok" or field(r, "pid") != old_pid:
+        fail("after the rollback the old image (pid %s) serves: %r" %
+             (old_pid, r))
+    a.close()
 finally:
     proc.kill()
     proc.wait()
