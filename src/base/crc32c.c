@@ -2,7 +2,7 @@
 /*
  * CRC32C over library metadata only (headers, FDTs, ABI structures): a few
  * kilobytes per update, and about 88 bytes per preserved file (the file
- * tables), checked twice inside the blackout: at the seal and at adoption.
+ * tables), summed at prepare and checked at adoption, inside the blackout.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -35,83 +35,86 @@ static uint32_t crc_bytes(uint32_t c, const uint8_t *p, size_t len)
 }
 
 #if defined(__x86_64__)
-/*
- * a * b modulo the polynomial, both in the reflected representation the
- * register has (x^0 is bit 31).
- */
-static uint32_t mul_mod_poly(uint32_t a, uint32_t b)
-{
-	uint32_t m = 1U << 31, p = 0;
+#include <immintrin.h>
 
-	for (; m; m >>= 1) {
-		if (a & m)
-			p ^= b;
-		b = (b & 1) ? (b >> 1) ^ CRC32C_POLY_REFLECTED : b >> 1;
-	}
-	return p;
-}
-
-/* Bytes per lane of the three-lane loop. */
-#define CRC_LANE 4096
-
-/*
- * The SSE4.2 instruction computes the same polynomial, 8 bytes a step; one
- * step waits for the previous one's result (3 cycles) but the CPU can
- * start one every cycle, so long buffers run as three independent lanes
- * of CRC_LANE bytes, joined by the register being linear:
- * crc(c, A B) = crc(c, A) * x^(8 |B|) + crc(0, B).
- */
+/* The SSE4.2 instruction computes the same polynomial, 8 bytes a step. */
 __attribute__((target("sse4.2"))) static uint32_t
 crc_sse42(uint32_t c, const uint8_t *p, size_t len)
 {
-	static uint32_t x_lane, x_2lanes; /* x^(8 CRC_LANE), its square */
 	uint64_t c64 = c;
 
-	if (len >= 3 * CRC_LANE &&
-	    !__atomic_load_n(&x_2lanes, __ATOMIC_RELAXED)) {
-		uint64_t x = 1U << 31;
-
-		for (size_t i = 0; i < CRC_LANE; i += 8)
-			x = __builtin_ia32_crc32di(x, 0);
-		/* Racing first callers store the same values. */
-		__atomic_store_n(&x_lane, (uint32_t)x, __ATOMIC_RELAXED);
-		__atomic_store_n(&x_2lanes,
-				 mul_mod_poly((uint32_t)x, (uint32_t)x),
-				 __ATOMIC_RELAXED);
-	}
-	while (len >= 3 * CRC_LANE) {
-		uint64_t a = c64, b = 0, d = 0;
-
-		for (size_t i = 0; i < CRC_LANE; i += 8) {
-			uint64_t va, vb, vd;
-
-			memcpy(&va, p + i, 8);
-			memcpy(&vb, p + CRC_LANE + i, 8);
-			memcpy(&vd, p + 2 * CRC_LANE + i, 8);
-			a = __builtin_ia32_crc32di(a, va);
-			b = __builtin_ia32_crc32di(b, vb);
-			d = __builtin_ia32_crc32di(d, vd);
-		}
-		c64 = mul_mod_poly(__atomic_load_n(&x_2lanes, __ATOMIC_RELAXED),
-				   (uint32_t)a) ^
-		      mul_mod_poly(__atomic_load_n(&x_lane, __ATOMIC_RELAXED),
-				   (uint32_t)b) ^
-		      (uint32_t)d;
-		p += 3 * CRC_LANE;
-		len -= 3 * CRC_LANE;
-	}
 	while (len >= 8) {
 		uint64_t v;
 
 		memcpy(&v, p, 8);
-		c64 = __builtin_ia32_crc32di(c64, v);
+		c64 = _mm_crc32_u64(c64, v);
 		p += 8;
 		len -= 8;
 	}
 	c = (uint32_t)c64;
 	while (len--)
-		c = __builtin_ia32_crc32qi(c, *p++);
+		c = _mm_crc32_u8(c, *p++);
 	return c;
+}
+
+/*
+ * rev64(x^e mod P): the folding constants, bit-reflected as the data is
+ * (x^0 is bit 63), for a carry-less product that comes out one bit short.
+ * Folding 128 bits A by D bits: A = A_hi x^64 + A_lo, and
+ * A x^D = A_hi x^(D+64) + A_lo x^D; so the low half is multiplied by
+ * x^(D+63) and the high half by x^(D-1).
+ */
+#define FOLD_512_LO 0x1c19243b00000000ULL /* x^575 */
+#define FOLD_512_HI 0x75bba45b00000000ULL /* x^511 */
+#define FOLD_128_LO 0x3743f7bd00000000ULL /* x^191 */
+#define FOLD_128_HI 0x3171d43000000000ULL /* x^127 */
+
+__attribute__((target("sse4.2,pclmul"))) static inline __m128i
+fold(__m128i x, __m128i k, __m128i next)
+{
+	return _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00),
+					   _mm_clmulepi64_si128(x, k, 0x11)),
+			     next);
+}
+
+__attribute__((target("sse4.2,pclmul"))) static inline __m128i
+load(const uint8_t *p)
+{
+	return _mm_loadu_si128((const __m128i *)p);
+}
+
+/*
+ * The CRC32 instruction waits for the one before (3 cycles), and some CPUs
+ * start only one every 3 cycles: about 6 GB/s, 150 us for the 880 KB file table
+ * of 10,000 preserved files, inside the blackout.  Carry-less
+ * multiplication folds the buffer instead, four 16-byte lanes at a time,
+ * keeping the remainder modulo the polynomial; the 16 bytes left are a
+ * message with the same CRC, which the instruction finishes.  @len >= 64.
+ */
+__attribute__((target("sse4.2,pclmul"))) static uint32_t
+crc_pclmul(uint32_t c, const uint8_t *p, size_t len)
+{
+	const __m128i k512 =
+		_mm_set_epi64x((long long)FOLD_512_HI, (long long)FOLD_512_LO);
+	const __m128i k128 =
+		_mm_set_epi64x((long long)FOLD_128_HI, (long long)FOLD_128_LO);
+	/* The register's value goes into the first 32 bits of the message. */
+	__m128i x0 = _mm_xor_si128(load(p), _mm_cvtsi32_si128((int)c));
+	__m128i x1 = load(p + 16), x2 = load(p + 32), x3 = load(p + 48);
+	uint64_t c64;
+
+	for (p += 64, len -= 64; len >= 64; p += 64, len -= 64) {
+		x0 = fold(x0, k512, load(p));
+		x1 = fold(x1, k512, load(p + 16));
+		x2 = fold(x2, k512, load(p + 32));
+		x3 = fold(x3, k512, load(p + 48));
+	}
+	x0 = fold(fold(fold(x0, k128, x1), k128, x2), k128, x3);
+	for (; len >= 16; p += 16, len -= 16)
+		x0 = fold(x0, k128, load(p));
+	c64 = _mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(x0));
+	c64 = _mm_crc32_u64(c64, (uint64_t)_mm_extract_epi64(x0, 1));
+	return crc_sse42((uint32_t)c64, p, len);
 }
 #endif
 
@@ -125,39 +128,48 @@ crc_sse42(uint32_t c, const uint8_t *p, size_t len)
 #if defined(__x86_64__)
 #if __has_include(<sys/platform/x86.h>)
 #include <sys/platform/x86.h>
-static bool cpu_sse42(void)
+static int cpu_level(void)
 {
-	return CPU_FEATURE_ACTIVE(SSE4_2);
+	if (!CPU_FEATURE_ACTIVE(SSE4_2))
+		return 1;
+	return CPU_FEATURE_ACTIVE(PCLMULQDQ) ? 3 : 2;
 }
 #else
 #include <cpuid.h>
-static bool cpu_sse42(void)
+static int cpu_level(void)
 {
 	unsigned int a, b, c, d;
 
 	__cpuid(1, a, b, c, d);
-	return c & bit_SSE4_2;
+	if (!(c & bit_SSE4_2))
+		return 1;
+	return (c & bit_PCLMUL) ? 3 : 2;
 }
 #endif
 
-static bool have_sse42(void)
+/* 1 neither, 2 SSE4.2, 3 SSE4.2 and PCLMULQDQ; racing first callers
+ * agree. */
+static int cpu_crc_level(void)
 {
-	/* 0 unknown, 1 no, 2 yes; racing first callers agree. */
 	static int known;
 	int v = __atomic_load_n(&known, __ATOMIC_RELAXED);
 
 	if (!v) {
-		v = cpu_sse42() ? 2 : 1;
+		v = cpu_level();
 		__atomic_store_n(&known, v, __ATOMIC_RELAXED);
 	}
-	return v == 2;
+	return v;
 }
 #endif
 
 uint32_t luo_crc32c(uint32_t seed, const void *buf, size_t len)
 {
 #if defined(__x86_64__)
-	if (have_sse42())
+	int level = cpu_crc_level();
+
+	if (level == 3 && len >= 64)
+		return ~crc_pclmul(~seed, buf, len);
+	if (level >= 2)
 		return ~crc_sse42(~seed, buf, len);
 #endif
 	return ~crc_bytes(~seed, buf, len);

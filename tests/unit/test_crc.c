@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-/* CRC32C of library metadata: the known check value, and the fast path
- * against a bit-by-bit reference at every length and alignment. */
+/* CRC32C of library metadata: the known check value, and the fast paths
+ * (the CRC32 instruction; carry-less folding from 64 bytes) against a
+ * bit-by-bit reference at every length and alignment. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,8 +44,22 @@ static void test_against_reference(void **state)
 					 reference(0x1234, buf + off, len));
 }
 
-/* Buffers long enough for the three-lane loop, at lengths around its
- * stripes, and chained through it. */
+/* Where the folding loop (from 64 bytes) hands over: four lanes, then
+ * 16-byte steps, then the tail; every length across the first few
+ * rounds, and long buffers chained through it. */
+static void test_fold_edges(void **state)
+{
+	uint8_t buf[400];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)((i * 2654435761U) >> 11);
+	for (size_t off = 0; off < 3; off++)
+		for (size_t len = 0; len + off <= sizeof(buf); len++)
+			assert_int_equal(luo_crc32c(0xabcd, buf + off, len),
+					 reference(0xabcd, buf + off, len));
+}
+
 static void test_long_against_reference(void **state)
 {
 	static uint8_t buf[3 * 3 * 4096 + 64];
@@ -79,6 +94,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_check_value),
 		cmocka_unit_test(test_against_reference),
+		cmocka_unit_test(test_fold_edges),
 		cmocka_unit_test(test_long_against_reference),
 		cmocka_unit_test(test_chaining),
 	};
