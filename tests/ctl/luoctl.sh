@@ -66,6 +66,12 @@ fake bigline
 run 5 "a 70 MiB reply line" -- -S "$dir/fake.sock" status
 expect_out "longer than 67108864 bytes" "over-long line: capped"
 rm -f "$dir/fake.sock"
+fake again
+# An EAGAIN answer means the request was not run: sent again, once more
+# connected (a luoctl that gives up exits 1).
+run 0 "a request answered EAGAIN is sent again" -- -S "$dir/fake.sock" status
+expect_out "pid          2" "EAGAIN: the second answer shown"
+rm -f "$dir/fake.sock"
 fake sparse
 run 0 "a status without its fields" -- -S "$dir/fake.sock" status
 expect_no "(null)" "missing fields"

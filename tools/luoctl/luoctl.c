@@ -180,16 +180,36 @@ static int refused(const struct reply *r)
 	return EXIT_REFUSED;
 }
 
-/* Send one request and read its reply; prints errors itself. */
+/*
+ * Send one request and read its reply; prints errors itself.  A request
+ * answered EAGAIN was not run: the service is starting its new image and
+ * closed the connection (docs/control-protocol.md).  It is sent again on a
+ * new connection, which the new image (or, after a rollback, the old one)
+ * accepts, until the command's deadline.
+ */
 static int request(struct client *c, int argc, char **argv, struct reply *r)
 {
-	int code = client_send(c, argc, argv);
+	for (;;) {
+		int code = client_send(c, argc, argv);
 
-	if (!code)
-		code = client_reply(c, r, NULL, NULL);
-	if (code)
-		return lost(code);
-	return r->ok ? 0 : refused(r);
+		if (!code)
+			code = client_reply(c, r, NULL, NULL);
+		if (code)
+			return lost(code);
+		if (r->ok)
+			return 0;
+		if (strcmp(r->err_name, "EAGAIN") ||
+		    mono_ns() + 20000000ULL >= c->deadline_ns)
+			return refused(r);
+		reply_free(r);
+		client_close(c);
+		nanosleep(&(struct timespec){.tv_nsec = 20000000L}, NULL);
+		code = client_connect(c, c->path);
+		if (code) {
+			memset(r, 0, sizeof(*r));
+			return code;
+		}
+	}
 }
 
 static void fmt_ms(char *buf, size_t len, const char *ns)
