@@ -94,27 +94,12 @@ static const char *printable(const char *value, char *buf, size_t len)
 	return buf;
 }
 
-/* The parent of process @pid, from /proc; -1 if unknown. */
-static pid_t parent_of(pid_t pid)
+/* Whether @pid is a child of this process: wait's answer, no /proc. */
+static bool is_child(pid_t pid)
 {
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
+	siginfo_t si = {0};
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	/* "pid (comm) state ppid ...": comm may hold anything, even ')' */
-	p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || !p[2] || p[3] != ' ')
-		return -1;
-	return (pid_t)strtol(p + 4, NULL, 10);
+	return !waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
 }
 
 /*
@@ -124,30 +109,37 @@ static pid_t parent_of(pid_t pid)
  */
 static int holds_only_pipe(pid_t pid, uint64_t ino)
 {
-	char dir[64], path[384], target[64], want[40];
-	int found = 0, others = 0;
-	struct dirent *d;
-	DIR *dp;
+	char dir[64], target[64], want[40];
+	char ents[1024] __attribute__((aligned(8)));
+	int found = 0, others = 0, dfd;
+	ssize_t n;
 
 	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
 	snprintf(want, sizeof(want), "pipe:[%llu]", (unsigned long long)ino);
-	dp = opendir(dir);
-	if (!dp)
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
 		return -1; /* not readable (a non-dumpable service, no /proc) */
-	while ((d = readdir(dp))) {
-		ssize_t n;
+	/* The helper holds one or two: one getdents, one readlinkat each. */
+	while ((n = getdents64(dfd, ents, sizeof(ents))) > 0) {
+		for (long off = 0; off < n;) {
+			const struct dirent64 *d = (const void *)(ents + off);
+			ssize_t len;
 
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
-		n = readlink(path, target, sizeof(target) - 1);
-		target[n > 0 ? n : 0] = 0;
-		if (!strcmp(target, want))
-			found++;
-		else
-			others++;
+			off += d->d_reclen;
+			if (d->d_name[0] == '.')
+				continue;
+			len = readlinkat(dfd, d->d_name, target,
+					 sizeof(target) - 1);
+			target[len > 0 ? len : 0] = 0;
+			if (!strcmp(target, want))
+				found++;
+			else
+				others++;
+		}
 	}
-	closedir(dp);
+	close(dfd);
+	if (n < 0)
+		return -1;
 	if (!found)
 		return 0;
 	return others || found > 1 ? 2 : 1;
@@ -190,7 +182,7 @@ void luo_teardown_adopt(int fd, pid_t pid)
 		return;
 	if (fd >= 0 && pid > 0 && !fstat(fd, &st) && S_ISFIFO(st.st_mode) &&
 	    (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_ACCMODE) == O_WRONLY &&
-	    parent_of(pid) == getpid()) {
+	    is_child(pid)) {
 		int held = helper_holds_pipe(pid, (uint64_t)st.st_ino);
 		struct pollfd p = {.fd = fd, .events = POLLOUT};
 
