@@ -345,7 +345,7 @@ int luo_init(const struct luo_init_opts *opts)
 		pr_err("luo_init: already initialised");
 		return -EALREADY;
 	}
-	luo_exec_self_open();
+	luo_exec_self_args();
 	/* Exec mode: how to go back to the old binary on a refusal. */
 	if (getenv(LUO_ROLLBACK_ENV)) {
 		rollback = strdup(getenv(LUO_ROLLBACK_ENV));

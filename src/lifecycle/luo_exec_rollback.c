@@ -5,9 +5,10 @@
  * with the same, untouched handover, so the service comes back as the old
  * version, same PID, nothing lost.
  *
- * Every image opens its own executable at luo_init() (O_PATH on
- * /proc/self/exe: a package upgrade that replaces the file on disk does
- * not matter) and keeps its command line.  liveupdate_reboot() passes
+ * Every image keeps its command line from luo_init() on, and opens its own
+ * executable at its first prepare, outside the blackout (O_PATH on
+ * /proc/self/exe: the file this image runs, even after a package upgrade
+ * replaced it on disk).  liveupdate_reboot() passes
  * both to the new image with the handover's own value:
  * LUO_ROLLBACK_EXEC=EXE_FD,ARGV_FD,HANDOVER where ARGV_FD is a sealed memfd
  * holding the NUL-separated arguments.  The new image keeps duplicates of
@@ -56,14 +57,20 @@ static struct {
 	.saved = {-1, -1, -1, -1},
 	.orig = {-1, -1, -1, -1}};
 
-void luo_exec_self_open(void)
+/* This image's executable, opened when first needed. */
+static int self_exe(void)
+{
+	if (rb.exe_fd < 0)
+		rb.exe_fd = open("/proc/self/exe", O_PATH | O_CLOEXEC);
+	return rb.exe_fd;
+}
+
+void luo_exec_self_args(void)
 {
 	char buf[4096];
 	ssize_t n;
 	int fd;
 
-	if (rb.exe_fd < 0)
-		rb.exe_fd = open("/proc/self/exe", O_PATH | O_CLOEXEC);
 	if (rb.cmdline)
 		return;
 	fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
@@ -86,7 +93,7 @@ void luo_exec_rollback_prepare(void)
 {
 	int fd;
 
-	if (rb.exe_fd < 0 || !rb.cmdline_len || rb.argv_fd >= 0)
+	if (!rb.cmdline_len || rb.argv_fd >= 0 || self_exe() < 0)
 		return;
 	fd = memfd_create("luo-rollback-argv", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
@@ -120,14 +127,20 @@ char *luo_exec_rollback_var(const char *handover)
 
 void luo_exec_rollback_inherit(bool on)
 {
-	if (rb.argv_fd < 0)
+	if (on) {
+		if (rb.argv_fd < 0)
+			return; /* not named: nothing to pass */
+		fcntl(rb.exe_fd, F_SETFD, 0);
+		fcntl(rb.argv_fd, F_SETFD, 0);
 		return;
-	fcntl(rb.exe_fd, F_SETFD, on ? 0 : FD_CLOEXEC);
-	fcntl(rb.argv_fd, F_SETFD, on ? 0 : FD_CLOEXEC);
-	if (!on) {
-		close(rb.argv_fd);
-		rb.argv_fd = -1;
 	}
+	/* A cancel leaves no descriptor behind; the next prepare opens
+	 * them again. */
+	if (rb.argv_fd >= 0)
+		close(rb.argv_fd);
+	if (rb.exe_fd >= 0)
+		close(rb.exe_fd);
+	rb.argv_fd = rb.exe_fd = -1;
 }
 
 void luo_exec_rollback_save(const char *var)
@@ -194,7 +207,7 @@ void luo_exec_rollback_run(int err)
 	if (rb.old_exe < 0 || !rb.old_value)
 		return;
 	/* The same binary would refuse the same way again. */
-	if (!fstat(rb.old_exe, &old) && !fstat(rb.exe_fd, &self) &&
+	if (!fstat(rb.old_exe, &old) && !fstat(self_exe(), &self) &&
 	    old.st_dev == self.st_dev && old.st_ino == self.st_ino)
 		return;
 	argv = old_argv();

@@ -227,22 +227,25 @@ size_t luo_txn_returned_count(void);
 #define LUO_ROLLBACK_ENV "LUO_ROLLBACK_EXEC"
 
 /**
- * luo_exec_self_open() - open this image's executable and keep its
- * arguments (luo_init(), every image)
+ * luo_exec_self_args() - keep this image's arguments (luo_init(), every
+ * image); its executable is opened at the first prepare, outside the
+ * blackout
  */
-void luo_exec_self_open(void);
+void luo_exec_self_args(void);
 
 /**
- * luo_exec_self_close() - forget them (luo_exit(), or a failed luo_init())
+ * luo_exec_self_close() - forget them and close the executable (luo_exit(),
+ * or a failed luo_init())
  */
 void luo_exec_self_close(void);
 
 /**
  * luo_exec_rollback_prepare() - make the way back ahead, at prepare
  *
- * Writes this image's arguments to a sealed memfd outside the blackout
- * (a memfd_create() and its write took about 25 us of it here); a cancel
- * closes it (luo_exec_rollback_inherit(false)).  Does nothing if this
+ * Opens this image's executable and writes its arguments to a sealed
+ * memfd outside the blackout (the open took 10-60 us of luo_init() here,
+ * the memfd_create() and its write about 25 us of the exec); a cancel
+ * closes both (luo_exec_rollback_inherit(false)).  Does nothing if this
  * image cannot offer a way back or already made it.
  */
 void luo_exec_rollback_prepare(void);
@@ -258,7 +261,9 @@ char *luo_exec_rollback_var(const char *handover);
 
 /**
  * luo_exec_rollback_inherit() - let the way back reach the new image
- * @on: true right before execve(); false if it failed (and to clean up).
+ * @on: true right before execve(); false if it failed or the update was
+ *      cancelled: the memfd and the executable are closed (the next
+ *      prepare opens them again).
  */
 void luo_exec_rollback_inherit(bool on);
 
