@@ -197,9 +197,13 @@ try:
     # end of file, now (it reconnects to the new image), not after the
     # trial.
     old = Peer(sock)
-    old.send(b"status\n")
-    r = old.reply()
-    if final(r) != "ok":
+    for _ in range(400):  # the image the exec started finishes on its own
+        old.send(b"status\n")
+        r = old.reply()
+        if final(r) != "ok" or field(r, "state") == "normal":
+            break
+        time.sleep(0.05)
+    if final(r) != "ok" or field(r, "state") != "normal":
         fail("status before the spawn update: %r" % r)
     old_pid = field(r, "pid")
     u = Peer(sock)
