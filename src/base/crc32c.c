@@ -126,35 +126,42 @@ crc_pclmul(uint32_t c, const uint8_t *p, size_t len)
  * start-up and answers from memory; without that interface, one CPUID.
  */
 #if defined(__x86_64__)
+/* What this CPU computes the CRC with. */
+enum crc_level {
+	CRC_UNKNOWN = 0, /* not asked yet */
+	CRC_TABLE,	 /* neither: the table, a byte a step */
+	CRC_INSN,	 /* SSE4.2: the CRC32 instruction */
+	CRC_FOLD, /* SSE4.2 and PCLMULQDQ: folding, then the instruction */
+};
+
 #if __has_include(<sys/platform/x86.h>)
 #include <sys/platform/x86.h>
-static int cpu_level(void)
+static enum crc_level cpu_level(void)
 {
 	if (!CPU_FEATURE_ACTIVE(SSE4_2))
-		return 1;
-	return CPU_FEATURE_ACTIVE(PCLMULQDQ) ? 3 : 2;
+		return CRC_TABLE;
+	return CPU_FEATURE_ACTIVE(PCLMULQDQ) ? CRC_FOLD : CRC_INSN;
 }
 #else
 #include <cpuid.h>
-static int cpu_level(void)
+static enum crc_level cpu_level(void)
 {
 	unsigned int a, b, c, d;
 
 	__cpuid(1, a, b, c, d);
 	if (!(c & bit_SSE4_2))
-		return 1;
-	return (c & bit_PCLMUL) ? 3 : 2;
+		return CRC_TABLE;
+	return (c & bit_PCLMUL) ? CRC_FOLD : CRC_INSN;
 }
 #endif
 
-/* 1 neither, 2 SSE4.2, 3 SSE4.2 and PCLMULQDQ; racing first callers
- * agree. */
-static int cpu_crc_level(void)
+/* Asked once; racing first callers agree. */
+static enum crc_level cpu_crc_level(void)
 {
-	static int known;
-	int v = __atomic_load_n(&known, __ATOMIC_RELAXED);
+	static enum crc_level known = CRC_UNKNOWN;
+	enum crc_level v = __atomic_load_n(&known, __ATOMIC_RELAXED);
 
-	if (!v) {
+	if (v == CRC_UNKNOWN) {
 		v = cpu_level();
 		__atomic_store_n(&known, v, __ATOMIC_RELAXED);
 	}
@@ -165,11 +172,11 @@ static int cpu_crc_level(void)
 uint32_t luo_crc32c(uint32_t seed, const void *buf, size_t len)
 {
 #if defined(__x86_64__)
-	int level = cpu_crc_level();
+	enum crc_level level = cpu_crc_level();
 
-	if (level == 3 && len >= 64)
+	if (level == CRC_FOLD && len >= 64)
 		return ~crc_pclmul(~seed, buf, len);
-	if (level >= 2)
+	if (level != CRC_TABLE)
 		return ~crc_sse42(~seed, buf, len);
 #endif
 	return ~crc_bytes(~seed, buf, len);

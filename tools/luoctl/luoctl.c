@@ -180,6 +180,9 @@ static int refused(const struct reply *r)
 	return EXIT_REFUSED;
 }
 
+/* Before a request answered EAGAIN is sent again. */
+#define RESEND_PAUSE_NS 20000000L
+
 /*
  * Send one request and read its reply; prints errors itself.  A request
  * answered EAGAIN was not run: the service is starting its new image and
@@ -199,16 +202,14 @@ static int request(struct client *c, int argc, char **argv, struct reply *r)
 		if (r->ok)
 			return 0;
 		if (strcmp(r->err_name, "EAGAIN") ||
-		    mono_ns() + 20000000ULL >= c->deadline_ns)
+		    mono_ns() + RESEND_PAUSE_NS >= c->deadline_ns)
 			return refused(r);
-		reply_free(r);
+		reply_free(r); /* leaves @r empty for the caller's free */
 		client_close(c);
-		nanosleep(&(struct timespec){.tv_nsec = 20000000L}, NULL);
+		nanosleep(&(struct timespec){.tv_nsec = RESEND_PAUSE_NS}, NULL);
 		code = client_connect(c, c->path);
-		if (code) {
-			memset(r, 0, sizeof(*r));
+		if (code)
 			return code;
-		}
 	}
 }
 
