@@ -17,8 +17,12 @@
  * tables before the new image runs, tens of milliseconds per GiB of 4 KiB
  * pages.  Unless told otherwise, a helper child created with CLONE_VM at
  * prepare shares the old address space, so the exec only drops a
- * reference; it empties its copy of the descriptor table before prepare
- * returns, so no file of the old image outlives the exec because of it.
+ * reference.  It starts on the old image's descriptor table (CLONE_FILES,
+ * so a table of 10,000 files is not copied whole) and at once takes a
+ * private one holding only its own pipe end, before prepare returns: no
+ * file of the old image outlives the exec because of it.  The new image
+ * checks that the helper is its own at liveupdate_finish(), not in the
+ * blackout.
  * The helper holds the address space until the new image reaches
  * liveupdate_finish(), then exits and the teardown happens off the
  * blackout.
@@ -165,35 +169,79 @@ static int helper_holds_pipe(pid_t pid, uint64_t ino)
 }
 
 /*
- * Take the teardown helper named by the environment only if it is ours:
- * @fd the write end of a pipe, @pid a child of this process that holds
- * that very pipe and no other descriptor.  Anything else (stdin, somebody else's
- * pipe or child) is left alone: closing it or waiting for it would act on
- * what the service owns.
+ * The helper the environment names, until luo_teardown_release() checks
+ * that it is ours: which pipe the descriptor was at adoption, and its
+ * descriptor flags then, put back if it turns out not to be.
+ */
+static struct {
+	bool unverified;
+	dev_t dev;
+	ino_t ino;
+	int fd_flags;
+} teardown_named;
+
+/*
+ * Take the teardown helper named by the environment if it may be ours:
+ * @fd the write end of a pipe, @pid a child of this process.  Whether
+ * that child holds that very pipe and no other descriptor (a look at its
+ * table in /proc, the larger the old image's table the longer) is left to
+ * luo_teardown_release(), out of the blackout: nothing is closed or
+ * waited for before then.  The descriptor is made close-on-exec at once,
+ * so that no child the new image starts keeps the old address space.
+ * Anything else (stdin, somebody else's pipe or child) is left alone:
+ * closing it or waiting for it would act on what the service owns.
  */
 void luo_teardown_adopt(int fd, pid_t pid)
 {
 	struct stat st;
-	int fl;
+	int fl, fd_flags;
 
 	luo_global.teardown_fd = -1;
 	luo_global.teardown_pid = 0;
+	teardown_named.unverified = false;
 	if (fd < 0 && pid <= 0)
 		return;
 	if (fd >= 0 && pid > 0 && !fstat(fd, &st) && S_ISFIFO(st.st_mode) &&
 	    (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_ACCMODE) == O_WRONLY &&
-	    is_child(pid)) {
-		int held = helper_holds_pipe(pid, (uint64_t)st.st_ino);
+	    (fd_flags = fcntl(fd, F_GETFD)) >= 0 && is_child(pid)) {
+		teardown_named.unverified = true;
+		teardown_named.dev = st.st_dev;
+		teardown_named.ino = st.st_ino;
+		teardown_named.fd_flags = fd_flags;
+		fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC);
+		luo_global.teardown_fd = fd;
+		luo_global.teardown_pid = pid;
+		return;
+	}
+	pr_warn("the handover names descriptor %d and process %d as its teardown helper, but they are not this library's: left alone",
+		fd, (int)pid);
+}
+
+/* Keep the named helper only if it holds the named pipe and no more. */
+static void teardown_verify(void)
+{
+	int fd = luo_global.teardown_fd;
+	pid_t pid = luo_global.teardown_pid;
+	struct stat st;
+	bool same;
+	int held;
+
+	teardown_named.unverified = false;
+	same = !fstat(fd, &st) && S_ISFIFO(st.st_mode) &&
+	       st.st_dev == teardown_named.dev &&
+	       st.st_ino == teardown_named.ino;
+	if (same) {
 		struct pollfd p = {.fd = fd, .events = POLLOUT};
 
+		held = helper_holds_pipe(pid, (uint64_t)st.st_ino);
 		/* Unreadable: a reader on the other end must do. */
 		if (held > 0 || (held < 0 && poll(&p, 1, 0) >= 0 &&
-				 !(p.revents & (POLLERR | POLLNVAL)))) {
-			luo_global.teardown_fd = fd;
-			luo_global.teardown_pid = pid;
+				 !(p.revents & (POLLERR | POLLNVAL))))
 			return;
-		}
+		fcntl(fd, F_SETFD, teardown_named.fd_flags);
 	}
+	luo_global.teardown_fd = -1;
+	luo_global.teardown_pid = 0;
 	pr_warn("the handover names descriptor %d and process %d as its teardown helper, but they are not this library's: left alone",
 		fd, (int)pid);
 }
@@ -294,8 +342,6 @@ static int adopt_handover(const char *value, uint64_t reserve)
 	t[2] = luo_now_ns();
 	luo_sessions_in_adopt();
 	fcntl(arena_fd, F_SETFD, FD_CLOEXEC);
-	if (luo_global.teardown_fd >= 0)
-		fcntl(luo_global.teardown_fd, F_SETFD, FD_CLOEXEC);
 	t[3] = luo_now_ns();
 	pr_debug(
 		"handover adopted: arena checked in %.1f us, LUO state parsed in %.1f us, files received in %.1f us",
@@ -557,6 +603,9 @@ int luo_participants_reboot(void)
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
 
 static struct {
 	pid_t pid;
@@ -600,12 +649,15 @@ static void *reap_helper(void *arg)
 
 /*
  * Let go of the previous image's address space: closing our end wakes the
- * holder, which exits and so frees it.  @wait reaps it; otherwise a
- * short-lived thread does when it exits, and the next prepare or
- * luo_exit() joins that thread.
+ * holder, which exits and so frees it; first, if luo_teardown_adopt() took
+ * the helper on the environment's word, check that it is ours.  @wait
+ * reaps it; otherwise a short-lived thread does when it exits, and the
+ * next prepare or luo_exit() joins that thread.
  */
 void luo_teardown_release(bool wait)
 {
+	if (luo_global.teardown_fd >= 0 && teardown_named.unverified)
+		teardown_verify();
 	if (luo_global.teardown_fd >= 0) {
 		struct stat st;
 
@@ -641,13 +693,19 @@ __attribute__((no_sanitize_address)) static int holder_main(void *arg)
 	char c;
 
 	/*
-	 * Its copy of the descriptor table must not keep any of the old
-	 * image's files open: keep only the pipe it waits on, and say so
-	 * before the service goes on (and long before the exec).
+	 * It shares the old image's descriptor table until this first call,
+	 * which gives it a private one holding only the numbers up to the
+	 * pipe: the old image's files above it (10,000 and more for a busy
+	 * service) are never taken and dropped again one by one.  Then it
+	 * keeps only the pipe it waits on, and says so before the service
+	 * goes on (and long before the exec).  Without close_range() (Linux
+	 * before 5.9) it must not go on sharing: it exits, and the exec
+	 * tears down inline.
 	 */
+	if (syscall(SYS_close_range, hold + 1, ~0U, CLOSE_RANGE_UNSHARE))
+		syscall(SYS_exit, 1);
 	if (hold > 0)
 		syscall(SYS_close_range, 0, hold - 1, 0);
-	syscall(SYS_close_range, hold + 1, ~0U, 0);
 	__atomic_store_n(&holder.ready, 1, __ATOMIC_SEQ_CST);
 	syscall(SYS_futex, &holder.ready, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	while (syscall(SYS_read, hold, &c, 1) < 0)
@@ -681,8 +739,8 @@ static void holder_stop(void)
 	holder.stack = NULL;
 }
 
-/* Wait until the helper has emptied its descriptor table; false if it
- * died first. */
+/* Wait until the helper has its own, emptied descriptor table; false if
+ * it died first. */
 static bool holder_wait_ready(void)
 {
 	while (!__atomic_load_n(&holder.ready, __ATOMIC_SEQ_CST)) {
@@ -703,10 +761,12 @@ static bool holder_wait_ready(void)
  * luo_holder_prepare() - start the helper that will hold the old address
  * space across the exec
  *
- * Called by liveupdate_prepare(), outside the blackout.  The helper's copy
- * of the descriptor table is emptied (all but its own pipe end) before
- * this returns, so from the exec on no process but the new image holds any
- * of this image's files (a listening port can be bound again at once).
+ * Called by liveupdate_prepare(), outside the blackout.  The helper
+ * shares this image's descriptor table until it unshares the numbers up to
+ * its own pipe end and closes all but that end, before this returns: from
+ * the exec on no process but the new image holds any of this image's
+ * files (a listening port can be bound again at once), and the table was
+ * never copied whole.
  * Nothing happens with LUO_INIT_SYNC_TEARDOWN.
  *
  * Return: 0, or a negative errno after a warning line: the update goes on
@@ -736,7 +796,7 @@ int luo_holder_prepare(void)
 		goto fail;
 	}
 	holder.pid = clone(holder_main, (char *)holder.stack + HOLDER_STACK,
-			   CLONE_VM | SIGCHLD,
+			   CLONE_VM | CLONE_FILES | SIGCHLD,
 			   HOLDER_ARG(holder.hold_fd, holder.release_fd));
 	if (holder.pid < 0) {
 		err = -errno;
@@ -744,13 +804,14 @@ int luo_holder_prepare(void)
 		holder_stop();
 		goto fail;
 	}
-	close(holder.hold_fd);
-	holder.hold_fd = -1;
+	/* Until it is ready the table is shared: its end is closed after. */
 	if (!holder_wait_ready()) {
 		holder_stop();
 		err = -ECHILD;
 		goto fail;
 	}
+	close(holder.hold_fd);
+	holder.hold_fd = -1;
 	return 0;
 fail:
 	pr_warn("cannot start the helper that keeps the old address space aside (%s); the exec will tear it down inline",

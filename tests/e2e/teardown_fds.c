@@ -10,9 +10,11 @@
  * way a service that starts fresh binds its port again).  At its very
  * first statement, before luo_init(), each new image looks at the helper
  * named by LUO_HANDOVER_FD: its descriptor table must hold nothing but
- * its end of the release pipe; and the port must bind again at once,
- * without SO_REUSEADDR.  "sync" runs the chain with
- * LUO_INIT_SYNC_TEARDOWN, where no helper may exist at all.
+ * its end of the release pipe, and the table itself must be a small one,
+ * not a copy as large as the old image's (which holds descriptor
+ * HIGH_FD); and the port must bind again at once, without SO_REUSEADDR.
+ * "sync" runs the chain with LUO_INIT_SYNC_TEARDOWN, where no helper may
+ * exist at all.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -35,6 +37,10 @@
 #include <luo/luo.h>
 
 static unsigned long iter, total;
+
+/* Every image holds a descriptor this high (close-on-exec), so that its
+ * table has at least this many slots. */
+#define HIGH_FD 1000
 
 __attribute__((format(printf, 1, 2), noreturn)) static void
 fail(const char *fmt, ...)
@@ -67,6 +73,23 @@ static int listen_on(unsigned int *port)
 		fail("listen: %s", strerror(errno));
 	*port = ntohs(a.sin_port);
 	return fd;
+}
+
+/* The size of process @pid's descriptor table (FDSize), -1 unknown. */
+static long table_size(long pid)
+{
+	char path[64], line[256];
+	long size = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "FDSize: %ld", &size) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return size;
 }
 
 /* The helper's table must hold one descriptor: the release pipe. */
@@ -120,6 +143,11 @@ static void check_helper(const char *env, bool sync)
 	if (n != 1)
 		fail("the helper holds %d descriptors, not its release pipe alone",
 		     n);
+	/* It never copied the old image's table, which spans HIGH_FD. */
+	n = (int)table_size(pid);
+	if (n < 0 || n > HIGH_FD)
+		fail("the helper's descriptor table has %d slots: a copy of the old image's (which held descriptor %d), not a table of its own",
+		     n, HIGH_FD);
 }
 
 int main(int argc, char **argv)
@@ -138,7 +166,7 @@ int main(int argc, char **argv)
 		argv[0], "--chain", a_iter, a_total, sync ? "sync" : "async",
 		NULL};
 	ssize_t len;
-	int err;
+	int err, listener;
 
 	if (chained) {
 		iter = strtoul(argv[2], NULL, 10);
@@ -147,17 +175,19 @@ int main(int argc, char **argv)
 		check_helper(env, sync);
 		port = (unsigned int)strtoul(strchr(argv[2], ':') + 1, NULL,
 					     10);
-		listen_on(&port);
+		listener = listen_on(&port);
 	} else {
 		if (argc < 2 || !(total = strtoul(argv[1], NULL, 10))) {
 			fprintf(stderr, "usage: e2e-teardown-fds N [sync]\n");
 			return 2;
 		}
-		listen_on(&port);
+		listener = listen_on(&port);
 		/* A few more of the old image's files, all close-on-exec. */
 		eventfd(0, EFD_CLOEXEC);
 		memfd_create("teardown-fds", MFD_CLOEXEC);
 	}
+	if (fcntl(listener, F_DUPFD_CLOEXEC, HIGH_FD) < HIGH_FD)
+		fail("cannot open descriptor %d: %s", HIGH_FD, strerror(errno));
 	err = luo_init(&opts);
 	if (err)
 		fail("luo_init: %s", strerror(-err));
