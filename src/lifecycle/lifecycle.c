@@ -174,11 +174,16 @@ static int helper_holds_pipe(pid_t pid, uint64_t ino)
  * descriptor flags then, put back if it turns out not to be.
  */
 static struct {
-	bool unverified;
 	dev_t dev;
 	ino_t ino;
 	int fd_flags;
 } teardown_named;
+
+static void warn_not_ours(int fd, pid_t pid)
+{
+	pr_warn("the handover names descriptor %d and process %d as its teardown helper, but they are not this library's: left alone",
+		fd, (int)pid);
+}
 
 /*
  * Take the teardown helper named by the environment if it may be ours:
@@ -198,13 +203,11 @@ void luo_teardown_adopt(int fd, pid_t pid)
 
 	luo_global.teardown_fd = -1;
 	luo_global.teardown_pid = 0;
-	teardown_named.unverified = false;
 	if (fd < 0 && pid <= 0)
 		return;
 	if (fd >= 0 && pid > 0 && !fstat(fd, &st) && S_ISFIFO(st.st_mode) &&
 	    (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_ACCMODE) == O_WRONLY &&
 	    (fd_flags = fcntl(fd, F_GETFD)) >= 0 && is_child(pid)) {
-		teardown_named.unverified = true;
 		teardown_named.dev = st.st_dev;
 		teardown_named.ino = st.st_ino;
 		teardown_named.fd_flags = fd_flags;
@@ -213,12 +216,14 @@ void luo_teardown_adopt(int fd, pid_t pid)
 		luo_global.teardown_pid = pid;
 		return;
 	}
-	pr_warn("the handover names descriptor %d and process %d as its teardown helper, but they are not this library's: left alone",
-		fd, (int)pid);
+	warn_not_ours(fd, pid);
 }
 
-/* Keep the named helper only if it holds the named pipe and no more. */
-static void teardown_verify(void)
+/*
+ * Keep the named helper only if its descriptor is still the pipe it was
+ * at adoption and the helper holds that pipe and no more: true if so.
+ */
+static bool teardown_verify(void)
 {
 	int fd = luo_global.teardown_fd;
 	pid_t pid = luo_global.teardown_pid;
@@ -226,7 +231,6 @@ static void teardown_verify(void)
 	bool same;
 	int held;
 
-	teardown_named.unverified = false;
 	same = !fstat(fd, &st) && S_ISFIFO(st.st_mode) &&
 	       st.st_dev == teardown_named.dev &&
 	       st.st_ino == teardown_named.ino;
@@ -237,13 +241,12 @@ static void teardown_verify(void)
 		/* Unreadable: a reader on the other end must do. */
 		if (held > 0 || (held < 0 && poll(&p, 1, 0) >= 0 &&
 				 !(p.revents & (POLLERR | POLLNVAL))))
-			return;
+			return true;
 		fcntl(fd, F_SETFD, teardown_named.fd_flags);
 	}
-	luo_global.teardown_fd = -1;
 	luo_global.teardown_pid = 0;
-	pr_warn("the handover names descriptor %d and process %d as its teardown helper, but they are not this library's: left alone",
-		fd, (int)pid);
+	warn_not_ours(fd, pid);
+	return false;
 }
 
 /* Drop an incoming handover unread: close what is verifiably ours. */
@@ -656,13 +659,9 @@ static void *reap_helper(void *arg)
  */
 void luo_teardown_release(bool wait)
 {
-	if (luo_global.teardown_fd >= 0 && teardown_named.unverified)
-		teardown_verify();
+	/* Never close an fd that is not the pipe it should be. */
 	if (luo_global.teardown_fd >= 0) {
-		struct stat st;
-
-		/* Never close an fd that is not the pipe it should be. */
-		if (!fstat(luo_global.teardown_fd, &st) && S_ISFIFO(st.st_mode))
+		if (teardown_verify())
 			close(luo_global.teardown_fd);
 		luo_global.teardown_fd = -1;
 	}
